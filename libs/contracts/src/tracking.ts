@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { LIMITS } from './limits';
+import { wireNumber } from './wire';
+
+/** Names shared by the tracking API and the SDK. Every schema is bounded: no input can be unbounded. */
+export const id = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+
+export const metricKey = z
+  .string()
+  .min(1, 'a metric key must not be empty')
+  .max(200, 'a metric key is at most 200 characters')
+  .regex(/^[\p{L}\p{N}_.\-/:@ ()[\]+=,]+$/u, 'a metric key may hold letters, digits, spaces and _ . - / : @ ( ) [ ] + = ,');
+
+export const step = z
+  .number({ error: 'step must be a number' })
+  .int('step must be an integer')
+  .min(0, 'step must be >= 0')
+  .max(LIMITS.maxStep, `step must be <= ${LIMITS.maxStep}`);
+
+export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export const runStatus = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof runStatus>;
+
+export const tag = z.string().min(1).max(64).regex(/^[^\s,]+$/, 'a tag has no spaces or commas');
+export const tags = z.array(tag).max(LIMITS.tags, `at most ${LIMITS.tags} tags`);
+
+/** A JSON object (config, summary, metadata); at most 64 KiB when serialised. */
+export const jsonObject = z
+  .record(z.string().max(200), z.unknown())
+  .refine((o) => JSON.stringify(o).length <= 65_536, 'must serialise to at most 64 KiB of JSON');
+
+export const metricPointInput = z.object({
+  key: metricKey,
+  step,
+  value: wireNumber,
+  /** Milliseconds since the epoch; the server's clock when absent. */
+  time: z.number().int().min(0).max(8.64e15).optional(),
+});
+export type MetricPointInput = z.infer<typeof metricPointInput>;
+
+export const metricsLogInput = z.object({
+  runId: id,
+  points: z
+    .array(metricPointInput)
+    .min(1, 'a batch holds at least one point')
+    .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
+});
+export type MetricsLogInput = z.infer<typeof metricsLogInput>;
+
+export const sampleInput = z.object({
+  step,
+  split: z.string().min(1).max(32).default('train'),
+  questionId: z.string().min(1).max(200),
+  sampleIdx: z.number().int().min(0).max(1_000_000).default(0),
+  prompt: z.string().max(LIMITS.textField),
+  completion: z.string().max(LIMITS.textField),
+  extractedAnswer: z.string().max(1000).nullable().optional(),
+  gold: z.string().max(1000).nullable().optional(),
+  correct: z.boolean().nullable().optional(),
+  score: wireNumber.nullable().optional(),
+  rank: z.number().int().min(0).max(1_000_000).nullable().optional(),
+});
+export type SampleInput = z.input<typeof sampleInput>;
+
+export const samplesLogInput = z.object({
+  runId: id,
+  rows: z
+    .array(sampleInput)
+    .min(1, 'a batch holds at least one sample')
+    .max(LIMITS.samplesPerBatch, `a batch holds at most ${LIMITS.samplesPerBatch} samples; split it`),
+});
+
+export const ARTIFACT_KINDS = ['checkpoint', 'sample-set', 'dataset', 'report', 'other'] as const;
+export const artifactInput = z.object({
+  runId: id,
+  kind: z.enum(ARTIFACT_KINDS),
+  name: z.string().min(1).max(200),
+  uri: z.string().min(1).max(2000),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'sha256 is 64 lowercase hex digits')
+    .optional(),
+  bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  step: step.optional(),
+  metadata: jsonObject.optional(),
+});
+export type ArtifactInput = z.input<typeof artifactInput>;
+
+export const eventInput = z.object({
+  runId: id,
+  kind: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'an event kind is lowercase words joined by -'),
+  step: step.optional(),
+  details: jsonObject.optional(),
+});
+
+export const runCreateInput = z.object({
+  project: z.string().min(1).max(100),
+  name: z.string().min(1).max(200).optional(),
+  method: z.string().min(1).max(32).default('external'),
+  constraint: z.string().min(1).max(32).default('none'),
+  config: jsonObject.default({}),
+  tags: tags.default([]),
+  notes: z.string().max(10_000).default(''),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  datasetHash: z.string().max(128).optional(),
+  backend: z.string().max(32).optional(),
+  parentRunId: id.optional(),
+  sweepId: id.optional(),
+  /** Resume an existing run of this team instead of creating one (idempotent restarts). */
+  resumeId: id.optional(),
+});
+export type RunCreateInput = z.input<typeof runCreateInput>;
+
+export const runSetStatusInput = z.object({
+  id,
+  status: runStatus,
+  error: z.string().max(10_000).optional(),
+});
+
+export const runSetSummaryInput = z.object({
+  id,
+  /** Merged into the stored summary; non-finite numbers travel as "NaN"/"Infinity"/"-Infinity". */
+  summary: z.record(z.string().max(200), z.union([wireNumber, z.string().max(1000), z.boolean(), z.null()])),
+});

@@ -1,0 +1,6 @@
+export * from './client';
+export * from './metrics';
+export * from './series';
+export * from './runs-query';
+export * from './notifier';
+export * from './api-keys';

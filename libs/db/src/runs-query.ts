@@ -1,0 +1,156 @@
+import type { Pool } from 'pg';
+
+export type CompareOp = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte';
+
+export interface ValueFilter {
+  /** Dotted path into the JSON object, e.g. `optimizer.lr`. */
+  path: string;
+  op: CompareOp;
+  value: string | number | boolean | null;
+}
+
+export interface RunListQuery {
+  teamId: string;
+  projectId?: string;
+  sweepId?: string;
+  status?: string[];
+  method?: string[];
+  constraint?: string[];
+  /** Runs carrying every one of these tags. */
+  tags?: string[];
+  /** Case-insensitive substring of the name. */
+  search?: string;
+  config?: ValueFilter[];
+  summary?: ValueFilter[];
+  /** `createdAt`, `name`, `status`, `method`, or `summary.<key>` for any summary metric. */
+  sortBy: string;
+  sortDir: 'asc' | 'desc';
+  cursor?: string;
+  limit: number;
+}
+
+export interface RunListRow {
+  id: string;
+  projectId: string;
+  sweepId: string | null;
+  parentRunId: string | null;
+  name: string;
+  method: string;
+  constraint: string;
+  status: string;
+  tags: string[];
+  config: Record<string, unknown>;
+  summary: Record<string, unknown>;
+  seed: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  heartbeatAt: Date | null;
+}
+
+export class BadCursorError extends Error {
+  constructor() {
+    super('cursor is not one this list returned; start again without it');
+  }
+}
+
+const TEXT_SORTS: Record<string, string> = { name: 'r.name', status: 'r.status::text', method: 'r.method' };
+const OPS: Record<CompareOp, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
+
+/**
+ * The runs list: team-scoped, filtered on columns, tags and JSON config/summary values, sorted by any column or
+ * summary metric, with keyset pagination (stable under inserts). Summary sorts put runs without the metric last.
+ */
+export async function listRuns(pool: Pool, q: RunListQuery): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where: string[] = [`pr.team_id = ${p(q.teamId)}`];
+  if (q.projectId) where.push(`r.project_id = ${p(q.projectId)}`);
+  if (q.sweepId) where.push(`r.sweep_id = ${p(q.sweepId)}`);
+  if (q.status?.length) where.push(`r.status::text = ANY(${p(q.status)}::text[])`);
+  if (q.method?.length) where.push(`r.method = ANY(${p(q.method)}::text[])`);
+  if (q.constraint?.length) where.push(`r.constraint = ANY(${p(q.constraint)}::text[])`);
+  if (q.tags?.length) where.push(`r.tags @> ${p(q.tags)}::text[]`);
+  if (q.search) where.push(`r.name ILIKE ${p(`%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)}`);
+  for (const [col, filters] of [
+    ['r.config', q.config],
+    ['r.summary', q.summary],
+  ] as const) {
+    for (const f of filters ?? []) {
+      const path = `${col} #> ${p(f.path.split('.'))}::text[]`;
+      if (typeof f.value === 'number' && f.op !== 'eq' && f.op !== 'ne') {
+        where.push(`(CASE WHEN jsonb_typeof(${path}) = 'number' THEN (${path} #>> '{}')::float8 END) ${OPS[f.op]} ${p(f.value)}`);
+      } else if (f.op === 'eq' || f.op === 'ne') {
+        const cmp = `${path} = ${p(JSON.stringify(f.value))}::jsonb`;
+        where.push(f.op === 'eq' ? cmp : `(${path} IS NULL OR NOT (${cmp}))`);
+      } else {
+        where.push(`(${path} #>> '{}') ${OPS[f.op]} ${p(String(f.value))}`);
+      }
+    }
+  }
+
+  const desc = q.sortDir === 'desc';
+  let order: string;
+  let keyCols: string[];
+  let cursorOf: (row: Record<string, unknown>) => unknown[];
+  if (q.sortBy.startsWith('summary.')) {
+    const key = p(q.sortBy.slice('summary.'.length));
+    const val = `(CASE WHEN jsonb_typeof(r.summary -> ${key}) = 'number' THEN (r.summary ->> ${key})::float8 END)`;
+    keyCols = [`(${val} IS NULL)`, `COALESCE(${desc ? '-' : ''}${val}, 0)`, 'r.id'];
+    order = keyCols.map((c) => `${c} ASC`).join(', ');
+    cursorOf = (row) => [row['_k0'], row['_k1'], row['id']];
+  } else {
+    const col = TEXT_SORTS[q.sortBy] ?? 'r.created_at';
+    keyCols = [col, 'r.id'];
+    order = keyCols.map((c) => `${c} ${desc ? 'DESC' : 'ASC'}`).join(', ');
+    cursorOf = (row) => [row['_k0'] instanceof Date ? (row['_k0'] as Date).toISOString() : row['_k0'], row['id']];
+  }
+  if (q.cursor) {
+    const c = decodeCursor(q.cursor, keyCols.length);
+    const cmp = q.sortBy.startsWith('summary.') || !desc ? '>' : '<';
+    const casts = q.sortBy.startsWith('summary.')
+      ? ['::boolean', '::float8', '::text']
+      : [q.sortBy in TEXT_SORTS ? '::text' : '::timestamptz', '::text'];
+    where.push(`(${keyCols.join(', ')}) ${cmp} (${c.map((v, i) => `${p(v)}${casts[i]}`).join(', ')})`);
+  }
+  const limit = p(q.limit + 1);
+  const sql = `
+    SELECT r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId", r.name,
+           r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed,
+           r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
+           r.heartbeat_at AS "heartbeatAt", ${keyCols.slice(0, -1).map((c, i) => `${c} AS _k${i}`).join(', ')}
+    FROM run r JOIN project pr ON pr.id = r.project_id
+    WHERE ${where.join(' AND ')}
+    ORDER BY ${order}
+    LIMIT ${limit}`;
+  const res = await pool.query<RunListRow & Record<string, unknown>>(sql, params);
+  const rows = res.rows;
+  const more = rows.length > q.limit;
+  if (more) rows.pop();
+  const last = rows[rows.length - 1];
+  const items = rows.map((row) => {
+    const out = { ...row };
+    for (const k of Object.keys(out)) if (k.startsWith('_k')) delete out[k];
+    return out as RunListRow;
+  });
+  return { items, nextCursor: more && last ? encodeCursor(cursorOf(last)) : null };
+}
+
+function encodeCursor(v: unknown[]): string {
+  return Buffer.from(JSON.stringify(v)).toString('base64url');
+}
+
+function decodeCursor(s: string, n: number): unknown[] {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === n && v.every((x) => ['string', 'number', 'boolean'].includes(typeof x))) {
+      return v;
+    }
+  } catch {
+    // fall through
+  }
+  throw new BadCursorError();
+}

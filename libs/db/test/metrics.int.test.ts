@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { insertMetricPoints, querySeries, RunNotFoundError, bucketWidth, type MetricPoint } from '../src';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t?.drop();
+});
+
+const count = async (runId: string, key?: string) =>
+  (
+    await t.db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM metric_point WHERE run_id = $1 AND ($2::text IS NULL OR key = $2)',
+      [runId, key ?? null],
+    )
+  ).rows[0]!.n;
+
+describe('insertMetricPoints', () => {
+  it('stores a batch sent twice once, and keeps rollups and key stats exact', async () => {
+    const { run } = await seedRun(t.db);
+    const batch: MetricPoint[] = Array.from({ length: 5000 }, (_, i) => ({ key: 'loss', step: i, value: 1 / (i + 1) }));
+    const a = await insertMetricPoints(t.db.pool, run.id, batch);
+    const b = await insertMetricPoints(t.db.pool, run.id, batch);
+    expect(a.inserted).toBe(5000);
+    expect(b).toMatchObject({ inserted: 0, skipped: 5000 });
+    expect(await count(run.id)).toBe(5000);
+    const roll = await t.db.pool.query<{ width: number; n: number }>(
+      'SELECT width, sum(count)::int AS n FROM metric_rollup WHERE run_id = $1 GROUP BY width ORDER BY width',
+      [run.id],
+    );
+    expect(roll.rows).toEqual([
+      { width: 64, n: 5000 },
+      { width: 1024, n: 5000 },
+      { width: 16384, n: 5000 },
+    ]);
+    const stats = await t.db.prisma.runMetric.findUniqueOrThrow({ where: { runId_key: { runId: run.id, key: 'loss' } } });
+    expect(stats).toMatchObject({ count: 5000, minStep: 0, lastStep: 4999, lastValue: 1 / 5000 });
+  });
+
+  it('stores a point repeated within one batch once', async () => {
+    const { run } = await seedRun(t.db);
+    const r = await insertMetricPoints(t.db.pool, run.id, [
+      { key: 'x', step: 1, value: 1 },
+      { key: 'x', step: 1, value: 2 },
+    ]);
+    expect(r).toMatchObject({ inserted: 1, skipped: 1 });
+  });
+
+  it('keeps NaN and ±Infinity', async () => {
+    const { run } = await seedRun(t.db);
+    await insertMetricPoints(t.db.pool, run.id, [
+      { key: 'loss', step: 0, value: 0.5 },
+      { key: 'loss', step: 1, value: NaN },
+      { key: 'loss', step: 2, value: Infinity },
+      { key: 'loss', step: 3, value: -Infinity },
+    ]);
+    const [s] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 100 }]);
+    expect(s?.mode).toBe('raw');
+    const values = s?.mode === 'raw' ? s.points.map((p) => p.value) : [];
+    expect(values[0]).toBe(0.5);
+    expect(Number.isNaN(values[1])).toBe(true);
+    expect(values.slice(2)).toEqual([Infinity, -Infinity]);
+  });
+
+  it('refuses an unknown run and writes nothing', async () => {
+    await expect(insertMetricPoints(t.db.pool, 'no-such-run', [{ key: 'a', step: 0, value: 1 }])).rejects.toBeInstanceOf(
+      RunNotFoundError,
+    );
+    expect(await count('no-such-run')).toBe(0);
+  });
+
+  it('refuses a run of another team', async () => {
+    const { run } = await seedRun(t.db);
+    const other = await seedRun(t.db);
+    await expect(
+      insertMetricPoints(t.db.pool, run.id, [{ key: 'a', step: 0, value: 1 }], { teamId: other.team.id }),
+    ).rejects.toBeInstanceOf(RunNotFoundError);
+    expect(await count(run.id)).toBe(0);
+  });
+});
+
+describe('querySeries', () => {
+  it('keeps a one-point spike among 100,000 points', async () => {
+    const { run } = await seedRun(t.db);
+    const spikeAt = 61_234;
+    for (let start = 0; start < 100_000; start += 10_000) {
+      const pts = Array.from({ length: 10_000 }, (_, i) => {
+        const step = start + i;
+        return { key: 'loss', step, value: step === spikeAt ? 1e6 : Math.sin(step / 1000) };
+      });
+      await insertMetricPoints(t.db.pool, run.id, pts);
+    }
+    const [s] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 1000 }]);
+    expect(s?.mode).toBe('buckets');
+    if (s?.mode !== 'buckets') return;
+    expect(s.buckets.length).toBeLessThanOrEqual(1000);
+    expect(s.buckets.reduce((a, b) => a + b.count, 0)).toBe(100_000);
+    const top = s.buckets.reduce((a, b) => ((b.max ?? -Infinity) > (a.max ?? -Infinity) ? b : a));
+    expect(top.max).toBe(1e6);
+    expect(spikeAt).toBeGreaterThanOrEqual(top.step);
+    expect(spikeAt).toBeLessThan(top.step + s.width);
+    // first/last of each bucket are the values at its first and last step
+    const b0 = s.buckets[0]!;
+    expect(b0.first).toBe(Math.sin(0));
+    expect(b0.last).toBeCloseTo(Math.sin((s.width - 1) / 1000), 12);
+
+    // zoomed in on 300 steps: raw points, spike included
+    const [z] = await querySeries(t.db.pool, [
+      { runId: run.id, key: 'loss', buckets: 1000, minStep: spikeAt - 150, maxStep: spikeAt + 149 },
+    ]);
+    expect(z?.mode).toBe('raw');
+    if (z?.mode === 'raw') {
+      expect(z.points).toHaveLength(300);
+      expect(z.points.find((p) => p.step === spikeAt)?.value).toBe(1e6);
+    }
+    // a zoom that needs raw-level buckets (width < smallest rollup) still finds the spike
+    const [m] = await querySeries(t.db.pool, [
+      { runId: run.id, key: 'loss', buckets: 100, minStep: spikeAt - 1000, maxStep: spikeAt + 1000 },
+    ]);
+    expect(m?.mode).toBe('buckets');
+    if (m?.mode === 'buckets') expect(Math.max(...m.buckets.map((b) => b.max ?? -Infinity))).toBe(1e6);
+  });
+
+  it('returns an empty series for an unknown key and a NaN bucket keeps its NaN count', async () => {
+    const { run } = await seedRun(t.db);
+    const pts = Array.from({ length: 3000 }, (_, i) => ({ key: 'v', step: i, value: i === 1500 ? NaN : i }));
+    await insertMetricPoints(t.db.pool, run.id, pts);
+    const [s, none] = await querySeries(t.db.pool, [
+      { runId: run.id, key: 'v', buckets: 100 },
+      { runId: run.id, key: 'nope', buckets: 100 },
+    ]);
+    expect(none).toMatchObject({ mode: 'raw', points: [] });
+    if (s?.mode !== 'buckets') throw new Error('expected buckets');
+    expect(s.buckets.reduce((a, b) => a + b.nan, 0)).toBe(1);
+    expect(s.buckets.reduce((a, b) => a + b.count, 0)).toBe(3000);
+  });
+});
+
+describe('bucketWidth', () => {
+  it('is the smallest power of two giving at most n aligned buckets', () => {
+    expect(bucketWidth(0, 99_999, 1000)).toBe(128);
+    expect(bucketWidth(0, 999, 1000)).toBe(1);
+    expect(bucketWidth(5, 1004, 1000)).toBe(1);
+    expect(bucketWidth(5, 1005, 1000)).toBe(2);
+    for (const [lo, hi, n] of [
+      [17, 123_457, 333],
+      [0, 1, 1],
+      [1_000_000, 2_000_000, 64],
+    ] as const) {
+      const w = bucketWidth(lo, hi, n);
+      expect(Math.floor(hi / w) - Math.floor(lo / w) + 1).toBeLessThanOrEqual(n);
+      if (w > 1) expect(Math.floor(hi / (w / 2)) - Math.floor(lo / (w / 2)) + 1).toBeGreaterThan(n);
+    }
+  });
+});
