@@ -1,0 +1,47 @@
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import type { Db, RunNotifier } from '@aft/db';
+import { appRouter } from './root';
+import { apiKeyFromHeaders, createContextInner } from './trpc';
+
+export interface ApiHandlerOptions {
+  db: Db;
+  notifier: RunNotifier;
+  localTeam: string | null;
+  /** Where the router is mounted. */
+  endpoint?: string;
+  /** Largest request body accepted, in bytes (a full 10,000-point batch is about 0.7 MB). */
+  maxBodyBytes?: number;
+}
+
+function jsonError(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ error: { message, code: -32600, data: { code, httpStatus: status } } }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
+}
+
+/** The tRPC API as a fetch handler (Request → Response): mounted by the Next route, called directly in tests. */
+export function createApiHandler(opts: ApiHandlerOptions) {
+  const maxBody = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+  return async (req: Request): Promise<Response> => {
+    const len = Number(req.headers.get('content-length') ?? '0');
+    if (len > maxBody) {
+      return jsonError(413, 'PAYLOAD_TOO_LARGE', `request body is ${len} bytes; the limit is ${maxBody} bytes`);
+    }
+    return fetchRequestHandler({
+      endpoint: opts.endpoint ?? '/api/trpc',
+      req,
+      router: appRouter,
+      createContext: () =>
+        createContextInner({
+          db: opts.db,
+          notifier: opts.notifier,
+          localTeam: opts.localTeam,
+          apiKey: apiKeyFromHeaders(req.headers),
+        }),
+      onError({ error, path }) {
+        if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[api] ${path ?? '?'}:`, error.cause ?? error);
+      },
+    });
+  };
+}

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { artifactInput, id } from '@aft/contracts';
+import { registerArtifact } from '@aft/db';
+import { logProcedure, teamProcedure } from '../trpc';
+import { assertRuns } from './metrics';
+
+export const artifactsRouter = {
+  /** Registers a checkpoint, sample set, dataset or report; the same (run, uri) again updates it. */
+  register: logProcedure.input(artifactInput).mutation(async ({ ctx, input }) => {
+    const { runId, ...a } = input;
+    const artifactId = await registerArtifact(ctx.db.pool, runId, ctx.actor.teamId, a);
+    return { id: artifactId };
+  }),
+
+  list: teamProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
+    await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
+    const rows = await ctx.db.prisma.artifact.findMany({
+      where: { runId: input.runId },
+      orderBy: [{ createdAt: 'asc' }],
+      select: { id: true, kind: true, name: true, uri: true, sha256: true, bytes: true, step: true, metadata: true, createdAt: true },
+    });
+    return rows.map((r) => ({
+      ...r,
+      kind: r.kind === 'sample_set' ? 'sample-set' : r.kind,
+      bytes: r.bytes === null ? null : Number(r.bytes),
+    }));
+  }),
+};

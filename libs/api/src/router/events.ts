@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { eventInput, id, LIMITS } from '@aft/contracts';
+import { insertEvent } from '@aft/db';
+import { logProcedure, teamProcedure } from '../trpc';
+import { assertRuns } from './metrics';
+
+export const eventsRouter = {
+  /** Records an event (e.g. `degradation-detected` with its onset step and evidence). */
+  log: logProcedure.input(eventInput).mutation(async ({ ctx, input }) => {
+    const { runId, ...e } = input;
+    return { id: await insertEvent(ctx.db.pool, runId, ctx.actor.teamId, e) };
+  }),
+
+  list: teamProcedure
+    .input(z.object({ runId: id, kind: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.pageSize).default(100) }))
+    .query(async ({ ctx, input }) => {
+      await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
+      const rows = await ctx.db.prisma.event.findMany({
+        where: { runId: input.runId, kind: input.kind },
+        orderBy: { id: 'asc' },
+        take: input.limit,
+        select: { id: true, kind: true, step: true, details: true, createdAt: true },
+      });
+      return rows.map((r) => ({ ...r, id: r.id.toString() }));
+    }),
+};

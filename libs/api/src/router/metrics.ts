@@ -1,0 +1,108 @@
+import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
+import { insertMetricPoints, querySeries, type Db, type MetricPoint, type Series } from '@aft/db';
+import { logProcedure, teamProcedure } from '../trpc';
+
+/** Throws NOT_FOUND naming the runs that are not the team's. */
+export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
+  const found = await db.pool.query<{ id: string }>(
+    `SELECT r.id FROM run r JOIN project p ON p.id = r.project_id WHERE r.id = ANY($1::text[]) AND p.team_id = $2`,
+    [runIds, teamId],
+  );
+  const have = new Set(found.rows.map((r) => r.id));
+  const missing = runIds.filter((r) => !have.has(r));
+  if (missing.length) {
+    throw new TRPCError({ code: 'NOT_FOUND', message: `run${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found` });
+  }
+}
+
+/** A series in columns (what uPlot draws), with non-finite values as "NaN"/"Infinity"/"-Infinity". */
+function toWire(s: Series) {
+  if (s.mode === 'raw') {
+    return {
+      runId: s.runId,
+      key: s.key,
+      mode: 'raw' as const,
+      steps: s.points.map((p) => p.step),
+      values: s.points.map((p) => encodeNumber(p.value)),
+      times: s.points.map((p) => Math.round(p.time)),
+    };
+  }
+  const b = s.buckets;
+  const n = (v: number | null) => (v === null ? null : encodeNumber(v));
+  return {
+    runId: s.runId,
+    key: s.key,
+    mode: 'buckets' as const,
+    width: s.width,
+    steps: b.map((x) => x.step),
+    count: b.map((x) => x.count),
+    nan: b.map((x) => x.nan),
+    min: b.map((x) => n(x.min)),
+    max: b.map((x) => n(x.max)),
+    first: b.map((x) => encodeNumber(x.first)),
+    last: b.map((x) => encodeNumber(x.last)),
+  };
+}
+export type WireSeries = ReturnType<typeof toWire>;
+
+export const metricsRouter = {
+  /** Stores up to 10,000 points; a retried batch stores each (run, key, step) once. */
+  log: logProcedure.input(metricsLogInput).mutation(async ({ ctx, input }) => {
+    const points: MetricPoint[] = input.points.map((p) => ({
+      key: p.key,
+      step: p.step,
+      value: decodeNumber(p.value),
+      time: p.time,
+    }));
+    return insertMetricPoints(ctx.db.pool, input.runId, points, { teamId: ctx.actor.teamId });
+  }),
+
+  /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */
+  series: teamProcedure
+    .input(
+      z
+        .object({
+          runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery, `at most ${LIMITS.runsPerSeriesQuery} runs`),
+          keys: z.array(metricKey).min(1).max(LIMITS.keysPerSeriesQuery, `at most ${LIMITS.keysPerSeriesQuery} keys`),
+          buckets: z.number().int().min(10).max(LIMITS.maxBuckets).default(1000),
+          minStep: step.optional(),
+          maxStep: step.optional(),
+        })
+        .refine((v) => v.runIds.length * v.keys.length <= LIMITS.seriesPerQuery, {
+          message: `runs × keys is at most ${LIMITS.seriesPerQuery}`,
+        })
+        .refine((v) => v.minStep === undefined || v.maxStep === undefined || v.minStep <= v.maxStep, {
+          message: 'minStep must be <= maxStep',
+          path: ['minStep'],
+        }),
+    )
+    .query(async ({ ctx, input }) => {
+      const runIds = [...new Set(input.runIds)];
+      await assertRuns(ctx.db, ctx.actor.teamId, runIds);
+      const reqs = runIds.flatMap((runId) =>
+        [...new Set(input.keys)].map((key) => ({
+          runId,
+          key,
+          buckets: input.buckets,
+          minStep: input.minStep,
+          maxStep: input.maxStep,
+        })),
+      );
+      return (await querySeries(ctx.db.pool, reqs)).map(toWire);
+    }),
+
+  /** The keys each run has logged, with their latest value. */
+  keys: teamProcedure
+    .input(z.object({ runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery) }))
+    .query(async ({ ctx, input }) => {
+      await assertRuns(ctx.db, ctx.actor.teamId, input.runIds);
+      const rows = await ctx.db.prisma.runMetric.findMany({
+        where: { runId: { in: input.runIds } },
+        select: { runId: true, key: true, count: true, minStep: true, lastStep: true, lastValue: true },
+        orderBy: [{ runId: 'asc' }, { key: 'asc' }],
+      });
+      return rows.map((r) => ({ ...r, lastValue: encodeNumber(r.lastValue) }));
+    }),
+};

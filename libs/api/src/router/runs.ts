@@ -1,0 +1,233 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { tracked, TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import {
+  encodeNumber,
+  id,
+  LIMITS,
+  runCreateInput,
+  runSetStatusInput,
+  runSetSummaryInput,
+  runStatus,
+  tags,
+} from '@aft/contracts';
+import { listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
+import { logProcedure, teamProcedure } from '../trpc';
+
+const scalar = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);
+const valueFilter = z.object({
+  path: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\w\-]+(\.[\w\-]+)*$/, 'a path is dotted words, e.g. `optimizer.lr`'),
+  op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']).default('eq'),
+  value: scalar,
+});
+
+export const runListInput = z.object({
+  projectId: id.optional(),
+  sweepId: id.optional(),
+  status: z.array(runStatus).max(5).optional(),
+  method: z.array(z.string().min(1).max(32)).max(20).optional(),
+  constraint: z.array(z.string().min(1).max(32)).max(20).optional(),
+  tags: tags.optional(),
+  search: z.string().max(200).optional(),
+  config: z.array(valueFilter).max(20).optional(),
+  summary: z.array(valueFilter).max(20).optional(),
+  sortBy: z
+    .string()
+    .max(210)
+    .regex(
+      /^(createdAt|name|status|method|summary\.[\w\-./@:]+)$/,
+      'sortBy is createdAt, name, status, method or summary.<metric>',
+    )
+    .default('createdAt'),
+  sortDir: z.enum(['asc', 'desc']).default('desc'),
+  cursor: z.string().max(1000).optional(),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(50),
+});
+
+/** Stable hash of a config: the same settings in any key order hash the same. */
+export function configHash(config: unknown): string {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canon)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash('sha256').update(JSON.stringify(canon(config))).digest('hex').slice(0, 16);
+}
+
+const runSelect = {
+  id: true,
+  projectId: true,
+  sweepId: true,
+  parentRunId: true,
+  name: true,
+  method: true,
+  constraint: true,
+  config: true,
+  configHash: true,
+  seed: true,
+  datasetHash: true,
+  backend: true,
+  status: true,
+  summary: true,
+  tags: true,
+  notes: true,
+  error: true,
+  writeSeq: true,
+  createdAt: true,
+  updatedAt: true,
+  startedAt: true,
+  finishedAt: true,
+  heartbeatAt: true,
+  project: { select: { id: true, name: true } },
+  parent: { select: { id: true, name: true, method: true } },
+  children: { select: { id: true, name: true, method: true, constraint: true, status: true }, take: 100 },
+} as const;
+
+async function getRun(db: Db, teamId: string, runId: string) {
+  const run = await db.prisma.run.findFirst({ where: { id: runId, project: { teamId } }, select: runSelect });
+  if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${runId} not found` });
+  return run;
+}
+
+/** What the live subscription sends: everything on the run page that can change while it trains. */
+export async function runState(db: Db, teamId: string, runId: string) {
+  const run = await db.prisma.run.findFirst({
+    where: { id: runId, project: { teamId } },
+    select: {
+      id: true,
+      status: true,
+      summary: true,
+      error: true,
+      writeSeq: true,
+      startedAt: true,
+      finishedAt: true,
+      heartbeatAt: true,
+      metrics: { select: { key: true, count: true, lastStep: true, lastValue: true }, orderBy: { key: 'asc' } },
+    },
+  });
+  if (!run) return null;
+  return {
+    ...run,
+    metrics: run.metrics.map((m) => ({ ...m, lastValue: encodeNumber(m.lastValue) })),
+  };
+}
+
+export const runsRouter = {
+  /** Creates a run in the named project (created if new), or resumes `resumeId`. */
+  create: teamProcedure
+    .input(runCreateInput.extend({ status: z.enum(['queued', 'running']).default('running') }))
+    .mutation(async ({ ctx, input }) => {
+      const teamId = ctx.actor.teamId;
+      if (input.resumeId) {
+        const existing = await getRun(ctx.db, teamId, input.resumeId);
+        await setRunStatus(ctx.db.pool, existing.id, teamId, 'running');
+        return getRun(ctx.db, teamId, existing.id);
+      }
+      if (input.parentRunId) await getRun(ctx.db, teamId, input.parentRunId);
+      if (input.sweepId) {
+        const sweep = await ctx.db.prisma.sweep.findFirst({
+          where: { id: input.sweepId, project: { teamId } },
+          select: { id: true },
+        });
+        if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.sweepId} not found` });
+      }
+      const project = await ctx.db.prisma.project.upsert({
+        where: { teamId_name: { teamId, name: input.project } },
+        create: { teamId, name: input.project },
+        update: {},
+        select: { id: true },
+      });
+      const now = new Date();
+      const created = await ctx.db.prisma.run.create({
+        data: {
+          projectId: project.id,
+          name: input.name ?? `${input.method}-${randomBytes(3).toString('hex')}`,
+          method: input.method,
+          constraint: input.constraint,
+          config: input.config as object,
+          configHash: configHash(input.config),
+          tags: [...new Set(input.tags)],
+          notes: input.notes,
+          seed: input.seed ?? null,
+          datasetHash: input.datasetHash ?? null,
+          backend: input.backend ?? null,
+          parentRunId: input.parentRunId ?? null,
+          sweepId: input.sweepId ?? null,
+          status: input.status,
+          startedAt: input.status === 'running' ? now : null,
+          heartbeatAt: now,
+        },
+        select: { id: true },
+      });
+      return getRun(ctx.db, teamId, created.id);
+    }),
+
+  get: teamProcedure.input(z.object({ id })).query(({ ctx, input }) => getRun(ctx.db, ctx.actor.teamId, input.id)),
+
+  list: teamProcedure.input(runListInput).query(async ({ ctx, input }) => {
+    return listRuns(ctx.db.pool, { ...input, teamId: ctx.actor.teamId });
+  }),
+
+  /** Tags, notes and name: what a person annotates. */
+  update: teamProcedure
+    .input(
+      z
+        .object({ id, tags: tags.optional(), notes: z.string().max(10_000).optional(), name: z.string().min(1).max(200).optional() })
+        .refine((v) => v.tags !== undefined || v.notes !== undefined || v.name !== undefined, {
+          message: 'give at least one of tags, notes, name',
+        }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      await updateRunMeta(ctx.db.pool, input.id, ctx.actor.teamId, {
+        tags: input.tags ? [...new Set(input.tags)] : undefined,
+        notes: input.notes,
+        name: input.name,
+      });
+      return getRun(ctx.db, ctx.actor.teamId, input.id);
+    }),
+
+  setStatus: teamProcedure.input(runSetStatusInput).mutation(async ({ ctx, input }) => {
+    const seq = await setRunStatus(ctx.db.pool, input.id, ctx.actor.teamId, input.status, input.error);
+    return { id: input.id, status: input.status, writeSeq: seq };
+  }),
+
+  setSummary: logProcedure.input(runSetSummaryInput).mutation(async ({ ctx, input }) => {
+    const seq = await mergeRunSummary(ctx.db.pool, input.id, ctx.actor.teamId, input.summary);
+    return { id: input.id, writeSeq: seq };
+  }),
+
+  /**
+   * Live updates of one run over SSE. Back-fills from Postgres: the first message is the run's current state
+   * (unless the client already saw it: `lastEventId`), then one message per write, woken by Postgres NOTIFY
+   * (with a slow poll as a fallback). Each message is tracked by the run's write sequence, so a reconnecting
+   * client resumes where it left off and never misses the latest state.
+   */
+  onUpdate: teamProcedure
+    .input(z.object({ runId: id, lastEventId: z.string().max(32).nullish() }))
+    .subscription(async function* ({ ctx, input, signal }) {
+      const teamId = ctx.actor.teamId;
+      let seen = input.lastEventId ? Number(input.lastEventId) : -1;
+      if (!Number.isFinite(seen)) seen = -1;
+      const first = await runState(ctx.db, teamId, input.runId);
+      if (!first) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.runId} not found` });
+      let state: typeof first | null = first;
+      while (!signal?.aborted && state) {
+        if (state.writeSeq > seen) {
+          seen = state.writeSeq;
+          yield tracked(String(seen), state);
+        }
+        await ctx.notifier.wait(input.runId, 5_000, signal);
+        if (signal?.aborted) break;
+        state = await runState(ctx.db, teamId, input.runId);
+      }
+    }),
+};

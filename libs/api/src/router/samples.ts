@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { decodeNumber, encodeNumber, id, LIMITS, samplesLogInput, step } from '@aft/contracts';
+import { insertSamples } from '@aft/db';
+import { logProcedure, teamProcedure } from '../trpc';
+import { assertRuns } from './metrics';
+
+export const samplesRouter = {
+  /** Stores samples; a retried batch stores each (step, split, question, sample index) once. */
+  log: logProcedure.input(samplesLogInput).mutation(({ ctx, input }) =>
+    insertSamples(
+      ctx.db.pool,
+      input.runId,
+      ctx.actor.teamId,
+      input.rows.map((r) => ({ ...r, score: r.score === null || r.score === undefined ? null : decodeNumber(r.score) })),
+    ),
+  ),
+
+  /** A run's samples, filtered by step, split, question or correctness; ordered by question then rank. */
+  list: teamProcedure
+    .input(
+      z.object({
+        runId: id,
+        step: step.optional(),
+        split: z.string().max(32).optional(),
+        questionId: z.string().max(200).optional(),
+        correct: z.boolean().optional(),
+        cursor: z.number().int().min(0).optional(),
+        limit: z.number().int().min(1).max(LIMITS.pageSize).default(100),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
+      const rows = await ctx.db.prisma.sample.findMany({
+        where: {
+          runId: input.runId,
+          step: input.step,
+          split: input.split,
+          questionId: input.questionId,
+          correct: input.correct,
+        },
+        orderBy: [{ step: 'asc' }, { questionId: 'asc' }, { sampleIdx: 'asc' }, { id: 'asc' }],
+        skip: input.cursor ?? 0,
+        take: input.limit + 1,
+        select: {
+          step: true,
+          split: true,
+          questionId: true,
+          sampleIdx: true,
+          prompt: true,
+          completion: true,
+          extractedAnswer: true,
+          gold: true,
+          correct: true,
+          score: true,
+          rank: true,
+        },
+      });
+      const more = rows.length > input.limit;
+      if (more) rows.pop();
+      return {
+        items: rows.map((r) => ({ ...r, score: r.score === null ? null : encodeNumber(r.score) })),
+        nextCursor: more ? (input.cursor ?? 0) + input.limit : null,
+      };
+    }),
+};

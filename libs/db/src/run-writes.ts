@@ -1,0 +1,150 @@
+import type { Pool } from 'pg';
+import { bumpWriteSeq, RUN_CHANNEL, RunNotFoundError, withTransaction } from './metrics';
+
+const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
+
+/**
+ * Runs one UPDATE on a run of the team, bumps its write sequence and announces it, in one statement.
+ * `set` is SQL over parameters $3…; throws RunNotFoundError when the run is not the team's.
+ */
+async function updateRun(pool: Pool, runId: string, teamId: string, set: string, params: unknown[]) {
+  const res = await pool.query<{ id: string; write_seq: number }>(
+    `WITH u AS (
+       UPDATE run SET ${set}, write_seq = write_seq + 1, updated_at = now()
+       WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id, write_seq)
+     SELECT u.id, u.write_seq, pg_notify('${RUN_CHANNEL}', u.id) FROM u`,
+    [runId, teamId, ...params],
+  );
+  if (!res.rows[0]) throw new RunNotFoundError(runId);
+  return res.rows[0].write_seq;
+}
+
+export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled'] as const;
+
+export function setRunStatus(pool: Pool, runId: string, teamId: string, status: string, error?: string | null) {
+  return updateRun(
+    pool,
+    runId,
+    teamId,
+    `status = $3::"RunStatus",
+     error = COALESCE($4, CASE WHEN $3 IN ('queued', 'running', 'succeeded') THEN NULL ELSE error END),
+     started_at = CASE WHEN $3 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
+     finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'canceled') THEN now() ELSE NULL END,
+     heartbeat_at = now()`,
+    [status, error ?? null],
+  );
+}
+
+/** Merges keys into the run's summary (a key set to null is removed). */
+export function mergeRunSummary(pool: Pool, runId: string, teamId: string, patch: Record<string, unknown>) {
+  return updateRun(pool, runId, teamId, `summary = jsonb_strip_nulls(summary || $3::jsonb)`, [JSON.stringify(patch)]);
+}
+
+export function updateRunMeta(
+  pool: Pool,
+  runId: string,
+  teamId: string,
+  patch: { tags?: string[] | undefined; notes?: string | undefined; name?: string | undefined },
+) {
+  return updateRun(
+    pool,
+    runId,
+    teamId,
+    `tags = COALESCE($3::text[], tags), notes = COALESCE($4, notes), name = COALESCE($5, name)`,
+    [patch.tags ?? null, patch.notes ?? null, patch.name ?? null],
+  );
+}
+
+export function heartbeatRun(pool: Pool, runId: string, teamId: string) {
+  return updateRun(pool, runId, teamId, `heartbeat_at = now()`, []);
+}
+
+export interface SampleRow {
+  step: number;
+  split: string;
+  questionId: string;
+  sampleIdx: number;
+  prompt: string;
+  completion: string;
+  extractedAnswer?: string | null | undefined;
+  gold?: string | null | undefined;
+  correct?: boolean | null | undefined;
+  score?: number | null | undefined;
+  rank?: number | null | undefined;
+}
+
+/** Stores samples idempotently: (run, step, split, question, sample index) identifies one. */
+export async function insertSamples(pool: Pool, runId: string, teamId: string, rows: readonly SampleRow[]) {
+  const col = <K extends keyof SampleRow>(k: K) => rows.map((r) => r[k] ?? null);
+  return withTransaction(pool, async (c) => {
+    await bumpWriteSeq(c, runId, teamId);
+    const res = await c.query(
+      `INSERT INTO sample (run_id, step, split, question_id, sample_idx, prompt, completion, extracted_answer, gold,
+                           correct, score, rank)
+       SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[],
+                                $9::text[], $10::bool[], $11::float8[], $12::int[])
+       ON CONFLICT DO NOTHING`,
+      [
+        runId,
+        col('step'),
+        col('split'),
+        col('questionId'),
+        col('sampleIdx'),
+        col('prompt'),
+        col('completion'),
+        col('extractedAnswer'),
+        col('gold'),
+        col('correct'),
+        col('score'),
+        col('rank'),
+      ],
+    );
+    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
+    return { inserted: res.rowCount ?? 0, skipped: rows.length - (res.rowCount ?? 0) };
+  });
+}
+
+export interface ArtifactRow {
+  kind: string;
+  name: string;
+  uri: string;
+  sha256?: string | undefined;
+  bytes?: number | undefined;
+  step?: number | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+/** Registers an artifact; registering the same (run, uri) again updates it instead of duplicating it. */
+export async function registerArtifact(pool: Pool, runId: string, teamId: string, a: ArtifactRow) {
+  return withTransaction(pool, async (c) => {
+    await bumpWriteSeq(c, runId, teamId);
+    const res = await c.query<{ id: string }>(
+      `INSERT INTO artifact (id, run_id, kind, name, uri, sha256, bytes, step, metadata)
+       VALUES (gen_random_uuid()::text, $1, $2::"ArtifactKind", $3, $4,
+               $5, $6, $7, $8::jsonb)
+       ON CONFLICT (run_id, uri) DO UPDATE SET kind = excluded.kind, name = excluded.name, sha256 = excluded.sha256,
+         bytes = excluded.bytes, step = excluded.step, metadata = excluded.metadata
+       RETURNING id`,
+      [runId, a.kind, a.name, a.uri, a.sha256 ?? null, a.bytes ?? null, a.step ?? null, JSON.stringify(a.metadata ?? {})],
+    );
+    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
+    return res.rows[0]!.id;
+  });
+}
+
+export async function insertEvent(
+  pool: Pool,
+  runId: string,
+  teamId: string,
+  e: { kind: string; step?: number | undefined; details?: Record<string, unknown> | undefined },
+) {
+  return withTransaction(pool, async (c) => {
+    await bumpWriteSeq(c, runId, teamId);
+    const res = await c.query<{ id: string }>(
+      `INSERT INTO event (run_id, kind, step, details) VALUES ($1, $2, $3, $4::jsonb) RETURNING id::text`,
+      [runId, e.kind, e.step ?? null, JSON.stringify(e.details ?? {})],
+    );
+    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
+    return res.rows[0]!.id;
+  });
+}
