@@ -28,3 +28,27 @@ export function createTestHandler(db: Db, connectionString: string, localTeam: s
   };
   return { handler, notifier, call };
 }
+
+/** Serves a fetch handler over node:http on 127.0.0.1 (port 0 = any free one). For SDK tests. */
+export async function serveFetch(handler: (req: Request) => Promise<Response>, port = 0) {
+  const { createServer } = await import('node:http');
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = chunks.length ? Buffer.concat(chunks) : undefined;
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
+    const response = await handler(
+      new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, body: req.method === 'GET' ? undefined : body }),
+    );
+    res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const addr = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    port: addr.port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

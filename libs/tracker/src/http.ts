@@ -1,0 +1,92 @@
+/** The SDK's HTTP transport: tRPC procedures called as plain JSON over fetch, with retries and backoff. */
+
+export class TrackerError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status; 0 when the server could not be reached. */
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'TrackerError';
+  }
+  /** Worth retrying: the server or the database is briefly down, or asks us to slow down. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface TransportOptions {
+  url: string;
+  apiKey: string;
+  /** Give up on a request after retrying for this long (default 10 minutes). */
+  retryForMs?: number;
+  fetch?: typeof fetch;
+  /** Called before each retry, e.g. to log. */
+  onRetry?: (err: TrackerError, attempt: number, delayMs: number) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Transport {
+  private readonly base: string;
+  private readonly doFetch: typeof fetch;
+  constructor(private readonly opts: TransportOptions) {
+    this.base = opts.url.replace(/\/+$/, '');
+    this.doFetch = opts.fetch ?? fetch;
+  }
+
+  /** One attempt. */
+  async once<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
+    const headers: Record<string, string> = { 'x-api-key': this.opts.apiKey };
+    let url = `${this.base}/api/trpc/${path}`;
+    let body: string | undefined;
+    if (method === 'GET') url += `?input=${encodeURIComponent(JSON.stringify(input))}`;
+    else {
+      body = JSON.stringify(input);
+      headers['content-type'] = 'application/json';
+    }
+    let res: Response;
+    try {
+      res = await this.doFetch(url, { method, headers, body });
+    } catch (e) {
+      throw new TrackerError(`cannot reach ${this.base}: ${(e as Error).message}`, 0, 'NETWORK');
+    }
+    const text = await res.text();
+    let json: { result?: { data: T }; error?: { message?: string; data?: { code?: string } } } | null = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON: a proxy's error page, a crashed server
+    }
+    if (res.ok && json?.result) return json.result.data;
+    const retryAfter = Number(res.headers.get('retry-after'));
+    const err = new TrackerError(
+      json?.error?.message ?? `HTTP ${res.status} from ${path}: ${text.slice(0, 200)}`,
+      res.status,
+      json?.error?.data?.code ?? 'HTTP',
+    );
+    if (Number.isFinite(retryAfter) && retryAfter > 0) (err as TrackerError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
+    throw err;
+  }
+
+  /**
+   * Retries what is retryable with exponential backoff and jitter (0.25 s doubling to 15 s, honouring Retry-After).
+   * Safe for every write the SDK makes: the server stores each point, sample and artifact once, however often sent.
+   */
+  async call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
+    const deadline = Date.now() + (this.opts.retryForMs ?? 600_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once<T>(path, input, method);
+      } catch (e) {
+        const err = e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
+        if (!err.retryable || Date.now() >= deadline) throw err;
+        const hinted = (err as TrackerError & { retryAfterMs?: number }).retryAfterMs;
+        const delay = Math.min(hinted ?? 250 * 2 ** Math.min(attempt - 1, 6) * (0.5 + Math.random()), 15_000);
+        this.opts.onRetry?.(err, attempt, delay);
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import type { RunCreateInput } from '@aft/contracts';
+import { Transport, TrackerError, type TransportOptions } from './http';
+import { Run, type BatchOptions, type RunInfo } from './run';
+import { trackerEnv } from './env';
+
+export { Run, type BatchOptions, type SampleRow } from './run';
+export { TrackerError, Transport } from './http';
+
+export type InitOptions = RunCreateInput &
+  BatchOptions & {
+    /** Server URL; defaults to $AFT_URL, then http://127.0.0.1:3000. */
+    url?: string;
+    /** API key; defaults to $AFT_API_KEY. */
+    apiKey?: string;
+    retryForMs?: number;
+    fetch?: TransportOptions['fetch'];
+    onRetry?: TransportOptions['onRetry'];
+    /** Flush and close the run when the process exits or is interrupted (default true). */
+    finishOnExit?: boolean;
+  };
+
+const live = new Set<Run>();
+let hooked = false;
+
+/** On a normal exit runs still open are finished; on SIGINT/SIGTERM they are flushed and marked canceled. */
+function hookExit() {
+  if (hooked) return;
+  hooked = true;
+  process.on('beforeExit', () => {
+    for (const r of [...live]) void r.finish('succeeded').catch(() => undefined);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const handler = () => {
+      const open = [...live];
+      const deadline = new Promise((r) => setTimeout(r, 10_000).unref());
+      void Promise.race([
+        Promise.allSettled(open.map((r) => r.finish('canceled', `interrupted by ${sig}`))),
+        deadline,
+      ]).then(() => {
+        process.removeListener(sig, handler);
+        process.kill(process.pid, sig);
+      });
+    };
+    process.on(sig, handler);
+  }
+}
+
+/**
+ * Starts a run: `const run = await init({ project: 'gsm8k', config: { lr: 3e-4 }, tags: ['aft'] })`.
+ * Then `run.log({ loss }, step)`, `run.logSamples(rows)`, `run.logArtifact(meta)`, `run.setSummary(obj)`,
+ * `await run.finish()`.
+ */
+export async function init(opts: InitOptions): Promise<Run> {
+  const url = opts.url ?? trackerEnv.url();
+  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
+  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  const transport = new Transport({ url, apiKey, retryForMs: opts.retryForMs, fetch: opts.fetch, onRetry: opts.onRetry });
+  const {
+    url: _u,
+    apiKey: _k,
+    retryForMs: _r,
+    fetch: _f,
+    onRetry: _o,
+    finishOnExit = true,
+    batchPoints,
+    flushIntervalMs,
+    maxInFlight,
+    ...create
+  } = opts;
+  const info = await transport.call<RunInfo>('runs.create', create);
+  const run = new Run(info, url, transport, { batchPoints, flushIntervalMs, maxInFlight }, (r) => live.delete(r));
+  if (finishOnExit) {
+    live.add(run);
+    hookExit();
+  }
+  return run;
+}

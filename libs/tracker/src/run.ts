@@ -1,0 +1,157 @@
+import {
+  encodeDeep,
+  encodeNumber,
+  LIMITS,
+  metricKey,
+  type ArtifactInput,
+  type MetricPointInput,
+  type RunStatus,
+  type SampleInput,
+} from '@aft/contracts';
+import { TrackerError, type Transport } from './http';
+
+export interface RunInfo {
+  id: string;
+  name: string;
+  projectId: string;
+  project: { id: string; name: string };
+}
+
+export interface BatchOptions {
+  /** Send when this many points are buffered (default 5,000; the server takes up to 10,000 per request). */
+  batchPoints?: number;
+  /** Send buffered points at least this often, in ms (default 1,000). */
+  flushIntervalMs?: number;
+  /** Requests in flight per run before `log` asks its caller to wait (default 4). */
+  maxInFlight?: number;
+}
+
+export type SampleRow = Omit<SampleInput, 'score'> & { score?: number | null };
+
+/** A run being tracked: buffers what is logged, sends it in batches, retries, and never sends a point twice in effect. */
+export class Run {
+  readonly id: string;
+  readonly name: string;
+  readonly project: string;
+  readonly url: string;
+  private points: MetricPointInput[] = [];
+  private samples: SampleInput[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: TrackerError | null = null;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private finished = false;
+  private readonly batchPoints: number;
+  private readonly maxInFlight: number;
+
+  constructor(
+    info: RunInfo,
+    baseUrl: string,
+    private readonly transport: Transport,
+    opts: BatchOptions = {},
+    private readonly onFinish: (run: Run) => void = () => undefined,
+  ) {
+    this.id = info.id;
+    this.name = info.name;
+    this.project = info.project.name;
+    this.url = `${baseUrl.replace(/\/+$/, '')}/runs/${info.id}`;
+    this.batchPoints = Math.min(opts.batchPoints ?? 5_000, LIMITS.pointsPerBatch);
+    this.maxInFlight = opts.maxInFlight ?? 4;
+    this.timer = setInterval(() => this.send(), opts.flushIntervalMs ?? 1_000);
+    this.timer.unref?.();
+  }
+
+  /**
+   * Logs metrics at a step: `run.log({ loss: 0.7, 'eval/acc': 0.31 }, step)`. NaN and ±Infinity are kept.
+   * Returns at once unless too many batches are in flight; awaiting it gives backpressure. It never rejects:
+   * a request that fails for good is reported by `flush` and `finish`.
+   */
+  log(metrics: Record<string, number>, step: number, time: number = Date.now()): Promise<void> {
+    this.assertOpen();
+    if (!Number.isInteger(step) || step < 0 || step > LIMITS.maxStep) {
+      throw new TypeError(`step must be an integer in [0, ${LIMITS.maxStep}], got ${step}`);
+    }
+    for (const [key, value] of Object.entries(metrics)) {
+      if (typeof value !== 'number') throw new TypeError(`metric "${key}" must be a number, got ${typeof value}`);
+      const k = metricKey.safeParse(key);
+      if (!k.success) throw new TypeError(`metric key "${key}": ${k.error.issues[0]?.message}`);
+      this.points.push({ key, step, value: encodeNumber(value), time: Math.round(time) });
+    }
+    if (this.points.length >= this.batchPoints) this.send();
+    return this.inFlight.size >= this.maxInFlight ? Promise.race(this.inFlight) : Promise.resolve();
+  }
+
+  /** Logs sampled completions (buffered; sent in batches of up to 1,000). */
+  logSamples(rows: readonly SampleRow[]): void {
+    this.assertOpen();
+    for (const r of rows) this.samples.push({ ...r, score: r.score === undefined || r.score === null ? r.score : encodeNumber(r.score) });
+    if (this.samples.length >= LIMITS.samplesPerBatch) this.send();
+  }
+
+  /** Registers an artifact (checkpoint, sample set, …) the run produced; resolves to its id. */
+  async logArtifact(meta: Omit<ArtifactInput, 'runId'>): Promise<{ id: string }> {
+    this.assertOpen();
+    return this.transport.call('artifacts.register', { ...meta, runId: this.id });
+  }
+
+  /** Records an event, e.g. `degradation-detected` with its step and evidence. */
+  async logEvent(kind: string, step?: number, details?: Record<string, unknown>): Promise<void> {
+    this.assertOpen();
+    await this.transport.call('events.log', { runId: this.id, kind, step, details: encodeDeep(details ?? {}) });
+  }
+
+  /** Merges final metrics into the run's summary (what tables sort by). */
+  async setSummary(summary: Record<string, number | string | boolean | null>): Promise<void> {
+    this.assertOpen();
+    await this.transport.call('runs.setSummary', { id: this.id, summary: encodeDeep(summary) });
+  }
+
+  /** Sends everything buffered and waits for every request in flight; throws if any failed for good. */
+  async flush(): Promise<void> {
+    this.send();
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Flushes, then marks the run finished. Safe to call twice. */
+  async finish(status: Extract<RunStatus, 'succeeded' | 'failed' | 'canceled'> = 'succeeded', error?: string): Promise<void> {
+    if (this.finished) return;
+    clearInterval(this.timer);
+    try {
+      await this.flush();
+    } finally {
+      this.finished = true;
+      this.onFinish(this);
+      await this.transport.call('runs.setStatus', { id: this.id, status, error });
+    }
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  private assertOpen() {
+    if (this.finished) throw new Error(`run ${this.id} is finished; start a new one with init()`);
+  }
+
+  private send(): void {
+    while (this.points.length) {
+      const batch = this.points.splice(0, this.batchPoints);
+      this.track(this.transport.call('metrics.log', { runId: this.id, points: batch }));
+    }
+    while (this.samples.length) {
+      const rows = this.samples.splice(0, LIMITS.samplesPerBatch);
+      this.track(this.transport.call('samples.log', { runId: this.id, rows }));
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q: Promise<void> = p.then(
+      () => undefined,
+      (e: unknown) => {
+        this.failure ??= e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
+      },
+    );
+    const done = q.finally(() => this.inFlight.delete(done));
+    this.inFlight.add(done);
+  }
+}
