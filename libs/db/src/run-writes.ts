@@ -148,3 +148,20 @@ export async function insertEvent(
     return res.rows[0]!.id;
   });
 }
+
+/**
+ * Deletes a run of the team with everything it logged. metric_point and metric_rollup carry no foreign key
+ * (a per-row RI check would slow the bulk insert), so they are removed here, in the same transaction.
+ * (Prisma's Wasm migration engine splits SQL on every semicolon, which rules out a plpgsql trigger.)
+ */
+export async function deleteRun(pool: Pool, runId: string, teamId: string): Promise<void> {
+  await withTransaction(pool, async (c) => {
+    const res = await c.query(`DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id`, [
+      runId,
+      teamId,
+    ]);
+    if (!res.rowCount) throw new RunNotFoundError(runId);
+    await c.query('DELETE FROM metric_point WHERE run_id = $1', [runId]);
+    await c.query('DELETE FROM metric_rollup WHERE run_id = $1', [runId]);
+  });
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
-import { insertMetricPoints, querySeries, RunNotFoundError, bucketWidth, type MetricPoint } from '../src';
+import { deleteRun, insertMetricPoints, querySeries, RunNotFoundError, bucketWidth, type MetricPoint } from '../src';
 
 let t: TestDatabase;
 beforeAll(async () => {
@@ -154,5 +154,19 @@ describe('bucketWidth', () => {
       expect(Math.floor(hi / w) - Math.floor(lo / w) + 1).toBeLessThanOrEqual(n);
       if (w > 1) expect(Math.floor(hi / (w / 2)) - Math.floor(lo / (w / 2)) + 1).toBeGreaterThan(n);
     }
+  });
+});
+
+describe('deleteRun', () => {
+  it('removes the run with its points and rollups, and only for its team', async () => {
+    const { run, team } = await seedRun(t.db);
+    const other = await seedRun(t.db);
+    await insertMetricPoints(t.db.pool, run.id, [{ key: 'a', step: 0, value: 1 }]);
+    await expect(deleteRun(t.db.pool, run.id, other.team.id)).rejects.toBeInstanceOf(RunNotFoundError);
+    expect(await count(run.id)).toBe(1);
+    await deleteRun(t.db.pool, run.id, team.id);
+    expect(await count(run.id)).toBe(0);
+    const rollups = await t.db.pool.query('SELECT 1 FROM metric_rollup WHERE run_id = $1', [run.id]);
+    expect(rollups.rowCount).toBe(0);
   });
 });

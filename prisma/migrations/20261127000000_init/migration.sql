@@ -288,13 +288,3 @@ ALTER TABLE "artifact" ADD CONSTRAINT "artifact_run_id_fkey" FOREIGN KEY ("run_i
 ALTER TABLE "event" ADD CONSTRAINT "event_run_id_fkey" FOREIGN KEY ("run_id") REFERENCES "run"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 
--- Metric tables carry no foreign key (a per-row RI check would slow the bulk insert); a run's points and
--- rollups go with it through this trigger instead.
-CREATE FUNCTION "delete_run_metrics"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  DELETE FROM "metric_point" WHERE "run_id" = OLD."id";
-  DELETE FROM "metric_rollup" WHERE "run_id" = OLD."id";
-  RETURN OLD;
-END $$;
-
-CREATE TRIGGER "run_delete_metrics" AFTER DELETE ON "run" FOR EACH ROW EXECUTE FUNCTION "delete_run_metrics"();

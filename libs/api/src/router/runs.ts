@@ -20,7 +20,7 @@ const valueFilter = z.object({
     .string()
     .min(1)
     .max(200)
-    .regex(/^[\w\-]+(\.[\w\-]+)*$/, 'a path is dotted words, e.g. `optimizer.lr`'),
+    .regex(/^[\w-]+(\.[\w-]+)*$/, 'a path is dotted words, e.g. `optimizer.lr`'),
   op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']).default('eq'),
   value: scalar,
 });

@@ -1,0 +1,161 @@
+import Link from 'next/link';
+import { Suspense } from 'react';
+import { TRPCError } from '@trpc/server';
+import { api } from '../../../server/api';
+import { Crumbs, ErrorBox } from '../../../components/ui';
+import { LiveRun, type LiveState } from '../../../components/LiveRun';
+import { flatten, fmtAgo, fmtDuration } from '../../../lib/format';
+
+export const dynamic = 'force-dynamic';
+
+export default async function RunPage(props: { params: Promise<{ runId: string }> }) {
+  const { runId } = await props.params;
+  const caller = api();
+  let run;
+  try {
+    run = await caller.runs.get({ id: runId });
+  } catch (e) {
+    if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
+      return (
+        <ErrorBox title={`Run ${runId} does not exist`}>
+          It may have been deleted, or the link is wrong. <Link href="/">All projects</Link>
+        </ErrorBox>
+      );
+    }
+    throw e;
+  }
+  const [keys, artifacts, events] = await Promise.all([
+    caller.metrics.keys({ runIds: [runId] }),
+    caller.artifacts.list({ runId }),
+    caller.events.list({ runId }),
+  ]);
+  const initial: LiveState = {
+    status: run.status,
+    summary: run.summary,
+    error: run.error,
+    writeSeq: run.writeSeq,
+    metrics: keys.map((k) => ({ key: k.key, count: k.count, lastStep: k.lastStep, lastValue: k.lastValue })),
+  };
+  const config = flatten(run.config);
+  const started = run.startedAt?.getTime();
+  const ended = run.finishedAt?.getTime() ?? (run.status === 'running' ? Date.now() : undefined);
+  return (
+    <>
+      <Crumbs items={[{ href: `/projects/${run.project.id}`, label: run.project.name }, { label: run.name }]} />
+      <h1 data-testid="run-name">{run.name}</h1>
+      <div className="sub">
+        <span className="mono">{run.id}</span> · {run.method}
+        {run.constraint !== 'none' ? ` (${run.constraint})` : ''} · created {fmtAgo(run.createdAt)}
+        {started && ended ? ` · ran ${fmtDuration(ended - started)}` : ''}
+        {run.backend ? ` · backend ${run.backend}` : ''}
+        {run.parent ? (
+          <>
+            {' '}
+            · parent <Link href={`/runs/${run.parent.id}`}>{run.parent.name}</Link>
+          </>
+        ) : null}
+        {run.tags.length ? (
+          <span style={{ marginLeft: 8 }}>
+            {run.tags.map((t) => (
+              <span key={t} className="tag">
+                {t}
+              </span>
+            ))}
+          </span>
+        ) : null}
+      </div>
+      <Suspense fallback={<div className="skeleton" />}>
+        <LiveRun runId={run.id} initial={initial} />
+      </Suspense>
+      <div className="two">
+        <div>
+          <h2>Config</h2>
+          {config.length === 0 ? (
+            <div className="muted">No config.</div>
+          ) : (
+            <dl className="kv panel" data-testid="config">
+              {config.map(([k, v]) => (
+                <div key={k} style={{ display: 'contents' }}>
+                  <dt>{k}</dt>
+                  <dd>{JSON.stringify(v)}</dd>
+                </div>
+              ))}
+            </dl>
+          )}
+          {run.notes ? (
+            <>
+              <h2>Notes</h2>
+              <div className="panel" style={{ whiteSpace: 'pre-wrap' }}>
+                {run.notes}
+              </div>
+            </>
+          ) : null}
+        </div>
+        <div>
+          <h2>Artifacts</h2>
+          {artifacts.length === 0 ? (
+            <div className="muted">No artifacts.</div>
+          ) : (
+            <table className="data panel">
+              <thead>
+                <tr>
+                  <th>Kind</th>
+                  <th>Name</th>
+                  <th className="num">Step</th>
+                  <th className="num">Bytes</th>
+                  <th>URI</th>
+                </tr>
+              </thead>
+              <tbody>
+                {artifacts.map((a) => (
+                  <tr key={a.id}>
+                    <td>{a.kind}</td>
+                    <td>{a.name}</td>
+                    <td className="num">{a.step ?? '—'}</td>
+                    <td className="num">{a.bytes?.toLocaleString('en-US') ?? '—'}</td>
+                    <td className="mono">{a.uri}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <h2>Events</h2>
+          {events.length === 0 ? (
+            <div className="muted">No events.</div>
+          ) : (
+            <table className="data panel">
+              <thead>
+                <tr>
+                  <th>Kind</th>
+                  <th className="num">Step</th>
+                  <th>Details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {events.map((e) => (
+                  <tr key={e.id}>
+                    <td>{e.kind}</td>
+                    <td className="num">{e.step ?? '—'}</td>
+                    <td className="mono">{JSON.stringify(e.details)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          {run.children.length ? (
+            <>
+              <h2>Child runs</h2>
+              <ul>
+                {run.children.map((c) => (
+                  <li key={c.id}>
+                    <Link href={`/runs/${c.id}`}>{c.name}</Link> — {c.method}/{c.constraint} ({c.status})
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : null}
+        </div>
+      </div>
+    </>
+  );
+}

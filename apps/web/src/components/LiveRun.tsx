@@ -1,0 +1,190 @@
+'use client';
+import { usePathname, useRouter, useSearchParams } from 'next/navigation';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { trpc } from '../lib/trpc';
+import type { WireSeries } from '../lib/chart-math';
+import { fmtNumber } from '../lib/format';
+import { MetricChart } from './MetricChart';
+import { StatusBadge } from './ui';
+
+interface MetricInfo {
+  key: string;
+  count: number;
+  lastStep: number;
+  lastValue: number | string;
+}
+
+export interface LiveState {
+  status: string;
+  summary: unknown;
+  error: string | null;
+  writeSeq: number;
+  metrics: MetricInfo[];
+}
+
+const REFRESH_MS = 1_000;
+
+/**
+ * The live half of the run page (a data container): subscribes to the run over SSE, refetches the series of
+ * the keys that grew (at most once a second), and keeps chart state — smoothing, log scale — in the URL.
+ */
+export function LiveRun({ runId, initial }: { runId: string; initial: LiveState }) {
+  const router = useRouter();
+  const pathname = usePathname();
+  const params = useSearchParams();
+  const smoothing = Math.min(Math.max(Number(params.get('smooth') ?? '0') || 0, 0), 0.99);
+  const logScale = params.get('log') === '1';
+
+  const [state, setState] = useState<LiveState>(initial);
+  const [connected, setConnected] = useState(false);
+  const [series, setSeries] = useState<Record<string, WireSeries>>({});
+  const [zoom, setZoom] = useState<Record<string, [number, number] | null>>({});
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const fetched = useRef<Record<string, number>>({});
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const latest = useRef(state);
+  latest.current = state;
+  const zoomRef = useRef(zoom);
+  zoomRef.current = zoom;
+
+  const setParam = useCallback(
+    (k: string, v: string | null) => {
+      const q = new URLSearchParams(params.toString());
+      if (v === null) q.delete(k);
+      else q.set(k, v);
+      router.replace(`${pathname}?${q.toString()}`, { scroll: false });
+    },
+    [params, pathname, router],
+  );
+
+  const refresh = useCallback(async () => {
+    timer.current = null;
+    const stale = latest.current.metrics.filter((m) => (fetched.current[m.key] ?? -1) < m.lastStep && !zoomRef.current[m.key]);
+    if (!stale.length) return;
+    try {
+      const res = (await trpc.metrics.series.query({
+        runIds: [runId],
+        keys: stale.map((m) => m.key),
+        buckets: 1000,
+      })) as WireSeries[];
+      for (const m of stale) fetched.current[m.key] = m.lastStep;
+      setSeries((prev) => ({ ...prev, ...Object.fromEntries(res.map((s) => [s.key, s])) }));
+      setLoadError(null);
+    } catch (e) {
+      setLoadError((e as Error).message);
+    }
+  }, [runId]);
+
+  const schedule = useCallback(() => {
+    if (!timer.current) timer.current = setTimeout(() => void refresh(), REFRESH_MS);
+  }, [refresh]);
+
+  useEffect(() => {
+    void refresh();
+    const sub = trpc.runs.onUpdate.subscribe(
+      { runId },
+      {
+        onStarted: () => setConnected(true),
+        onData: (msg) => {
+          setState(msg.data as unknown as LiveState);
+          latest.current = msg.data as unknown as LiveState;
+          schedule();
+        },
+        onError: () => setConnected(false),
+        onConnectionStateChange: (s) => setConnected(s.state === 'pending'),
+      },
+    );
+    return () => {
+      sub.unsubscribe();
+      if (timer.current) clearTimeout(timer.current);
+    };
+  }, [runId, refresh, schedule]);
+
+  const onZoom = useCallback(
+    async (key: string, range: [number, number] | null) => {
+      setZoom((z) => ({ ...z, [key]: range }));
+      try {
+        const [s] = (await trpc.metrics.series.query({
+          runIds: [runId],
+          keys: [key],
+          buckets: 1000,
+          ...(range ? { minStep: range[0], maxStep: range[1] } : {}),
+        })) as WireSeries[];
+        if (s) setSeries((prev) => ({ ...prev, [key]: s }));
+        if (!range) fetched.current[key] = latest.current.metrics.find((m) => m.key === key)?.lastStep ?? -1;
+      } catch (e) {
+        setLoadError((e as Error).message);
+      }
+    },
+    [runId],
+  );
+
+  const summary = (state.summary && typeof state.summary === 'object' ? state.summary : {}) as Record<string, unknown>;
+  return (
+    <>
+      <div className="toolbar">
+        <StatusBadge status={state.status} />
+        <span className={`live ${connected ? 'on' : ''}`} data-testid="live-indicator">
+          {connected ? 'live' : 'connecting…'}
+        </span>
+        <label>
+          Smoothing
+          <input
+            type="range"
+            min={0}
+            max={0.99}
+            step={0.01}
+            value={smoothing}
+            aria-label="smoothing"
+            onChange={(e) => setParam('smooth', e.target.value === '0' ? null : e.target.value)}
+          />
+          <span className="mono">{smoothing.toFixed(2)}</span>
+        </label>
+        <label>
+          <input type="checkbox" checked={logScale} onChange={(e) => setParam('log', e.target.checked ? '1' : null)} /> Log
+          scale
+        </label>
+        <span>Drag on a chart to zoom (raw points when close enough); double-click to reset.</span>
+      </div>
+      {state.error ? <div className="error" style={{ marginBottom: 12 }}>{state.error}</div> : null}
+      {loadError ? <div className="error" style={{ marginBottom: 12 }}>Could not load metrics: {loadError}</div> : null}
+      {state.metrics.length === 0 ? (
+        <div className="empty">No metrics logged yet. Charts appear here as soon as the run logs its first point.</div>
+      ) : (
+        <div className="charts">
+          {state.metrics.map((m) =>
+            series[m.key] ? (
+              <MetricChart
+                key={m.key}
+                series={series[m.key]!}
+                smoothing={smoothing}
+                logScale={logScale}
+                onZoom={(r) => void onZoom(m.key, r)}
+              />
+            ) : (
+              <div key={m.key} className="chart">
+                <div className="title">
+                  <span>{m.key}</span>
+                </div>
+                <div className="skeleton" style={{ height: 220 }} />
+              </div>
+            ),
+          )}
+        </div>
+      )}
+      <h2>Summary</h2>
+      {Object.keys(summary).length === 0 ? (
+        <div className="muted">No summary yet (set with run.setSummary).</div>
+      ) : (
+        <dl className="kv panel" data-testid="summary">
+          {Object.entries(summary).map(([k, v]) => (
+            <div key={k} style={{ display: 'contents' }}>
+              <dt>{k}</dt>
+              <dd>{fmtNumber(v)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,105 @@
+'use client';
+import { useEffect, useMemo, useRef } from 'react';
+import uPlot from 'uplot';
+import { logSafe, smooth, toColumns, type WireSeries } from '../lib/chart-math';
+import { fmtNumber } from '../lib/format';
+
+export interface MetricChartProps {
+  series: WireSeries;
+  smoothing: number;
+  logScale: boolean;
+  /** Called with the visible step range after a drag-zoom, or null on reset (double-click). */
+  onZoom?: (range: [number, number] | null) => void;
+}
+
+const ACCENT = '#6ea8fe';
+const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
+
+/** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
+export function MetricChart({ series, smoothing, logScale, onZoom }: MetricChartProps) {
+  const el = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const zoomCb = useRef(onZoom);
+  zoomCb.current = onZoom;
+  const cols = useMemo(() => toColumns(series), [series]);
+  const bucketed = cols.lo !== null;
+
+  const data = useMemo(() => {
+    const fix = logScale ? logSafe : (v: (number | null)[]) => v;
+    const line = fix(cols.y);
+    const out: (number | null)[][] = [cols.x, line, fix(smooth(cols.y, smoothing))];
+    if (cols.lo && cols.hi) out.push(fix(cols.hi), fix(cols.lo));
+    return out as uPlot.AlignedData;
+  }, [cols, smoothing, logScale]);
+
+  // (Re)create the plot when its shape changes: log scale, or raw ⇄ bucketed.
+  useEffect(() => {
+    const node = el.current;
+    if (!node) return;
+    const seriesOpts: uPlot.Series[] = [
+      { label: 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
+      { label: 'value', stroke: smoothing > 0 ? 'rgba(110,168,254,0.35)' : ACCENT, width: 1, value: (_u, v) => fmtNumber(v) },
+      { label: 'smoothed', stroke: ACCENT, width: 2, show: smoothing > 0, value: (_u, v) => fmtNumber(v) },
+    ];
+    if (bucketed) {
+      seriesOpts.push(
+        { label: 'max', stroke: 'rgba(110,168,254,0.25)', width: 1, value: (_u, v) => fmtNumber(v) },
+        { label: 'min', stroke: 'rgba(110,168,254,0.25)', width: 1, value: (_u, v) => fmtNumber(v) },
+      );
+    }
+    const u = new uPlot(
+      {
+        width: node.clientWidth || 400,
+        height: 220,
+        scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
+        series: seriesOpts,
+        bands: bucketed ? [{ series: [3, 4], fill: 'rgba(110,168,254,0.12)' }] : [],
+        axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => fmtNumber(t)) }],
+        legend: { live: true },
+        cursor: { drag: { x: true, y: false, setScale: true } },
+        hooks: {
+          setSelect: [
+            (p) => {
+              if (p.select.width > 0) {
+                const lo = p.posToVal(p.select.left, 'x');
+                const hi = p.posToVal(p.select.left + p.select.width, 'x');
+                zoomCb.current?.([Math.max(0, Math.floor(lo)), Math.ceil(hi)]);
+              }
+            },
+          ],
+        },
+      },
+      data,
+      node,
+    );
+    u.over.addEventListener('dblclick', () => zoomCb.current?.(null));
+    plot.current = u;
+    const ro = new ResizeObserver(() => u.setSize({ width: node.clientWidth, height: 220 }));
+    ro.observe(node);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- data flows in through the effect below
+  }, [logScale, bucketed, smoothing > 0]);
+
+  useEffect(() => {
+    plot.current?.setData(data);
+  }, [data]);
+
+  const lastVal = cols.y.length ? cols.y[cols.y.length - 1] : null;
+  return (
+    <div className="chart" data-testid="metric-chart" data-key={series.key} data-points={cols.points}>
+      <div className="title">
+        <span>{series.key}</span>
+        <span className="last">
+          {cols.points.toLocaleString('en-US')} pts · last {fmtNumber(lastVal)}
+          {series.mode === 'buckets' ? ` · ${series.width}-step buckets` : ''}
+        </span>
+      </div>
+      {cols.nonFinite > 0 ? <div className="warn">{cols.nonFinite} non-finite point(s) (NaN/±Inf) shown as gaps</div> : null}
+      <div ref={el} />
+    </div>
+  );
+}

@@ -1,0 +1,33 @@
+import Link from 'next/link';
+import type { ReactNode } from 'react';
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span className={`badge ${status}`}>{status}</span>;
+}
+
+export function Crumbs({ items }: { items: { href?: string; label: string }[] }) {
+  return (
+    <nav className="crumbs" aria-label="breadcrumbs" style={{ marginBottom: 12 }}>
+      <Link href="/">Projects</Link>
+      {items.map((it, i) => (
+        <span key={i}>
+          {' / '}
+          {it.href ? <Link href={it.href}>{it.label}</Link> : <span>{it.label}</span>}
+        </span>
+      ))}
+    </nav>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <div className="empty">{children}</div>;
+}
+
+export function ErrorBox({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="error" role="alert">
+      <strong>{title}</strong>
+      {children ? <div style={{ marginTop: 6 }}>{children}</div> : null}
+    </div>
+  );
+}

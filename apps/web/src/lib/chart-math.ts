@@ -1,0 +1,97 @@
+/**
+ * Chart maths, pure and tested: wire series → columns uPlot draws, smoothing, log-scale safety.
+ * Non-finite values never vanish silently: they become gaps in the line and are counted for the chart's warning.
+ */
+
+type Wire = number | 'NaN' | 'Infinity' | '-Infinity' | null;
+
+export type WireSeries =
+  | { runId: string; key: string; mode: 'raw'; steps: number[]; values: Wire[]; times: number[] }
+  | {
+      runId: string;
+      key: string;
+      mode: 'buckets';
+      width: number;
+      steps: number[];
+      count: number[];
+      nan: number[];
+      min: Wire[];
+      max: Wire[];
+      first: Wire[];
+      last: Wire[];
+    };
+
+export interface ChartColumns {
+  x: number[];
+  /** The line: raw values, or each bucket's last value. */
+  y: (number | null)[];
+  /** Bucket extremes (the band that keeps spikes); null for raw series. */
+  lo: (number | null)[] | null;
+  hi: (number | null)[] | null;
+  /** Points that are NaN or ±Infinity (drawn as gaps). */
+  nonFinite: number;
+  /** Points the columns stand for. */
+  points: number;
+}
+
+const finite = (v: Wire): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+export function toColumns(s: WireSeries): ChartColumns {
+  if (s.mode === 'raw') {
+    const y = s.values.map(finite);
+    return { x: s.steps, y, lo: null, hi: null, nonFinite: y.filter((v) => v === null).length, points: y.length };
+  }
+  let nonFinite = 0;
+  for (let i = 0; i < s.steps.length; i++) {
+    nonFinite += s.nan[i] ?? 0;
+    if (s.min[i] === '-Infinity') nonFinite++;
+    if (s.max[i] === 'Infinity') nonFinite++;
+  }
+  return {
+    // a bucket is drawn at its centre
+    x: s.steps.map((st) => st + (s.width - 1) / 2),
+    y: s.last.map(finite),
+    lo: s.min.map(finite),
+    hi: s.max.map(finite),
+    nonFinite,
+    points: s.count.reduce((a, b) => a + b, 0),
+  };
+}
+
+/**
+ * Exponential moving average with TensorBoard's debiasing (the first points are not dragged towards 0).
+ * `weight` in [0, 1): 0 is no smoothing. Gaps (null) stay gaps and do not reset the average.
+ */
+export function smooth(y: readonly (number | null)[], weight: number): (number | null)[] {
+  if (weight <= 0) return [...y];
+  const w = Math.min(weight, 0.999);
+  let last = 0;
+  let n = 0;
+  return y.map((v) => {
+    if (v === null) return null;
+    last = last * w + (1 - w) * v;
+    n++;
+    return last / (1 - w ** n);
+  });
+}
+
+/** Values a log scale cannot draw (≤ 0) become gaps. */
+export function logSafe(y: readonly (number | null)[]): (number | null)[] {
+  return y.map((v) => (v !== null && v > 0 ? v : null));
+}
+
+/** Merges a tail fetched after `fromStep` into a raw series (live updates append instead of refetching). */
+export function appendRaw(
+  a: Extract<WireSeries, { mode: 'raw' }>,
+  tail: Extract<WireSeries, { mode: 'raw' }>,
+): Extract<WireSeries, { mode: 'raw' }> {
+  const lastStep = a.steps.length ? a.steps[a.steps.length - 1]! : -1;
+  const keep = tail.steps.findIndex((s) => s > lastStep);
+  if (keep < 0) return a;
+  return {
+    ...a,
+    steps: [...a.steps, ...tail.steps.slice(keep)],
+    values: [...a.values, ...tail.values.slice(keep)],
+    times: [...a.times, ...tail.times.slice(keep)],
+  };
+}

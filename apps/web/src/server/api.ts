@@ -1,0 +1,31 @@
+import { appRouter, createApiHandler, createCallerFactory, createContextInner } from '@aft/api';
+import { createDb, RunNotifier, type Db } from '@aft/db';
+import { env } from '../env';
+
+interface Server {
+  db: Db;
+  notifier: RunNotifier;
+  handler: (req: Request) => Promise<Response>;
+}
+
+// One pool and one LISTEN connection per server process (kept across hot reloads in development).
+const g = globalThis as typeof globalThis & { __aftServer?: Server };
+
+export function server(): Server {
+  if (!g.__aftServer) {
+    const e = env();
+    const db = createDb({ connectionString: e.DATABASE_URL, max: e.AFT_DB_POOL });
+    const notifier = new RunNotifier(e.DATABASE_URL);
+    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null });
+    g.__aftServer = { db, notifier, handler };
+  }
+  return g.__aftServer;
+}
+
+/** A tRPC caller for server components: the same procedures, authorization and validation as over HTTP. */
+export function api() {
+  const s = server();
+  return createCallerFactory(appRouter)(
+    createContextInner({ db: s.db, notifier: s.notifier, apiKey: null, localTeam: env().AFT_LOCAL_TEAM || null }),
+  );
+}

@@ -1,0 +1,1 @@
+export { initBackend, BACKENDS, type BackendInfo, type BackendName } from './backend';
