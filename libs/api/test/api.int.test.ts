@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { countPoints, createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
 import { appRouter, createCallerFactory, createContextInner } from '../src';
 
@@ -21,9 +21,7 @@ afterAll(async () => {
 
 const points = (n: number, key = 'loss', from = 0) =>
   Array.from({ length: n }, (_, i) => ({ key, step: from + i, value: Math.exp(-(from + i) / 100) }));
-const stored = async (runId: string) =>
-  (await t.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_id = $1', [runId]))
-    .rows[0]!.n;
+const stored = async (runId: string) => (await countPoints(t.db, runId)).n;
 
 async function newRun(k = key, extra: Record<string, unknown> = {}) {
   const r = await api.call('runs.create', { project: 'p1', config: { lr: 0.001 }, ...extra }, { key: k });
@@ -87,6 +85,26 @@ describe('metrics over HTTP', () => {
     expect(r.status).toBe(400);
     expect(r.json.error?.message).toBeTruthy();
     expect(await stored(runId)).toBe(0);
+  });
+
+  it('takes the columnar form too, and rejects ragged or mis-indexed columns', async () => {
+    const runId = await newRun();
+    const ok = await api.call(
+      'metrics.log',
+      { runId, columns: { keys: ['a', 'b'], key: [0, 1, 0], step: [0, 0, 1], value: [1, 'NaN', 3] } },
+      { key },
+    );
+    expect(ok.json.result?.data).toMatchObject({ inserted: 3 });
+    const ragged = await api.call('metrics.log', { runId, columns: { keys: ['a'], key: [0, 0], step: [5], value: [1, 2] } }, { key });
+    expect(ragged.status).toBe(400);
+    expect(ragged.json.error?.message).toMatch(/columns\.step: step has 1 entries but key has 2/);
+    const badIdx = await api.call('metrics.log', { runId, columns: { keys: ['a'], key: [3], step: [5], value: [1] } }, { key });
+    expect(badIdx.status).toBe(400);
+    expect(badIdx.json.error?.message).toMatch(/key index 3 is not an index into keys/);
+    const both = await api.call('metrics.log', { runId }, { key });
+    expect(both.status).toBe(400);
+    expect(both.json.error?.message).toMatch(/either as `points`/);
+    expect(await stored(runId)).toBe(3);
   });
 
   it('answers an unknown run with 404 naming it', async () => {

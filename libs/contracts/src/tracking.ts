@@ -38,13 +38,51 @@ export const metricPointInput = z.object({
 });
 export type MetricPointInput = z.infer<typeof metricPointInput>;
 
-export const metricsLogInput = z.object({
-  runId: id,
-  points: z
-    .array(metricPointInput)
-    .min(1, 'a batch holds at least one point')
-    .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
-});
+/**
+ * The compact form of a batch, which the SDK sends: each key name once, then one column per field.
+ * About a third of the bytes of `points`, and far cheaper to parse and validate.
+ */
+export const metricColumns = z
+  .object({
+    keys: z.array(metricKey).min(1).max(1000, 'at most 1000 distinct keys per batch'),
+    /** Index into `keys` for each point. */
+    key: z.array(z.number().int().min(0)).max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
+    step: z.array(step),
+    value: z.array(wireNumber),
+    /** Milliseconds since the epoch for each point; the server's clock when absent. */
+    time: z.array(z.number().int().min(0).max(8.64e15)).optional(),
+  })
+  .superRefine((c, ctx) => {
+    const n = c.key.length;
+    if (n === 0) ctx.addIssue({ code: 'custom', message: 'a batch holds at least one point', path: ['key'] });
+    for (const f of ['step', 'value', 'time'] as const) {
+      const len = c[f]?.length;
+      if (len !== undefined && len !== n) {
+        ctx.addIssue({ code: 'custom', message: `${f} has ${len} entries but key has ${n}; columns must be the same length`, path: [f] });
+      }
+    }
+    const bad = c.key.findIndex((k) => k >= c.keys.length);
+    if (bad >= 0) {
+      ctx.addIssue({ code: 'custom', message: `key index ${c.key[bad]} is not an index into keys (${c.keys.length} keys)`, path: ['key', bad] });
+    }
+  });
+export type MetricColumns = z.infer<typeof metricColumns>;
+
+export const metricsLogInput = z
+  .object({
+    runId: id,
+    /** Points as objects: `{ key, step, value, time? }`. */
+    points: z
+      .array(metricPointInput)
+      .min(1, 'a batch holds at least one point')
+      .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`)
+      .optional(),
+    /** Or the same points in columns (what the SDK sends). */
+    columns: metricColumns.optional(),
+  })
+  .refine((v) => (v.points === undefined) !== (v.columns === undefined), {
+    message: 'give the points either as `points` (objects) or as `columns`, not both and not neither',
+  });
 export type MetricsLogInput = z.infer<typeof metricsLogInput>;
 
 export const sampleInput = z.object({

@@ -156,12 +156,13 @@ export async function insertEvent(
  */
 export async function deleteRun(pool: Pool, runId: string, teamId: string): Promise<void> {
   await withTransaction(pool, async (c) => {
-    const res = await c.query(`DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id`, [
-      runId,
-      teamId,
-    ]);
-    if (!res.rowCount) throw new RunNotFoundError(runId);
-    await c.query('DELETE FROM metric_point WHERE run_id = $1', [runId]);
-    await c.query('DELETE FROM metric_rollup WHERE run_id = $1', [runId]);
+    const res = await c.query<{ num: string }>(
+      `DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING num::text AS num`,
+      [runId, teamId],
+    );
+    const num = res.rows[0]?.num;
+    if (num === undefined) throw new RunNotFoundError(runId);
+    await c.query('DELETE FROM metric_point WHERE run_num = $1', [num]);
+    await c.query('DELETE FROM metric_rollup WHERE run_num = $1', [num]);
   });
 }

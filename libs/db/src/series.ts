@@ -35,6 +35,8 @@ export type Series =
 interface KeyStats {
   run_id: string;
   key: string;
+  num: string;
+  key_id: number;
   count: number;
   min_step: number;
   last_step: number;
@@ -59,8 +61,9 @@ export function bucketWidth(lo: number, hi: number, n: number): number {
 export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): Promise<Series[]> {
   if (reqs.length === 0) return [];
   const stats = await pool.query<KeyStats>(
-    `SELECT run_id, key, count, min_step, last_step FROM run_metric
-     WHERE (run_id, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    `SELECT m.run_id, m.key, r.num::text AS num, m.key_id, m.count, m.min_step, m.last_step
+     FROM run_metric m JOIN run r ON r.id = m.run_id
+     WHERE (m.run_id, m.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [reqs.map((r) => r.runId), reqs.map((r) => r.key)],
   );
   const byId = new Map(stats.rows.map((s) => [`${s.run_id}\u0000${s.key}`, s]));
@@ -75,27 +78,27 @@ async function oneSeries(pool: Pool, r: SeriesRequest, s: KeyStats | undefined):
   if (lo > hi) return empty;
   const whole = lo === s.min_step && hi === s.last_step;
   if ((whole && s.count <= r.buckets) || hi - lo + 1 <= r.buckets) {
-    return { ...empty, points: await rawPoints(pool, r.runId, r.key, lo, hi) };
+    return { ...empty, points: await rawPoints(pool, s, lo, hi) };
   }
   const width = bucketWidth(lo, hi, r.buckets);
-  const buckets = await bucketed(pool, r.runId, r.key, width, lo, hi);
+  const buckets = await bucketed(pool, s, width, lo, hi);
   const total = buckets.reduce((a, b) => a + b.count, 0);
-  if (total <= r.buckets) return { ...empty, points: await rawPoints(pool, r.runId, r.key, lo, hi) };
+  if (total <= r.buckets) return { ...empty, points: await rawPoints(pool, s, lo, hi) };
   return { runId: r.runId, key: r.key, mode: 'buckets', width, buckets };
 }
 
-async function rawPoints(pool: Pool, runId: string, key: string, lo: number, hi: number): Promise<RawPoint[]> {
+async function rawPoints(pool: Pool, s: KeyStats, lo: number, hi: number): Promise<RawPoint[]> {
   const res = await pool.query<{ step: number; value: number; time: number }>(
     `SELECT step, value, (extract(epoch FROM wall_time) * 1000)::float8 AS time FROM metric_point
-     WHERE run_id = $1 AND key = $2 AND step BETWEEN $3 AND $4 ORDER BY step`,
-    [runId, key, lo, hi],
+     WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $3 AND $4 ORDER BY step`,
+    [s.num, s.key_id, lo, hi],
   );
   return res.rows;
 }
 
 const BUCKET_COLUMNS = `count::int AS count, nan::int AS nan, min, max, first, last`;
 
-async function bucketed(pool: Pool, runId: string, key: string, w: number, lo: number, hi: number): Promise<Bucket[]> {
+async function bucketed(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<Bucket[]> {
   const first = Math.floor(lo / w);
   const last = Math.floor(hi / w);
   const level = [...ROLLUP_WIDTHS].reverse().find((l) => l <= w);
@@ -105,9 +108,9 @@ async function bucketed(pool: Pool, runId: string, key: string, w: number, lo: n
          SELECT step / $3::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
                 min(value) FILTER (WHERE value <> 'NaN') AS min, max(value) FILTER (WHERE value <> 'NaN') AS max,
                 (array_agg(value ORDER BY step))[1] AS first, (array_agg(value ORDER BY step DESC))[1] AS last
-         FROM metric_point WHERE run_id = $1 AND key = $2 AND step BETWEEN $4 AND $5
+         FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5
          GROUP BY 1) q ORDER BY b`,
-      [runId, key, w, first * w, last * w + w - 1],
+      [s.num, s.key_id, w, first * w, last * w + w - 1],
     );
     return res.rows;
   }
@@ -118,9 +121,9 @@ async function bucketed(pool: Pool, runId: string, key: string, w: number, lo: n
               (array_agg(first_value ORDER BY first_step))[1] AS first,
               (array_agg(last_value ORDER BY last_step DESC))[1] AS last
        FROM metric_rollup
-       WHERE run_id = $1 AND key = $2 AND width = $5 AND bucket BETWEEN $6 AND $7
+       WHERE run_num = $1 AND key_id = $2 AND width = $5 AND bucket BETWEEN $6 AND $7
        GROUP BY 1) q ORDER BY b`,
-    [runId, key, w, per, level, first * per, last * per + per - 1],
+    [s.num, s.key_id, w, per, level, first * per, last * per + per - 1],
   );
   return res.rows;
 }

@@ -108,3 +108,13 @@ export async function seedRun(db: Db, opts: { team?: string; project?: string; r
   const run = await db.prisma.run.create({ data: { projectId: project.id, name: opts.run ?? 'run-1' } });
   return { team, project, run };
 }
+
+/** How many metric points a run has stored, and how many distinct (key, step) pairs among them. */
+export async function countPoints(db: Db, runId: string): Promise<{ n: number; distinct: number }> {
+  const r = await db.pool.query<{ n: number; distinct: number }>(
+    `SELECT count(*)::int AS n, count(DISTINCT (p.key_id, p.step))::int AS distinct
+     FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1`,
+    [runId],
+  );
+  return r.rows[0]!;
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { countPoints, createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
 import { deleteRun, insertMetricPoints, querySeries, RunNotFoundError, bucketWidth, type MetricPoint } from '../src';
 
 let t: TestDatabase;
@@ -10,13 +10,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-const count = async (runId: string, key?: string) =>
-  (
-    await t.db.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM metric_point WHERE run_id = $1 AND ($2::text IS NULL OR key = $2)',
-      [runId, key ?? null],
-    )
-  ).rows[0]!.n;
+const count = async (runId: string) => (await countPoints(t.db, runId)).n;
 
 describe('insertMetricPoints', () => {
   it('stores a batch sent twice once, and keeps rollups and key stats exact', async () => {
@@ -28,7 +22,8 @@ describe('insertMetricPoints', () => {
     expect(b).toMatchObject({ inserted: 0, skipped: 5000 });
     expect(await count(run.id)).toBe(5000);
     const roll = await t.db.pool.query<{ width: number; n: number }>(
-      'SELECT width, sum(count)::int AS n FROM metric_rollup WHERE run_id = $1 GROUP BY width ORDER BY width',
+      `SELECT width, sum(count)::int AS n FROM metric_rollup m JOIN run r ON r.num = m.run_num
+       WHERE r.id = $1 GROUP BY width ORDER BY width`,
       [run.id],
     );
     expect(roll.rows).toEqual([
@@ -165,8 +160,8 @@ describe('deleteRun', () => {
     await expect(deleteRun(t.db.pool, run.id, other.team.id)).rejects.toBeInstanceOf(RunNotFoundError);
     expect(await count(run.id)).toBe(1);
     await deleteRun(t.db.pool, run.id, team.id);
-    expect(await count(run.id)).toBe(0);
-    const rollups = await t.db.pool.query('SELECT 1 FROM metric_rollup WHERE run_id = $1', [run.id]);
+    expect(await t.db.pool.query('SELECT 1 FROM metric_point WHERE run_num = $1', [run.num]).then((r) => r.rowCount)).toBe(0);
+    const rollups = await t.db.pool.query('SELECT 1 FROM metric_rollup WHERE run_num = $1', [run.num]);
     expect(rollups.rowCount).toBe(0);
   });
 });

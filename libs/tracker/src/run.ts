@@ -4,8 +4,8 @@ import {
   LIMITS,
   metricKey,
   type ArtifactInput,
-  type MetricPointInput,
   type RunStatus,
+  type WireNumber,
   type SampleInput,
 } from '@aft/contracts';
 import { TrackerError, type Transport } from './http';
@@ -28,13 +28,28 @@ export interface BatchOptions {
 
 export type SampleRow = Omit<SampleInput, 'score'> & { score?: number | null };
 
+/** Points waiting to be sent, in the columnar wire form (each key name once per batch). */
+interface PointBuffer {
+  keys: string[];
+  index: Map<string, number>;
+  key: number[];
+  step: number[];
+  value: WireNumber[];
+  time: number[];
+}
+const emptyBuffer = (): PointBuffer => ({ keys: [], index: new Map(), key: [], step: [], value: [], time: [] });
+const MAX_KEYS_PER_BATCH = 1000;
+
+/** Key names already validated in this process (validation runs once per name, not once per point). */
+const validKeys = new Set<string>();
+
 /** A run being tracked: buffers what is logged, sends it in batches, retries, and never sends a point twice in effect. */
 export class Run {
   readonly id: string;
   readonly name: string;
   readonly project: string;
   readonly url: string;
-  private points: MetricPointInput[] = [];
+  private points: PointBuffer = emptyBuffer();
   private samples: SampleInput[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: TrackerError | null = null;
@@ -70,13 +85,27 @@ export class Run {
     if (!Number.isInteger(step) || step < 0 || step > LIMITS.maxStep) {
       throw new TypeError(`step must be an integer in [0, ${LIMITS.maxStep}], got ${step}`);
     }
-    for (const [key, value] of Object.entries(metrics)) {
+    const t = Math.round(time);
+    const buf = this.points;
+    for (const key in metrics) {
+      const value = metrics[key]!;
       if (typeof value !== 'number') throw new TypeError(`metric "${key}" must be a number, got ${typeof value}`);
-      const k = metricKey.safeParse(key);
-      if (!k.success) throw new TypeError(`metric key "${key}": ${k.error.issues[0]?.message}`);
-      this.points.push({ key, step, value: encodeNumber(value), time: Math.round(time) });
+      if (!validKeys.has(key)) {
+        const k = metricKey.safeParse(key);
+        if (!k.success) throw new TypeError(`metric key "${key}": ${k.error.issues[0]?.message}`);
+        validKeys.add(key);
+      }
+      let k = buf.index.get(key);
+      if (k === undefined) {
+        buf.index.set(key, (k = buf.keys.length));
+        buf.keys.push(key);
+      }
+      buf.key.push(k);
+      buf.step.push(step);
+      buf.value.push(Number.isFinite(value) ? value : encodeNumber(value));
+      buf.time.push(t);
     }
-    if (this.points.length >= this.batchPoints) this.send();
+    if (buf.key.length >= this.batchPoints || buf.keys.length >= MAX_KEYS_PER_BATCH) this.send();
     return this.inFlight.size >= this.maxInFlight ? Promise.race(this.inFlight) : Promise.resolve();
   }
 
@@ -134,9 +163,20 @@ export class Run {
   }
 
   private send(): void {
-    while (this.points.length) {
-      const batch = this.points.splice(0, this.batchPoints);
-      this.track(this.transport.call('metrics.log', { runId: this.id, points: batch }));
+    const buf = this.points;
+    if (buf.key.length) {
+      this.points = emptyBuffer();
+      for (let off = 0; off < buf.key.length; off += this.batchPoints) {
+        const end = off + this.batchPoints;
+        const columns = {
+          keys: buf.keys,
+          key: buf.key.slice(off, end),
+          step: buf.step.slice(off, end),
+          value: buf.value.slice(off, end),
+          time: buf.time.slice(off, end),
+        };
+        this.track(this.transport.call('metrics.log', { runId: this.id, columns }));
+      }
     }
     while (this.samples.length) {
       const rows = this.samples.splice(0, LIMITS.samplesPerBatch);

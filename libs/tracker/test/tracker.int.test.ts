@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { countPoints, createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createTeamWithKey, createTestHandler, serveFetch } from '@aft/api/testing';
 import { init, TrackerError } from '../src';
 
@@ -20,9 +20,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-const countPoints = async (runId: string) =>
-  (await t.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_id = $1', [runId])).rows[0]!
-    .n;
+const stored = (runId: string) => countPoints(t.db, runId);
 
 describe('tracker SDK', () => {
   it('logs metrics, samples, artifacts and a summary, then finishes', async () => {
@@ -33,7 +31,7 @@ describe('tracker SDK', () => {
     await run.logArtifact({ kind: 'checkpoint', name: 'final', uri: 'file:///tmp/x', bytes: 10 });
     await run.setSummary({ acc: 0.5, ppl: Infinity });
     await run.finish();
-    expect(await countPoints(run.id)).toBe(2401);
+    expect((await stored(run.id)).n).toBe(2401);
     const row = await t.db.prisma.run.findUniqueOrThrow({ where: { id: run.id } });
     expect(row.status).toBe('succeeded');
     expect(row.summary).toEqual({ acc: 0.5, ppl: 'Infinity' });
@@ -74,12 +72,7 @@ describe('tracker SDK', () => {
     await run.finish();
     await flaky.close();
     expect(retries.length).toBeGreaterThan(3);
-    expect(await countPoints(run.id)).toBe(10_000);
-    const distinct = await t.db.pool.query<{ n: number }>(
-      'SELECT count(DISTINCT step)::int AS n FROM metric_point WHERE run_id = $1',
-      [run.id],
-    );
-    expect(distinct.rows[0]!.n).toBe(10_000);
+    expect(await stored(run.id)).toEqual({ n: 10_000, distinct: 10_000 });
   });
 
   it('does not retry a request the server refuses, and reports it', async () => {

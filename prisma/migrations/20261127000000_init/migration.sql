@@ -81,6 +81,7 @@ CREATE TABLE "sweep" (
 -- CreateTable
 CREATE TABLE "run" (
     "id" TEXT NOT NULL,
+    "num" BIGSERIAL NOT NULL,
     "project_id" TEXT NOT NULL,
     "sweep_id" TEXT,
     "parent_run_id" TEXT,
@@ -108,20 +109,28 @@ CREATE TABLE "run" (
 );
 
 -- CreateTable
+CREATE TABLE "metric_key" (
+    "id" SERIAL NOT NULL,
+    "name" TEXT NOT NULL,
+
+    CONSTRAINT "metric_key_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
 CREATE TABLE "metric_point" (
-    "run_id" TEXT NOT NULL,
-    "key" TEXT NOT NULL,
+    "run_num" BIGINT NOT NULL,
+    "key_id" INTEGER NOT NULL,
     "step" INTEGER NOT NULL,
     "value" DOUBLE PRECISION NOT NULL,
     "wall_time" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
-    CONSTRAINT "metric_point_pkey" PRIMARY KEY ("run_id","key","step")
+    CONSTRAINT "metric_point_pkey" PRIMARY KEY ("run_num","key_id","step")
 );
 
 -- CreateTable
 CREATE TABLE "metric_rollup" (
-    "run_id" TEXT NOT NULL,
-    "key" TEXT NOT NULL,
+    "run_num" BIGINT NOT NULL,
+    "key_id" INTEGER NOT NULL,
     "width" INTEGER NOT NULL,
     "bucket" INTEGER NOT NULL,
     "count" INTEGER NOT NULL,
@@ -133,13 +142,14 @@ CREATE TABLE "metric_rollup" (
     "last_step" INTEGER NOT NULL,
     "last_value" DOUBLE PRECISION NOT NULL,
 
-    CONSTRAINT "metric_rollup_pkey" PRIMARY KEY ("run_id","key","width","bucket")
+    CONSTRAINT "metric_rollup_pkey" PRIMARY KEY ("run_num","key_id","width","bucket")
 );
 
 -- CreateTable
 CREATE TABLE "run_metric" (
     "run_id" TEXT NOT NULL,
     "key" TEXT NOT NULL,
+    "key_id" INTEGER NOT NULL,
     "count" INTEGER NOT NULL,
     "min_step" INTEGER NOT NULL,
     "last_step" INTEGER NOT NULL,
@@ -222,6 +232,9 @@ CREATE UNIQUE INDEX "project_team_id_name_key" ON "project"("team_id", "name");
 CREATE INDEX "sweep_project_id_idx" ON "sweep"("project_id");
 
 -- CreateIndex
+CREATE UNIQUE INDEX "run_num_key" ON "run"("num");
+
+-- CreateIndex
 CREATE INDEX "run_project_id_created_at_id_idx" ON "run"("project_id", "created_at" DESC, "id");
 
 -- CreateIndex
@@ -238,6 +251,9 @@ CREATE INDEX "run_parent_run_id_idx" ON "run"("parent_run_id");
 
 -- CreateIndex
 CREATE INDEX "run_tags_idx" ON "run" USING GIN ("tags");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "metric_key_name_key" ON "metric_key"("name");
 
 -- CreateIndex
 CREATE INDEX "sample_run_id_question_id_idx" ON "sample"("run_id", "question_id");
@@ -286,5 +302,4 @@ ALTER TABLE "artifact" ADD CONSTRAINT "artifact_run_id_fkey" FOREIGN KEY ("run_i
 
 -- AddForeignKey
 ALTER TABLE "event" ADD CONSTRAINT "event_run_id_fkey" FOREIGN KEY ("run_id") REFERENCES "run"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-
 

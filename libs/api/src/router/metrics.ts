@@ -1,7 +1,7 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
-import { insertMetricPoints, querySeries, type Db, type MetricPoint, type Series } from '@aft/db';
+import { insertMetricPoints, querySeries, type Db, type MetricPoint, type PointColumns, type Series } from '@aft/db';
 import { logProcedure, teamProcedure } from '../trpc';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
@@ -50,13 +50,10 @@ export type WireSeries = ReturnType<typeof toWire>;
 export const metricsRouter = {
   /** Stores up to 10,000 points; a retried batch stores each (run, key, step) once. */
   log: logProcedure.input(metricsLogInput).mutation(async ({ ctx, input }) => {
-    const points: MetricPoint[] = input.points.map((p) => ({
-      key: p.key,
-      step: p.step,
-      value: decodeNumber(p.value),
-      time: p.time,
-    }));
-    return insertMetricPoints(ctx.db.pool, input.runId, points, { teamId: ctx.actor.teamId });
+    const batch: PointColumns | MetricPoint[] = input.columns
+      ? { ...input.columns, value: input.columns.value.map(decodeNumber) }
+      : input.points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));
+    return insertMetricPoints(ctx.db.pool, input.runId, batch, { teamId: ctx.actor.teamId });
   }),
 
   /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */

@@ -1,0 +1,84 @@
+/**
+ * `npm run bench:ingest`: 4 concurrent SDK writers (separate processes) push 1,000,000 points through the HTTP
+ * API of the built app (`next start`) into a fresh Postgres database. Prints JSON with points/s and where the
+ * time goes (server CPU, Postgres CPU, writers' CPU), then checks every point was stored exactly once.
+ *   npm run bench:ingest -- --points 1000000 --writers 4
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
+
+const { values } = parseArgs({ options: { points: { type: 'string', default: '1000000' }, writers: { type: 'string', default: '4' } } });
+const totalPoints = Number(values.points);
+const writers = Number(values.writers);
+
+/** CPU seconds (user+sys) of a process and its children so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return 0;
+  }
+}
+async function postgresCpu(c: pg.Client): Promise<number> {
+  const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  return r.rows.reduce((a, x) => a + cpuSeconds(x.pid), 0);
+}
+
+ensureWebBuilt();
+const app = await startApp('aft_bench');
+const db = new pg.Client({ connectionString: app.databaseUrl });
+await db.connect();
+try {
+  const per = Math.ceil(totalPoints / writers);
+  const children = Array.from({ length: writers }, (_, i) =>
+    fork(`${ROOT}/tools/bench/ingest-writer.ts`, [app.baseUrl, app.apiKey, String(per), String(i)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
+  );
+  await Promise.all(children.map((c) => new Promise((r) => c.once('message', r))));
+  const serverCpu0 = cpuSeconds(app.pid);
+  const t0 = performance.now();
+  const results = children.map(
+    (c) =>
+      new Promise<{ runId: string; points: number; ms: number; cpu: number }>((res, rej) => {
+        c.once('message', (m) => res({ ...(m as { runId: string; points: number; ms: number }), cpu: cpuSeconds(c.pid!) }));
+        c.once('exit', (code) => code && rej(new Error(`writer exited ${code}`)));
+      }),
+  );
+  for (const c of children) c.send('go');
+  const done = await Promise.all(results);
+  const wall = (performance.now() - t0) / 1000;
+  const serverCpu = cpuSeconds(app.pid) - serverCpu0;
+  const pgCpu = await postgresCpu(db);
+  const stored = await db.query<{ n: string; d: string }>(
+    `SELECT count(*) AS n, count(DISTINCT (run_num, key_id, step)) AS d FROM metric_point`,
+  );
+  const sent = done.reduce((a, r) => a + r.points, 0);
+  const out = {
+    bench: 'ingest',
+    writers,
+    points: sent,
+    seconds: Number(wall.toFixed(2)),
+    pointsPerSecond: Math.round(sent / wall),
+    target: 100_000,
+    stored: Number(stored.rows[0]!.n),
+    duplicates: Number(stored.rows[0]!.n) - Number(stored.rows[0]!.d),
+    cpuSeconds: {
+      webServer: Number(serverCpu.toFixed(1)),
+      postgresBackends: Number(pgCpu.toFixed(1)),
+      writers: Number(done.reduce((a, r) => a + r.cpu, 0).toFixed(1)),
+      available: Number((wall * 2).toFixed(1)),
+    },
+    perWriterSeconds: done.map((r) => Number((r.ms / 1000).toFixed(2))),
+  };
+  console.log(JSON.stringify(out, null, 2));
+  if (out.stored !== sent || out.duplicates !== 0) process.exitCode = 1;
+} finally {
+  await db.end();
+  await app.stop();
+}

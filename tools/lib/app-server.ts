@@ -1,0 +1,113 @@
+/**
+ * Stands up the real app for end-to-end tests and benchmarks: a fresh database migrated with
+ * `prisma migrate deploy` (the path users take), the seed (local team + API key), and the built web app
+ * started with `next start` on a free port. `stop()` kills the server and drops the database.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import pg from 'pg';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const PG_ADMIN_URL = process.env['AFT_TEST_PG_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+export async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+export function ensureWebBuilt(): void {
+  if (!existsSync(resolve(ROOT, 'apps/web/.next/BUILD_ID'))) {
+    execFileSync('npx', ['next', 'build', 'apps/web'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+    });
+  }
+}
+
+export interface AppServer {
+  baseUrl: string;
+  apiKey: string;
+  databaseUrl: string;
+  dbName: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
+  if (!existsSync(resolve(ROOT, 'apps/web/.next/BUILD_ID'))) {
+    throw new Error('the web app is not built: run `npm test` (it builds first) or `npx next build apps/web`');
+  }
+  const dbName = `${prefix}_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE ${dbName}`);
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${dbName}`;
+  const databaseUrl = u.toString();
+  const env = { ...process.env, DATABASE_URL: databaseUrl, NEXT_TELEMETRY_DISABLED: '1' };
+  const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+  try {
+    execFileSync('npx', ['prisma', 'migrate', 'deploy'], { cwd: ROOT, env, stdio: 'pipe' });
+    mkdirSync(resolve(ROOT, 'tmp'), { recursive: true });
+    const keyFile = resolve(ROOT, `tmp/${dbName}.key`);
+    execFileSync('npx', ['tsx', 'prisma/seed.ts'], { cwd: ROOT, env: { ...env, AFT_KEY_FILE: keyFile }, stdio: 'pipe' });
+    const apiKey = readFileSync(keyFile, 'utf8').trim();
+    const port = await freePort();
+    const server = spawn(
+      process.execPath,
+      ['node_modules/next/dist/bin/next', 'start', 'apps/web', '-H', '127.0.0.1', '-p', String(port)],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    server.stdout?.on('data', (d) => (log += d));
+    server.stderr?.on('data', (d) => (log += d));
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        if ((await fetch(`${baseUrl}/`)).status < 500) break;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline || server.exitCode !== null) {
+        server.kill('SIGKILL');
+        throw new Error(`web app did not start:\n${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return {
+      baseUrl,
+      apiKey,
+      databaseUrl,
+      dbName,
+      pid: server.pid!,
+      async stop() {
+        server.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 300));
+        if (server.exitCode === null) server.kill('SIGKILL');
+        await drop();
+      },
+    };
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+}
