@@ -73,31 +73,42 @@ const errors = t.middleware(async ({ next }) => {
 
 export const publicProcedure = t.procedure.use(errors);
 
+// Team slugs never change, so the local team's id is looked up once per process and database.
+const localTeamIds = new WeakMap<object, Map<string, string>>();
+
 async function resolveActor(ctx: Context): Promise<Actor> {
   if (ctx.apiKey) {
-    const key = await ctx.db.prisma.apiKey.findUnique({
-      where: { hash: hashApiKey(ctx.apiKey) },
-      select: { id: true, teamId: true, scopes: true, revokedAt: true, lastUsedAt: true },
-    });
-    if (!key || key.revokedAt) {
+    // Not cached: a revoked key must be refused on its very next request, by every server process.
+    const res = await ctx.db.pool.query<{ id: string; team_id: string; scopes: string[]; revoked: boolean; stale: boolean }>(
+      `SELECT id, team_id, scopes, revoked_at IS NOT NULL AS revoked,
+              (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale
+       FROM api_key WHERE hash = $1`,
+      [hashApiKey(ctx.apiKey)],
+    );
+    const key = res.rows[0];
+    if (!key || key.revoked) {
       throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API key not recognised or revoked' });
     }
-    if (!key.lastUsedAt || Date.now() - key.lastUsedAt.getTime() > 60_000) {
-      void ctx.db.prisma.apiKey
-        .update({ where: { id: key.id }, data: { lastUsedAt: new Date() }, select: { id: true } })
-        .catch(() => undefined);
+    if (key.stale) {
+      void ctx.db.pool.query('UPDATE api_key SET last_used_at = now() WHERE id = $1', [key.id]).catch(() => undefined);
     }
-    return { teamId: key.teamId, via: 'key', keyId: key.id, scopes: key.scopes as ApiKeyScope[] };
+    return { teamId: key.team_id, via: 'key', keyId: key.id, scopes: key.scopes as ApiKeyScope[] };
   }
   if (ctx.localTeam) {
-    const team = await ctx.db.prisma.team.findUnique({ where: { slug: ctx.localTeam }, select: { id: true } });
-    if (!team) {
-      throw new TRPCError({
-        code: 'PRECONDITION_FAILED',
-        message: `the local team "${ctx.localTeam}" does not exist; run \`npm run db:seed\``,
-      });
+    let cache = localTeamIds.get(ctx.db.pool);
+    if (!cache) localTeamIds.set(ctx.db.pool, (cache = new Map()));
+    let teamId = cache.get(ctx.localTeam);
+    if (!teamId) {
+      const team = await ctx.db.prisma.team.findUnique({ where: { slug: ctx.localTeam }, select: { id: true } });
+      if (!team) {
+        throw new TRPCError({
+          code: 'PRECONDITION_FAILED',
+          message: `the local team "${ctx.localTeam}" does not exist; run \`npm run db:seed\``,
+        });
+      }
+      cache.set(ctx.localTeam, (teamId = team.id));
     }
-    return { teamId: team.id, via: 'local', keyId: null, scopes: ['log', 'launch', 'read'] };
+    return { teamId, via: 'local', keyId: null, scopes: ['log', 'launch', 'read'] };
   }
   throw new TRPCError({
     code: 'UNAUTHORIZED',

@@ -1,7 +1,12 @@
 import type { Pool, PoolClient } from 'pg';
 
-/** Rollup widths maintained at ingest (powers of two, so any power-of-two bucket width is an exact union). */
-export const ROLLUP_WIDTHS = [64, 1024, 16384] as const;
+/**
+ * Rollup widths maintained at ingest: every power of two from 64 to 65,536 steps. A series query picks a
+ * power-of-two bucket width, so for any width in that range it reads one rollup row per bucket, with no
+ * aggregation at query time; wider buckets merge 65,536-step rollups. Each level holds half the rows of the one
+ * below, so all levels together cost about 2/64 of the points' rows.
+ */
+export const ROLLUP_WIDTHS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] as const;
 
 export interface MetricPoint {
   key: string;
@@ -76,6 +81,22 @@ function fold(a: Agg | undefined, step: number, value: number): Agg {
     a.lastValue = value;
   }
   return a;
+}
+
+/** Merges aggregate `b` into `a`. */
+function merge(a: Agg, b: Agg): void {
+  a.count += b.count;
+  a.nan += b.nan;
+  if (b.min !== null && (a.min === null || b.min < a.min)) a.min = b.min;
+  if (b.max !== null && (a.max === null || b.max > a.max)) a.max = b.max;
+  if (b.firstStep < a.firstStep) {
+    a.firstStep = b.firstStep;
+    a.firstValue = b.firstValue;
+  }
+  if (b.lastStep > a.lastStep) {
+    a.lastStep = b.lastStep;
+    a.lastValue = b.lastValue;
+  }
 }
 
 const PLAIN_INSERT = `
@@ -229,24 +250,37 @@ async function foldAggregates(
   rows: readonly number[],
   idOf: readonly number[],
 ) {
-  const rollups = new Map<number, Agg & { keyId: number; width: number; bucket: number }>();
+  type Rollup = Agg & { keyId: number; width: number; bucket: number };
+  // finest level from the points, then each level from the one below (a bucket of 2w is two buckets of w)
+  let level = new Map<number, Rollup>();
   const perKey = new Map<number, Agg>();
+  const finest = ROLLUP_WIDTHS[0];
   for (const i of rows) {
     const k = cols.key[i]!;
     const step = cols.step[i]!;
     const value = cols.value[i]!;
-    for (let w = 0; w < ROLLUP_WIDTHS.length; w++) {
-      const width = ROLLUP_WIDTHS[w]!;
-      const bucket = Math.floor(step / width);
-      const id = (k * ROLLUP_WIDTHS.length + w) * STEP_SPAN + bucket;
-      const a = rollups.get(id);
-      if (a) fold(a, step, value);
-      else rollups.set(id, { ...fold(undefined, step, value), keyId: idOf[k]!, width, bucket });
-    }
+    const bucket = Math.floor(step / finest);
+    const id = k * STEP_SPAN + bucket;
+    const a = level.get(id);
+    if (a) fold(a, step, value);
+    else level.set(id, { ...fold(undefined, step, value), keyId: idOf[k]!, width: finest, bucket });
     perKey.set(k, fold(perKey.get(k), step, value));
   }
+  const agg: Rollup[] = [...level.values()];
+  for (const width of ROLLUP_WIDTHS.slice(1)) {
+    const next = new Map<number, Rollup>();
+    for (const [id, a] of level) {
+      const bucket = Math.floor(a.bucket / 2);
+      const nid = (id - a.bucket) + bucket; // same key, parent bucket
+      const b = next.get(nid);
+      if (b) merge(b, a);
+      else next.set(nid, { ...a, width, bucket });
+    }
+    agg.push(...next.values());
+    level = next;
+  }
   // a stable order keeps row locks in one order across writers
-  const agg = [...rollups.values()].sort((a, b) => a.keyId - b.keyId || a.width - b.width || a.bucket - b.bucket);
+  agg.sort((a, b) => a.keyId - b.keyId || a.width - b.width || a.bucket - b.bucket);
   const col = <T>(f: (r: (typeof agg)[number]) => T) => agg.map(f);
   await c.query(ROLLUP_UPSERT, [
     num,

@@ -6,31 +6,42 @@ export interface SeriesRequest {
   key: string;
   /** Most buckets (or raw points) to return. */
   buckets: number;
-  minStep?: number;
-  maxStep?: number;
+  minStep?: number | undefined;
+  maxStep?: number | undefined;
 }
 
-export interface RawPoint {
-  step: number;
-  value: number;
-  /** Milliseconds since the epoch. */
-  time: number;
+/** A JSON-safe number: NaN and ±Infinity travel as strings, exactly as Postgres' to_json writes them. */
+export type JsonNumber = number | 'NaN' | 'Infinity' | '-Infinity';
+
+/** Raw points, in columns. `times` are milliseconds since the epoch. */
+export interface RawSeries {
+  runId: string;
+  key: string;
+  mode: 'raw';
+  steps: number[];
+  values: JsonNumber[];
+  times: number[];
 }
 
-/** One bucket of `width` steps starting at `step`; min/max skip NaN, which `nan` counts. */
-export interface Bucket {
-  step: number;
-  count: number;
-  nan: number;
-  min: number | null;
-  max: number | null;
-  first: number;
-  last: number;
+/**
+ * Buckets of `width` steps, in columns: bucket i covers [steps[i], steps[i] + width). min/max skip NaN (null when a
+ * bucket holds only NaN); nan counts them; first/last are the values at the bucket's first and last logged step.
+ */
+export interface BucketSeries {
+  runId: string;
+  key: string;
+  mode: 'buckets';
+  width: number;
+  steps: number[];
+  count: number[];
+  nan: number[];
+  min: (JsonNumber | null)[];
+  max: (JsonNumber | null)[];
+  first: JsonNumber[];
+  last: JsonNumber[];
 }
 
-export type Series =
-  | { runId: string; key: string; mode: 'raw'; points: RawPoint[] }
-  | { runId: string; key: string; mode: 'buckets'; width: number; buckets: Bucket[] };
+export type Series = RawSeries | BucketSeries;
 
 interface KeyStats {
   run_id: string;
@@ -44,7 +55,7 @@ interface KeyStats {
 
 /**
  * Bucket width for a step range: the smallest power of two that covers [lo, hi] in at most n aligned buckets.
- * Aligned power-of-two buckets are exact unions of the ingest rollups, so min/max/count are exact, not estimates.
+ * Aligned power-of-two buckets are exactly the ingest rollups, so min/max/count are exact, not estimates.
  */
 export function bucketWidth(lo: number, hi: number, n: number): number {
   let w = 1;
@@ -56,7 +67,8 @@ export function bucketWidth(lo: number, hi: number, n: number): number {
 /**
  * Downsampled series for many (run, key) pairs. Returns raw points when the range holds at most `buckets`
  * points; otherwise for each bucket min, max, first, last and count, so a one-point spike always survives.
- * A bucketed range is widened to whole buckets. Runs the per-series queries concurrently over the pool.
+ * A bucketed range is widened to whole buckets. Postgres builds each series' JSON columns itself (one text value
+ * per series, parsed natively), and the per-series queries run concurrently over the pool.
  */
 export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): Promise<Series[]> {
   if (reqs.length === 0) return [];
@@ -67,63 +79,136 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
     [reqs.map((r) => r.runId), reqs.map((r) => r.key)],
   );
   const byId = new Map(stats.rows.map((s) => [`${s.run_id}\u0000${s.key}`, s]));
-  return Promise.all(reqs.map((r) => oneSeries(pool, r, byId.get(`${r.runId}\u0000${r.key}`))));
+  const plans = reqs.map((r) => plan(r, byId.get(`${r.runId}\u0000${r.key}`)));
+  // Buckets that are exactly a rollup width — the usual case — are read a few series per query: a handful of
+  // concurrent queries keeps every core busy without a round trip per series.
+  const direct = plans.flatMap((p, i) => (p.kind === 'rollup' ? [{ i, p }] : []));
+  const directCols = new Map<number, BucketCols>();
+  const chunk = Math.max(1, Math.ceil(direct.length / SERIES_QUERY_PARALLELISM));
+  await Promise.all(
+    Array.from({ length: Math.ceil(direct.length / chunk) }, async (_, c) => {
+      const part = direct.slice(c * chunk, (c + 1) * chunk);
+      const res = await pool.query<{ i: number; j: string | null }>(ROLLUP_BATCH_SQL, [
+        part.map((d) => d.i),
+        part.map((d) => d.p.s.num),
+        part.map((d) => d.p.s.key_id),
+        part.map((d) => d.p.width),
+        part.map((d) => Math.floor(d.p.lo / d.p.width)),
+        part.map((d) => Math.floor(d.p.hi / d.p.width)),
+      ]);
+      for (const row of res.rows) directCols.set(row.i, transpose(JSON.parse(row.j ?? '[]')));
+    }),
+  );
+  return Promise.all(
+    plans.map(async (p, i): Promise<Series> => {
+      const r = reqs[i]!;
+      const raw = async (lo: number, hi: number): Promise<RawSeries> => ({
+        runId: r.runId,
+        key: r.key,
+        mode: 'raw',
+        ...(p.s ? await rawColumns(pool, p.s, lo, hi) : { steps: [], values: [], times: [] }),
+      });
+      if (p.kind === 'empty') return raw(0, -1);
+      if (p.kind === 'raw') return raw(p.lo, p.hi);
+      const cols = directCols.get(i) ?? (await bucketColumns(pool, p.s, p.width, p.lo, p.hi));
+      // sparse points: fewer than the budget in the whole range, so send them as they are
+      if (cols.count.reduce((a, b) => a + b, 0) <= r.buckets) return raw(p.lo, p.hi);
+      return { runId: r.runId, key: r.key, mode: 'buckets', width: p.width, ...cols };
+    }),
+  );
 }
 
-async function oneSeries(pool: Pool, r: SeriesRequest, s: KeyStats | undefined): Promise<Series> {
-  const empty: Series = { runId: r.runId, key: r.key, mode: 'raw', points: [] };
-  if (!s) return empty;
+const SERIES_QUERY_PARALLELISM = 4;
+
+const ROLLUP_BATCH_SQL = `
+  SELECT p.i, (SELECT json_agg(json_build_array(bucket * p.w, count, nan_count, min, max, first_value, last_value)
+                               ORDER BY bucket)::text
+               FROM metric_rollup m
+               WHERE m.run_num = p.num AND m.key_id = p.key_id AND m.width = p.w AND m.bucket BETWEEN p.lo AND p.hi) AS j
+  FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)`;
+
+type Plan =
+  | { kind: 'empty'; s: undefined }
+  | { kind: 'raw'; s: KeyStats; lo: number; hi: number }
+  | { kind: 'rollup' | 'aggregate'; s: KeyStats; lo: number; hi: number; width: number };
+
+function plan(r: SeriesRequest, s: KeyStats | undefined): Plan {
+  if (!s) return { kind: 'empty', s };
   const lo = Math.max(r.minStep ?? s.min_step, s.min_step);
   const hi = Math.min(r.maxStep ?? s.last_step, s.last_step);
-  if (lo > hi) return empty;
+  if (lo > hi) return { kind: 'empty', s: undefined };
   const whole = lo === s.min_step && hi === s.last_step;
-  if ((whole && s.count <= r.buckets) || hi - lo + 1 <= r.buckets) {
-    return { ...empty, points: await rawPoints(pool, s, lo, hi) };
-  }
+  if ((whole && s.count <= r.buckets) || hi - lo + 1 <= r.buckets) return { kind: 'raw', s, lo, hi };
   const width = bucketWidth(lo, hi, r.buckets);
-  const buckets = await bucketed(pool, s, width, lo, hi);
-  const total = buckets.reduce((a, b) => a + b.count, 0);
-  if (total <= r.buckets) return { ...empty, points: await rawPoints(pool, s, lo, hi) };
-  return { runId: r.runId, key: r.key, mode: 'buckets', width, buckets };
+  const kind = (ROLLUP_WIDTHS as readonly number[]).includes(width) ? 'rollup' : 'aggregate';
+  return { kind, s, lo, hi, width };
 }
 
-async function rawPoints(pool: Pool, s: KeyStats, lo: number, hi: number): Promise<RawPoint[]> {
-  const res = await pool.query<{ step: number; value: number; time: number }>(
-    `SELECT step, value, (extract(epoch FROM wall_time) * 1000)::float8 AS time FROM metric_point
-     WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $3 AND $4 ORDER BY step`,
+/** Rows [step, count, nan, min, max, first, last] → columns. */
+function transpose(rows: [number, number, number, JsonNumber | null, JsonNumber | null, JsonNumber, JsonNumber][]): BucketCols {
+  const c: BucketCols = { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
+  for (const [step, count, nan, min, max, first, last] of rows) {
+    c.steps.push(step);
+    c.count.push(count);
+    c.nan.push(nan);
+    c.min.push(min);
+    c.max.push(max);
+    c.first.push(first);
+    c.last.push(last);
+  }
+  return c;
+}
+
+async function jsonRow<T>(pool: Pool, sql: string, params: unknown[]): Promise<T> {
+  const res = await pool.query<{ j: string | null }>(sql, params);
+  return JSON.parse(res.rows[0]?.j ?? 'null') as T;
+}
+
+async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
+  const cols = await jsonRow<Pick<RawSeries, 'steps' | 'values' | 'times'> | null>(
+    pool,
+    `SELECT json_build_object(
+       'steps', json_agg(step ORDER BY step),
+       'values', json_agg(value ORDER BY step),
+       'times', json_agg(round(extract(epoch FROM wall_time) * 1000) ORDER BY step))::text AS j
+     FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $3 AND $4`,
     [s.num, s.key_id, lo, hi],
   );
-  return res.rows;
+  return cols?.steps ? cols : { steps: [], values: [], times: [] };
 }
 
-const BUCKET_COLUMNS = `count::int AS count, nan::int AS nan, min, max, first, last`;
+const BUCKET_JSON = `json_build_object(
+  'steps', json_agg(b * $3::int ORDER BY b), 'count', json_agg(count ORDER BY b), 'nan', json_agg(nan ORDER BY b),
+  'min', json_agg(min ORDER BY b), 'max', json_agg(max ORDER BY b),
+  'first', json_agg(first ORDER BY b), 'last', json_agg(last ORDER BY b))::text AS j`;
 
-async function bucketed(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<Bucket[]> {
+type BucketCols = Omit<BucketSeries, 'runId' | 'key' | 'mode' | 'width'>;
+
+/**
+ * Buckets of width `w` over [lo, hi] when `w` is not a rollup width (those are read in one batch by querySeries):
+ * narrower buckets aggregate the raw points, wider ones merge 65,536-step rollups.
+ */
+async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<BucketCols> {
   const first = Math.floor(lo / w);
   const last = Math.floor(hi / w);
   const level = [...ROLLUP_WIDTHS].reverse().find((l) => l <= w);
+  let source: string;
+  let params: unknown[];
   if (level === undefined) {
-    const res = await pool.query<Bucket>(
-      `SELECT b * $3::int AS step, ${BUCKET_COLUMNS} FROM (
-         SELECT step / $3::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
-                min(value) FILTER (WHERE value <> 'NaN') AS min, max(value) FILTER (WHERE value <> 'NaN') AS max,
-                (array_agg(value ORDER BY step))[1] AS first, (array_agg(value ORDER BY step DESC))[1] AS last
-         FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5
-         GROUP BY 1) q ORDER BY b`,
-      [s.num, s.key_id, w, first * w, last * w + w - 1],
-    );
-    return res.rows;
+    source = `SELECT step / $3::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
+                     min(value) FILTER (WHERE value <> 'NaN') AS min, max(value) FILTER (WHERE value <> 'NaN') AS max,
+                     (array_agg(value ORDER BY step))[1] AS first, (array_agg(value ORDER BY step DESC))[1] AS last
+              FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5 GROUP BY 1`;
+    params = [s.num, s.key_id, w, first * w, last * w + w - 1];
+  } else {
+    const per = w / level;
+    source = `SELECT bucket / $6::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,
+                     (array_agg(first_value ORDER BY first_step))[1] AS first,
+                     (array_agg(last_value ORDER BY last_step DESC))[1] AS last
+              FROM metric_rollup WHERE run_num = $1 AND key_id = $2 AND width = $7 AND bucket BETWEEN $4 AND $5
+              GROUP BY 1`;
+    params = [s.num, s.key_id, w, first * per, last * per + per - 1, per, level];
   }
-  const per = w / level;
-  const res = await pool.query<Bucket>(
-    `SELECT b * $3::int AS step, ${BUCKET_COLUMNS} FROM (
-       SELECT bucket / $4::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,
-              (array_agg(first_value ORDER BY first_step))[1] AS first,
-              (array_agg(last_value ORDER BY last_step DESC))[1] AS last
-       FROM metric_rollup
-       WHERE run_num = $1 AND key_id = $2 AND width = $5 AND bucket BETWEEN $6 AND $7
-       GROUP BY 1) q ORDER BY b`,
-    [s.num, s.key_id, w, per, level, first * per, last * per + per - 1],
-  );
-  return res.rows;
+  const cols = await jsonRow<BucketCols | null>(pool, `SELECT ${BUCKET_JSON} FROM (${source}) q`, params);
+  return cols?.steps ? cols : { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
 }

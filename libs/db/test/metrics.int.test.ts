@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countPoints, createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
-import { deleteRun, insertMetricPoints, querySeries, RunNotFoundError, bucketWidth, type MetricPoint } from '../src';
+import {
+  bucketWidth,
+  deleteRun,
+  insertMetricPoints,
+  querySeries,
+  ROLLUP_WIDTHS,
+  RunNotFoundError,
+  type MetricPoint,
+} from '../src';
 
 let t: TestDatabase;
 beforeAll(async () => {
@@ -26,11 +34,7 @@ describe('insertMetricPoints', () => {
        WHERE r.id = $1 GROUP BY width ORDER BY width`,
       [run.id],
     );
-    expect(roll.rows).toEqual([
-      { width: 64, n: 5000 },
-      { width: 1024, n: 5000 },
-      { width: 16384, n: 5000 },
-    ]);
+    expect(roll.rows).toEqual(ROLLUP_WIDTHS.map((width) => ({ width, n: 5000 })));
     const stats = await t.db.prisma.runMetric.findUniqueOrThrow({ where: { runId_key: { runId: run.id, key: 'loss' } } });
     expect(stats).toMatchObject({ count: 5000, minStep: 0, lastStep: 4999, lastValue: 1 / 5000 });
   });
@@ -53,11 +57,7 @@ describe('insertMetricPoints', () => {
       { key: 'loss', step: 3, value: -Infinity },
     ]);
     const [s] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 100 }]);
-    expect(s?.mode).toBe('raw');
-    const values = s?.mode === 'raw' ? s.points.map((p) => p.value) : [];
-    expect(values[0]).toBe(0.5);
-    expect(Number.isNaN(values[1])).toBe(true);
-    expect(values.slice(2)).toEqual([Infinity, -Infinity]);
+    expect(s).toMatchObject({ mode: 'raw', steps: [0, 1, 2, 3], values: [0.5, 'NaN', 'Infinity', '-Infinity'] });
   });
 
   it('refuses an unknown run and writes nothing', async () => {
@@ -91,16 +91,17 @@ describe('querySeries', () => {
     const [s] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 1000 }]);
     expect(s?.mode).toBe('buckets');
     if (s?.mode !== 'buckets') return;
-    expect(s.buckets.length).toBeLessThanOrEqual(1000);
-    expect(s.buckets.reduce((a, b) => a + b.count, 0)).toBe(100_000);
-    const top = s.buckets.reduce((a, b) => ((b.max ?? -Infinity) > (a.max ?? -Infinity) ? b : a));
-    expect(top.max).toBe(1e6);
-    expect(spikeAt).toBeGreaterThanOrEqual(top.step);
-    expect(spikeAt).toBeLessThan(top.step + s.width);
-    // first/last of each bucket are the values at its first and last step
-    const b0 = s.buckets[0]!;
-    expect(b0.first).toBe(Math.sin(0));
-    expect(b0.last).toBeCloseTo(Math.sin((s.width - 1) / 1000), 12);
+    expect(s.steps.length).toBeLessThanOrEqual(1000);
+    expect(s.count.reduce((a, b) => a + b, 0)).toBe(100_000);
+    const maxes = s.max.map(Number);
+    const top = maxes.indexOf(Math.max(...maxes));
+    expect(maxes[top]).toBe(1e6);
+    expect(spikeAt).toBeGreaterThanOrEqual(s.steps[top]!);
+    expect(spikeAt).toBeLessThan(s.steps[top]! + s.width);
+    // min skips nothing here, and first/last of each bucket are the values at its first and last step
+    expect(s.first[0]).toBe(Math.sin(0));
+    expect(s.last[0]).toBeCloseTo(Math.sin((s.width - 1) / 1000), 12);
+    expect(Number(s.min[top])).toBeLessThan(1);
 
     // zoomed in on 300 steps: raw points, spike included
     const [z] = await querySeries(t.db.pool, [
@@ -108,15 +109,23 @@ describe('querySeries', () => {
     ]);
     expect(z?.mode).toBe('raw');
     if (z?.mode === 'raw') {
-      expect(z.points).toHaveLength(300);
-      expect(z.points.find((p) => p.step === spikeAt)?.value).toBe(1e6);
+      expect(z.steps).toHaveLength(300);
+      expect(z.values[z.steps.indexOf(spikeAt)]).toBe(1e6);
     }
     // a zoom that needs raw-level buckets (width < smallest rollup) still finds the spike
     const [m] = await querySeries(t.db.pool, [
       { runId: run.id, key: 'loss', buckets: 100, minStep: spikeAt - 1000, maxStep: spikeAt + 1000 },
     ]);
     expect(m?.mode).toBe('buckets');
-    if (m?.mode === 'buckets') expect(Math.max(...m.buckets.map((b) => b.max ?? -Infinity))).toBe(1e6);
+    if (m?.mode === 'buckets') expect(Math.max(...m.max.map(Number))).toBe(1e6);
+    // a range so wide that buckets merge the widest rollups
+    await insertMetricPoints(t.db.pool, run.id, [{ key: 'loss', step: 9_000_000, value: -5 }]);
+    const [wide] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 20 }]);
+    if (wide?.mode !== 'buckets') throw new Error('expected buckets');
+    expect(wide.width).toBeGreaterThan(65_536);
+    expect(wide.count.reduce((a, b) => a + b, 0)).toBe(100_001);
+    expect(Math.max(...wide.max.map(Number))).toBe(1e6);
+    expect(wide.last[wide.last.length - 1]).toBe(-5);
   });
 
   it('returns an empty series for an unknown key and a NaN bucket keeps its NaN count', async () => {
@@ -127,10 +136,10 @@ describe('querySeries', () => {
       { runId: run.id, key: 'v', buckets: 100 },
       { runId: run.id, key: 'nope', buckets: 100 },
     ]);
-    expect(none).toMatchObject({ mode: 'raw', points: [] });
+    expect(none).toMatchObject({ mode: 'raw', steps: [] });
     if (s?.mode !== 'buckets') throw new Error('expected buckets');
-    expect(s.buckets.reduce((a, b) => a + b.nan, 0)).toBe(1);
-    expect(s.buckets.reduce((a, b) => a + b.count, 0)).toBe(3000);
+    expect(s.nan.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(s.count.reduce((a, b) => a + b, 0)).toBe(3000);
   });
 });
 

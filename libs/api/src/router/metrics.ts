@@ -17,35 +17,8 @@ export async function assertRuns(db: Db, teamId: string, runIds: readonly string
   }
 }
 
-/** A series in columns (what uPlot draws), with non-finite values as "NaN"/"Infinity"/"-Infinity". */
-function toWire(s: Series) {
-  if (s.mode === 'raw') {
-    return {
-      runId: s.runId,
-      key: s.key,
-      mode: 'raw' as const,
-      steps: s.points.map((p) => p.step),
-      values: s.points.map((p) => encodeNumber(p.value)),
-      times: s.points.map((p) => Math.round(p.time)),
-    };
-  }
-  const b = s.buckets;
-  const n = (v: number | null) => (v === null ? null : encodeNumber(v));
-  return {
-    runId: s.runId,
-    key: s.key,
-    mode: 'buckets' as const,
-    width: s.width,
-    steps: b.map((x) => x.step),
-    count: b.map((x) => x.count),
-    nan: b.map((x) => x.nan),
-    min: b.map((x) => n(x.min)),
-    max: b.map((x) => n(x.max)),
-    first: b.map((x) => encodeNumber(x.first)),
-    last: b.map((x) => encodeNumber(x.last)),
-  };
-}
-export type WireSeries = ReturnType<typeof toWire>;
+/** A series as the API returns it: columns (what uPlot draws), non-finite values as "NaN"/"Infinity"/"-Infinity". */
+export type WireSeries = Series;
 
 export const metricsRouter = {
   /** Stores up to 10,000 points; a retried batch stores each (run, key, step) once. */
@@ -87,7 +60,7 @@ export const metricsRouter = {
           maxStep: input.maxStep,
         })),
       );
-      return (await querySeries(ctx.db.pool, reqs)).map(toWire);
+      return querySeries(ctx.db.pool, reqs);
     }),
 
   /** The keys each run has logged, with their latest value. */
