@@ -5,7 +5,7 @@
  * is visible. Extra arguments go to vitest (e.g. `npm test -- --project unit`).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -22,6 +22,8 @@ function step(name: string, cmd: string, args: string[]): boolean {
   return ok;
 }
 
+mkdirSync(resolve(ROOT, 'tmp'), { recursive: true });
+rmSync(resolve(ROOT, 'tmp/test-summary.txt'), { force: true });
 const failed: string[] = [];
 if (!quick) {
   // the module-boundaries rule reads Nx's project graph: compute it first, or the rule is skipped
@@ -30,7 +32,6 @@ if (!quick) {
   if (!step('build web', 'npx', ['next', 'build', 'apps/web'])) failed.push('build');
 }
 
-mkdirSync(resolve(ROOT, 'tmp'), { recursive: true });
 const report = resolve(ROOT, 'tmp/vitest-report.json');
 rmSync(report, { force: true });
 step('tests', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra]);
@@ -56,5 +57,7 @@ if (existsSync(report)) {
 if (failedTests > 0) failed.push('tests');
 if (passed === 0) failed.push('tests (none ran)');
 if (failed.length) console.log(`\nFailed: ${[...new Set(failed)].join(', ')}`);
-console.log(`\n${passed} passed, ${failedTests} failed${skipped ? `, ${skipped} skipped` : ''}`);
+const summary = `${passed} passed, ${failedTests} failed${skipped ? `, ${skipped} skipped` : ''}`;
+writeFileSync(resolve(ROOT, 'tmp/test-summary.txt'), `${summary}\n`);
+console.log(`\n${summary}`);
 process.exit(failed.length ? 1 : 0);

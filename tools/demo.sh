@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `npm run demo`: install what is missing, reach (or start) Postgres and Redis, migrate, seed the local team,
+# build and start the web app and the worker, start an example run that streams live, and print the URL.
+# Stop everything with `npm run demo:stop`. Logs are in .demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false NEXT_TELEMETRY_DISABLED=1
+export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/aft}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+PORT="${PORT:-3000}"
+HOST="${HOST:-127.0.0.1}"
+mkdir -p .demo
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "▶ installing dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+echo "▶ services"
+bash tools/services.sh
+
+echo "▶ migrations"
+npx prisma migrate deploy >/dev/null
+KEY=$(npx tsx prisma/seed.ts | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).apiKey))")
+
+echo "▶ building the web app"
+npx next build apps/web >.demo/build.log 2>&1 || { tail -40 .demo/build.log; exit 1; }
+
+bash tools/demo-stop.sh >/dev/null 2>&1 || true
+
+echo "▶ starting web on http://$HOST:$PORT and the worker"
+nohup node node_modules/next/dist/bin/next start apps/web -H "$HOST" -p "$PORT" >.demo/web.log 2>&1 &
+echo $! >.demo/web.pid
+AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" nohup node --import tsx apps/worker/src/main.ts >.demo/worker.log 2>&1 &
+echo $! >.demo/worker.pid
+
+for _ in $(seq 1 120); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break
+  sleep 0.5
+done
+curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" || { echo "web did not start; see .demo/web.log"; tail -20 .demo/web.log; exit 1; }
+
+# Training jobs arrive with the worker issue; until then the demo streams an SDK-logged run so the
+# dashboard has live curves to show.
+AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" nohup node --import tsx tools/examples/log-run.ts \
+  --project demo --name "demo-$(date +%H%M%S)" --steps 20000 --delay-ms 3 >.demo/example.log 2>&1 &
+echo $! >.demo/example.pid
+
+cat <<MSG
+
+  AFT Lab is running:   http://$HOST:$PORT
+  API key (local team): $KEY
+  Log a run from a script:
+    AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts
+  Logs: .demo/web.log .demo/worker.log    Stop: npm run demo:stop
+MSG
