@@ -73,7 +73,17 @@ export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
     const port = await freePort();
     const server = spawn(
       process.execPath,
-      ['node_modules/next/dist/bin/next', 'start', 'apps/web', '-H', '127.0.0.1', '-p', String(port)],
+      [
+        // e.g. AFT_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server in a benchmark
+        ...(process.env['AFT_SERVER_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+        'node_modules/next/dist/bin/next',
+        'start',
+        'apps/web',
+        '-H',
+        '127.0.0.1',
+        '-p',
+        String(port),
+      ],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';

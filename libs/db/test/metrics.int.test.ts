@@ -92,6 +92,7 @@ describe('querySeries', () => {
     expect(s?.mode).toBe('buckets');
     if (s?.mode !== 'buckets') return;
     expect(s.steps.length).toBeLessThanOrEqual(1000);
+    expect(s.steps.every((st, i) => i === 0 || st > s.steps[i - 1]!)).toBe(true);
     expect(s.count.reduce((a, b) => a + b, 0)).toBe(100_000);
     const maxes = s.max.map(Number);
     const top = maxes.indexOf(Math.max(...maxes));
