@@ -1,1 +1,17 @@
 export { initBackend, BACKENDS, type BackendInfo, type BackendName } from './backend';
+export { Rng, type RngState } from './rng';
+export { CharTokenizer, BOS, EOS, PAD, UNK, type TokenizerSpec } from './tokenizer';
+export * from './data/arith';
+export * from './data/grader';
+export * from './data/batch';
+export { MODEL_PRESETS, resolveConfig, type GPTConfig } from './model/config';
+export { GPT, type KVCache } from './model/gpt';
+export { sequenceLogProbs, nllLoss } from './model/logprob';
+export * from './train/optim';
+export * from './train/loop';
+export * from './train/checkpoint';
+export * from './train/vft';
+export * from './sample';
+export * from './eval';
+export * from './label';
+export * from './data/datasets';

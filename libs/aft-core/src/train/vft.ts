@@ -1,0 +1,266 @@
+/**
+ * VFT — vanilla fine-tuning (the paper's step 1): next-token NLL on the reference COT, prompt masked.
+ * A typed run config with named presets; the resolved config is saved beside every checkpoint.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { generateArith, ARITH_DEFAULTS, type ArithOptions, type ArithProblem } from '../data/arith';
+import { makeBatch, promptOf, type TokenBatch } from '../data/batch';
+import { evaluate, EVAL_DEFAULTS, type EvalOptions, type EvalProblem, type EvalReport } from '../eval';
+import { MODEL_PRESETS, resolveConfig, type GPTConfig } from '../model/config';
+import { GPT } from '../model/gpt';
+import { nllLoss } from '../model/logprob';
+import { Rng } from '../rng';
+import { CharTokenizer } from '../tokenizer';
+import { loadCheckpoint, saveCheckpoint, type SavedCheckpoint } from './checkpoint';
+import { trainLoop, type StepInfo } from './loop';
+import { AdamW, OPTIM_DEFAULTS, type OptimConfig } from './optim';
+
+export interface VftConfig {
+  preset: 'tiny' | 'small';
+  seed: number;
+  steps: number;
+  batchSize: number;
+  /** Micro-batches per optimizer step. */
+  accumulate: number;
+  /** Evaluate on `evalQuestions` validation questions every this many steps. */
+  evalEvery: number;
+  evalQuestions: number;
+  checkpointEvery: number;
+  model: Omit<GPTConfig, 'vocabSize'>;
+  optim: OptimConfig;
+  data: ArithOptions;
+  eval: EvalOptions;
+}
+
+export const VFT_PRESETS: Record<'tiny' | 'small', VftConfig> = {
+  tiny: {
+    preset: 'tiny',
+    seed: 1,
+    steps: 1500,
+    batchSize: 32,
+    accumulate: 1,
+    evalEvery: 250,
+    evalQuestions: 100,
+    checkpointEvery: 250,
+    model: MODEL_PRESETS.tiny,
+    optim: { ...OPTIM_DEFAULTS, lr: 3e-3, warmupSteps: 50, totalSteps: 1500 },
+    data: ARITH_DEFAULTS,
+    eval: { ...EVAL_DEFAULTS, assessQuestions: 0 },
+  },
+  small: {
+    preset: 'small',
+    seed: 1,
+    steps: 3000,
+    batchSize: 32,
+    accumulate: 1,
+    evalEvery: 500,
+    evalQuestions: 200,
+    checkpointEvery: 500,
+    model: MODEL_PRESETS.small,
+    optim: { ...OPTIM_DEFAULTS, lr: 1e-3, warmupSteps: 100, totalSteps: 3000 },
+    data: ARITH_DEFAULTS,
+    eval: { ...EVAL_DEFAULTS, assessQuestions: 0 },
+  },
+};
+
+/**
+ * A preset with overrides: `{ steps: 800, 'optim.lr': 1e-3, 'model.nLayer': 3 }`. An unknown key is an error that
+ * lists the valid ones; so is a value of the wrong type.
+ */
+export function resolveVftConfig(preset: string, overrides: Record<string, unknown> = {}): VftConfig {
+  const base = VFT_PRESETS[preset as 'tiny' | 'small'];
+  if (!base) throw new Error(`unknown preset "${preset}"; choose one of ${Object.keys(VFT_PRESETS).join(', ')}`);
+  const top: Record<string, unknown> = {};
+  const nested: Record<string, Record<string, unknown>> = {};
+  for (const [k, v] of Object.entries(overrides)) {
+    const dot = k.indexOf('.');
+    if (dot < 0) top[k] = v;
+    else (nested[k.slice(0, dot)] ??= {})[k.slice(dot + 1)] = v;
+  }
+  const cfg = resolveConfig(base, top, 'config');
+  for (const [section, o] of Object.entries(nested)) {
+    if (!['model', 'optim', 'data', 'eval'].includes(section)) {
+      throw new Error(`unknown config section "${section}"; valid sections: model, optim, data, eval`);
+    }
+    (cfg as unknown as Record<string, object>)[section] = resolveConfig(
+      (cfg as unknown as Record<string, object>)[section]!,
+      o,
+      section,
+    );
+  }
+  if (top['steps'] !== undefined && nested['optim']?.['totalSteps'] === undefined) cfg.optim = { ...cfg.optim, totalSteps: cfg.steps };
+  for (const k of ['steps', 'batchSize', 'accumulate', 'evalEvery', 'checkpointEvery'] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`${k} must be a positive integer, got ${cfg[k]}`);
+  }
+  if (!(cfg.optim.lr > 0)) throw new Error(`optim.lr must be > 0, got ${cfg.optim.lr}`);
+  return cfg;
+}
+
+export const toEvalProblem = (p: ArithProblem): EvalProblem => ({
+  id: p.id,
+  question: p.question,
+  answer: p.answer,
+  reference: p.cots[p.ref]!,
+});
+
+export interface VftHooks {
+  onStep?: (s: StepInfo) => void | Promise<void>;
+  onEval?: (step: number, report: EvalReport) => void | Promise<void>;
+  onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
+  signal?: AbortSignal;
+  /** Log per-step timing without evaluating (benchmarks). */
+  skipEval?: boolean;
+}
+
+export interface VftResult {
+  config: VftConfig;
+  datasetHash: string;
+  steps: number;
+  aborted: boolean;
+  finalEval: EvalReport | null;
+  checkpoint: SavedCheckpoint | null;
+  evals: { step: number; report: EvalReport }[];
+  seconds: number;
+  tokensPerSecond: number;
+  numParams: number;
+}
+
+/** Everything a VFT run holds in memory; `dispose()` frees its tensors. */
+export class VftSession {
+  readonly tok = new CharTokenizer();
+  readonly data;
+  readonly model: GPT;
+  readonly optimizer: AdamW;
+  rng: Rng;
+  step = 0;
+
+  constructor(readonly config: VftConfig) {
+    this.data = generateArith(config.data);
+    const init = new Rng(config.seed);
+    this.model = new GPT({ ...config.model, vocabSize: this.tok.size }, init);
+    this.optimizer = new AdamW(config.optim, this.model.params);
+    this.rng = init.fork();
+  }
+
+  nextBatch = (rng: Rng): TokenBatch => {
+    const train = this.data.train;
+    const ex = Array.from({ length: this.config.batchSize }, () => {
+      const p = train[rng.int(0, train.length - 1)]!;
+      return { prompt: promptOf(p.question), response: p.cots[p.ref]! };
+    });
+    return makeBatch(this.tok, ex, this.model.config.blockSize);
+  };
+
+  async save(dir: string, extra: Record<string, unknown> = {}): Promise<SavedCheckpoint> {
+    const opt = await this.optimizer.getState();
+    return saveCheckpoint(dir, {
+      meta: {
+        format: 'aft-checkpoint/1',
+        step: this.step,
+        model: this.model.config,
+        tokenizer: this.tok.spec(),
+        config: this.config as unknown as Record<string, unknown>,
+        rng: this.rng.state(),
+        optimizerStep: opt.t,
+        extra: { datasetHash: this.data.hash, backend: tf.getBackend(), ...extra },
+      },
+      weights: await this.model.getWeights(),
+      m: opt.m,
+      v: opt.v,
+    });
+  }
+
+  async restore(dir: string): Promise<void> {
+    const c = await loadCheckpoint(dir);
+    this.model.setWeights(c.weights);
+    if (c.m && c.v) this.optimizer.setState({ t: c.meta.optimizerStep, m: c.m, v: c.v });
+    this.rng = new Rng(c.meta.rng);
+    this.step = c.meta.step;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * Trains (or resumes, when `outDir` holds a checkpoint) a VFT model. Checkpoints go to `outDir/checkpoint`
+ * every `checkpointEvery` steps and at the end; evaluations run every `evalEvery` steps on validation
+ * questions, and the final one on the test split.
+ */
+export async function runVft(config: VftConfig, outDir: string | null, hooks: VftHooks = {}): Promise<VftResult> {
+  const s = new VftSession(config);
+  try {
+    const ckptDir = outDir ? join(outDir, 'checkpoint') : null;
+    if (ckptDir && existsSync(join(ckptDir, 'checkpoint.json'))) await s.restore(ckptDir);
+    const evals: { step: number; report: EvalReport }[] = [];
+    const val = s.data.val.slice(0, config.evalQuestions).map(toEvalProblem);
+    let checkpoint = null as SavedCheckpoint | null;
+    let tokens = 0;
+    const t0 = performance.now();
+    const evalRng = new Rng(config.seed + 7919);
+    const hooksList = [];
+    if (!hooks.skipEval) {
+      hooksList.push({
+        every: config.evalEvery,
+        run: async (step: number) => {
+          if (step === config.steps) return; // the final evaluation below covers it
+          const report = await evaluate(s.model, s.tok, val, { ...config.eval, assessQuestions: 0 }, evalRng);
+          evals.push({ step, report });
+          await hooks.onEval?.(step, report);
+        },
+      });
+    }
+    if (ckptDir) {
+      hooksList.push({
+        every: config.checkpointEvery,
+        run: async (step: number) => {
+          s.step = step;
+          checkpoint = await s.save(ckptDir);
+          await hooks.onCheckpoint?.(step, checkpoint);
+        },
+      });
+    }
+    const res = await trainLoop({
+      model: s.model,
+      optimizer: s.optimizer,
+      rng: s.rng,
+      startStep: s.step,
+      endStep: config.steps,
+      accumulate: config.accumulate,
+      nextBatch: s.nextBatch,
+      loss: (m, b) => ({ loss: nllLoss(m, b) }),
+      onStep: async (info) => {
+        tokens += info.tokens;
+        s.step = info.step + 1;
+        await hooks.onStep?.(info);
+      },
+      hooks: hooksList,
+      signal: hooks.signal,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    let finalEval: EvalReport | null = null;
+    if (!res.aborted && !hooks.skipEval) {
+      finalEval = await evaluate(s.model, s.tok, s.data.test.map(toEvalProblem), config.eval, evalRng);
+      evals.push({ step: config.steps, report: finalEval });
+      await hooks.onEval?.(config.steps, finalEval);
+    }
+    return {
+      config,
+      datasetHash: s.data.hash,
+      steps: s.step,
+      aborted: res.aborted,
+      finalEval,
+      checkpoint,
+      evals,
+      seconds,
+      tokensPerSecond: tokens / Math.max(seconds, 1e-9),
+      numParams: s.model.numParams,
+    };
+  } finally {
+    s.dispose();
+  }
+}
