@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
@@ -70,6 +70,7 @@ export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
     const keyFile = resolve(ROOT, `tmp/${dbName}.key`);
     execFileSync('npx', ['tsx', 'prisma/seed.ts'], { cwd: ROOT, env: { ...env, AFT_KEY_FILE: keyFile }, stdio: 'pipe' });
     const apiKey = readFileSync(keyFile, 'utf8').trim();
+    rmSync(keyFile, { force: true });
     const port = await freePort();
     const server = spawn(
       process.execPath,

@@ -15,3 +15,4 @@ export * from './sample';
 export * from './eval';
 export * from './label';
 export * from './data/datasets';
+export * from './losses';

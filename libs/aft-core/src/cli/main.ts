@@ -7,6 +7,7 @@
  *              [--step-strict] [--seed 1] [--out FILE.jsonl]
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
+ *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ import { labelQuestions, writeLabelledSet } from '../label';
 import { loadModel } from '../model/load';
 import { Rng } from '../rng';
 import { resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
+import { runLoss } from './loss';
 import { Progress } from './progress';
 import { num, parseSets, UsageError } from './util';
 
@@ -27,7 +29,8 @@ const USAGE = `usage:
   aft vft    --preset tiny|small [--seed N] [--steps N] [--out DIR] [--set key=value ...]
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
-  aft grade  (JSON lines {"completion","gold"} on stdin)`;
+  aft grade  (JSON lines {"completion","gold"} on stdin)
+  aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
 const print = (o: unknown) => process.stdout.write(`${JSON.stringify(o, null, 2)}\n`);
 
@@ -209,6 +212,17 @@ try {
     case 'grade':
       await cmdGrade();
       break;
+    case 'loss': {
+      let text = '';
+      for await (const chunk of process.stdin) text += chunk;
+      await initBackend();
+      try {
+        process.stdout.write(`${JSON.stringify(runLoss(text))}\n`);
+      } catch (e) {
+        throw new UsageError(`loss: ${(e as Error).message}`);
+      }
+      break;
+    }
     default:
       throw new UsageError(cmd ? `unknown command "${cmd}"` : 'no command given');
   }

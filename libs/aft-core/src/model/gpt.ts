@@ -51,7 +51,8 @@ export class GPT {
   readonly config: GPTConfig;
   readonly names: string[];
   readonly params: Map<string, tf.Variable>;
-  private readonly masks = new Map<number, tf.Tensor2D>();
+  private readonly masks = new Map<number, Float32Array>();
+  private static instances = 0;
 
   constructor(config: GPTConfig, rng: Rng) {
     this.config = validateModelConfig(config);
@@ -59,6 +60,7 @@ export class GPT {
     this.names = specs.map((s) => s.name);
     this.params = new Map();
     const projStd = config.initStd / Math.sqrt(2 * config.nLayer);
+    const prefix = `gpt${GPT.instances++}`; // variable names are global to tfjs
     for (const s of specs) {
       const n = s.shape.reduce((a, b) => a * b, 1);
       const data = new Float32Array(n);
@@ -67,7 +69,7 @@ export class GPT {
         const std = s.init === 'normal-proj' ? projStd : config.initStd;
         for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
       }
-      this.params.set(s.name, tf.variable(tf.tensor(data, s.shape), true, `gpt/${s.name}`));
+      this.params.set(s.name, tf.variable(tf.tensor(data, s.shape), true, `${prefix}/${s.name}`));
     }
   }
 
@@ -83,16 +85,15 @@ export class GPT {
     return n;
   }
 
-  /** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above. Cached per T. */
+  /** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above (values cached per T, not tensors). */
   private mask(T: number): tf.Tensor2D {
     let m = this.masks.get(T);
     if (!m) {
-      const data = new Float32Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) data[i * T + j] = -1e9;
-      m = tf.keep(tf.tensor2d(data, [T, T]));
+      m = new Float32Array(T * T);
+      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
       this.masks.set(T, m);
     }
-    return m;
+    return tf.tensor2d(m, [T, T]);
   }
 
   /** Input embedding of tokens [B, T] starting at position `pos0` → [B·T, D]. */
@@ -195,8 +196,6 @@ export class GPT {
 
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
-    for (const m of this.masks.values()) m.dispose();
-    this.masks.clear();
   }
 }
 

@@ -38,14 +38,16 @@ export const VFT_PRESETS: Record<'tiny' | 'small', VftConfig> = {
   tiny: {
     preset: 'tiny',
     seed: 1,
-    steps: 1500,
-    batchSize: 32,
+    // 700 steps of 20 sequences: ~0.4 s a step on one core of this machine, 40% greedy test accuracy in 4.5 min
+    // (batch 32 reached 58% but took 7 min)
+    steps: 700,
+    batchSize: 20,
     accumulate: 1,
-    evalEvery: 250,
+    evalEvery: 175,
     evalQuestions: 100,
-    checkpointEvery: 250,
+    checkpointEvery: 175,
     model: MODEL_PRESETS.tiny,
-    optim: { ...OPTIM_DEFAULTS, lr: 3e-3, warmupSteps: 50, totalSteps: 1500 },
+    optim: { ...OPTIM_DEFAULTS, lr: 6e-3, warmupSteps: 30, totalSteps: 700 },
     data: ARITH_DEFAULTS,
     eval: { ...EVAL_DEFAULTS, assessQuestions: 0 },
   },

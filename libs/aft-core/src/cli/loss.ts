@@ -1,0 +1,53 @@
+/**
+ * `aft loss`: JSON on stdin → `{"loss": number, "grads": [[...], ...]}` on stdout, for checking our losses against
+ * any other implementation. Input: {"method": "aft"|"dpo"|"rrhf"|"pro", "constraint": "none"|"detach"|"boundary",
+ * "beta": 1.0, "dpoBeta": 0.1, "groups": [{"scores": [..], "ranks": [..], "refScores": [..]}]}.
+ */
+import { z } from 'zod';
+import { CONSTRAINTS, lossAndGrads, METHODS } from '../losses';
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+export const lossInput = z
+  .object({
+    method: z.enum(METHODS),
+    constraint: z.enum(CONSTRAINTS).default('none'),
+    beta: finite.min(0).default(1),
+    dpoBeta: finite.positive().default(0.1),
+    groups: z
+      .array(
+        z
+          .object({
+            scores: z.array(finite).min(1).max(1000),
+            ranks: z.array(z.number().int().min(0)).min(1).max(1000),
+            refScores: z.array(finite).max(1000).optional(),
+          })
+          .refine((g) => g.ranks.length === g.scores.length, { message: 'ranks must have one entry per score', path: ['ranks'] })
+          .refine((g) => !g.refScores || g.refScores.length === g.scores.length, {
+            message: 'refScores must have one entry per score',
+            path: ['refScores'],
+          }),
+      )
+      .min(1)
+      .max(10_000),
+  })
+  .strict()
+  .refine((v) => v.method !== 'dpo' || v.groups.every((g) => g.refScores), {
+    message: 'dpo needs refScores in every group',
+    path: ['groups'],
+  });
+
+export function runLoss(text: string): { loss: number; grads: number[][] } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new Error('input is not JSON');
+  }
+  const parsed = lossInput.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '));
+  }
+  const { loss, grads } = lossAndGrads(parsed.data, parsed.data.groups);
+  return { loss, grads };
+}
