@@ -3,23 +3,10 @@
  * Non-finite values never vanish silently: they become gaps in the line and are counted for the chart's warning.
  */
 
-type Wire = number | 'NaN' | 'Infinity' | '-Infinity' | null;
+import type { WireSeries } from '@aft/api';
 
-export type WireSeries =
-  | { runId: string; key: string; mode: 'raw'; steps: number[]; values: Wire[]; times: number[] }
-  | {
-      runId: string;
-      key: string;
-      mode: 'buckets';
-      width: number;
-      steps: number[];
-      count: number[];
-      nan: number[];
-      min: Wire[];
-      max: Wire[];
-      first: Wire[];
-      last: Wire[];
-    };
+export type { WireSeries };
+type Wire = number | 'NaN' | 'Infinity' | '-Infinity' | null;
 
 export interface ChartColumns {
   x: number[];
