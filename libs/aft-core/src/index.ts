@@ -16,3 +16,4 @@ export * from './eval';
 export * from './label';
 export * from './data/datasets';
 export * from './losses';
+export * from './train/align';

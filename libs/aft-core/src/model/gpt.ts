@@ -69,7 +69,9 @@ export class GPT {
         const std = s.init === 'normal-proj' ? projStd : config.initStd;
         for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
       }
-      this.params.set(s.name, tf.variable(tf.tensor(data, s.shape), true, `${prefix}/${s.name}`));
+      const init = tf.tensor(data, s.shape);
+      this.params.set(s.name, tf.variable(init, true, `${prefix}/${s.name}`));
+      init.dispose(); // the variable holds its own reference
     }
   }
 

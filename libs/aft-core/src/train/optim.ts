@@ -37,6 +37,13 @@ export function lrAt(step: number, c: OptimConfig): number {
   return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
+/** A non-trainable variable initialised from `t`; `t` itself is released (a variable keeps its own reference). */
+function ownVariable(t: tf.Tensor): tf.Variable {
+  const v = tf.variable(t, false);
+  t.dispose();
+  return v;
+}
+
 export interface AdamWState {
   t: number;
   m: Record<string, Float32Array>;
@@ -54,8 +61,8 @@ export class AdamW {
     private readonly decay: (name: string) => boolean = (name) => /(^wte|\.wqkv|\.wo|\.w1|\.w2)$/.test(name),
   ) {
     for (const [n, p] of params) {
-      this.m.set(n, tf.variable(tf.zerosLike(p), false));
-      this.v.set(n, tf.variable(tf.zerosLike(p), false));
+      this.m.set(n, ownVariable(tf.zerosLike(p)));
+      this.v.set(n, ownVariable(tf.zerosLike(p)));
     }
   }
 
