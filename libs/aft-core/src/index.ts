@@ -17,3 +17,5 @@ export * from './label';
 export * from './data/datasets';
 export * from './losses';
 export * from './train/align';
+export * from './degradation';
+export * from './train/run-align';

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,6 +14,9 @@ import {
   OPTIM_DEFAULTS,
   referenceLogProbs,
   resolveVftConfig,
+  runAlign,
+  ALIGN_DEFAULTS,
+  writeLabelledSet,
   trainLoop,
   usableGroups,
   VftSession,
@@ -90,5 +96,40 @@ describe('alignment training smoke test', () => {
     expect(() => alignObjective(new CharTokenizer(), 80, [], spec)).toThrow(
       /no question in the sample set has both better and worse candidates/,
     );
+  });
+});
+
+describe('runAlign', () => {
+  it('trains from a parent checkpoint and a labelled set, evaluates, checks for degradation, saves a checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aft-align-'));
+    try {
+      const parent = new VftSession(resolveVftConfig('tiny', { ...TINY, 'data.val': 8, 'data.test': 6 }));
+      await parent.save(join(dir, 'parent'));
+      parent.dispose();
+      await writeLabelledSet(join(dir, 'samples.jsonl'), syntheticSet(6));
+      for (const method of ['dpo', 'vft'] as const) {
+        const r = await runAlign(
+          join(dir, 'parent'),
+          join(dir, 'samples.jsonl'),
+          {
+            ...ALIGN_DEFAULTS,
+            method,
+            steps: 2,
+            evalEvery: 1,
+            evalQuestions: 4,
+            spec: { ...ALIGN_DEFAULTS.spec, groupsPerStep: 2, constraint: 'boundary' },
+            eval: { ...ALIGN_DEFAULTS.eval, assessQuestions: 2, k: 2, maxNewTokens: 8 },
+          },
+          join(dir, method),
+        );
+        expect(r.evals.map((e) => e.step)).toEqual([1, 2]);
+        expect(r.finalEval.questions).toBe(6);
+        expect(typeof r.degradation.degraded).toBe('boolean');
+        expect(r.checkpoint?.sha256).toMatch(/^[0-9a-f]{64}$/);
+        expect(r.groups).toBe(method === 'vft' ? 0 : 6);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,8 @@
  *   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train] [--questions 500]
  *              [--step-strict] [--seed 1] [--out FILE.jsonl]
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
+ *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft] [--constraint none|detach|boundary]
+ *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  */
@@ -21,6 +23,9 @@ import { labelQuestions, writeLabelledSet } from '../label';
 import { loadModel } from '../model/load';
 import { Rng } from '../rng';
 import { resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
+import { ALIGN_DEFAULTS, runAlign, type AlignConfig } from '../train/run-align';
+import { resolveConfig } from '../model/config';
+import { CONSTRAINTS, METHODS } from '../losses';
 import { runLoss } from './loss';
 import { Progress } from './progress';
 import { num, parseSets, UsageError } from './util';
@@ -29,6 +34,7 @@ const USAGE = `usage:
   aft vft    --preset tiny|small [--seed N] [--steps N] [--out DIR] [--set key=value ...]
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
+  aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
@@ -171,6 +177,83 @@ async function cmdEval(argv: string[]) {
   print({ command: 'eval', backend: backend.name, checkpoint: resolve(values.checkpoint), step: meta.step, split: values.split, ...report });
 }
 
+async function cmdAlign(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      parent: { type: 'string' },
+      samples: { type: 'string' },
+      method: { type: 'string', default: 'aft' },
+      constraint: { type: 'string', default: 'none' },
+      beta: { type: 'string' },
+      'dpo-beta': { type: 'string' },
+      'w-nll': { type: 'string' },
+      feedback: { type: 'string' },
+      steps: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
+  if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
+  if (![...METHODS, 'vft'].includes(values.method)) throw new UsageError(`--method must be one of ${[...METHODS, 'vft'].join(', ')}`);
+  if (!(CONSTRAINTS as readonly string[]).includes(values.constraint)) throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
+  if (values.feedback && !['binary', 'ranked'].includes(values.feedback)) throw new UsageError('--feedback must be binary or ranked');
+  const steps = num(values.steps, 'steps', { int: true, min: 1 }) ?? ALIGN_DEFAULTS.steps;
+  let cfg: AlignConfig;
+  try {
+    const sets = parseSets(values.set);
+    const pick = (prefix: string) =>
+      Object.fromEntries(Object.entries(sets).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    const top = Object.fromEntries(Object.entries(sets).filter(([k]) => !k.includes('.')));
+    cfg = resolveConfig(ALIGN_DEFAULTS, top, 'config');
+    cfg = {
+      ...cfg,
+      method: values.method as AlignConfig['method'],
+      steps,
+      seed: num(values.seed, 'seed', { int: true, min: 0 }) ?? cfg.seed,
+      spec: resolveConfig(cfg.spec, {
+        ...pick('spec.'),
+        constraint: values.constraint,
+        ...(values.beta !== undefined ? { beta: num(values.beta, 'beta', { min: 0 }) } : {}),
+        ...(values['dpo-beta'] !== undefined ? { dpoBeta: num(values['dpo-beta'], 'dpo-beta', { min: 1e-9 }) } : {}),
+        ...(values['w-nll'] !== undefined ? { wNll: num(values['w-nll'], 'w-nll', { min: 0 }) } : {}),
+        ...(values.feedback ? { feedback: values.feedback } : {}),
+      }, 'spec') as AlignConfig['spec'],
+      optim: resolveConfig(cfg.optim, { totalSteps: steps, ...pick('optim.') }, 'optim'),
+      eval: resolveConfig(cfg.eval, pick('eval.'), 'eval'),
+      degradation: resolveConfig(cfg.degradation, pick('degradation.'), 'degradation'),
+    };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const backend = await initBackend();
+  const bar = new Progress(`align ${cfg.method}/${cfg.spec.constraint}`, cfg.steps);
+  const res = await runAlign(resolve(values.parent), resolve(values.samples), cfg, values.out ? resolve(values.out) : null, {
+    onStep: (s) => bar.update(s.step + 1, `loss ${s.loss.toFixed(3)} gap ${(s.metrics['score/gap'] ?? NaN).toFixed(3)}`),
+    onEval: (step, r) => process.stderr.write(`\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`),
+  });
+  bar.done();
+  const { examples: _e, ...final } = res.finalEval;
+  print({
+    command: 'align',
+    backend: backend.name,
+    method: cfg.method,
+    constraint: cfg.spec.constraint,
+    beta: cfg.spec.beta,
+    wNll: cfg.spec.wNll,
+    steps: cfg.steps,
+    groups: res.groups,
+    seconds: Number(res.seconds.toFixed(1)),
+    parent: { taskAccuracy: res.parentEval.taskAccuracy, refPerplexity: res.parentEval.refPerplexity },
+    curve: res.evals.map((e) => ({ step: e.step, taskAccuracy: e.report.taskAccuracy, refPerplexity: e.report.refPerplexity, malformedRate: e.report.malformedRate })),
+    final,
+    degradation: res.degradation,
+    checkpoint: res.checkpoint?.dir ?? null,
+  });
+}
+
 async function cmdGrade() {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
   let line = 0;
@@ -208,6 +291,9 @@ try {
       break;
     case 'eval':
       await cmdEval(rest);
+      break;
+    case 'align':
+      await cmdAlign(rest);
       break;
     case 'grade':
       await cmdGrade();
