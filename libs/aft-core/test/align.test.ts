@@ -107,7 +107,7 @@ describe('runAlign', () => {
       await parent.save(join(dir, 'parent'));
       parent.dispose();
       await writeLabelledSet(join(dir, 'samples.jsonl'), syntheticSet(6));
-      for (const method of ['dpo', 'vft'] as const) {
+      for (const method of ['dpo', 'vft', 'rft'] as const) {
         const r = await runAlign(
           join(dir, 'parent'),
           join(dir, 'samples.jsonl'),
@@ -127,6 +127,7 @@ describe('runAlign', () => {
         expect(typeof r.degradation.degraded).toBe('boolean');
         expect(r.checkpoint?.sha256).toMatch(/^[0-9a-f]{64}$/);
         expect(r.groups).toBe(method === 'vft' ? 0 : 6);
+        expect(Number.isFinite(r.finalEval.refPerplexity)).toBe(true);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

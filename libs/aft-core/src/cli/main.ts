@@ -6,7 +6,7 @@
  *   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train] [--questions 500]
  *              [--step-strict] [--seed 1] [--out FILE.jsonl]
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
- *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft] [--constraint none|detach|boundary]
+ *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
  *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
@@ -34,7 +34,7 @@ const USAGE = `usage:
   aft vft    --preset tiny|small [--seed N] [--steps N] [--out DIR] [--set key=value ...]
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
-  aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
+  aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
@@ -197,7 +197,8 @@ async function cmdAlign(argv: string[]) {
   });
   if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
   if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
-  if (![...METHODS, 'vft'].includes(values.method)) throw new UsageError(`--method must be one of ${[...METHODS, 'vft'].join(', ')}`);
+  const methods = [...METHODS, 'vft', 'rft'];
+  if (!methods.includes(values.method)) throw new UsageError(`--method must be one of ${methods.join(', ')}`);
   if (!(CONSTRAINTS as readonly string[]).includes(values.constraint)) throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
   if (values.feedback && !['binary', 'ranked'].includes(values.feedback)) throw new UsageError('--feedback must be binary or ranked');
   const steps = num(values.steps, 'steps', { int: true, min: 1 }) ?? ALIGN_DEFAULTS.steps;

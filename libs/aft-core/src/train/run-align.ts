@@ -22,8 +22,11 @@ import { AdamW, OPTIM_DEFAULTS, type OptimConfig } from './optim';
 import { toEvalProblem, type VftConfig } from './vft';
 
 export interface AlignConfig {
-  /** `vft` continues plain fine-tuning (the control); the others are the ranking losses. */
-  method: AlignSpec['method'] | 'vft';
+  /**
+   * `vft` continues plain fine-tuning (the control); `rft` (rejection-sampling fine-tuning, Yuan et al. 2023) is NLL
+   * on each question's distinct correct samples plus its reference; the others are the ranking losses.
+   */
+  method: AlignSpec['method'] | 'vft' | 'rft';
   spec: Omit<AlignSpec, 'method'>;
   seed: number;
   steps: number;
@@ -97,6 +100,23 @@ export async function runAlign(
               const p = train[r.int(0, train.length - 1)]!;
               return { prompt: promptOf(p.question), response: p.cots[p.ref]! };
             }),
+            model.config.blockSize,
+          ),
+        loss: (m, b) => ({ loss: nllLoss(m, b) }),
+      };
+    } else if (cfg.method === 'rft') {
+      const withCorrect = set.filter((q) => q.candidates.some((c) => c.correct));
+      if (!withCorrect.length) throw new Error('rft: no question in the sample set has a correct sample');
+      groups = withCorrect.length;
+      objective = {
+        nextBatch: (r) =>
+          makeBatch(
+            tok,
+            Array.from({ length: cfg.spec.groupsPerStep }, () => withCorrect[r.int(0, withCorrect.length - 1)]!).flatMap((q) =>
+              [q.reference, ...q.candidates.filter((c) => c.correct).map((c) => c.text)]
+                .filter((t, i, all) => all.indexOf(t) === i)
+                .map((t) => ({ prompt: promptOf(q.question), response: t })),
+            ),
             model.config.blockSize,
           ),
         loss: (m, b) => ({ loss: nllLoss(m, b) }),
