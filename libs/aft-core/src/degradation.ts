@@ -9,9 +9,9 @@ import type { EvalReport } from './eval';
 export interface DegradationThresholds {
   /** Reference perplexity over the parent's, e.g. 1.25 = 25% worse. */
   pplRatio: number;
-  /** Malformed-output rate (no parsable answer). */
+  /** Rise of the malformed-output rate (no parsable answer) over the parent's, in absolute terms. */
   malformedRate: number;
-  /** Repetition rate (a line repeated 3+ times, or no <eos>). */
+  /** Rise of the repetition rate (a line repeated 3+ times, or no <eos>) over the parent's. */
   repetitionRate: number;
   /** Task-accuracy drop below the parent's, in absolute terms (0.1 = 10 points). */
   accuracyDrop: number;
@@ -42,11 +42,12 @@ export function detectDegradation(
     const evidence: Degradation['evidence'] = [];
     const ratio = r.refPerplexity / parent.refPerplexity;
     if (ratio > t.pplRatio) evidence.push({ signal: 'pplRatio', value: ratio, limit: t.pplRatio, parent: 1 });
-    if (r.malformedRate > t.malformedRate) {
-      evidence.push({ signal: 'malformedRate', value: r.malformedRate, limit: t.malformedRate, parent: parent.malformedRate });
+    // rates count against the parent's own: a parent that already writes malformed answers is the baseline
+    if (r.malformedRate - parent.malformedRate > t.malformedRate) {
+      evidence.push({ signal: 'malformedRate', value: r.malformedRate, limit: parent.malformedRate + t.malformedRate, parent: parent.malformedRate });
     }
-    if (r.repetitionRate > t.repetitionRate) {
-      evidence.push({ signal: 'repetitionRate', value: r.repetitionRate, limit: t.repetitionRate, parent: parent.repetitionRate });
+    if (r.repetitionRate - parent.repetitionRate > t.repetitionRate) {
+      evidence.push({ signal: 'repetitionRate', value: r.repetitionRate, limit: parent.repetitionRate + t.repetitionRate, parent: parent.repetitionRate });
     }
     const drop = parent.taskAccuracy - r.taskAccuracy;
     if (drop > t.accuracyDrop) evidence.push({ signal: 'accuracyDrop', value: drop, limit: t.accuracyDrop, parent: parent.taskAccuracy });

@@ -42,6 +42,14 @@ describe('detectDegradation', () => {
     expect(strict).toMatchObject({ degraded: true, onsetStep: 20 });
   });
 
+  it('judges rates against the parent’s own, not in absolute terms', () => {
+    const sloppyParent = report({ malformedRate: 0.3, repetitionRate: 0.2 });
+    const same = [{ step: 10, report: report({ malformedRate: 0.32, repetitionRate: 0.22 }) }];
+    expect(detectDegradation(same, sloppyParent).degraded).toBe(false);
+    const worse = [{ step: 10, report: report({ malformedRate: 0.5, repetitionRate: 0.2 }) }];
+    expect(detectDegradation(worse, sloppyParent).evidence.map((e) => e.signal)).toEqual(['malformedRate']);
+  });
+
   it('treats a non-finite perplexity as degradation', () => {
     const d = detectDegradation([{ step: 5, report: report({ refPerplexity: Infinity }) }], parent, { pplRatio: Infinity });
     expect(d.degraded).toBe(true);

@@ -8,6 +8,7 @@
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
  *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
  *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
+ *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  */
@@ -27,6 +28,7 @@ import { ALIGN_DEFAULTS, runAlign, type AlignConfig } from '../train/run-align';
 import { resolveConfig } from '../model/config';
 import { CONSTRAINTS, METHODS } from '../losses';
 import { runLoss } from './loss';
+import { reproduce } from './reproduce';
 import { Progress } from './progress';
 import { num, parseSets, UsageError } from './util';
 
@@ -35,6 +37,7 @@ const USAGE = `usage:
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
+  aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
@@ -296,6 +299,34 @@ try {
     case 'align':
       await cmdAlign(rest);
       break;
+    case 'reproduce': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          preset: { type: 'string', default: 'tiny' },
+          seeds: { type: 'string', default: '3' },
+          steps: { type: 'string', default: '40' },
+          'vft-steps': { type: 'string' },
+          questions: { type: 'string', default: '500' },
+          concurrency: { type: 'string', default: '2' },
+          out: { type: 'string', default: 'runs/reproduce' },
+        },
+      });
+      const bin = resolve(import.meta.dirname, '../../bin/aft.mjs');
+      print(
+        await reproduce({
+          preset: values.preset,
+          seeds: num(values.seeds, 'seeds', { int: true, min: 1, max: 20 })!,
+          alignSteps: num(values.steps, 'steps', { int: true, min: 1 })!,
+          vftSteps: num(values['vft-steps'], 'vft-steps', { int: true, min: 1 }),
+          questions: num(values.questions, 'questions', { int: true, min: 1 })!,
+          concurrency: num(values.concurrency, 'concurrency', { int: true, min: 1, max: 16 })!,
+          out: values.out,
+          bin,
+        }),
+      );
+      break;
+    }
     case 'grade':
       await cmdGrade();
       break;
