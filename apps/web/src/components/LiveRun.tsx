@@ -66,7 +66,7 @@ export function LiveRun({ runId, initial }: { runId: string; initial: LiveState 
         runIds: [runId],
         keys: stale.map((m) => m.key),
         buckets: 1000,
-      })) as WireSeries[];
+      }));
       for (const m of stale) fetched.current[m.key] = m.lastStep;
       setSeries((prev) => ({ ...prev, ...Object.fromEntries(res.map((s) => [s.key, s])) }));
       setLoadError(null);
@@ -109,7 +109,7 @@ export function LiveRun({ runId, initial }: { runId: string; initial: LiveState 
           keys: [key],
           buckets: 1000,
           ...(range ? { minStep: range[0], maxStep: range[1] } : {}),
-        })) as WireSeries[];
+        }));
         if (s) setSeries((prev) => ({ ...prev, [key]: s }));
         if (!range) fetched.current[key] = latest.current.metrics.find((m) => m.key === key)?.lastStep ?? -1;
       } catch (e) {

@@ -19,7 +19,7 @@ import { CharTokenizer } from '../tokenizer';
 import { alignObjective, referenceLogProbs, usableGroups, type AlignSpec } from './align';
 import { trainLoop, type LossResult, type StepInfo } from './loop';
 import { AdamW, OPTIM_DEFAULTS, type OptimConfig } from './optim';
-import { toEvalProblem, type VftConfig } from './vft';
+import { referenceBatch, toEvalProblem, type VftConfig } from './vft';
 
 export interface AlignConfig {
   /**
@@ -91,17 +91,8 @@ export async function runAlign(
     let objective: { nextBatch: (r: Rng) => ReturnType<typeof makeBatch>; loss: (m: GPT, b: ReturnType<typeof makeBatch>) => LossResult };
     let groups = 0;
     if (cfg.method === 'vft') {
-      const train = data.train;
       objective = {
-        nextBatch: (r) =>
-          makeBatch(
-            tok,
-            Array.from({ length: cfg.spec.groupsPerStep * 3 }, () => {
-              const p = train[r.int(0, train.length - 1)]!;
-              return { prompt: promptOf(p.question), response: p.cots[p.ref]! };
-            }),
-            model.config.blockSize,
-          ),
+        nextBatch: (r) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * 3, r, model.config.blockSize),
         loss: (m, b) => ({ loss: nllLoss(m, b) }),
       };
     } else if (cfg.method === 'rft') {

@@ -100,6 +100,21 @@ export function resolveVftConfig(preset: string, overrides: Record<string, unkno
   return cfg;
 }
 
+/** `n` problems drawn with replacement, each with its reference COT: a VFT batch. */
+export function referenceBatch(
+  tok: CharTokenizer,
+  problems: readonly ArithProblem[],
+  n: number,
+  rng: Rng,
+  blockSize: number,
+): TokenBatch {
+  const ex = Array.from({ length: n }, () => {
+    const p = problems[rng.int(0, problems.length - 1)]!;
+    return { prompt: promptOf(p.question), response: p.cots[p.ref]! };
+  });
+  return makeBatch(tok, ex, blockSize);
+}
+
 export const toEvalProblem = (p: ArithProblem): EvalProblem => ({
   id: p.id,
   question: p.question,
@@ -146,14 +161,8 @@ export class VftSession {
     this.rng = init.fork();
   }
 
-  nextBatch = (rng: Rng): TokenBatch => {
-    const train = this.data.train;
-    const ex = Array.from({ length: this.config.batchSize }, () => {
-      const p = train[rng.int(0, train.length - 1)]!;
-      return { prompt: promptOf(p.question), response: p.cots[p.ref]! };
-    });
-    return makeBatch(this.tok, ex, this.model.config.blockSize);
-  };
+  nextBatch = (rng: Rng): TokenBatch =>
+    referenceBatch(this.tok, this.data.train, this.config.batchSize, rng, this.model.config.blockSize);
 
   async save(dir: string, extra: Record<string, unknown> = {}): Promise<SavedCheckpoint> {
     const opt = await this.optimizer.getState();
