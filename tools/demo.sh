@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run demo`: install what is missing, reach (or start) Postgres and Redis, migrate, seed the local team,
-# build and start the web app and the worker, start an example run that streams live, and print the URL.
+# build and start the web app and the worker, enqueue the demo sweep, and print the URL.
 # Stop everything with `npm run demo:stop`. Logs are in .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ bash tools/demo-stop.sh >/dev/null 2>&1 || true
 echo "▶ starting web on http://$HOST:$PORT and the worker"
 nohup node node_modules/next/dist/bin/next start apps/web -H "$HOST" -p "$PORT" >.demo/web.log 2>&1 &
 echo $! >.demo/web.pid
-AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" nohup node --import tsx apps/worker/src/main.ts >.demo/worker.log 2>&1 &
+AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" AFT_ARTIFACT_DIR=.demo/artifacts nohup node --import tsx apps/worker/src/main.ts >.demo/worker.log 2>&1 &
 echo $! >.demo/worker.pid
 
 for _ in $(seq 1 120); do
@@ -40,15 +40,16 @@ for _ in $(seq 1 120); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" || { echo "web did not start; see .demo/web.log"; tail -20 .demo/web.log; exit 1; }
 
-# Training jobs arrive with the worker issue; until then the demo streams an SDK-logged run so the
-# dashboard has live curves to show.
-AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" nohup node --import tsx tools/examples/log-run.ts \
-  --project demo --name "demo-$(date +%H%M%S)" --steps 20000 --delay-ms 3 >.demo/example.log 2>&1 &
-echo $! >.demo/example.pid
+# The demo sweep: one VFT parent, then AFT none/detach/boundary, DPO and PRO with and without a constraint
+# (about 10 minutes on two cores). The worker trains it; the dashboard shows it live.
+AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" node --import tsx tools/examples/launch-sweep.ts tools/examples/demo-sweep.json \
+  >.demo/sweep.json || { echo "could not launch the demo sweep"; exit 1; }
+SWEEP=$(node -e "console.log(JSON.parse(require('fs').readFileSync('.demo/sweep.json','utf8')).sweepId)")
 
 cat <<MSG
 
   AFT Lab is running:   http://$HOST:$PORT
+  Demo sweep $SWEEP (VFT → AFT/DPO/PRO with and without a constraint, ~10 min): see the "demo" project
   API key (local team): $KEY
   Log a run from a script:
     AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts

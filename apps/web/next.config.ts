@@ -5,7 +5,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 const config: NextConfig = {
   // The workspace libs export TypeScript source.
-  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts'],
+  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts', '@aft/queue'],
   serverExternalPackages: ['pg', 'bullmq', 'ioredis', '@prisma/adapter-pg'],
   turbopack: { root },
   outputFileTracingRoot: root,

@@ -6,6 +6,9 @@ const schema = z.object({
   /** Team the dashboard acts for until sign-in lands (seeded by `npm run db:seed`); empty turns it off. */
   AFT_LOCAL_TEAM: z.string().max(64).default('local'),
   AFT_DB_POOL: z.coerce.number().int().min(1).max(100).default(16),
+  /** Where launches are queued; empty turns launching off (runs can still be logged). */
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  AFT_QUEUE: z.string().min(1).default('aft-runs'),
 });
 
 let cached: z.infer<typeof schema> | null = null;

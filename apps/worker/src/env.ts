@@ -1,17 +1,26 @@
 import { cpus } from 'node:os';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 
 /** The worker's settings, validated once at start. The only place this app reads process.env. */
 const schema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** The platform's API, where runs report (through libs/tracker). */
   AFT_URL: z.string().url().default('http://127.0.0.1:3000'),
-  AFT_API_KEY: z.string().optional(),
+  AFT_API_KEY: z.string().min(1, 'AFT_API_KEY is required: a key with the log scope (npm run db:seed writes one to .demo/api-key)'),
   AFT_QUEUE: z.string().min(1).default('aft-runs'),
+  /** Training jobs at once; each runs in its own process. Defaults to the number of cores. */
   AFT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(cpus().length),
-  AFT_ARTIFACT_DIR: z.string().default('artifacts'),
+  /** The artifact store: checkpoints and sample sets, one folder per run. */
+  AFT_ARTIFACT_DIR: z.string().min(1).default('artifacts').transform((p) => resolve(p)),
+  /** How long a job's lock lasts without renewal; a worker that dies loses its jobs after this long. */
+  AFT_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** How often a worker looks for stalled jobs (those whose worker died) to take them back. */
+  AFT_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
 });
+export type WorkerEnv = z.infer<typeof schema>;
 
-export function loadEnv() {
+export function loadEnv(): WorkerEnv {
   const parsed = schema.safeParse(process.env);
   if (!parsed.success) throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
   return parsed.data;

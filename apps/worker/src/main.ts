@@ -1,37 +1,65 @@
 /**
- * The worker process: takes training jobs from the BullMQ queue. Closes gracefully on SIGINT/SIGTERM (the job
- * in progress finishes its step and is released), and always has an `error` listener.
- *
- * Training itself arrives with the aft-core and jobs issues; until then a job fails at once, unrecoverably,
- * with a message that says so — it is never retried or reported as done.
+ * The worker process. Training jobs run in sandboxed processors (one child process per concurrent job); a sweep
+ * parent's release jobs run here. Cancel requests arrive on a Redis channel and abort the job's processor.
+ * SIGINT/SIGTERM close gracefully: no new jobs are taken, jobs in progress stop at their next step and are
+ * released to run again (they resume from their checkpoints).
  */
-import { UnrecoverableError, Worker } from 'bullmq';
-import { createRedis, trainJobPayload } from '@aft/queue';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'bullmq';
+import { cancelChannel, controlQueueName, createRedis, JobProducer } from '@aft/queue';
+import { Transport } from '@aft/tracker';
 import { loadEnv } from './env';
+import { processRelease } from './release';
+import { SHUTDOWN } from './train';
 
 const env = loadEnv();
 const connection = createRedis(env.REDIS_URL, 'worker');
+const subscriber = createRedis(env.REDIS_URL, 'worker');
+const producer = new JobProducer(createRedis(env.REDIS_URL, 'worker'), env.AFT_QUEUE);
+const api = new Transport({ url: env.AFT_URL, apiKey: env.AFT_API_KEY });
+const tag = `[worker ${process.pid}]`;
 
-const worker = new Worker(
-  env.AFT_QUEUE,
-  async (job) => {
-    const parsed = trainJobPayload.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`bad job payload: ${parsed.error.message}`);
-    throw new UnrecoverableError('this worker cannot train yet: the aft-core trainer is not part of this build');
-  },
-  { connection, concurrency: env.AFT_CONCURRENCY },
+const processorFile = fileURLToPath(new URL(`./processor${import.meta.url.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url));
+const training = new Worker(env.AFT_QUEUE, processorFile, {
+  connection,
+  concurrency: env.AFT_CONCURRENCY,
+  lockDuration: env.AFT_LOCK_MS,
+  stalledInterval: env.AFT_STALLED_MS,
+  maxStalledCount: 3,
+});
+const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRelease(job, producer, api), {
+  connection,
+  concurrency: 4,
+});
+
+for (const w of [training, control]) {
+  w.on('error', (e) => console.error(`${tag} error:`, e.message));
+  w.on('failed', (job, e) => console.error(`${tag} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${e.message}`));
+}
+training.on('active', (job) => console.log(`${tag} job ${job.id} started (${(job.data as { kind?: string }).kind})`));
+training.on('completed', (job, res) => console.log(`${tag} job ${job.id} ${(res as { status?: string }).status ?? 'done'}`));
+training.on('ready', () =>
+  console.log(`${tag} listening on ${env.AFT_QUEUE} (concurrency ${env.AFT_CONCURRENCY}, artifacts in ${env.AFT_ARTIFACT_DIR})`),
 );
 
-worker.on('error', (e) => console.error('[worker] error:', e.message));
-worker.on('failed', (job, e) => console.error(`[worker] job ${job?.id} failed: ${e.message}`));
-worker.on('ready', () => console.log(`[worker] listening on queue ${env.AFT_QUEUE} (concurrency ${env.AFT_CONCURRENCY})`));
+await subscriber.subscribe(cancelChannel(env.AFT_QUEUE));
+subscriber.on('message', (_channel, message) => {
+  try {
+    const { runIds } = JSON.parse(message) as { runIds: string[] };
+    for (const id of runIds) if (training.cancelJob(id, 'canceled by a user')) console.log(`${tag} canceling ${id}`);
+  } catch (e) {
+    console.error(`${tag} bad cancel message: ${(e as Error).message}`);
+  }
+});
 
 let closing = false;
 async function shutdown(signal: string) {
   if (closing) return;
   closing = true;
-  console.log(`[worker] ${signal}: closing`);
-  await worker.close();
+  console.log(`${tag} ${signal}: closing`);
+  training.cancelAllJobs(SHUTDOWN);
+  await Promise.allSettled([training.close(), control.close(), producer.close()]);
+  subscriber.disconnect();
   connection.disconnect();
   process.exit(0);
 }

@@ -19,3 +19,4 @@ export * from './losses';
 export * from './train/align';
 export * from './degradation';
 export * from './train/run-align';
+export { loadModel } from './model/load';

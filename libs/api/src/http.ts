@@ -1,5 +1,6 @@
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import type { Db, RunNotifier } from '@aft/db';
+import type { JobProducer } from '@aft/queue';
 import { appRouter } from './root';
 import { apiKeyFromHeaders, createContextInner } from './trpc';
 
@@ -7,6 +8,7 @@ export interface ApiHandlerOptions {
   db: Db;
   notifier: RunNotifier;
   localTeam: string | null;
+  jobs?: JobProducer | null;
   /** Where the router is mounted. */
   endpoint?: string;
   /** Largest request body accepted, in bytes (a full 10,000-point batch is about 0.7 MB). */
@@ -37,6 +39,7 @@ export function createApiHandler(opts: ApiHandlerOptions) {
           db: opts.db,
           notifier: opts.notifier,
           localTeam: opts.localTeam,
+          jobs: opts.jobs ?? null,
           apiKey: apiKeyFromHeaders(req.headers),
         }),
       onError({ error, path }) {

@@ -5,10 +5,12 @@ import { metricsRouter } from './router/metrics';
 import { samplesRouter } from './router/samples';
 import { artifactsRouter } from './router/artifacts';
 import { eventsRouter } from './router/events';
+import { launchRouter, sweepsRouter } from './router/sweeps';
 
 export const appRouter = router({
   projects: projectsRouter,
-  runs: runsRouter,
+  runs: router({ ...runsRouter, ...launchRouter }),
+  sweeps: sweepsRouter,
   metrics: metricsRouter,
   samples: samplesRouter,
   artifacts: artifactsRouter,

@@ -1,5 +1,6 @@
 /** Fixtures for API tests: a team with an API key and a handler over a test database. Entered as `@aft/api/testing`. */
 import { generateApiKey, RunNotifier, type Db } from '@aft/db';
+import type { JobProducer } from '@aft/queue';
 import { createApiHandler } from './http';
 
 export async function createTeamWithKey(db: Db, slug: string, scopes: string[] = ['log', 'launch', 'read']) {
@@ -9,9 +10,9 @@ export async function createTeamWithKey(db: Db, slug: string, scopes: string[] =
   return { team, key: k.key };
 }
 
-export function createTestHandler(db: Db, connectionString: string, localTeam: string | null = null) {
+export function createTestHandler(db: Db, connectionString: string, localTeam: string | null = null, jobs: JobProducer | null = null) {
   const notifier = new RunNotifier(connectionString);
-  const handler = createApiHandler({ db, notifier, localTeam });
+  const handler = createApiHandler({ db, notifier, localTeam, jobs });
   const call = async (path: string, input: unknown, init: { key?: string | null; method?: 'GET' | 'POST'; body?: string } = {}) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (init.key) headers['x-api-key'] = init.key;

@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import { BadCursorError, hashApiKey, RunNotFoundError, type ApiKeyScope, type Db, type RunNotifier } from '@aft/db';
+import type { JobProducer } from '@aft/queue';
 
 /** Who a request acts for: a team, through an API key or (until sign-in lands) the local default team. */
 export interface Actor {
@@ -17,6 +18,8 @@ export interface ContextInner {
   apiKey: string | null;
   /** Slug of the team the dashboard acts for without a key; null turns keyless access off. */
   localTeam: string | null;
+  /** Where launches go; null when this server has no queue (runs can still be logged, not launched). */
+  jobs?: JobProducer | null;
 }
 
 /** What tests use directly (with `createCaller`); the route handler wraps it with the request's headers. */
@@ -134,4 +137,18 @@ export const logProcedure = teamProcedure.use(async ({ ctx, next }) => {
     throw new TRPCError({ code: 'FORBIDDEN', message: 'this API key lacks the `log` scope' });
   }
   return next();
+});
+
+/** Launching and canceling training: an API key needs the `launch` scope (the dashboard has it). */
+export const launchProcedure = teamProcedure.use(async ({ ctx, next }) => {
+  if (!ctx.actor.scopes.includes('launch')) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: 'this API key lacks the `launch` scope' });
+  }
+  if (!ctx.jobs) {
+    throw new TRPCError({
+      code: 'PRECONDITION_FAILED',
+      message: 'this server has no job queue configured (set REDIS_URL); runs can be logged but not launched',
+    });
+  }
+  return next({ ctx: { ...ctx, jobs: ctx.jobs } });
 });

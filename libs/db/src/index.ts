@@ -5,3 +5,4 @@ export * from './runs-query';
 export * from './run-writes';
 export * from './notifier';
 export * from './api-keys';
+export * from './launch';

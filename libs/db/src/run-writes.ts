@@ -37,7 +37,7 @@ export function setRunStatus(pool: Pool, runId: string, teamId: string, status: 
 
 /** Merges keys into the run's summary (a key set to null is removed). */
 export function mergeRunSummary(pool: Pool, runId: string, teamId: string, patch: Record<string, unknown>) {
-  return updateRun(pool, runId, teamId, `summary = jsonb_strip_nulls(summary || $3::jsonb)`, [JSON.stringify(patch)]);
+  return updateRun(pool, runId, teamId, `summary = jsonb_strip_nulls(summary || $3::jsonb), heartbeat_at = now()`, [JSON.stringify(patch)]);
 }
 
 export function updateRunMeta(

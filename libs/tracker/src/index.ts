@@ -75,3 +75,29 @@ export async function init(opts: InitOptions): Promise<Run> {
   }
   return run;
 }
+
+export type AttachOptions = BatchOptions & {
+  runId: string;
+  url?: string;
+  apiKey?: string;
+  /** The backend the trainer chose, recorded on the run. */
+  backend?: string;
+  retryForMs?: number;
+  fetch?: TransportOptions['fetch'];
+  onRetry?: TransportOptions['onRetry'];
+};
+
+/**
+ * Takes up a run the platform queued (what a worker does), or resumes it after a crash. Resolves to null when the
+ * run must not train: it was canceled or has already finished. The caller finishes the run itself.
+ */
+export async function attach(opts: AttachOptions): Promise<Run | null> {
+  const url = opts.url ?? trackerEnv.url();
+  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
+  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  const transport = new Transport({ url, apiKey, retryForMs: opts.retryForMs, fetch: opts.fetch, onRetry: opts.onRetry });
+  const started = await transport.call<{ started: boolean; status: string }>('runs.start', { id: opts.runId, backend: opts.backend });
+  if (!started.started) return null;
+  const info = await transport.call<RunInfo>('runs.get', { id: opts.runId }, 'GET');
+  return new Run(info, url, transport, { batchPoints: opts.batchPoints, flushIntervalMs: opts.flushIntervalMs, maxInFlight: opts.maxInFlight });
+}

@@ -1,10 +1,12 @@
 import { appRouter, createApiHandler, createCallerFactory, createContextInner } from '@aft/api';
 import { createDb, RunNotifier, type Db } from '@aft/db';
+import { createRedis, JobProducer } from '@aft/queue';
 import { env } from '../env';
 
 interface Server {
   db: Db;
   notifier: RunNotifier;
+  jobs: JobProducer | null;
   handler: (req: Request) => Promise<Response>;
 }
 
@@ -16,8 +18,9 @@ export function server(): Server {
     const e = env();
     const db = createDb({ connectionString: e.DATABASE_URL, max: e.AFT_DB_POOL });
     const notifier = new RunNotifier(e.DATABASE_URL);
-    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null });
-    g.__aftServer = { db, notifier, handler };
+    const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
+    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null, jobs });
+    g.__aftServer = { db, notifier, jobs, handler };
   }
   return g.__aftServer;
 }
@@ -26,6 +29,6 @@ export function server(): Server {
 export function api() {
   const s = server();
   return createCallerFactory(appRouter)(
-    createContextInner({ db: s.db, notifier: s.notifier, apiKey: null, localTeam: env().AFT_LOCAL_TEAM || null }),
+    createContextInner({ db: s.db, notifier: s.notifier, jobs: s.jobs, apiKey: null, localTeam: env().AFT_LOCAL_TEAM || null }),
   );
 }

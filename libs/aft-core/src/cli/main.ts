@@ -8,7 +8,7 @@
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
  *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
  *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
- *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
+ *   aft reproduce [--preset tiny] [--seeds 3] [--steps 60] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  */
@@ -24,9 +24,8 @@ import { labelQuestions, writeLabelledSet } from '../label';
 import { loadModel } from '../model/load';
 import { Rng } from '../rng';
 import { resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
-import { ALIGN_DEFAULTS, runAlign, type AlignConfig } from '../train/run-align';
-import { resolveConfig } from '../model/config';
-import { CONSTRAINTS, METHODS } from '../losses';
+import { resolveAlignConfig, runAlign, type AlignConfig } from '../train/run-align';
+import { CONSTRAINTS } from '../losses';
 import { runLoss } from './loss';
 import { reproduce } from './reproduce';
 import { Progress } from './progress';
@@ -37,7 +36,7 @@ const USAGE = `usage:
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
-  aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
+  aft reproduce [--preset tiny] [--seeds 3] [--steps 60] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
@@ -200,35 +199,23 @@ async function cmdAlign(argv: string[]) {
   });
   if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
   if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
-  const methods = [...METHODS, 'vft', 'rft'];
-  if (!methods.includes(values.method)) throw new UsageError(`--method must be one of ${methods.join(', ')}`);
   if (!(CONSTRAINTS as readonly string[]).includes(values.constraint)) throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
   if (values.feedback && !['binary', 'ranked'].includes(values.feedback)) throw new UsageError('--feedback must be binary or ranked');
-  const steps = num(values.steps, 'steps', { int: true, min: 1 }) ?? ALIGN_DEFAULTS.steps;
   let cfg: AlignConfig;
   try {
-    const sets = parseSets(values.set);
-    const pick = (prefix: string) =>
-      Object.fromEntries(Object.entries(sets).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-    const top = Object.fromEntries(Object.entries(sets).filter(([k]) => !k.includes('.')));
-    cfg = resolveConfig(ALIGN_DEFAULTS, top, 'config');
-    cfg = {
-      ...cfg,
-      method: values.method as AlignConfig['method'],
-      steps,
-      seed: num(values.seed, 'seed', { int: true, min: 0 }) ?? cfg.seed,
-      spec: resolveConfig(cfg.spec, {
-        ...pick('spec.'),
+    cfg = resolveAlignConfig(
+      {
+        method: values.method as AlignConfig['method'],
         constraint: values.constraint,
-        ...(values.beta !== undefined ? { beta: num(values.beta, 'beta', { min: 0 }) } : {}),
-        ...(values['dpo-beta'] !== undefined ? { dpoBeta: num(values['dpo-beta'], 'dpo-beta', { min: 1e-9 }) } : {}),
-        ...(values['w-nll'] !== undefined ? { wNll: num(values['w-nll'], 'w-nll', { min: 0 }) } : {}),
-        ...(values.feedback ? { feedback: values.feedback } : {}),
-      }, 'spec') as AlignConfig['spec'],
-      optim: resolveConfig(cfg.optim, { totalSteps: steps, ...pick('optim.') }, 'optim'),
-      eval: resolveConfig(cfg.eval, pick('eval.'), 'eval'),
-      degradation: resolveConfig(cfg.degradation, pick('degradation.'), 'degradation'),
-    };
+        steps: num(values.steps, 'steps', { int: true, min: 1 }),
+        seed: num(values.seed, 'seed', { int: true, min: 0 }),
+        beta: num(values.beta, 'beta', { min: 0 }),
+        dpoBeta: num(values['dpo-beta'], 'dpo-beta', { min: 1e-9 }),
+        wNll: num(values['w-nll'], 'w-nll', { min: 0 }),
+        feedback: values.feedback,
+      },
+      parseSets(values.set),
+    );
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -236,7 +223,7 @@ async function cmdAlign(argv: string[]) {
   const bar = new Progress(`align ${cfg.method}/${cfg.spec.constraint}`, cfg.steps);
   const res = await runAlign(resolve(values.parent), resolve(values.samples), cfg, values.out ? resolve(values.out) : null, {
     onStep: (s) => bar.update(s.step + 1, `loss ${s.loss.toFixed(3)} gap ${(s.metrics['score/gap'] ?? NaN).toFixed(3)}`),
-    onEval: (step, r) => process.stderr.write(`\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`),
+    onEval: (step, r) => void process.stderr.write(`\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`),
   });
   bar.done();
   const { examples: _e, ...final } = res.finalEval;
@@ -305,7 +292,7 @@ try {
         options: {
           preset: { type: 'string', default: 'tiny' },
           seeds: { type: 'string', default: '3' },
-          steps: { type: 'string', default: '40' },
+          steps: { type: 'string', default: '60' },
           'vft-steps': { type: 'string' },
           questions: { type: 'string', default: '500' },
           concurrency: { type: 'string', default: '2' },

@@ -3,6 +3,7 @@
  * L = w_nll · NLL + L_method, evaluate periodically, run the degradation detector against the parent, and save a
  * checkpoint. Continued VFT (method `vft`) trains the parent further on NLL alone, as the control.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -12,6 +13,8 @@ import { evaluate, EVAL_DEFAULTS, type EvalOptions, type EvalReport } from '../e
 import type { LabelledQuestion } from '../label';
 import { loadCheckpoint, saveCheckpoint, type SavedCheckpoint } from './checkpoint';
 import { GPT } from '../model/gpt';
+import { resolveConfig } from '../model/config';
+import { METHODS } from '../losses/registry';
 import { nllLoss } from '../model/logprob';
 import { makeBatch, promptOf } from '../data/batch';
 import { Rng } from '../rng';
@@ -32,6 +35,8 @@ export interface AlignConfig {
   steps: number;
   evalEvery: number;
   evalQuestions: number;
+  /** Save a resumable checkpoint every this many steps (when the run has an output folder). */
+  checkpointEvery: number;
   optim: OptimConfig;
   eval: EvalOptions;
   degradation: DegradationThresholds;
@@ -44,10 +49,60 @@ export const ALIGN_DEFAULTS: AlignConfig = {
   steps: 120,
   evalEvery: 40,
   evalQuestions: 100,
+  checkpointEvery: 40,
   optim: { ...OPTIM_DEFAULTS, lr: 3e-4, warmupSteps: 10, totalSteps: 120, minLrRatio: 1 },
   eval: { ...EVAL_DEFAULTS, assessQuestions: 100 },
   degradation: DEGRADATION_DEFAULTS,
 };
+
+export interface AlignChoice {
+  method: AlignConfig['method'];
+  constraint?: string;
+  beta?: number;
+  dpoBeta?: number;
+  wNll?: number;
+  feedback?: string;
+  steps?: number;
+  seed?: number;
+  lr?: number;
+}
+
+/**
+ * The defaults with a method's choices and dotted overrides (`spec.groupsPerStep`, `optim.lr`, `eval.k`,
+ * `degradation.pplRatio`, `evalEvery` …). An unknown key or a value of the wrong type throws, naming the valid keys.
+ */
+export function resolveAlignConfig(choice: AlignChoice, sets: Record<string, unknown> = {}): AlignConfig {
+  const methods = [...METHODS, 'vft', 'rft'];
+  if (!methods.includes(choice.method)) throw new Error(`method must be one of ${methods.join(', ')}, got "${choice.method}"`);
+  const pick = (prefix: string) =>
+    Object.fromEntries(Object.entries(sets).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const known = ['spec.', 'optim.', 'eval.', 'degradation.'];
+  const top = Object.fromEntries(Object.entries(sets).filter(([k]) => !known.some((p) => k.startsWith(p))));
+  const base = resolveConfig(ALIGN_DEFAULTS, top, 'config');
+  const steps = choice.steps ?? base.steps;
+  const given = <T>(v: T | undefined, key: string) => (v === undefined ? {} : { [key]: v });
+  return {
+    ...base,
+    method: choice.method,
+    steps,
+    seed: choice.seed ?? base.seed,
+    spec: resolveConfig(
+      base.spec,
+      {
+        ...pick('spec.'),
+        ...given(choice.constraint, 'constraint'),
+        ...given(choice.beta, 'beta'),
+        ...given(choice.dpoBeta, 'dpoBeta'),
+        ...given(choice.wNll, 'wNll'),
+        ...given(choice.feedback, 'feedback'),
+      },
+      'spec',
+    ),
+    optim: resolveConfig(base.optim, { totalSteps: steps, ...given(choice.lr, 'lr'), ...pick('optim.') }, 'optim'),
+    eval: resolveConfig(base.eval, pick('eval.'), 'eval'),
+    degradation: resolveConfig(base.degradation, pick('degradation.'), 'degradation'),
+  };
+}
 
 export interface AlignResult {
   config: AlignConfig;
@@ -72,8 +127,16 @@ export async function runAlign(
   samplesPath: string,
   cfg: AlignConfig,
   outDir: string | null,
-  hooks: { onStep?: (s: StepInfo) => void; onEval?: (step: number, r: EvalReport) => void; signal?: AbortSignal } = {},
-): Promise<AlignResult> {
+  hooks: {
+    onStep?: (s: StepInfo) => void | Promise<void>;
+    /** After each periodic evaluation, with the detector's verdict over the evaluations so far. */
+    onEval?: (step: number, r: EvalReport, degradation: Degradation) => void | Promise<void>;
+    /** Before a checkpoint is written (a tracker flushes here). */
+    beforeCheckpoint?: (step: number) => void | Promise<void>;
+    onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
+    signal?: AbortSignal;
+  } = {},
+): Promise<AlignResult & { aborted: boolean }> {
   const t0 = performance.now();
   const parent = await loadCheckpoint(parentDir);
   const tok = new CharTokenizer(parent.meta.tokenizer);
@@ -85,9 +148,38 @@ export async function runAlign(
     const val = data.val.slice(0, cfg.evalQuestions).map(toEvalProblem);
     const evalRng = new Rng(cfg.seed + 7919);
     const quick = { ...cfg.eval, assessQuestions: 0 };
-    const parentEval = await evaluate(model, tok, val, quick, evalRng);
+    const ckptDir = outDir ? join(outDir, 'checkpoint') : null;
+    // a run that crashed resumes from its last checkpoint: weights, optimizer, RNG, step and the evaluations so far
+    const resumed = ckptDir && existsSync(join(ckptDir, 'checkpoint.json')) ? await loadCheckpoint(ckptDir) : null;
+    const saved = resumed?.meta.extra as { parentEval?: EvalReport; evals?: { step: number; report: EvalReport }[] } | undefined;
+    const parentEval = saved?.parentEval ?? (await evaluate(model, tok, val, quick, evalRng));
     const set = await readLabelledSet(samplesPath);
-    const rng = new Rng(cfg.seed);
+    let rng = new Rng(cfg.seed);
+    const evals: { step: number; report: EvalReport }[] = [...(saved?.evals ?? [])];
+    let startStep = 0;
+    if (resumed) {
+      model.setWeights(resumed.weights);
+      if (resumed.m && resumed.v) optimizer.setState({ t: resumed.meta.optimizerStep, m: resumed.m, v: resumed.v });
+      rng = new Rng(resumed.meta.rng);
+      startStep = resumed.meta.step;
+    }
+    const save = async (step: number) => {
+      await hooks.beforeCheckpoint?.(step);
+      const opt = await optimizer.getState();
+      return saveCheckpoint(ckptDir!, {
+        meta: {
+          ...parent.meta,
+          step,
+          config: { ...parent.meta.config, align: cfg },
+          rng: rng.state(),
+          optimizerStep: opt.t,
+          extra: { ...parent.meta.extra, parent: parentDir, samples: samplesPath, backend: tf.getBackend(), parentEval, evals },
+        },
+        weights: await model.getWeights(),
+        m: opt.m,
+        v: opt.v,
+      });
+    };
     let objective: { nextBatch: (r: Rng) => ReturnType<typeof makeBatch>; loss: (m: GPT, b: ReturnType<typeof makeBatch>) => LossResult };
     let groups = 0;
     if (cfg.method === 'vft') {
@@ -119,12 +211,11 @@ export async function runAlign(
       if (spec.method === 'dpo') await referenceLogProbs(model, tok, g); // the parent is the frozen reference
       objective = alignObjective(tok, model.config.blockSize, g, spec);
     }
-    const evals: { step: number; report: EvalReport }[] = [];
     const res = await trainLoop({
       model,
       optimizer,
       rng,
-      startStep: 0,
+      startStep,
       endStep: cfg.steps,
       accumulate: 1,
       nextBatch: objective.nextBatch,
@@ -137,31 +228,29 @@ export async function runAlign(
           run: async (step) => {
             const r = await evaluate(model, tok, val, quick, evalRng);
             evals.push({ step, report: r });
-            hooks.onEval?.(step, r);
+            await hooks.onEval?.(step, r, detectDegradation(evals, parentEval, cfg.degradation));
           },
         },
+        ...(ckptDir
+          ? [
+              {
+                every: cfg.checkpointEvery,
+                run: async (step: number) => {
+                  if (step < cfg.steps) await hooks.onCheckpoint?.(step, await save(step));
+                },
+              },
+            ]
+          : []),
       ],
     });
+    if (res.aborted) {
+      if (ckptDir && res.lastStep > startStep) await hooks.onCheckpoint?.(res.lastStep, await save(res.lastStep));
+      return { config: cfg, groups, parentEval, evals, finalEval: parentEval, degradation: detectDegradation(evals, parentEval, cfg.degradation), checkpoint: null, seconds: (performance.now() - t0) / 1000, aborted: true };
+    }
     const degradation = detectDegradation(evals, parentEval, cfg.degradation);
     const finalEval = await evaluate(model, tok, data.test.map(toEvalProblem), cfg.eval, evalRng);
-    let checkpoint: SavedCheckpoint | null = null;
-    if (outDir) {
-      const opt = await optimizer.getState();
-      checkpoint = await saveCheckpoint(join(outDir, 'checkpoint'), {
-        meta: {
-          ...parent.meta,
-          step: res.lastStep,
-          config: { ...parent.meta.config, align: cfg },
-          rng: rng.state(),
-          optimizerStep: opt.t,
-          extra: { ...parent.meta.extra, parent: parentDir, samples: samplesPath, backend: tf.getBackend() },
-        },
-        weights: await model.getWeights(),
-        m: opt.m,
-        v: opt.v,
-      });
-    }
-    return { config: cfg, groups, parentEval, evals, finalEval, degradation, checkpoint, seconds: (performance.now() - t0) / 1000 };
+    const checkpoint = ckptDir ? await save(res.lastStep) : null;
+    return { config: cfg, groups, parentEval, evals, finalEval, degradation, checkpoint, seconds: (performance.now() - t0) / 1000, aborted: false };
   } finally {
     optimizer.dispose();
     model.dispose();

@@ -125,6 +125,8 @@ export const toEvalProblem = (p: ArithProblem): EvalProblem => ({
 export interface VftHooks {
   onStep?: (s: StepInfo) => void | Promise<void>;
   onEval?: (step: number, report: EvalReport) => void | Promise<void>;
+  /** Before a checkpoint is written: a tracker flushes here, so nothing logged before it can be lost in a crash. */
+  beforeCheckpoint?: (step: number) => void | Promise<void>;
   onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
   signal?: AbortSignal;
   /** Log per-step timing without evaluating (benchmarks). */
@@ -230,6 +232,7 @@ export async function runVft(config: VftConfig, outDir: string | null, hooks: Vf
         every: config.checkpointEvery,
         run: async (step: number) => {
           s.step = step;
+          await hooks.beforeCheckpoint?.(step);
           checkpoint = await s.save(ckptDir);
           await hooks.onCheckpoint?.(step, checkpoint);
         },
@@ -253,6 +256,12 @@ export async function runVft(config: VftConfig, outDir: string | null, hooks: Vf
       signal: hooks.signal,
     });
     const seconds = (performance.now() - t0) / 1000;
+    if (res.aborted && ckptDir && s.step > 0) {
+      // stopped between steps: save where it stopped, so a resumed run continues exactly from here
+      await hooks.beforeCheckpoint?.(s.step);
+      checkpoint = await s.save(ckptDir);
+      await hooks.onCheckpoint?.(s.step, checkpoint);
+    }
     let finalEval: EvalReport | null = null;
     if (!res.aborted && !hooks.skipEval) {
       finalEval = await evaluate(s.model, s.tok, s.data.test.map(toEvalProblem), config.eval, evalRng);

@@ -1,0 +1,42 @@
+/**
+ * The sandboxed processor: BullMQ runs this file in a child process per concurrent job, so training never starves
+ * the worker's event loop (which keeps renewing the job's lock; a starved lock makes a job "stalled" and run twice).
+ */
+import { DelayedError, UnrecoverableError, type SandboxedJob } from 'bullmq';
+import { trainJobPayload, type TrainResult } from '@aft/queue';
+import { loadEnv } from './env';
+import { ArtifactStore } from './store';
+import { PermanentError, runTrainJob, ShutdownError } from './train';
+
+// If the worker process dies (kill -9), its IPC channel closes: stop too, so the job's next owner is alone.
+if (process.send) process.on('disconnect', () => process.exit(1));
+
+const env = loadEnv();
+const store = new ArtifactStore(env.AFT_ARTIFACT_DIR);
+
+export default async function process_(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<TrainResult> {
+  const parsed = trainJobPayload.safeParse(job.data);
+  if (!parsed.success) throw new UnrecoverableError(`bad job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const attempts = job.opts.attempts ?? 1;
+  try {
+    return await runTrainJob(
+      parsed.data,
+      {
+        store,
+        tracker: { url: env.AFT_URL, apiKey: env.AFT_API_KEY },
+        signal,
+        progress: (p) => job.updateProgress(p),
+        log: (line) => void job.log(line),
+      },
+      { final: job.attemptsMade + 1 >= attempts },
+    );
+  } catch (e) {
+    if (e instanceof PermanentError) throw new UnrecoverableError(e.message);
+    if (e instanceof ShutdownError) {
+      // back to the queue without using up an attempt; the next worker resumes from the checkpoint just saved
+      await job.moveToDelayed(Date.now() + 500, token);
+      throw new DelayedError(e.message);
+    }
+    throw e;
+  }
+}

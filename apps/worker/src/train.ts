@@ -1,0 +1,312 @@
+/**
+ * What a training job does, thin over aft-core: take up the run (or resume it), train from the last checkpoint in
+ * the artifact store, report metrics, samples, artifacts, events and status through libs/tracker, and stop between
+ * steps when the AbortSignal fires. Runs in the sandboxed processor's own process; tests call it directly.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import {
+  generateArith,
+  initBackend,
+  labelQuestions,
+  loadModel,
+  NonFiniteLossError,
+  resolveAlignConfig,
+  resolveVftConfig,
+  Rng,
+  runAlign,
+  runVft,
+  writeLabelledSet,
+  type AlignConfig,
+  type EvalReport,
+  type StepInfo,
+  type VftConfig,
+} from '@aft/aft-core';
+import type { SamplingSpec, TrainJobPayload, TrainProgress, TrainResult } from '@aft/queue';
+import { attach, TrackerError, type Run } from '@aft/tracker';
+import type { ArtifactStore } from './store';
+
+/** A failure that retrying cannot fix (a bad config, a non-finite loss): the job fails at once. */
+export class PermanentError extends Error {
+  override name = 'UnrecoverableError';
+}
+
+/** The abort reason a worker gives its jobs when it shuts down: the run is left to resume elsewhere, not canceled. */
+export const SHUTDOWN = 'worker-shutdown';
+
+/** Thrown when a job stopped because its worker is shutting down; the processor hands the job back. */
+export class ShutdownError extends Error {
+  override name = 'ShutdownError';
+}
+
+export interface JobContext {
+  store: ArtifactStore;
+  tracker: { url: string; apiKey: string };
+  signal?: AbortSignal;
+  progress?: (p: TrainProgress) => void | Promise<void>;
+  log?: (line: string) => void;
+}
+
+type Summary = Record<string, number | string | boolean | null>;
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** An evaluation as metrics: `val/task_accuracy`, `val/ref_perplexity`, … (numbers only; examples stay out). */
+export function evalMetrics(prefix: string, r: EvalReport): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && k !== 'questions') out[`${prefix}/${snake(k)}`] = v;
+  return out;
+}
+
+function stepMetrics(s: StepInfo): Record<string, number> {
+  return {
+    'train/loss': s.loss,
+    'train/lr': s.lr,
+    'train/grad_norm': s.gradNorm,
+    'train/tokens_per_s': s.tokens / Math.max(s.ms / 1000, 1e-9),
+    ...Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [`train/${k}`, v])),
+  };
+}
+
+/** An evaluation's greedy generations, as samples on the run page. */
+function logExamples(run: Run, split: string, step: number, r: EvalReport) {
+  run.logSamples(r.examples.map((e, i) => ({ step, split, questionId: e.id, sampleIdx: i, prompt: e.question, completion: e.output, correct: e.correct })));
+}
+
+/** Progress for the job and the run page: step, total and an ETA from the recent pace, at most every 2 s. */
+class ProgressReporter {
+  private last = 0;
+  private readonly t0 = performance.now();
+  private firstStep: number | null = null;
+
+  constructor(
+    private readonly run: Run,
+    private readonly total: number,
+    private readonly ctx: JobContext,
+  ) {}
+
+  async step(step: number, metrics: Record<string, number>, phase: TrainProgress['phase'] = 'train') {
+    this.firstStep ??= step;
+    const now = performance.now();
+    if (now - this.last < 2_000 && step < this.total) return;
+    this.last = now;
+    const done = step - this.firstStep + 1;
+    const eta = done > 0 ? ((now - this.t0) / 1000 / done) * (this.total - step) : null;
+    const p: TrainProgress = { phase, step, total: this.total, etaSeconds: eta === null ? null : Math.round(eta), metrics };
+    await this.ctx.progress?.(p);
+    await this.run.setSummary({ 'progress/step': step, 'progress/total': this.total, 'progress/eta_s': p.etaSeconds, 'progress/phase': phase });
+  }
+}
+
+function permanent<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new PermanentError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+export function vftConfigOf(p: Extract<TrainJobPayload, { kind: 'vft' }>['config']): VftConfig {
+  return permanent('bad VFT config', () =>
+    resolveVftConfig(p.preset, {
+      ...p.overrides,
+      seed: p.seed,
+      ...(p.steps ? { steps: p.steps, 'optim.totalSteps': p.steps } : {}),
+    }),
+  );
+}
+
+export function alignConfigOf(p: Extract<TrainJobPayload, { kind: 'align' }>['config']): AlignConfig {
+  return permanent('bad alignment config', () =>
+    resolveAlignConfig(
+      { method: p.method, constraint: p.constraint, beta: p.beta, dpoBeta: p.dpoBeta, wNll: p.wNll, feedback: p.feedback, steps: p.steps, seed: p.seed, lr: p.lr },
+      p.overrides,
+    ),
+  );
+}
+
+/**
+ * Draws and labels a VFT parent's sample set if the store lacks it (seeded: any worker draws the same set), and
+ * records it on the parent run. Written under a temporary name, then renamed.
+ */
+async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: SamplingSpec, run: Run | null, seed: number): Promise<string> {
+  const path = ctx.store.sampleSet(parentRunId, s);
+  if (existsSync(path)) return path;
+  const { model, tok, meta } = await loadModel(ctx.store.checkpointDir(parentRunId));
+  try {
+    const data = generateArith((meta.config as unknown as VftConfig).data);
+    const problems = data.train.slice(0, s.questions);
+    ctx.log?.(`sampling k=${s.k} T=${s.temperature} on ${problems.length} questions`);
+    const { questions, summary } = await labelQuestions(model, tok, problems, { k: s.k, temperature: s.temperature }, new Rng(seed + 104_729));
+    const tmp = `${path}.${process.pid}.tmp`;
+    await mkdir(dirname(path), { recursive: true });
+    await writeLabelledSet(tmp, questions);
+    await rename(tmp, path);
+    if (run) {
+      const tag = `k${s.k}-t${s.temperature}`;
+      run.logSamples(
+        questions.flatMap((q) =>
+          q.candidates.map((c, i) => ({
+            step: meta.step,
+            split: `samples-${tag}`,
+            questionId: q.id,
+            sampleIdx: i,
+            prompt: q.question,
+            completion: c.text,
+            gold: q.answer,
+            correct: c.correct,
+            score: c.score,
+            rank: c.rank,
+          })),
+        ),
+      );
+      await run.logArtifact({ kind: 'sample-set', name: `samples-${tag}-q${s.questions}`, step: meta.step, ...(await ctx.store.describe(path)), metadata: { ...s, ...summary } });
+      await run.setSummary({ [`samples/${tag}/mixed_fraction`]: summary.mixedFraction, [`samples/${tag}/positive_fraction`]: summary.positiveFraction });
+    }
+    return path;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The step of the run's last checkpoint in the store (0 if none): where a retried or crashed job resumes. */
+async function resumeStep(ctx: JobContext, run: Run): Promise<number> {
+  if (!ctx.store.hasCheckpoint(run.id)) return 0;
+  const { step } = JSON.parse(await readFile(join(ctx.store.checkpointDir(run.id), 'checkpoint.json'), 'utf8')) as { step: number };
+  ctx.log?.(`resuming run ${run.id} from its checkpoint at step ${step}`);
+  await run.logEvent('resumed', step, { fromStep: step, pid: process.pid });
+  return step;
+}
+
+async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
+  const cfg = vftConfigOf(p.config);
+  await resumeStep(ctx, run);
+  const progress = new ProgressReporter(run, cfg.steps, ctx);
+  const res = await runVft(cfg, ctx.store.runDir(p.runId), {
+    signal: ctx.signal,
+    onStep: async (s) => {
+      const m = stepMetrics(s);
+      await run.log(m, s.step + 1);
+      await progress.step(s.step + 1, m);
+    },
+    onEval: async (step, r) => {
+      const split = step === cfg.steps ? 'test' : 'val';
+      await run.log(evalMetrics(split, r), step);
+      logExamples(run, split, step, r);
+    },
+    beforeCheckpoint: () => run.flush(),
+    onCheckpoint: async (step, saved) => {
+      await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(saved.dir), sha256: saved.sha256, bytes: saved.bytes, step });
+    },
+  });
+  if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary: {} };
+  const summary: Summary = { params: res.numParams, dataset_hash: res.datasetHash, tokens_per_s: res.tokensPerSecond };
+  if (res.finalEval) Object.assign(summary, evalMetrics('test', res.finalEval));
+  await run.setSummary({ ...summary, 'progress/phase': 'sample' });
+  for (const s of p.config.sampling) {
+    if (ctx.signal?.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary };
+    await ensureSampleSet(ctx, p.runId, s, run, cfg.seed);
+  }
+  return { runId: p.runId, status: 'succeeded', steps: res.steps, summary };
+}
+
+async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
+  const cfg = alignConfigOf(p.config);
+  if (!ctx.store.hasCheckpoint(p.parentRunId)) {
+    throw new PermanentError(`parent run ${p.parentRunId} has no checkpoint in the artifact store (${ctx.store.checkpointDir(p.parentRunId)})`);
+  }
+  const parentMeta = JSON.parse(await readFile(join(ctx.store.checkpointDir(p.parentRunId), 'checkpoint.json'), 'utf8')) as { config: VftConfig };
+  const parentSeed = parentMeta.config.seed;
+  const samples = await ensureSampleSet(ctx, p.parentRunId, p.config.sampling, null, parentSeed);
+  await resumeStep(ctx, run);
+  const stop = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+  const progress = new ProgressReporter(run, cfg.steps, ctx);
+  let flagged: number | null = null;
+  let stopReason: string | null = null;
+  const res = await runAlign(ctx.store.checkpointDir(p.parentRunId), samples, cfg, ctx.store.runDir(p.runId), {
+    signal,
+    onStep: async (s) => {
+      const m = stepMetrics(s);
+      await run.log(m, s.step + 1);
+      await progress.step(s.step + 1, m);
+    },
+    onEval: async (step, r, d) => {
+      await run.log(evalMetrics('val', r), step);
+      logExamples(run, 'val', step, r);
+      if (!d.degraded || flagged !== null) return;
+      flagged = d.onsetStep;
+      const evidence = d.evidence.map((e) => `${e.signal} ${e.value.toFixed(3)} > ${e.limit.toFixed(3)}`).join(', ');
+      await run.logEvent('degradation-detected', d.onsetStep ?? step, {
+        evidence: d.evidence,
+        before: d.before,
+        after: d.after,
+        policy: p.config.onDegradation,
+      });
+      await run.setSummary({ degraded: true, degraded_step: d.onsetStep });
+      if (p.config.onDegradation === 'stop') {
+        stopReason = `degraded at step ${d.onsetStep} (${evidence}); stopped by the sweep's policy`;
+        stop.abort(stopReason);
+      }
+    },
+    beforeCheckpoint: () => run.flush(),
+    onCheckpoint: async (step, saved) => {
+      await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(saved.dir), sha256: saved.sha256, bytes: saved.bytes, step });
+    },
+  });
+  if (stopReason) throw new PermanentError(stopReason);
+  if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.evals.at(-1)?.step ?? 0, summary: {} };
+  const summary: Summary = {
+    ...evalMetrics('test', res.finalEval),
+    ...evalMetrics('parent', res.parentEval),
+    groups: res.groups,
+    degraded: res.degradation.degraded,
+    degraded_step: res.degradation.onsetStep,
+  };
+  logExamples(run, 'test', cfg.steps, res.finalEval);
+  if (res.degradation.degraded && flagged === null) {
+    await run.logEvent('degradation-detected', res.degradation.onsetStep ?? cfg.steps, { evidence: res.degradation.evidence, before: res.degradation.before, after: res.degradation.after, policy: p.config.onDegradation });
+  }
+  if (res.checkpoint) {
+    await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(res.checkpoint.dir), sha256: res.checkpoint.sha256, bytes: res.checkpoint.bytes, step: cfg.steps });
+  }
+  return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };
+}
+
+let backendName: Promise<string> | null = null;
+
+/**
+ * Runs one training job to its end. Resolves with the outcome (succeeded, canceled, or skipped when the run was
+ * canceled or finished before the job started); throws `PermanentError` for what retrying cannot fix and anything
+ * else for what it may (the tracker unreachable, a full disk). The run's status is set on every path.
+ */
+export async function runTrainJob(p: TrainJobPayload, ctx: JobContext, attempt: { final: boolean } = { final: true }): Promise<TrainResult> {
+  backendName ??= initBackend().then((b) => b.name);
+  const run = await attach({ runId: p.runId, url: ctx.tracker.url, apiKey: ctx.tracker.apiKey, backend: await backendName, retryForMs: 60_000 }).catch((e) => {
+    // the run was deleted after its job was queued: nothing to train, and retrying will not bring it back
+    if (e instanceof TrackerError && e.code === 'NOT_FOUND') throw new PermanentError(`run ${p.runId} no longer exists`);
+    throw e;
+  });
+  if (!run) return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
+  try {
+    // a bad config fails the run before it trains a step
+    if (p.kind === 'vft') vftConfigOf(p.config);
+    else alignConfigOf(p.config);
+    const res = p.kind === 'vft' ? await trainVft(p, ctx, run) : await trainAlign(p, ctx, run);
+    if (res.status === 'canceled' && ctx.signal?.reason === SHUTDOWN) {
+      await run.flush();
+      throw new ShutdownError(`stopped at step ${res.steps}: the worker is shutting down; the run resumes from its checkpoint`);
+    }
+    await run.setSummary({ ...res.summary, 'progress/eta_s': null, 'progress/phase': null });
+    await run.finish(res.status === 'canceled' ? 'canceled' : 'succeeded', res.status === 'canceled' ? String(ctx.signal?.reason ?? 'canceled') : undefined);
+    return res;
+  } catch (e) {
+    if (e instanceof ShutdownError) throw e;
+    const err = e instanceof NonFiniteLossError ? new PermanentError(`non-finite loss: ${e.message}`) : (e as Error);
+    // a retry resumes the run from its checkpoint; only the last attempt marks it failed
+    if (err instanceof PermanentError || attempt.final) await run.finish('failed', err.message).catch(() => undefined);
+    else await run.flush().catch(() => undefined);
+    throw err;
+  }
+}

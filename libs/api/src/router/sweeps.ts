@@ -1,0 +1,216 @@
+/**
+ * Launching training from the dashboard or a client: single runs (`runs.launch`, `runs.cancel`), the worker's
+ * start of a run (`runs.start`), and sweeps (`sweeps.launch`, `sweeps.get`, `sweeps.list`, `sweeps.cancel`).
+ * Rows are written first, in one transaction; if the queue then cannot take the jobs, the rows are deleted again,
+ * so a failed launch leaves nothing behind.
+ */
+import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { encodeDeep, id, tags } from '@aft/contracts';
+import { cancelRuns, createQueuedRuns, deleteQueuedRuns, startRun, sweepStatus, type Db, type NewRun, type SweepStatus } from '@aft/db';
+import {
+  alignJobConfig,
+  planSweep,
+  sweepSpec,
+  vftJobConfig,
+  type SweepParentJob,
+} from '@aft/queue';
+import { launchProcedure, logProcedure, teamProcedure } from '../trpc';
+import { configHash } from './runs';
+
+const launchBase = { project: z.string().trim().min(1).max(100), name: z.string().min(1).max(200).optional(), tags: tags.default([]) };
+export const runLaunchInput = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('vft'), ...launchBase, config: vftJobConfig }).strict(),
+  z.object({ kind: z.literal('align'), ...launchBase, parentRunId: id, config: alignJobConfig }).strict(),
+]);
+
+async function enqueueOrUndo(db: Db['pool'], ids: string[], sweepId: string | null, enqueue: () => Promise<unknown>) {
+  try {
+    await enqueue();
+  } catch (e) {
+    await deleteQueuedRuns(db, ids, sweepId);
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `the job queue is unreachable; nothing was launched (${(e as Error).message})`, cause: e });
+  }
+}
+
+export const launchRouter = {
+  /** Queues one training run: a VFT run, or an alignment run from a finished VFT parent. */
+  launch: launchProcedure.input(runLaunchInput).mutation(async ({ ctx, input }) => {
+    const teamId = ctx.actor.teamId;
+    let parentRunId: string | undefined;
+    if (input.kind === 'align') {
+      const parent = await ctx.db.prisma.run.findFirst({
+        where: { id: input.parentRunId, project: { teamId } },
+        select: { id: true, method: true, status: true, config: true },
+      });
+      if (!parent) throw new TRPCError({ code: 'NOT_FOUND', message: `parentRunId: run ${input.parentRunId} not found` });
+      if (parent.method !== 'vft' || !vftJobConfig.safeParse(parent.config).success) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: `parentRunId: run ${parent.id} is not a VFT run launched by the platform` });
+      }
+      if (parent.status !== 'succeeded') {
+        throw new TRPCError({
+          code: 'PRECONDITION_FAILED',
+          message: `parentRunId: run ${parent.id} is ${parent.status}; launch alignment runs from a succeeded VFT run (or launch a sweep, which waits for its parent)`,
+        });
+      }
+      parentRunId = parent.id;
+    }
+    const c = input.config;
+    const run: NewRun = {
+      ref: 'run',
+      parentRunId,
+      name: input.name ?? (input.kind === 'vft' ? `vft-${c.seed}` : `${(c as { method: string }).method}-${c.seed}`),
+      method: input.kind === 'vft' ? 'vft' : input.config.method,
+      constraint: input.kind === 'vft' ? 'none' : input.config.constraint,
+      config: c as Record<string, unknown>,
+      configHash: configHash(c),
+      seed: c.seed,
+      tags: [...new Set(input.tags)],
+    };
+    const { ids } = await createQueuedRuns(ctx.db.pool, teamId, input.project, [run]);
+    const runId = ids.get('run')!;
+    await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
+      input.kind === 'vft'
+        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, config: input.config })
+        : ctx.jobs.enqueueRun({ kind: 'align', runId, parentRunId: parentRunId!, config: input.config }),
+    );
+    return { runId };
+  }),
+
+  /** Stops a run: a queued one never starts, a running one stops between steps. Finished runs are left alone. */
+  cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+    const run = await ctx.db.prisma.run.findFirst({ where: { id: input.id, project: { teamId: ctx.actor.teamId } }, select: { status: true } });
+    if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
+    const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { runIds: [input.id] }, 'canceled by a user');
+    await ctx.jobs.cancel(canceled);
+    return { id: input.id, canceled: canceled.length > 0, status: canceled.length ? 'canceled' : run.status };
+  }),
+
+  /** A worker takes up a run (or resumes it after a crash); `started: false` means skip it (canceled or finished). */
+  start: logProcedure
+    .input(z.object({ id, backend: z.string().min(1).max(64).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const res = await startRun(ctx.db.pool, input.id, ctx.actor.teamId, input.backend ?? null);
+      if (!res) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
+      return res;
+    }),
+};
+
+const PARENT_FIELDS = { id: true, name: true, status: true } as const;
+
+async function sweepView(db: Db, teamId: string, sweepId: string) {
+  const sweep = await db.prisma.sweep.findFirst({
+    where: { id: sweepId, project: { teamId } },
+    select: {
+      id: true,
+      name: true,
+      spec: true,
+      createdAt: true,
+      project: { select: { id: true, name: true } },
+      runs: {
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        select: {
+          id: true,
+          name: true,
+          method: true,
+          constraint: true,
+          config: true,
+          seed: true,
+          status: true,
+          error: true,
+          summary: true,
+          parentRunId: true,
+          startedAt: true,
+          finishedAt: true,
+          heartbeatAt: true,
+          parent: { select: PARENT_FIELDS },
+          events: { where: { kind: 'degradation-detected' }, select: { step: true }, take: 1 },
+        },
+      },
+    },
+  });
+  if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${sweepId} not found` });
+  const counts: Partial<Record<SweepStatus, number>> = {};
+  for (const r of sweep.runs) counts[r.status as SweepStatus] = (counts[r.status as SweepStatus] ?? 0) + 1;
+  return {
+    ...sweep,
+    status: sweepStatus(counts),
+    counts,
+    runs: sweep.runs.map(({ events, summary, ...r }) => ({
+      ...r,
+      summary: encodeDeep(summary as Record<string, unknown>),
+      degradedAt: events[0]?.step ?? null,
+    })),
+  };
+}
+
+export const sweepsRouter = {
+  /** Expands the spec, writes the sweep and its runs (queued), and enqueues each VFT parent with its dependents. */
+  launch: launchProcedure.input(sweepSpec).mutation(async ({ ctx, input }) => {
+    const plan = planSweep(input);
+    const lanes = Math.max(1, Math.floor(input.maxConcurrent / plan.parents.length));
+    const rows: NewRun[] = [
+      ...plan.parents.map((p) => ({
+        ref: p.key,
+        name: p.name,
+        method: 'vft',
+        constraint: 'none',
+        config: p.config as Record<string, unknown>,
+        configHash: configHash(p.config),
+        seed: p.config.seed,
+        tags: ['sweep', 'parent'],
+      })),
+      ...plan.runs.map((r, i) => ({
+        ref: `run-${i}`,
+        parentRef: r.parentKey,
+        name: r.name,
+        method: r.config.method,
+        constraint: r.config.constraint,
+        config: r.config as Record<string, unknown>,
+        configHash: configHash(r.config),
+        seed: r.config.seed,
+        tags: ['sweep'],
+      })),
+    ];
+    const { sweepId, ids } = await createQueuedRuns(ctx.db.pool, ctx.actor.teamId, input.project, rows, { name: input.name, spec: input });
+    const jobs: SweepParentJob[] = plan.parents.map((p) => ({
+      vft: { kind: 'vft', runId: ids.get(p.key)!, sweepId: sweepId!, config: p.config },
+      release: {
+        sweepId: sweepId!,
+        parentRunId: ids.get(p.key)!,
+        lanes,
+        runs: plan.runs.flatMap((r, i) => (r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, config: r.config }] : [])),
+      },
+    }));
+    await enqueueOrUndo(ctx.db.pool, [...ids.values()], sweepId, () => ctx.jobs.enqueueSweep(jobs));
+    return { sweepId: sweepId!, parents: plan.parents.length, runs: plan.runs.length };
+  }),
+
+  /** The sweep with every run's status, config and summary: the per-run status grid. */
+  get: teamProcedure.input(z.object({ id })).query(({ ctx, input }) => sweepView(ctx.db, ctx.actor.teamId, input.id)),
+
+  list: teamProcedure
+    .input(z.object({ projectId: id.optional(), limit: z.number().int().min(1).max(200).default(50) }))
+    .query(async ({ ctx, input }) => {
+      const sweeps = await ctx.db.prisma.sweep.findMany({
+        where: { project: { teamId: ctx.actor.teamId }, ...(input.projectId ? { projectId: input.projectId } : {}) },
+        orderBy: { createdAt: 'desc' },
+        take: input.limit,
+        select: { id: true, name: true, createdAt: true, projectId: true, runs: { select: { status: true } } },
+      });
+      return sweeps.map(({ runs, ...s }) => {
+        const counts: Partial<Record<SweepStatus, number>> = {};
+        for (const r of runs) counts[r.status as SweepStatus] = (counts[r.status as SweepStatus] ?? 0) + 1;
+        return { ...s, runs: runs.length, counts, status: sweepStatus(counts) };
+      });
+    }),
+
+  /** Cancels every run of the sweep that has not finished. */
+  cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+    const sweep = await ctx.db.prisma.sweep.findFirst({ where: { id: input.id, project: { teamId: ctx.actor.teamId } }, select: { id: true } });
+    if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.id} not found` });
+    const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { sweepId: sweep.id }, 'sweep canceled');
+    await ctx.jobs.cancel(canceled);
+    return { id: sweep.id, canceled: canceled.length };
+  }),
+};

@@ -1,0 +1,113 @@
+/**
+ * Runs the platform trains: created queued (with their sweep, in one transaction), started by a worker only while
+ * still queued or running (a retried job resumes; a canceled run stays canceled), canceled in bulk.
+ */
+import type { Pool } from 'pg';
+import { RUN_CHANNEL, withTransaction } from './metrics';
+
+export interface NewRun {
+  /** Caller's handle for wiring parents: alignment runs name their parent's `ref`. */
+  ref: string;
+  parentRef?: string;
+  parentRunId?: string;
+  name: string;
+  method: string;
+  constraint: string;
+  config: Record<string, unknown>;
+  configHash: string;
+  seed: number | null;
+  tags: string[];
+}
+
+/**
+ * Creates a project (if new), optionally a sweep, and its runs, all queued, in one transaction.
+ * Returns the ids by `ref`.
+ */
+export async function createQueuedRuns(
+  pool: Pool,
+  teamId: string,
+  project: string,
+  runs: readonly NewRun[],
+  sweep?: { name: string; spec: unknown },
+): Promise<{ projectId: string; sweepId: string | null; ids: Map<string, string> }> {
+  return withTransaction(pool, async (c) => {
+    const p = await c.query<{ id: string }>(
+      `INSERT INTO project (id, team_id, name) VALUES ('p' || replace(gen_random_uuid()::text, '-', ''), $1, $2)
+       ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+      [teamId, project],
+    );
+    const projectId = p.rows[0]!.id;
+    let sweepId: string | null = null;
+    if (sweep) {
+      const s = await c.query<{ id: string }>(
+        `INSERT INTO sweep (id, project_id, name, spec) VALUES ('s' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3::jsonb) RETURNING id`,
+        [projectId, sweep.name, JSON.stringify(sweep.spec)],
+      );
+      sweepId = s.rows[0]!.id;
+    }
+    const ids = new Map<string, string>();
+    for (const r of runs) {
+      const parent = r.parentRunId ?? (r.parentRef ? ids.get(r.parentRef) : undefined) ?? null;
+      const res = await c.query<{ id: string }>(
+        `INSERT INTO run (id, project_id, sweep_id, parent_run_id, name, method, "constraint", config, config_hash, seed, tags, status)
+         VALUES ('r' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, 'queued') RETURNING id`,
+        [projectId, sweepId, parent, r.name, r.method, r.constraint, JSON.stringify(r.config), r.configHash, r.seed, r.tags],
+      );
+      ids.set(r.ref, res.rows[0]!.id);
+    }
+    return { projectId, sweepId, ids };
+  });
+}
+
+/** Undoes `createQueuedRuns` when the jobs could not be enqueued (nothing half-written stays behind). */
+export async function deleteQueuedRuns(pool: Pool, runIds: readonly string[], sweepId: string | null): Promise<void> {
+  await withTransaction(pool, async (c) => {
+    await c.query(`DELETE FROM run WHERE id = ANY($1::text[]) AND status = 'queued'`, [runIds]);
+    if (sweepId) await c.query(`DELETE FROM sweep WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM run WHERE sweep_id = $1)`, [sweepId]);
+  });
+}
+
+/**
+ * A worker starts (or, after a crash, resumes) a run: only a queued or running run becomes running.
+ * Returns the status it found, so a job for a canceled or finished run is skipped.
+ */
+export async function startRun(pool: Pool, runId: string, teamId: string, backend: string | null): Promise<{ started: boolean; status: string } | null> {
+  const res = await pool.query<{ status: string; started: boolean }>(
+    `WITH cur AS (
+       SELECT r.id, r.status::text AS status FROM run r JOIN project p ON p.id = r.project_id
+       WHERE r.id = $1 AND p.team_id = $2 FOR UPDATE OF r),
+     u AS (
+       UPDATE run SET status = 'running', started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now(),
+              backend = COALESCE($3, backend), error = NULL, write_seq = write_seq + 1
+       WHERE id IN (SELECT id FROM cur WHERE status IN ('queued', 'running')) RETURNING id, pg_notify('${RUN_CHANNEL}', id))
+     SELECT cur.status, EXISTS (SELECT 1 FROM u) AS started FROM cur`,
+    [runId, teamId, backend],
+  );
+  const row = res.rows[0];
+  return row ? { started: row.started, status: row.started ? 'running' : row.status } : null;
+}
+
+/** Marks unfinished runs canceled; returns the ids that were (those already finished are left alone). */
+export async function cancelRuns(pool: Pool, teamId: string, where: { runIds?: readonly string[]; sweepId?: string }, reason: string): Promise<string[]> {
+  const res = await pool.query<{ id: string }>(
+    `UPDATE run SET status = 'canceled', error = $4, finished_at = now(), updated_at = now(), write_seq = write_seq + 1
+     WHERE project_id IN (SELECT id FROM project WHERE team_id = $1)
+       AND status IN ('queued', 'running')
+       AND (($2::text[] IS NOT NULL AND id = ANY($2::text[])) OR ($3::text IS NOT NULL AND sweep_id = $3))
+     RETURNING id, pg_notify('${RUN_CHANNEL}', id)`,
+    [teamId, where.runIds ?? null, where.sweepId ?? null, reason],
+  );
+  return res.rows.map((r) => r.id);
+}
+
+export type SweepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+
+/** A sweep's status follows from its runs'. */
+export function sweepStatus(counts: Partial<Record<SweepStatus, number>>): SweepStatus {
+  const n = (s: SweepStatus) => counts[s] ?? 0;
+  if (n('running')) return 'running';
+  if (n('queued')) return n('succeeded') + n('failed') + n('canceled') ? 'running' : 'queued';
+  if (n('failed')) return 'failed';
+  if (n('succeeded')) return 'succeeded';
+  return 'canceled';
+}

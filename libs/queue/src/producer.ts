@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { releaseJobPayload, trainJobPayload, type AlignJobConfig, type ReleaseJobPayload, type TrainJobInput } from './jobs';
+
+export const QUEUE_RUNS = 'aft-runs';
+/** Light jobs the worker runs in its own process (a sweep parent's release). */
+export const controlQueueName = (runs: string) => `${runs}-control`;
+/** Pub/sub channel on which producers ask every worker to abort a run in progress. */
+export const cancelChannel = (runs: string) => `${runs}:cancel`;
+
+/** A unique queue name for tests: `aft-runs-test-3f9a…`. */
+export function testQueueName(base = QUEUE_RUNS): string {
+  return `${base}-test-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * A worker's connection must wait out Redis restarts (BullMQ requires `maxRetriesPerRequest: null`);
+ * a producer's should fail fast so an API request gets an error instead of hanging.
+ */
+export function createRedis(url: string, role: 'worker' | 'producer'): Redis {
+  const opts: RedisOptions =
+    role === 'worker'
+      ? { maxRetriesPerRequest: null, enableReadyCheck: true }
+      : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5_000 };
+  const redis = new Redis(url, opts);
+  // without a listener ioredis reports every failed reconnect as an unhandled error; say it once per outage
+  let down = false;
+  redis.on('error', (e) => {
+    if (!down) console.warn(`[redis ${role}] ${url.replace(/\/\/[^@]*@/, '//')}: ${e.message}`);
+    down = true;
+  });
+  redis.on('ready', () => (down = false));
+  return redis;
+}
+
+/** How long a producer waits for Redis before it reports the queue unreachable. */
+export const ENQUEUE_TIMEOUT_MS = 5_000;
+
+function timeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS / 1000} s (${what})`)), ENQUEUE_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Infrastructure failures (the API or Redis away, a full disk) retry with exponential backoff: 2 s, 4 s, 8 s … */
+export const TRAIN_JOB_OPTIONS: JobsOptions = {
+  attempts: 6,
+  backoff: { type: 'exponential', delay: 2_000 },
+  removeOnComplete: { age: 7 * 24 * 3600 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+};
+
+/** Children of a flow: the parent goes ahead when a child fails or is canceled, and decides what that means. */
+const CHILD_OPTIONS: JobsOptions = { ...TRAIN_JOB_OPTIONS, ignoreDependencyOnFailure: true };
+
+/** Alignment runs in `lanes` chains: each chain is a nested flow, so its runs train one after another. */
+export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[] {
+  const lanes: ReleaseJobPayload['runs'][] = Array.from({ length: Math.min(release.lanes, release.runs.length) }, () => []);
+  release.runs.forEach((r, i) => lanes[i % lanes.length]!.push(r));
+  return lanes.map((lane) => {
+    let flow: FlowJob | null = null;
+    for (const r of lane) {
+      const data = trainJobPayload.parse({ kind: 'align', runId: r.runId, sweepId: release.sweepId, parentRunId: release.parentRunId, config: r.config });
+      flow = { name: 'train', queueName: queue, data, opts: { ...CHILD_OPTIONS, jobId: r.runId }, children: flow ? [flow] : undefined };
+    }
+    return flow!;
+  });
+}
+
+export interface SweepParentJob {
+  vft: TrainJobInput & { kind: 'vft' };
+  release: ReleaseJobPayload;
+}
+
+/** The producer side of the queues: single runs, whole sweeps, cancellation. */
+export class JobProducer {
+  readonly runs: Queue;
+  readonly control: Queue;
+  private readonly flows: FlowProducer;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly queueName: string = QUEUE_RUNS,
+  ) {
+    this.runs = new Queue(queueName, { connection: redis });
+    this.control = new Queue(controlQueueName(queueName), { connection: redis });
+    this.flows = new FlowProducer({ connection: redis });
+  }
+
+  /** Enqueues one run's training job; the job id is the run id, so enqueueing twice is a no-op. */
+  async enqueueRun(payload: TrainJobInput): Promise<string> {
+    const data = trainJobPayload.parse(payload);
+    const job = await timeout(this.runs.add('train', data, { ...TRAIN_JOB_OPTIONS, jobId: data.runId }), 'enqueue a run');
+    return job.id ?? data.runId;
+  }
+
+  /**
+   * Enqueues a sweep: per VFT parent, a flow whose parent is the release job (control queue) and whose child is the
+   * VFT job. When the VFT job has trained and sampled, the release job enqueues the alignment runs (`alignLanes`).
+   */
+  async enqueueSweep(parents: readonly SweepParentJob[]): Promise<void> {
+    const flows = this.flows.addBulk(
+      parents.map((p) => {
+        const release = releaseJobPayload.parse(p.release);
+        const vft = trainJobPayload.parse(p.vft);
+        return {
+          name: 'release',
+          queueName: this.control.name,
+          data: release,
+          opts: { jobId: `release-${vft.runId}`, attempts: 10, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { age: 7 * 24 * 3600 } },
+          children: [{ name: 'train', queueName: this.queueName, data: vft, opts: { ...CHILD_OPTIONS, jobId: vft.runId } }],
+        };
+      }),
+    );
+    await timeout(flows, 'enqueue a sweep');
+  }
+
+  /** Enqueues the alignment runs waiting for a parent (what a release job does). */
+  async enqueueLanes(release: ReleaseJobPayload): Promise<void> {
+    await this.flows.addBulk(alignLanes(this.queueName, releaseJobPayload.parse(release)));
+  }
+
+  /**
+   * Stops runs: a job still waiting is removed; a job in progress is aborted by the worker that holds it (its
+   * processor sees an AbortSignal between steps). Jobs waiting inside a flow stay and are skipped when they come
+   * up, because their runs are already marked canceled.
+   */
+  async cancel(runIds: readonly string[]): Promise<void> {
+    if (runIds.length) await timeout(this.cancelNow(runIds), 'cancel runs');
+  }
+
+  private async cancelNow(runIds: readonly string[]): Promise<void> {
+    for (const id of runIds) {
+      const job = await this.runs.getJob(id);
+      const state = job ? await job.getState() : null;
+      if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized') && !job.parent) {
+        await job.remove().catch(() => undefined); // taken by a worker meanwhile: the broadcast below stops it
+      }
+    }
+    await this.redis.publish(cancelChannel(this.queueName), JSON.stringify({ runIds }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.runs.close(), this.control.close(), this.flows.close()]);
+  }
+}
+
+export type { AlignJobConfig };
