@@ -24,6 +24,22 @@ export interface LiveState {
 
 const REFRESH_MS = 1_000;
 
+/** The trainer's progress (what the worker writes to `progress/*` in the summary), while the run is live. */
+function progressOf(summary: Record<string, unknown>, status: string) {
+  const step = summary['progress/step'];
+  const total = summary['progress/total'];
+  if (status !== 'running' || typeof step !== 'number' || typeof total !== 'number') return null;
+  const eta = summary['progress/eta_s'];
+  const phase = summary['progress/phase'];
+  return { step, total, eta: typeof eta === 'number' ? eta : null, phase: typeof phase === 'string' ? phase : 'train' };
+}
+
+function fmtDuration(s: number): string {
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
 /**
  * The live half of the run page (a data container): subscribes to the run over SSE, refetches the series of
  * the keys that grew (at most once a second), and keeps chart state — smoothing, log scale — in the URL.
@@ -120,10 +136,39 @@ export function LiveRun({ runId, initial }: { runId: string; initial: LiveState 
   );
 
   const summary = (state.summary && typeof state.summary === 'object' ? state.summary : {}) as Record<string, unknown>;
+  const progress = progressOf(summary, state.status);
+  const finals = Object.entries(summary).filter(([k]) => !k.startsWith('progress/'));
+  const [canceling, setCanceling] = useState(false);
+  const cancel = async () => {
+    setCanceling(true);
+    try {
+      await trpc.runs.cancel.mutate({ id: runId });
+    } catch (e) {
+      setLoadError((e as Error).message);
+    } finally {
+      setCanceling(false);
+    }
+  };
   return (
     <>
+      {progress ? (
+        <div className="progress panel" data-testid="progress">
+          <div className="bar">
+            <div style={{ width: `${(100 * progress.step) / Math.max(progress.total, 1)}%` }} />
+          </div>
+          <span className="mono">
+            {progress.phase} · step {progress.step.toLocaleString()} / {progress.total.toLocaleString()}
+            {progress.eta !== null ? ` · ETA ${fmtDuration(progress.eta)}` : ''}
+          </span>
+        </div>
+      ) : null}
       <div className="toolbar">
         <StatusBadge status={state.status} />
+        {state.status === 'queued' || state.status === 'running' ? (
+          <button type="button" className="danger" disabled={canceling} onClick={() => void cancel()}>
+            {canceling ? 'Canceling…' : 'Cancel run'}
+          </button>
+        ) : null}
         <span className={`live ${connected ? 'on' : ''}`} data-testid="live-indicator">
           {connected ? 'live' : 'connecting…'}
         </span>
@@ -173,11 +218,11 @@ export function LiveRun({ runId, initial }: { runId: string; initial: LiveState 
         </div>
       )}
       <h2>Summary</h2>
-      {Object.keys(summary).length === 0 ? (
+      {finals.length === 0 ? (
         <div className="muted">No summary yet (set with run.setSummary).</div>
       ) : (
         <dl className="kv panel" data-testid="summary">
-          {Object.entries(summary).map(([k, v]) => (
+          {finals.map(([k, v]) => (
             <div key={k} style={{ display: 'contents' }}>
               <dt>{k}</dt>
               <dd>{fmtNumber(v)}</dd>
