@@ -13,7 +13,7 @@ declare module 'vitest' {
 let app: AppServer | null = null;
 
 export async function setup(project: TestProject) {
-  app = await startApp('aft_e2e');
+  app = await startApp('aft_e2e', { worker: true });
   project.provide('baseUrl', app.baseUrl);
   project.provide('apiKey', app.apiKey);
   project.provide('databaseUrl', app.databaseUrl);

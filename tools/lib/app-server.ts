@@ -9,6 +9,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
+import { createRedis, JobProducer } from '@aft/queue';
+
+/** Removes a test queue (and its control queue) from Redis. */
+async function obliterate(queue: string): Promise<void> {
+  const p = new JobProducer(createRedis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', 'worker'), queue);
+  await Promise.all([p.runs.obliterate({ force: true }), p.control.obliterate({ force: true })]).catch(() => undefined);
+  await p.close();
+}
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const PG_ADMIN_URL = process.env['AFT_TEST_PG_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -50,10 +58,16 @@ export interface AppServer {
   databaseUrl: string;
   dbName: string;
   pid: number;
+  /** The queue this app launches onto (a random name per app). */
+  queue: string;
   stop(): Promise<void>;
 }
 
-export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
+/**
+ * `worker: true` also starts a worker process on the app's own queue (artifacts under tmp/), so sweeps launched
+ * from the dashboard train.
+ */
+export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = {}): Promise<AppServer> {
   if (!existsSync(resolve(ROOT, 'apps/web/.next/BUILD_ID'))) {
     throw new Error('the web app is not built: run `npm test` (it builds first) or `npx next build apps/web`');
   }
@@ -62,7 +76,8 @@ export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
   const u = new URL(PG_ADMIN_URL);
   u.pathname = `/${dbName}`;
   const databaseUrl = u.toString();
-  const env = { ...process.env, DATABASE_URL: databaseUrl, NEXT_TELEMETRY_DISABLED: '1' };
+  const queue = `aft-runs-${dbName}`;
+  const env = { ...process.env, DATABASE_URL: databaseUrl, NEXT_TELEMETRY_DISABLED: '1', AFT_QUEUE: queue };
   const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
   try {
     execFileSync('npx', ['prisma', 'migrate', 'deploy'], { cwd: ROOT, env, stdio: 'pipe' });
@@ -104,16 +119,33 @@ export async function startApp(prefix = 'aft_app'): Promise<AppServer> {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    const artifacts = resolve(ROOT, `tmp/${dbName}-artifacts`);
+    const worker = opts.worker
+      ? spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
+          cwd: ROOT,
+          env: { ...env, AFT_URL: baseUrl, AFT_API_KEY: apiKey, AFT_ARTIFACT_DIR: artifacts, AFT_CONCURRENCY: '2' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : null;
+    worker?.stdout?.on('data', (d) => (log += d));
+    worker?.stderr?.on('data', (d) => (log += d));
     return {
       baseUrl,
       apiKey,
       databaseUrl,
       dbName,
+      queue,
       pid: server.pid!,
       async stop() {
+        worker?.kill('SIGTERM');
         server.kill('SIGTERM');
         await new Promise((r) => setTimeout(r, 300));
         if (server.exitCode === null) server.kill('SIGKILL');
+        if (worker) {
+          await new Promise((r) => (worker.exitCode !== null ? r(null) : worker.once('exit', r)));
+          await obliterate(queue);
+          rmSync(artifacts, { recursive: true, force: true });
+        }
         await drop();
       },
     };

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
+  DIST_QUANTILES,
   generateArith,
   initBackend,
   labelQuestions,
@@ -232,6 +233,14 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
       await run.log(m, s.step + 1);
       await progress.step(s.step + 1, m);
     },
+    onScores: async (step, dist) => {
+      const m: Record<string, number> = { 'dist/boundary': dist.boundary };
+      DIST_QUANTILES.forEach((q, i) => {
+        m[`dist/positive_p${Math.round(q * 100)}`] = dist.positive[i]!;
+        m[`dist/negative_p${Math.round(q * 100)}`] = dist.negative[i]!;
+      });
+      await run.log(m, step);
+    },
     onEval: async (step, r, d) => {
       await run.log(evalMetrics('val', r), step);
       logExamples(run, 'val', step, r);
@@ -242,6 +251,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
         evidence: d.evidence,
         before: d.before,
         after: d.after,
+        parent: d.parent,
         policy: p.config.onDegradation,
       });
       await run.setSummary({ degraded: true, degraded_step: d.onsetStep });
@@ -266,7 +276,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   };
   logExamples(run, 'test', cfg.steps, res.finalEval);
   if (res.degradation.degraded && flagged === null) {
-    await run.logEvent('degradation-detected', res.degradation.onsetStep ?? cfg.steps, { evidence: res.degradation.evidence, before: res.degradation.before, after: res.degradation.after, policy: p.config.onDegradation });
+    await run.logEvent('degradation-detected', res.degradation.onsetStep ?? cfg.steps, { evidence: res.degradation.evidence, before: res.degradation.before, after: res.degradation.after, parent: res.degradation.parent, policy: p.config.onDegradation });
   }
   if (res.checkpoint) {
     await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(res.checkpoint.dir), sha256: res.checkpoint.sha256, bytes: res.checkpoint.bytes, step: cfg.steps });

@@ -28,6 +28,8 @@ export interface Degradation {
   /** Greedy generations from the last healthy evaluation and from the onset one. */
   before: EvalReport['examples'];
   after: EvalReport['examples'];
+  /** The parent's generations for the same questions (the first evaluation questions are the same for every run). */
+  parent: EvalReport['examples'];
 }
 
 export function detectDegradation(
@@ -56,9 +58,9 @@ export function detectDegradation(
       evidence.push({ signal: 'pplRatio', value: Infinity, limit: t.pplRatio, parent: 1 });
     }
     if (evidence.length) {
-      return { degraded: true, onsetStep: step, evidence, before: healthy.examples, after: r.examples };
+      return { degraded: true, onsetStep: step, evidence, before: healthy.examples, after: r.examples, parent: parent.examples };
     }
     healthy = r;
   }
-  return { degraded: false, onsetStep: null, evidence: [], before: [], after: [] };
+  return { degraded: false, onsetStep: null, evidence: [], before: [], after: [], parent: [] };
 }

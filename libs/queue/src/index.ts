@@ -1,7 +1,7 @@
 /**
  * Queue contracts shared by the web app (producer) and the worker (consumer): queue names, job payload and
  * progress schemas (both sides parse), sweep specs and their expansion, producers, and Redis connection settings.
+ * `@aft/queue/spec` is the same schemas without BullMQ, for the browser.
  */
-export * from './jobs';
-export * from './sweep';
+export * from './spec';
 export * from './producer';

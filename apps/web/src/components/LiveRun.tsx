@@ -44,7 +44,7 @@ function fmtDuration(s: number): string {
  * The live half of the run page (a data container): subscribes to the run over SSE, refetches the series of
  * the keys that grew (at most once a second), and keeps chart state — smoothing, log scale — in the URL.
  */
-export function LiveRun({ runId, initial }: { runId: string; initial: LiveState }) {
+export function LiveRun({ runId, initial, markers = [] }: { runId: string; initial: LiveState; markers?: { step: number; label: string }[] }) {
   const router = useRouter();
   const pathname = usePathname();
   const params = useSearchParams();
@@ -204,6 +204,7 @@ export function LiveRun({ runId, initial }: { runId: string; initial: LiveState 
                 series={series[m.key]!}
                 smoothing={smoothing}
                 logScale={logScale}
+                markers={markers}
                 onZoom={(r) => void onZoom(m.key, r)}
               />
             ) : (

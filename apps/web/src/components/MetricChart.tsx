@@ -10,13 +10,45 @@ export interface MetricChartProps {
   logScale: boolean;
   /** Called with the visible step range after a drag-zoom, or null on reset (double-click). */
   onZoom?: (range: [number, number] | null) => void;
+  /** Steps marked with a vertical line and a label (e.g. the onset of degradation). */
+  markers?: { step: number; label: string }[];
+}
+
+/** Draws each marker as a dashed vertical line with its label at the top. */
+function markerPlugin(markers: { step: number; label: string }[]): uPlot.Plugin {
+  return {
+    hooks: {
+      draw: [
+        (u) => {
+          const ctx = u.ctx;
+          ctx.save();
+          for (const m of markers) {
+            const x = Math.round(u.valToPos(m.step, 'x', true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.strokeStyle = '#f16063';
+            ctx.lineWidth = 1.5 * devicePixelRatio;
+            ctx.setLineDash([5 * devicePixelRatio, 4 * devicePixelRatio]);
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            ctx.fillStyle = '#f16063';
+            ctx.font = `${11 * devicePixelRatio}px system-ui`;
+            ctx.fillText(m.label, x + 4 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
 }
 
 const ACCENT = '#6ea8fe';
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
 
 /** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
-export function MetricChart({ series, smoothing, logScale, onZoom }: MetricChartProps) {
+export function MetricChart({ series, smoothing, logScale, onZoom, markers }: MetricChartProps) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomCb = useRef(onZoom);
@@ -56,6 +88,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom }: MetricChart
         bands: bucketed ? [{ series: [3, 4], fill: 'rgba(110,168,254,0.12)' }] : [],
         axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => fmtNumber(t)) }],
         legend: { live: true },
+        plugins: markers?.length ? [markerPlugin(markers)] : [],
         cursor: { drag: { x: true, y: false, setScale: true } },
         hooks: {
           setSelect: [
@@ -82,7 +115,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom }: MetricChart
       plot.current = null;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps -- data flows in through the effect below
-  }, [logScale, bucketed, smoothing > 0]);
+  }, [logScale, bucketed, smoothing > 0, JSON.stringify(markers ?? [])]);
 
   useEffect(() => {
     plot.current?.setData(data);
@@ -90,7 +123,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom }: MetricChart
 
   const lastVal = cols.y.length ? cols.y[cols.y.length - 1] : null;
   return (
-    <div className="chart" data-testid="metric-chart" data-key={series.key} data-points={cols.points}>
+    <div className="chart" data-testid="metric-chart" data-key={series.key} data-points={cols.points} data-markers={markers?.map((m) => m.step).join(',') ?? ''}>
       <div className="title">
         <span>{series.key}</span>
         <span className="last">

@@ -16,6 +16,7 @@ import { GPT } from '../model/gpt';
 import { resolveConfig } from '../model/config';
 import { METHODS } from '../losses/registry';
 import { nllLoss } from '../model/logprob';
+import { scoreCompletions } from '../sample';
 import { makeBatch, promptOf } from '../data/batch';
 import { Rng } from '../rng';
 import { CharTokenizer } from '../tokenizer';
@@ -115,6 +116,49 @@ export interface AlignResult {
   seconds: number;
 }
 
+/** Quantiles reported for the score distributions. */
+export const DIST_QUANTILES = [0.1, 0.25, 0.5, 0.75, 0.9] as const;
+
+export interface ScoreDistribution {
+  /** Quantiles (DIST_QUANTILES) of positive and of negative scores, each relative to its group's lowest positive. */
+  positive: number[];
+  negative: number[];
+  /** Where the boundary constraint holds negatives: β below the lowest positive. */
+  boundary: number;
+}
+
+const quantile = (sorted: readonly number[], q: number) => {
+  if (!sorted.length) return NaN;
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (i - lo);
+};
+
+/**
+ * How the model scores a fixed set of labelled groups: every candidate's s(c) minus its group's lowest positive, so
+ * positives sit at ≥ 0 and the boundary of every group is the same line, −β. Over training it shows what the
+ * constraint does: unconstrained losses push negatives ever lower (and positives with them).
+ */
+export async function scoreDistribution(
+  model: GPT,
+  tok: CharTokenizer,
+  set: readonly LabelledQuestion[],
+  beta: number,
+  maxGroups = 32,
+): Promise<ScoreDistribution> {
+  const groups = set.filter((q) => q.candidates.some((c) => c.positive) && q.candidates.some((c) => !c.positive)).slice(0, maxGroups);
+  const flat = groups.flatMap((q) => q.candidates.map((c) => ({ question: q.question, completion: c.text, positive: c.positive, q: q.id })));
+  const scores = await scoreCompletions(model, tok, flat);
+  const minPos = new Map<string, number>();
+  flat.forEach((f, i) => f.positive && minPos.set(f.q, Math.min(minPos.get(f.q) ?? Infinity, scores[i]!)));
+  const pos: number[] = [];
+  const neg: number[] = [];
+  flat.forEach((f, i) => (f.positive ? pos : neg).push(scores[i]! - minPos.get(f.q)!));
+  pos.sort((a, b) => a - b);
+  neg.sort((a, b) => a - b);
+  return { positive: DIST_QUANTILES.map((q) => quantile(pos, q)), negative: DIST_QUANTILES.map((q) => quantile(neg, q)), boundary: -beta };
+}
+
 export async function readLabelledSet(path: string): Promise<LabelledQuestion[]> {
   return (await readFile(path, 'utf8'))
     .split('\n')
@@ -131,6 +175,8 @@ export async function runAlign(
     onStep?: (s: StepInfo) => void | Promise<void>;
     /** After each periodic evaluation, with the detector's verdict over the evaluations so far. */
     onEval?: (step: number, r: EvalReport, degradation: Degradation) => void | Promise<void>;
+    /** After each periodic evaluation: how positives and negatives score relative to the boundary (costs a scoring pass). */
+    onScores?: (step: number, scores: ScoreDistribution) => void | Promise<void>;
     /** Before a checkpoint is written (a tracker flushes here). */
     beforeCheckpoint?: (step: number) => void | Promise<void>;
     onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
@@ -228,6 +274,7 @@ export async function runAlign(
           run: async (step) => {
             const r = await evaluate(model, tok, val, quick, evalRng);
             evals.push({ step, report: r });
+            if (hooks.onScores) await hooks.onScores(step, await scoreDistribution(model, tok, set, cfg.spec.beta));
             await hooks.onEval?.(step, r, detectDegradation(evals, parentEval, cfg.degradation));
           },
         },

@@ -65,8 +65,11 @@ export default async function RunsPage(props: {
     }
     throw e;
   }
+  const sweeps = await caller.sweeps.list({ projectId, limit: 20 });
   const metricCols = [
-    ...new Set(page.items.flatMap((r) => Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object'))),
+    ...new Set(
+      page.items.flatMap((r) => Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith('progress/'))),
+    ),
   ]
     .sort()
     .slice(0, 10);
@@ -76,6 +79,50 @@ export default async function RunsPage(props: {
       <Crumbs items={[{ label: project.name }]} />
       <h1>{project.name}</h1>
       <div className="sub">{project.description || 'Runs of this project'}</div>
+      <div className="toolbar">
+        <Link className="button primary" href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>
+          Launch a sweep
+        </Link>
+        <Link className="button" href={`/compare?project=${project.id}`}>
+          Compare methods
+        </Link>
+      </div>
+      {sweeps.length ? (
+        <>
+          <h2>Sweeps</h2>
+          <table className="data panel" data-testid="sweeps-table">
+            <thead>
+              <tr>
+                <th>Status</th>
+                <th>Sweep</th>
+                <th className="num">Runs</th>
+                <th>Progress</th>
+                <th>Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sweeps.map((s) => (
+                <tr key={s.id}>
+                  <td>
+                    <StatusBadge status={s.status} />
+                  </td>
+                  <td>
+                    <Link href={`/sweeps/${s.id}`}>{s.name}</Link>
+                  </td>
+                  <td className="num">{s.runs}</td>
+                  <td>
+                    {Object.entries(s.counts)
+                      .map(([k, v]) => `${v} ${k}`)
+                      .join(' · ')}
+                  </td>
+                  <td>{fmtAgo(s.createdAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <h2>Runs</h2>
+        </>
+      ) : null}
       <form className="filters" method="get" action={base}>
         <label>
           Status

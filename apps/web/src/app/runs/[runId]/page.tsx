@@ -37,6 +37,7 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
     metrics: keys.map((k) => ({ key: k.key, count: k.count, lastStep: k.lastStep, lastValue: k.lastValue })),
   };
   const config = flatten(run.config);
+  const degraded = events.find((e) => e.kind === 'degradation-detected');
   const started = run.startedAt?.getTime();
   const ended = run.finishedAt?.getTime() ?? (run.status === 'running' ? Date.now() : undefined);
   return (
@@ -64,8 +65,13 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
           </span>
         ) : null}
       </div>
+      {degraded ? (
+        <div className="warnbox" data-testid="degraded-banner">
+          Degraded at step {degraded.step ?? '?'} — <Link href={`/runs/${run.id}/case-study`}>open the case study</Link>
+        </div>
+      ) : null}
       <Suspense fallback={<div className="skeleton" />}>
-        <LiveRun runId={run.id} initial={initial} />
+        <LiveRun runId={run.id} initial={initial} markers={degraded?.step != null ? [{ step: degraded.step, label: `onset · step ${degraded.step}` }] : []} />
       </Suspense>
       <div className="two">
         <div>

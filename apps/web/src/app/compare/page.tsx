@@ -1,0 +1,120 @@
+import Link from 'next/link';
+import { TRPCError } from '@trpc/server';
+import { api } from '../../server/api';
+import { Crumbs, Empty, ErrorBox } from '../../components/ui';
+import { BaselineTable, CompareChart, ResultsTable } from '../../components/CompareView';
+import { configDiff, type ResultRun } from '../../lib/results';
+
+export const dynamic = 'force-dynamic';
+
+const MAX_RUNS = 2000;
+
+type Source = { title: string; crumbs: { href?: string; label: string }[]; runs: ResultRun[] };
+
+async function load(q: { sweep?: string; project?: string; runs?: string }): Promise<Source | string> {
+  const caller = api();
+  if (q.sweep) {
+    const s = await caller.sweeps.get({ id: q.sweep });
+    return {
+      title: `Sweep ${s.name}`,
+      crumbs: [{ href: `/projects/${s.project.id}`, label: s.project.name }, { href: `/sweeps/${s.id}`, label: s.name }, { label: 'compare' }],
+      runs: s.runs as unknown as ResultRun[],
+    };
+  }
+  if (q.project) {
+    const p = await caller.projects.get({ id: q.project });
+    const runs: ResultRun[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await caller.runs.list({ projectId: p.id, limit: 200, cursor });
+      runs.push(...(page.items as unknown as ResultRun[]));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor && runs.length < MAX_RUNS);
+    return { title: `Project ${p.name}`, crumbs: [{ href: `/projects/${p.id}`, label: p.name }, { label: 'compare' }], runs };
+  }
+  if (q.runs) {
+    const ids = [...new Set(q.runs.split(',').filter(Boolean))].slice(0, 200);
+    const runs = await Promise.all(ids.map((id) => caller.runs.get({ id })));
+    return { title: `${runs.length} runs`, crumbs: [{ label: 'compare' }], runs: runs as unknown as ResultRun[] };
+  }
+  return 'Choose what to compare: a sweep (?sweep=…), a project (?project=…) or runs (?runs=id1,id2,…).';
+}
+
+export default async function ComparePage(props: { searchParams: Promise<{ sweep?: string; project?: string; runs?: string }> }) {
+  const q = await props.searchParams;
+  let src: Source | string;
+  try {
+    src = await load(q);
+  } catch (e) {
+    if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
+      return (
+        <ErrorBox title="Nothing to compare">
+          {e.message}. <Link href="/">All projects</Link>
+        </ErrorBox>
+      );
+    }
+    throw e;
+  }
+  if (typeof src === 'string') return <Empty>{src}</Empty>;
+  const { runs } = src;
+  const ids = runs.map((r) => r.id);
+  const keySets = await Promise.all(
+    Array.from({ length: Math.ceil(ids.length / 200) }, (_, i) => api().metrics.keys({ runIds: ids.slice(i * 200, (i + 1) * 200) })),
+  );
+  const metricKeys = [...new Set(keySets.flat().map((k) => k.key))].sort();
+  const diff = configDiff(runs.slice(0, 40));
+  return (
+    <>
+      <Crumbs items={src.crumbs} />
+      <h1>Compare · {src.title}</h1>
+      <div className="sub">
+        {runs.length} runs{runs.length >= MAX_RUNS ? ` (the first ${MAX_RUNS})` : ''}. Rows group runs by method × constraint (× β); the
+        spread is over seeds.
+      </div>
+      {runs.length === 0 ? (
+        <Empty>No runs here yet.</Empty>
+      ) : (
+        <>
+          <h2>Results</h2>
+          <ResultsTable runs={runs} />
+          <h2>Curves</h2>
+          {metricKeys.length ? <CompareChart runs={runs} metricKeys={metricKeys} /> : <div className="muted">No metrics logged yet.</div>}
+          <h2>Runs against a baseline</h2>
+          <BaselineTable runs={runs} />
+          <h2>Config differences</h2>
+          {diff.length === 0 ? (
+            <div className="muted">These runs share every config value.</div>
+          ) : (
+            <div className="panel" style={{ padding: 0, overflowX: 'auto' }}>
+              <table className="data" data-testid="config-diff">
+                <thead>
+                  <tr>
+                    <th>Key</th>
+                    {runs.slice(0, 40).map((r) => (
+                      <th key={r.id}>
+                        <Link href={`/runs/${r.id}`}>{r.name}</Link>
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {diff.map((d) => (
+                    <tr key={d.key}>
+                      <td className="mono">{d.key}</td>
+                      {d.values.map((v, i) => (
+                        <td key={i} className="mono">
+                          {v}
+                        </td>
+                      ))}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {runs.length > 40 ? <div className="muted" style={{ padding: 8 }}>showing the first 40 runs&apos; configs</div> : null}
+            </div>
+          )}
+        </>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,170 @@
+/**
+ * The paper-style results table: one row per method × constraint (× β for the boundary), mean ± std over seeds of
+ * the final metrics the worker writes to each run's summary, exportable as CSV, Markdown and LaTeX.
+ */
+
+export interface ResultRun {
+  id: string;
+  name: string;
+  method: string;
+  constraint: string;
+  config: unknown;
+  seed: number | null;
+  status: string;
+  summary: Record<string, unknown>;
+  parentRunId: string | null;
+}
+
+export const RESULT_METRICS = [
+  { key: 'test/task_accuracy', label: 'Task acc. %', scale: 100, digits: 1 },
+  { key: 'test/assessment_accuracy', label: 'Assess. acc. %', scale: 100, digits: 1 },
+  { key: 'test/score_gap', label: 'Pos−neg gap', scale: 1, digits: 3 },
+  { key: 'test/ref_perplexity', label: 'Ref. ppl', scale: 1, digits: 3 },
+  { key: 'test/malformed_rate', label: 'Malformed %', scale: 100, digits: 1 },
+] as const;
+
+export interface Stat {
+  mean: number;
+  std: number;
+  n: number;
+}
+export interface ResultRow {
+  group: string;
+  label: string;
+  method: string;
+  constraint: string;
+  beta: number | null;
+  runs: number;
+  finished: number;
+  degraded: number;
+  stats: Record<string, Stat | null>;
+}
+
+const METHOD_ORDER = ['vft-parent', 'vft', 'rft', 'aft', 'dpo', 'rrhf', 'pro'];
+const CONSTRAINT_ORDER = ['none', 'detach', 'boundary'];
+const METHOD_LABEL: Record<string, string> = {
+  'vft-parent': 'VFT',
+  vft: 'VFT (continued)',
+  rft: 'RFT',
+  aft: 'AFT',
+  dpo: 'DPO',
+  rrhf: 'RRHF',
+  pro: 'PRO',
+};
+
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+export function betaOf(r: ResultRun): number | null {
+  const c = r.config && typeof r.config === 'object' ? (r.config as Record<string, unknown>) : {};
+  return r.constraint === 'boundary' ? (num(c['beta']) ?? null) : null;
+}
+
+/** A run's group: its method, its constraint and, for the boundary, its β. A VFT run with no parent is the baseline. */
+export function groupOf(r: ResultRun): { key: string; label: string; method: string; constraint: string; beta: number | null } {
+  const method = r.method === 'vft' && r.parentRunId === null ? 'vft-parent' : r.method;
+  const ranking = !['vft-parent', 'vft', 'rft'].includes(method);
+  const constraint = ranking ? r.constraint : 'none';
+  const beta = ranking ? betaOf(r) : null;
+  const name = METHOD_LABEL[method] ?? method.toUpperCase();
+  const label = ranking ? `${name} ${constraint}${beta !== null ? ` β=${beta}` : ''}` : name;
+  return { key: `${method}|${constraint}|${beta ?? ''}`, label, method, constraint, beta };
+}
+
+export function stat(xs: readonly number[]): Stat | null {
+  if (!xs.length) return null;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean, std, n: xs.length };
+}
+
+export function resultRows(runs: readonly ResultRun[]): ResultRow[] {
+  const groups = new Map<string, { g: ReturnType<typeof groupOf>; runs: ResultRun[] }>();
+  for (const r of runs) {
+    const g = groupOf(r);
+    const e = groups.get(g.key) ?? { g, runs: [] };
+    e.runs.push(r);
+    groups.set(g.key, e);
+  }
+  const rank = (xs: string[], v: string) => (xs.indexOf(v) === -1 ? xs.length : xs.indexOf(v));
+  return [...groups.values()]
+    .sort(
+      (a, b) =>
+        rank(METHOD_ORDER, a.g.method) - rank(METHOD_ORDER, b.g.method) ||
+        a.g.method.localeCompare(b.g.method) ||
+        rank(CONSTRAINT_ORDER, a.g.constraint) - rank(CONSTRAINT_ORDER, b.g.constraint) ||
+        (a.g.beta ?? 0) - (b.g.beta ?? 0),
+    )
+    .map(({ g, runs: rs }) => {
+      const done = rs.filter((r) => r.status === 'succeeded');
+      return {
+        group: g.key,
+        label: g.label,
+        method: g.method,
+        constraint: g.constraint,
+        beta: g.beta,
+        runs: rs.length,
+        finished: done.length,
+        degraded: rs.filter((r) => r.summary['degraded'] === true).length,
+        stats: Object.fromEntries(
+          RESULT_METRICS.map((m) => [m.key, stat(done.map((r) => num(r.summary[m.key])).filter((v): v is number => v !== null))]),
+        ),
+      };
+    });
+}
+
+const pm = (s: Stat | null, scale: number, digits: number, sep = ' ± ') =>
+  s ? `${(s.mean * scale).toFixed(digits)}${sep}${(s.std * scale).toFixed(digits)}` : '—';
+
+export function toCsv(rows: readonly ResultRow[]): string {
+  const q = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const head = ['method', 'constraint', 'beta', 'runs', 'finished', 'degraded', ...RESULT_METRICS.flatMap((m) => [`${m.key} mean`, `${m.key} std`, `${m.key} n`])];
+  const lines = rows.map((r) =>
+    [
+      r.method,
+      r.constraint,
+      r.beta ?? '',
+      r.runs,
+      r.finished,
+      r.degraded,
+      ...RESULT_METRICS.flatMap((m) => {
+        const s = r.stats[m.key];
+        return s ? [s.mean, s.std, s.n] : ['', '', 0];
+      }),
+    ]
+      .map((v) => q(String(v)))
+      .join(','),
+  );
+  return [head.join(','), ...lines].join('\n') + '\n';
+}
+
+export function toMarkdown(rows: readonly ResultRow[]): string {
+  const head = `| Method | Runs | ${RESULT_METRICS.map((m) => m.label).join(' | ')} | Degraded |`;
+  const sep = `|---|---:|${RESULT_METRICS.map(() => '---:').join('|')}|---:|`;
+  const lines = rows.map(
+    (r) => `| ${r.label} | ${r.finished}/${r.runs} | ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits)).join(' | ')} | ${r.degraded} |`,
+  );
+  return [head, sep, ...lines].join('\n') + '\n';
+}
+
+export function toLatex(rows: readonly ResultRow[]): string {
+  const esc = (s: string) => s.replace(/([&%$#_{}])/g, '\\$1').replace(/β/g, '$\\beta$').replace(/−/g, '--');
+  const cols = `l${'r'.repeat(RESULT_METRICS.length + 1)}`;
+  const head = `Method & Runs & ${RESULT_METRICS.map((m) => esc(m.label)).join(' & ')} \\\\`;
+  const lines = rows.map(
+    (r) => `${esc(r.label)} & ${r.finished}/${r.runs} & ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits, ' $\\pm$ ')).join(' & ')} \\\\`,
+  );
+  return ['\\begin{tabular}{' + cols + '}', '\\toprule', head, '\\midrule', ...lines, '\\bottomrule', '\\end{tabular}'].join('\n') + '\n';
+}
+
+/** Config keys whose values differ between runs (flattened, dotted), with each run's value. */
+export function configDiff(runs: readonly { id: string; config: unknown }[]): { key: string; values: string[] }[] {
+  const flat = (o: unknown, prefix = ''): [string, unknown][] =>
+    o && typeof o === 'object' && !Array.isArray(o)
+      ? Object.entries(o as Record<string, unknown>).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k))
+      : [[prefix, o]];
+  const maps = runs.map((r) => new Map(flat(r.config).map(([k, v]) => [k, JSON.stringify(v)])));
+  const keys = [...new Set(maps.flatMap((m) => [...m.keys()]))].sort();
+  return keys
+    .map((key) => ({ key, values: maps.map((m) => m.get(key) ?? '—') }))
+    .filter((d) => new Set(d.values).size > 1);
+}

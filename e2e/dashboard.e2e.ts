@@ -1,0 +1,155 @@
+/**
+ * The researcher's dashboard in Debian's Chromium against the built app and a real worker: launch a sweep from the
+ * form and watch it train, compare its methods, read a degraded run's case study.
+ */
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS, launch } from './browser';
+
+let browser: Browser;
+let page: Page;
+const base = () => inject('baseUrl');
+
+async function call<T>(path: string, input: unknown): Promise<T> {
+  const res = await fetch(`${base()}/api/trpc/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': inject('apiKey') },
+    body: JSON.stringify(input),
+  });
+  const json = (await res.json()) as { result?: { data: T }; error?: { message: string } };
+  if (!res.ok) throw new Error(`${path}: ${json.error?.message}`);
+  return json.result!.data;
+}
+
+beforeAll(async () => {
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe('sweeps from the dashboard', () => {
+  let sweepUrl = '';
+
+  it('checks the form as you type, launches a sweep and shows its statuses changing without a reload', async () => {
+    await page.goto(`${base()}/sweeps/new?project=e2e-sweeps`);
+    await page.click('button[data-preset="smoke"]');
+    await expect.poll(() => page.textContent('[data-testid="run-count"]')).toBe('4 alignment runs from 1 VFT parent (max 256)');
+
+    // inline validation: a bad β disables the launch and says why
+    await page.fill('input[aria-label="β (boundary)"]', '1, x');
+    await expect.poll(() => page.textContent('.field-error')).toContain('"x" is not a number');
+    expect(await page.isDisabled('button[type="submit"]')).toBe(true);
+    await page.fill('input[aria-label="β (boundary)"]', '1');
+    await page.fill('input[aria-label="Name"]', 'e2e smoke sweep');
+    await page.screenshot({ path: resolve(ARTIFACTS, 'sweep-form.png'), fullPage: true });
+
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/sweeps\/[^/]+$/);
+    sweepUrl = page.url();
+    const rows = page.locator('[data-testid="status-grid"] tbody tr');
+    await expect.poll(() => rows.count()).toBe(5);
+
+    // statuses change on the page itself (it polls the API): record every status seen until the sweep is done
+    const seen = new Set<string>();
+    await page.evaluate(() => ((window as unknown as { __loaded: boolean }).__loaded = true));
+    const deadline = Date.now() + 240_000;
+    for (;;) {
+      const statuses = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-status') ?? ''));
+      statuses.forEach((s) => seen.add(s));
+      if (statuses.every((s) => ['succeeded', 'failed', 'canceled'].includes(s))) break;
+      if (Date.now() > deadline) throw new Error(`the sweep did not finish: ${statuses.join(', ')}`);
+      await page.waitForTimeout(500);
+    }
+    // never reloaded: the marker set before the wait is still there
+    expect(await page.evaluate(() => (window as unknown as { __loaded?: boolean }).__loaded)).toBe(true);
+    expect(seen.has('running')).toBe(true);
+    const final = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-status')));
+    expect(final).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    await expect.poll(() => page.locator('[data-testid="heatmap"] td').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: resolve(ARTIFACTS, 'sweep-page.png'), fullPage: true });
+  });
+
+  it('compares the sweep: one results row per method × constraint, curves with a line per group, exports', async () => {
+    expect(sweepUrl).not.toBe('');
+    await page.goto(sweepUrl);
+    await page.click('text=Compare these runs →');
+    await page.waitForURL(/\/compare\?sweep=/);
+    const labels = await page.locator('[data-testid="results-table"] tbody tr td:first-child').allTextContents();
+    expect(labels).toEqual(['VFT', 'AFT none', 'AFT boundary β=1', 'DPO none', 'DPO boundary β=1']);
+    const acc = await page.locator('[data-testid="results-table"] tbody tr').nth(1).locator('td').nth(2).textContent();
+    expect(acc).toMatch(/^\d+\.\d ± \d+\.\d$/);
+    await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('5');
+    await page.click('text=Markdown');
+    expect(await page.inputValue('[data-testid="export-md"]')).toContain('| AFT boundary β=1 |');
+    await page.click('text=LaTeX');
+    expect(await page.inputValue('[data-testid="export-latex"]')).toContain('AFT boundary $\\beta$=1 &');
+    await page.screenshot({ path: resolve(ARTIFACTS, 'compare.png'), fullPage: true });
+  });
+});
+
+describe('case study of a degraded run', () => {
+  it('marks the onset on every chart and shows the generations before and after it beside the parent’s', async () => {
+    const parent = await call<{ id: string }>('runs.create', { project: 'e2e-case', name: 'vft-parent', method: 'vft' });
+    const run = await call<{ id: string }>('runs.create', {
+      project: 'e2e-case',
+      name: 'aft-none-collapse',
+      method: 'aft',
+      constraint: 'none',
+      parentRunId: parent.id,
+      config: { method: 'aft', constraint: 'none', wNll: 0, lr: 0.003 },
+    });
+    const points = [];
+    for (let s = 1; s <= 60; s++) {
+      points.push({ key: 'train/loss', step: s, value: s < 30 ? 1 / s : 5 + s });
+      if (s % 10 === 0) {
+        points.push({ key: 'val/task_accuracy', step: s, value: s < 30 ? 0.4 : 0.02 });
+        points.push({ key: 'val/ref_perplexity', step: s, value: s < 30 ? 1.15 : 40 });
+        for (const [k, v] of [['positive_p50', 0.1], ['negative_p50', s < 30 ? -0.5 : -3 - s / 10], ['positive_p10', 0], ['positive_p90', 0.3], ['negative_p10', -1 - s / 5], ['negative_p90', -0.2], ['boundary', -1]] as const) {
+          points.push({ key: `dist/${k}`, step: s, value: v });
+        }
+      }
+    }
+    await call('metrics.log', { runId: run.id, points });
+    const ex = (id: string, output: string, correct: boolean) => ({ id, question: `Q ${id}: Ann has 3 pens, gets 4. Total?`, output, correct });
+    await call('events.log', {
+      runId: run.id,
+      kind: 'degradation-detected',
+      step: 30,
+      details: {
+        evidence: [{ signal: 'pplRatio', value: 34.8, limit: 1.25, parent: 1 }],
+        parent: [ex('a', '3+4=7\n#### 7', true), ex('b', '2*5=10\n#### 10', true)],
+        before: [ex('a', '3+4=7\n#### 7', true), ex('b', '2*5=11\n#### 11', false)],
+        after: [ex('a', '77777777777777', false), ex('b', '#### #### ####', false)],
+        policy: 'flag',
+      },
+    });
+    await call('runs.setStatus', { id: run.id, status: 'succeeded' });
+
+    await page.goto(`${base()}/runs/${run.id}`);
+    await page.click('text=open the case study');
+    await page.waitForURL(/\/case-study$/);
+    expect(await page.textContent('[data-testid="onset-step"]')).toBe('30');
+    await expect.poll(() => page.locator('[data-testid="metric-chart"]').count()).toBe(3);
+    const markers = await page.locator('[data-testid="metric-chart"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-markers')));
+    expect(markers).toEqual(['30', '30', '30']);
+    const rows = page.locator('[data-testid="generations"] tbody tr');
+    expect(await rows.count()).toBe(2);
+    const first = await rows.nth(0).locator('pre').allTextContents();
+    expect(first).toEqual(['3+4=7\n#### 7', '3+4=7\n#### 7', '77777777777777']);
+    expect(await page.textContent('[data-testid="evidence"]')).toContain('reference perplexity');
+    await expect.poll(() => page.locator('[data-testid="score-dist"] canvas').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: resolve(ARTIFACTS, 'case-study.png'), fullPage: true });
+  });
+
+  it('says clearly when a sweep, a case study or a comparison has nothing to show', async () => {
+    await page.goto(`${base()}/sweeps/no-such-sweep`);
+    expect(await page.textContent('[role="alert"]')).toContain('Sweep no-such-sweep does not exist');
+    await page.goto(`${base()}/runs/no-such-run/case-study`);
+    expect(await page.textContent('[role="alert"]')).toContain('Run no-such-run does not exist');
+    await page.goto(`${base()}/compare?sweep=nope`);
+    expect(await page.textContent('[role="alert"]')).toContain('sweep nope not found');
+  });
+});

@@ -1,0 +1,3 @@
+/** The queue contracts without BullMQ: job and sweep schemas and the sweep planner, safe for a browser bundle. */
+export * from './jobs';
+export * from './sweep';
