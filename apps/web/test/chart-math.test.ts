@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appendRaw, logSafe, smooth, toColumns, type WireSeries } from '../src/lib/chart-math';
-import { parseRunsView, runsViewHref, sortToggle } from '../src/lib/runs-url';
+import { parseFilter, parseRunsView, runsViewHref, sortToggle } from '../src/lib/runs-url';
 import { flatten, fmtNumber } from '../src/lib/format';
 
 describe('toColumns', () => {
@@ -67,8 +67,26 @@ describe('logSafe and appendRaw', () => {
 
 describe('runs view URL state', () => {
   it('round-trips through the URL', () => {
-    const v = parseRunsView({ status: 'running,failed', tags: ['a', 'b'], sort: 'summary.acc', dir: 'asc' });
-    expect(v).toMatchObject({ status: ['running', 'failed'], tags: ['a', 'b'], sort: 'summary.acc', dir: 'asc' });
+    const v = parseRunsView({
+      status: 'running,failed',
+      tags: ['a', 'b'],
+      sort: 'summary.acc',
+      dir: 'asc',
+      constraint: 'none,boundary',
+      f: 'test/task_accuracy>=0.4; config.lr<0.001',
+      cols: 'test/task_accuracy,test/ref_perplexity',
+      group: '1',
+    });
+    expect(v).toMatchObject({
+      status: ['running', 'failed'],
+      tags: ['a', 'b'],
+      sort: 'summary.acc',
+      dir: 'asc',
+      constraint: ['none', 'boundary'],
+      filters: ['test/task_accuracy>=0.4', 'config.lr<0.001'],
+      cols: ['test/task_accuracy', 'test/ref_perplexity'],
+      group: true,
+    });
     const href = runsViewHref('/p/1', v);
     const back = parseRunsView(Object.fromEntries(new URLSearchParams(href.split('?')[1])));
     expect(back).toEqual(v);
@@ -77,6 +95,20 @@ describe('runs view URL state', () => {
     const v = parseRunsView({ sort: 'name', dir: 'desc', cursor: 'abc' });
     expect(sortToggle(v, 'name')).toEqual({ sort: 'name', dir: 'asc', cursor: null });
     expect(sortToggle(v, 'summary.acc')).toEqual({ sort: 'summary.acc', dir: 'desc', cursor: null });
+  });
+});
+
+describe('parseFilter', () => {
+  it('reads summary and config filters with their operators', () => {
+    expect(parseFilter('test/task_accuracy>=0.4')).toEqual({ on: 'summary', path: 'test/task_accuracy', op: 'gte', value: 0.4 });
+    expect(parseFilter('config.optim.lr < 1e-3')).toEqual({ on: 'config', path: 'optim.lr', op: 'lt', value: 0.001 });
+    expect(parseFilter('config.method=aft')).toEqual({ on: 'config', path: 'method', op: 'eq', value: 'aft' });
+    expect(parseFilter('degraded!=true')).toEqual({ on: 'summary', path: 'degraded', op: 'ne', value: true });
+  });
+  it('explains what it cannot read', () => {
+    expect(parseFilter('accuracy')).toMatch(/is not a filter; write metric>=value/);
+    expect(parseFilter('acc>=')).toMatch(/give a value after >=/);
+    expect(parseFilter('method>aft')).toMatch(/> needs a number/);
   });
 });
 

@@ -146,6 +146,10 @@ async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: Sampling
     await rename(tmp, path);
     if (run) {
       const tag = `k${s.k}-t${s.temperature}`;
+      // the reference COT of each question, so the samples browser can diff candidates against it
+      run.logSamples(
+        questions.map((q) => ({ step: meta.step, split: 'reference', questionId: q.id, sampleIdx: 0, prompt: q.question, completion: q.reference, gold: q.answer, correct: true, rank: 0 })),
+      );
       run.logSamples(
         questions.flatMap((q) =>
           q.candidates.map((c, i) => ({

@@ -43,7 +43,12 @@ export function describeZodError(e: ZodError): string {
   return `invalid input — ${issues.join('; ')}${more}`;
 }
 
-const t = initTRPC.context<Context>().create({
+/** Every procedure declares what it needs: the API-key scope that allows it. A test checks that none is missing. */
+export interface ProcedureMeta {
+  scope: ApiKeyScope;
+}
+
+const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
   errorFormatter({ shape, error }) {
     const zod = error.cause instanceof ZodError ? error.cause : null;
     return {
@@ -125,30 +130,45 @@ export const teamProcedure = publicProcedure.use(async ({ ctx, next }) => {
   return next({ ctx: { ...ctx, actor } });
 });
 
-/** Writes from trainers and workers: an API key with the `log` scope is required. */
-export const logProcedure = teamProcedure.use(async ({ ctx, next }) => {
-  if (ctx.actor.via !== 'key') {
-    throw new TRPCError({
-      code: 'UNAUTHORIZED',
-      message: 'logging needs an API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`',
-    });
-  }
-  if (!ctx.actor.scopes.includes('log')) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'this API key lacks the `log` scope' });
-  }
-  return next();
-});
+const requireScope = (scope: ApiKeyScope) =>
+  t.middleware(async ({ ctx, next }) => {
+    const actor = (ctx as Context & { actor: Actor }).actor;
+    if (!actor.scopes.includes(scope)) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: `this API key lacks the \`${scope}\` scope` });
+    }
+    return next();
+  });
+
+/** Reads of the team's projects, runs, metrics, samples, sweeps: the `read` scope. */
+export const readProcedure = teamProcedure.meta({ scope: 'read' }).use(requireScope('read'));
+
+/** Writes from trainers, workers and people annotating runs: the `log` scope. */
+export const writeProcedure = teamProcedure.meta({ scope: 'log' }).use(requireScope('log'));
+
+/** Writes from trainers and workers that only an API key may make (never the keyless dashboard): the `log` scope. */
+export const logProcedure = teamProcedure
+  .meta({ scope: 'log' })
+  .use(async ({ ctx, next }) => {
+    if (ctx.actor.via !== 'key') {
+      throw new TRPCError({
+        code: 'UNAUTHORIZED',
+        message: 'logging needs an API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`',
+      });
+    }
+    return next();
+  })
+  .use(requireScope('log'));
 
 /** Launching and canceling training: an API key needs the `launch` scope (the dashboard has it). */
-export const launchProcedure = teamProcedure.use(async ({ ctx, next }) => {
-  if (!ctx.actor.scopes.includes('launch')) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'this API key lacks the `launch` scope' });
-  }
-  if (!ctx.jobs) {
-    throw new TRPCError({
-      code: 'PRECONDITION_FAILED',
-      message: 'this server has no job queue configured (set REDIS_URL); runs can be logged but not launched',
-    });
-  }
-  return next({ ctx: { ...ctx, jobs: ctx.jobs } });
-});
+export const launchProcedure = teamProcedure
+  .meta({ scope: 'launch' })
+  .use(requireScope('launch'))
+  .use(async ({ ctx, next }) => {
+    if (!ctx.jobs) {
+      throw new TRPCError({
+        code: 'PRECONDITION_FAILED',
+        message: 'this server has no job queue configured (set REDIS_URL); runs can be logged but not launched',
+      });
+    }
+    return next({ ctx: { ...ctx, jobs: ctx.jobs } });
+  });

@@ -46,7 +46,7 @@ const BASE: SweepFormState = {
   search: 'grid',
   count: '10',
   vftOverrides: '',
-  alignOverrides: '{"evalEvery": 20, "evalQuestions": 60, "eval.assessQuestions": 60}',
+  alignOverrides: '{"evalEvery": 20, "evalQuestions": 60, "evalAssessQuestions": 30, "eval.assessQuestions": 60}',
 };
 
 export const SWEEP_PRESETS: { id: string; label: string; hint: string; state: Partial<SweepFormState> }[] = [
@@ -84,7 +84,7 @@ export const SWEEP_PRESETS: { id: string; label: string; hint: string; state: Pa
       vftSteps: '60',
       questions: '24',
       vftOverrides: '{"evalEvery": 30, "evalQuestions": 16, "data.test": 40}',
-      alignOverrides: '{"evalEvery": 6, "evalQuestions": 16, "eval.assessQuestions": 8, "spec.groupsPerStep": 4}',
+      alignOverrides: '{"evalEvery": 6, "evalQuestions": 16, "evalAssessQuestions": 8, "eval.assessQuestions": 8, "spec.groupsPerStep": 4}',
     },
   },
 ];
@@ -301,7 +301,14 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           {err('base.alignOverrides')}
         </label>
       </div>
-      {err('axes', 'spec', 'search')}
+      {['axes', 'spec', 'search', 'base'].map((k) =>
+        errors[k] ? (
+          <div key={k} className="error" role="alert">
+            {k === 'spec' ? '' : `${k}: `}
+            {errors[k]}
+          </div>
+        ) : null,
+      )}
       {serverError ? (
         <div className="error" role="alert">
           {serverError}

@@ -4,6 +4,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { trpc } from '../lib/trpc';
 import { fmtNumber } from '../lib/format';
 import { StatusBadge } from './ui';
+import { AssessmentScatter } from './AssessmentScatter';
 
 export interface SweepRun {
   id: string;
@@ -142,7 +143,7 @@ export function SweepLive({ initial }: { initial: SweepData }) {
       </div>
       {error ? <div className="error">Could not refresh: {error}</div> : null}
       <h2>Runs</h2>
-      <table className="data panel" data-testid="status-grid">
+      <table className="data panel" data-testid="status-grid" id="status-grid">
         <thead>
           <tr>
             <th>Run</th>
@@ -181,6 +182,8 @@ export function SweepLive({ initial }: { initial: SweepData }) {
           ))}
         </tbody>
       </table>
+      <h2>Assessment view</h2>
+      <div className="panel">{aligned.length ? <AssessmentScatter runs={aligned} /> : <div className="muted">No alignment runs.</div>}</div>
       <h2>Heatmap</h2>
       {!hm ? (
         <div className="muted">Final metrics appear here as alignment runs finish.</div>

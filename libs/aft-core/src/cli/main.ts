@@ -8,7 +8,7 @@
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
  *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
  *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
- *   aft reproduce [--preset tiny] [--seeds 3] [--steps 60] [--questions 500] [--out DIR]
+ *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  */
@@ -36,7 +36,7 @@ const USAGE = `usage:
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
-  aft reproduce [--preset tiny] [--seeds 3] [--steps 60] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
+  aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
 
@@ -292,7 +292,7 @@ try {
         options: {
           preset: { type: 'string', default: 'tiny' },
           seeds: { type: 'string', default: '3' },
-          steps: { type: 'string', default: '60' },
+          steps: { type: 'string', default: '40' },
           'vft-steps': { type: 'string' },
           questions: { type: 'string', default: '500' },
           concurrency: { type: 'string', default: '2' },

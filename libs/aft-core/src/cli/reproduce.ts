@@ -132,7 +132,7 @@ function limiter(n: number) {
  * 500-question test split for the final accuracy, fewer questions for the periodic (degradation) evaluations and
  * the assessment.
  */
-export const REPRODUCE_ALIGN_SETS = ['evalQuestions=60', 'eval.assessQuestions=60'];
+export const REPRODUCE_ALIGN_SETS = ['evalEvery=20', 'checkpointEvery=1000', 'evalQuestions=40', 'eval.assessQuestions=50'];
 
 export interface ReproduceOptions {
   preset: string;

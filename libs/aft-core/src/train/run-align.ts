@@ -38,6 +38,8 @@ export interface AlignConfig {
   evalQuestions: number;
   /** Save a resumable checkpoint every this many steps (when the run has an output folder). */
   checkpointEvery: number;
+  /** Questions that also get assessment accuracy at each periodic evaluation (0: only the final evaluation has it). */
+  evalAssessQuestions: number;
   optim: OptimConfig;
   eval: EvalOptions;
   degradation: DegradationThresholds;
@@ -51,6 +53,7 @@ export const ALIGN_DEFAULTS: AlignConfig = {
   evalEvery: 40,
   evalQuestions: 100,
   checkpointEvery: 40,
+  evalAssessQuestions: 0,
   optim: { ...OPTIM_DEFAULTS, lr: 3e-4, warmupSteps: 10, totalSteps: 120, minLrRatio: 1 },
   eval: { ...EVAL_DEFAULTS, assessQuestions: 100 },
   degradation: DEGRADATION_DEFAULTS,
@@ -192,12 +195,14 @@ export async function runAlign(
   try {
     const data = generateArith((parent.meta.config as unknown as VftConfig).data);
     const val = data.val.slice(0, cfg.evalQuestions).map(toEvalProblem);
-    const evalRng = new Rng(cfg.seed + 7919);
-    const quick = { ...cfg.eval, assessQuestions: 0 };
+    let evalRng = new Rng(cfg.seed + 7919);
+    const quick = { ...cfg.eval, assessQuestions: cfg.evalAssessQuestions };
     const ckptDir = outDir ? join(outDir, 'checkpoint') : null;
     // a run that crashed resumes from its last checkpoint: weights, optimizer, RNG, step and the evaluations so far
     const resumed = ckptDir && existsSync(join(ckptDir, 'checkpoint.json')) ? await loadCheckpoint(ckptDir) : null;
-    const saved = resumed?.meta.extra as { parentEval?: EvalReport; evals?: { step: number; report: EvalReport }[] } | undefined;
+    const saved = resumed?.meta.extra as
+      | { parentEval?: EvalReport; evals?: { step: number; report: EvalReport }[]; evalRng?: ReturnType<Rng['state']> }
+      | undefined;
     const parentEval = saved?.parentEval ?? (await evaluate(model, tok, val, quick, evalRng));
     const set = await readLabelledSet(samplesPath);
     let rng = new Rng(cfg.seed);
@@ -207,6 +212,7 @@ export async function runAlign(
       model.setWeights(resumed.weights);
       if (resumed.m && resumed.v) optimizer.setState({ t: resumed.meta.optimizerStep, m: resumed.m, v: resumed.v });
       rng = new Rng(resumed.meta.rng);
+      if (saved?.evalRng) evalRng = new Rng(saved.evalRng);
       startStep = resumed.meta.step;
     }
     const save = async (step: number) => {
@@ -219,7 +225,7 @@ export async function runAlign(
           config: { ...parent.meta.config, align: cfg },
           rng: rng.state(),
           optimizerStep: opt.t,
-          extra: { ...parent.meta.extra, parent: parentDir, samples: samplesPath, backend: tf.getBackend(), parentEval, evals },
+          extra: { ...parent.meta.extra, parent: parentDir, samples: samplesPath, backend: tf.getBackend(), parentEval, evals, evalRng: evalRng.state() },
         },
         weights: await model.getWeights(),
         m: opt.m,

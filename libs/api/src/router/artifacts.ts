@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { artifactInput, id } from '@aft/contracts';
 import { registerArtifact } from '@aft/db';
-import { logProcedure, teamProcedure } from '../trpc';
+import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
 export const artifactsRouter = {
@@ -12,7 +12,7 @@ export const artifactsRouter = {
     return { id: artifactId };
   }),
 
-  list: teamProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
+  list: readProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
     await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
     const rows = await ctx.db.prisma.artifact.findMany({
       where: { runId: input.runId },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventInput, id, LIMITS } from '@aft/contracts';
 import { insertEvent } from '@aft/db';
-import { logProcedure, teamProcedure } from '../trpc';
+import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
 export const eventsRouter = {
@@ -11,7 +11,7 @@ export const eventsRouter = {
     return { id: await insertEvent(ctx.db.pool, runId, ctx.actor.teamId, e) };
   }),
 
-  list: teamProcedure
+  list: readProcedure
     .input(z.object({ runId: id, kind: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.pageSize).default(100) }))
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);

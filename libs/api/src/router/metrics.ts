@@ -2,7 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
 import { insertMetricPoints, querySeries, type Db, type MetricPoint, type PointColumns, type Series } from '@aft/db';
-import { logProcedure, teamProcedure } from '../trpc';
+import { logProcedure, readProcedure } from '../trpc';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
 export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
@@ -30,7 +30,7 @@ export const metricsRouter = {
   }),
 
   /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */
-  series: teamProcedure
+  series: readProcedure
     .input(
       z
         .object({
@@ -64,7 +64,7 @@ export const metricsRouter = {
     }),
 
   /** The keys each run has logged, with their latest value. */
-  keys: teamProcedure
+  keys: readProcedure
     .input(z.object({ runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery) }))
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, input.runIds);

@@ -1,6 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { teamProcedure } from '../trpc';
+import { readProcedure, writeProcedure } from '../trpc';
 
 const projectName = z
   .string()
@@ -12,7 +12,7 @@ const projectName = z
 const projectSelect = { id: true, name: true, description: true, createdAt: true } as const;
 
 export const projectsRouter = {
-  create: teamProcedure
+  create: writeProcedure
     .input(z.object({ name: projectName, description: z.string().max(2000).default('') }))
     .mutation(async ({ ctx, input }) => {
       const exists = await ctx.db.prisma.project.findUnique({
@@ -27,7 +27,7 @@ export const projectsRouter = {
     }),
 
   /** Projects of the team with their run counts and last activity, most recently active first. */
-  list: teamProcedure.query(async ({ ctx }) => {
+  list: readProcedure.query(async ({ ctx }) => {
     const res = await ctx.db.pool.query<{
       id: string;
       name: string;
@@ -48,7 +48,7 @@ export const projectsRouter = {
     return res.rows;
   }),
 
-  get: teamProcedure.input(z.object({ id: z.string().min(1).max(64) })).query(async ({ ctx, input }) => {
+  get: readProcedure.input(z.object({ id: z.string().min(1).max(64) })).query(async ({ ctx, input }) => {
     const p = await ctx.db.prisma.project.findFirst({
       where: { id: input.id, teamId: ctx.actor.teamId },
       select: projectSelect,

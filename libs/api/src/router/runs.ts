@@ -12,7 +12,7 @@ import {
   tags,
 } from '@aft/contracts';
 import { listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
-import { logProcedure, teamProcedure } from '../trpc';
+import { logProcedure, readProcedure, writeProcedure } from '../trpc';
 
 const scalar = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);
 const valueFilter = z.object({
@@ -20,7 +20,7 @@ const valueFilter = z.object({
     .string()
     .min(1)
     .max(200)
-    .regex(/^[\w-]+(\.[\w-]+)*$/, 'a path is dotted words, e.g. `optimizer.lr`'),
+    .regex(/^[\w\-/@:]+(\.[\w\-/@:]+)*$/, 'a path is dotted words, e.g. `optim.lr` or `test/task_accuracy`'),
   op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']).default('eq'),
   value: scalar,
 });
@@ -123,7 +123,7 @@ export async function runState(db: Db, teamId: string, runId: string) {
 
 export const runsRouter = {
   /** Creates a run in the named project (created if new), or resumes `resumeId`. */
-  create: teamProcedure
+  create: writeProcedure
     .input(runCreateInput.extend({ status: z.enum(['queued', 'running']).default('running') }))
     .mutation(async ({ ctx, input }) => {
       const teamId = ctx.actor.teamId;
@@ -171,14 +171,14 @@ export const runsRouter = {
       return getRun(ctx.db, teamId, created.id);
     }),
 
-  get: teamProcedure.input(z.object({ id })).query(({ ctx, input }) => getRun(ctx.db, ctx.actor.teamId, input.id)),
+  get: readProcedure.input(z.object({ id })).query(({ ctx, input }) => getRun(ctx.db, ctx.actor.teamId, input.id)),
 
-  list: teamProcedure.input(runListInput).query(async ({ ctx, input }) => {
+  list: readProcedure.input(runListInput).query(async ({ ctx, input }) => {
     return listRuns(ctx.db.pool, { ...input, teamId: ctx.actor.teamId });
   }),
 
   /** Tags, notes and name: what a person annotates. */
-  update: teamProcedure
+  update: writeProcedure
     .input(
       z
         .object({ id, tags: tags.optional(), notes: z.string().max(10_000).optional(), name: z.string().min(1).max(200).optional() })
@@ -195,7 +195,7 @@ export const runsRouter = {
       return getRun(ctx.db, ctx.actor.teamId, input.id);
     }),
 
-  setStatus: teamProcedure.input(runSetStatusInput).mutation(async ({ ctx, input }) => {
+  setStatus: writeProcedure.input(runSetStatusInput).mutation(async ({ ctx, input }) => {
     const seq = await setRunStatus(ctx.db.pool, input.id, ctx.actor.teamId, input.status, input.error);
     return { id: input.id, status: input.status, writeSeq: seq };
   }),
@@ -211,7 +211,7 @@ export const runsRouter = {
    * (with a slow poll as a fallback). Each message is tracked by the run's write sequence, so a reconnecting
    * client resumes where it left off and never misses the latest state.
    */
-  onUpdate: teamProcedure
+  onUpdate: readProcedure
     .input(z.object({ runId: id, lastEventId: z.string().max(32).nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
       const teamId = ctx.actor.teamId;

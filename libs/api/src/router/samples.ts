@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, samplesLogInput, step } from '@aft/contracts';
 import { insertSamples } from '@aft/db';
-import { logProcedure, teamProcedure } from '../trpc';
+import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
 export const samplesRouter = {
@@ -16,7 +16,7 @@ export const samplesRouter = {
   ),
 
   /** A run's samples, filtered by step, split, question or correctness; ordered by question then rank. */
-  list: teamProcedure
+  list: readProcedure
     .input(
       z.object({
         runId: id,
@@ -62,4 +62,15 @@ export const samplesRouter = {
         nextCursor: more ? (input.cursor ?? 0) + input.limit : null,
       };
     }),
+
+  /** What a run's samples hold: each (split, step) with its number of questions and samples. */
+  splits: readProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
+    await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
+    const rows = await ctx.db.pool.query<{ split: string; step: number; questions: number; samples: number }>(
+      `SELECT split, step, count(DISTINCT question_id)::int AS questions, count(*)::int AS samples
+       FROM sample WHERE run_id = $1 GROUP BY split, step ORDER BY split, step`,
+      [input.runId],
+    );
+    return rows.rows;
+  }),
 };

@@ -15,7 +15,7 @@ import {
   vftJobConfig,
   type SweepParentJob,
 } from '@aft/queue';
-import { launchProcedure, logProcedure, teamProcedure } from '../trpc';
+import { launchProcedure, logProcedure, readProcedure } from '../trpc';
 import { configHash } from './runs';
 
 const launchBase = { project: z.string().trim().min(1).max(100), name: z.string().min(1).max(200).optional(), tags: tags.default([]) };
@@ -187,9 +187,9 @@ export const sweepsRouter = {
   }),
 
   /** The sweep with every run's status, config and summary: the per-run status grid. */
-  get: teamProcedure.input(z.object({ id })).query(({ ctx, input }) => sweepView(ctx.db, ctx.actor.teamId, input.id)),
+  get: readProcedure.input(z.object({ id })).query(({ ctx, input }) => sweepView(ctx.db, ctx.actor.teamId, input.id)),
 
-  list: teamProcedure
+  list: readProcedure
     .input(z.object({ projectId: id.optional(), limit: z.number().int().min(1).max(200).default(50) }))
     .query(async ({ ctx, input }) => {
       const sweeps = await ctx.db.prisma.sweep.findMany({

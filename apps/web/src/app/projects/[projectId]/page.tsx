@@ -2,25 +2,13 @@ import Link from 'next/link';
 import { TRPCError } from '@trpc/server';
 import { api } from '../../../server/api';
 import { Crumbs, Empty, ErrorBox, StatusBadge } from '../../../components/ui';
-import { fmtAgo, fmtDuration, fmtNumber } from '../../../lib/format';
-import { parseRunsView, runsViewHref, sortToggle, type RunsView } from '../../../lib/runs-url';
+import { fmtAgo } from '../../../lib/format';
+import { parseFilter, parseRunsView, type ValueFilter } from '../../../lib/runs-url';
+import { RunsTable, type RunsQuery } from '../../../components/RunsTable';
 
 export const dynamic = 'force-dynamic';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
-
-function SortHeader({ base, view, column, label, num }: { base: string; view: RunsView; column: string; label: string; num?: boolean }) {
-  const active = view.sort === column;
-  const arrow = active ? (view.dir === 'desc' ? ' ↓' : ' ↑') : '';
-  return (
-    <th className={num ? 'num' : undefined}>
-      <a className={active ? 'active' : undefined} href={runsViewHref(base, view, sortToggle(view, column))}>
-        {label}
-        {arrow}
-      </a>
-    </th>
-  );
-}
 
 export default async function RunsPage(props: {
   params: Promise<{ projectId: string }>;
@@ -39,19 +27,25 @@ export default async function RunsPage(props: {
     }
     throw e;
   }
+  const parsed = view.filters.map(parseFilter);
+  const bad = parsed.filter((f): f is string => typeof f === 'string');
+  const filters = parsed.filter((f): f is ValueFilter => typeof f !== 'string');
+  const query: RunsQuery = {
+    projectId,
+    status: view.status.length ? view.status : undefined,
+    method: view.method.length ? view.method : undefined,
+    constraint: view.constraint.length ? view.constraint : undefined,
+    tags: view.tags.length ? view.tags : undefined,
+    search: view.q || undefined,
+    config: filters.filter((f) => f.on === 'config').map(({ path, op, value }) => ({ path, op, value })),
+    summary: filters.filter((f) => f.on === 'summary').map(({ path, op, value }) => ({ path, op, value })),
+    sortBy: view.sort,
+    sortDir: view.dir,
+  };
   let page;
   try {
-    page = await caller.runs.list({
-      projectId,
-      status: view.status.length ? (view.status as ('queued' | 'running' | 'succeeded' | 'failed' | 'canceled')[]) : undefined,
-      method: view.method.length ? view.method : undefined,
-      tags: view.tags.length ? view.tags : undefined,
-      search: view.q || undefined,
-      sortBy: view.sort,
-      sortDir: view.dir,
-      cursor: view.cursor ?? undefined,
-      limit: 50,
-    });
+    if (bad.length) throw new TRPCError({ code: 'BAD_REQUEST', message: bad.join('; ') });
+    page = await caller.runs.list({ ...(query as Parameters<typeof caller.runs.list>[0]), cursor: view.cursor ?? undefined, limit: 200 });
   } catch (e) {
     if (e instanceof TRPCError && e.code === 'BAD_REQUEST') {
       return (
@@ -66,14 +60,11 @@ export default async function RunsPage(props: {
     throw e;
   }
   const sweeps = await caller.sweeps.list({ projectId, limit: 20 });
-  const metricCols = [
+  const metricKeys = [
     ...new Set(
       page.items.flatMap((r) => Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith('progress/'))),
     ),
-  ]
-    .sort()
-    .slice(0, 10);
-  const now = Date.now();
+  ].sort();
   return (
     <>
       <Crumbs items={[{ label: project.name }]} />
@@ -140,6 +131,10 @@ export default async function RunsPage(props: {
           <input name="method" placeholder="aft,dpo" defaultValue={view.method.join(',')} size={12} />
         </label>
         <label>
+          Constraint
+          <input name="constraint" placeholder="none,boundary" defaultValue={view.constraint.join(',')} size={12} />
+        </label>
+        <label>
           Tags (all of)
           <input name="tags" placeholder="seed-1,baseline" defaultValue={view.tags.join(',')} size={16} />
         </label>
@@ -147,6 +142,12 @@ export default async function RunsPage(props: {
           Name contains
           <input name="q" defaultValue={view.q} size={16} />
         </label>
+        <label title="summary metrics or config values; separate several with ;">
+          Where
+          <input name="f" placeholder="test/task_accuracy>=0.4; config.lr<0.001" defaultValue={view.filters.join('; ')} size={34} />
+        </label>
+        {view.cols.length ? <input type="hidden" name="cols" value={view.cols.join(',')} /> : null}
+        {view.group ? <input type="hidden" name="group" value="1" /> : null}
         {view.sort !== 'createdAt' ? <input type="hidden" name="sort" value={view.sort} /> : null}
         {view.dir !== 'desc' ? <input type="hidden" name="dir" value={view.dir} /> : null}
         <button className="primary" type="submit">
@@ -155,64 +156,12 @@ export default async function RunsPage(props: {
         <a href={base}>Reset</a>
       </form>
       {page.items.length === 0 ? (
-        <Empty>{view.cursor ? 'No more runs.' : 'No runs match these filters.'}</Empty>
+        <Empty>
+          {view.cursor ? 'No more runs.' : 'No runs match these filters.'} <Link href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>Launch a sweep</Link>
+        </Empty>
       ) : (
-        <div className="panel" style={{ padding: 0, overflowX: 'auto' }}>
-          <table className="data" data-testid="runs-table">
-            <thead>
-              <tr>
-                <SortHeader base={base} view={view} column="status" label="Status" />
-                <SortHeader base={base} view={view} column="name" label="Name" />
-                <SortHeader base={base} view={view} column="method" label="Method" />
-                <th>Constraint</th>
-                <th>Tags</th>
-                <SortHeader base={base} view={view} column="createdAt" label="Created" />
-                <th className="num">Runtime</th>
-                {metricCols.map((k) => (
-                  <SortHeader key={k} base={base} view={view} column={`summary.${k}`} label={k} num />
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {page.items.map((r) => {
-                const start = r.startedAt ? new Date(r.startedAt).getTime() : null;
-                const end = r.finishedAt ? new Date(r.finishedAt).getTime() : r.status === 'running' ? now : null;
-                return (
-                  <tr key={r.id}>
-                    <td>
-                      <StatusBadge status={r.status} />
-                    </td>
-                    <td>
-                      <Link href={`/runs/${r.id}`}>{r.name}</Link>
-                    </td>
-                    <td>{r.method}</td>
-                    <td>{r.constraint}</td>
-                    <td>
-                      {r.tags.map((t) => (
-                        <a key={t} className="tag" href={runsViewHref(base, view, { tags: [t], cursor: null })}>
-                          {t}
-                        </a>
-                      ))}
-                    </td>
-                    <td title={new Date(r.createdAt).toISOString()}>{fmtAgo(r.createdAt, now)}</td>
-                    <td className="num">{start && end ? fmtDuration(end - start) : '—'}</td>
-                    {metricCols.map((k) => (
-                      <td key={k} className="num">
-                        {fmtNumber(r.summary[k])}
-                      </td>
-                    ))}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <RunsTable base={base} view={view} query={query} initial={JSON.parse(JSON.stringify(page))} metricKeys={metricKeys} />
       )}
-      <div className="pager">
-        {view.cursor ? <a href={runsViewHref(base, view, { cursor: null })}>← First page</a> : null}
-        {page.nextCursor ? <a href={runsViewHref(base, view, { cursor: page.nextCursor })}>Next page →</a> : null}
-        <span>{page.items.length} runs on this page</span>
-      </div>
     </>
   );
 }

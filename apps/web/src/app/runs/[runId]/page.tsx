@@ -4,6 +4,7 @@ import { TRPCError } from '@trpc/server';
 import { api } from '../../../server/api';
 import { Crumbs, ErrorBox } from '../../../components/ui';
 import { LiveRun, type LiveState } from '../../../components/LiveRun';
+import { SamplesBrowser } from '../../../components/SamplesBrowser';
 import { flatten, fmtAgo, fmtDuration } from '../../../lib/format';
 
 export const dynamic = 'force-dynamic';
@@ -73,6 +74,8 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
       <Suspense fallback={<div className="skeleton" />}>
         <LiveRun runId={run.id} initial={initial} markers={degraded?.step != null ? [{ step: degraded.step, label: `onset · step ${degraded.step}` }] : []} />
       </Suspense>
+      <h2>Samples</h2>
+      <SamplesBrowser runId={run.id} />
       <div className="two">
         <div>
           <h2>Config</h2>
