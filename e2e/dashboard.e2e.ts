@@ -47,10 +47,12 @@ describe('sweeps from the dashboard', () => {
     await page.screenshot({ path: resolve(ARTIFACTS, 'sweep-form.png'), fullPage: true });
 
     await page.click('button[type="submit"]');
-    await page.waitForURL(/\/sweeps\/[^/]+$/);
+    await page.waitForURL(/\/sweeps\/(?!new)[^/?]+$/);
     sweepUrl = page.url();
     const rows = page.locator('[data-testid="status-grid"] tbody tr');
     await expect.poll(() => rows.count()).toBe(5);
+    // the VFT parent first, then its alignment runs in the order planned
+    expect(await rows.locator('td:first-child').allTextContents()).toEqual(['vft-tiny-s1parent', 'aft-none-s1', 'aft-boundary-b1-s1', 'dpo-none-s1', 'dpo-boundary-b1-s1']);
 
     // statuses change on the page itself (it polls the API): record every status seen until the sweep is done
     const seen = new Set<string>();
@@ -75,16 +77,17 @@ describe('sweeps from the dashboard', () => {
   it('compares the sweep: one results row per method × constraint, curves with a line per group, exports', async () => {
     expect(sweepUrl).not.toBe('');
     await page.goto(sweepUrl);
-    await page.click('text=Compare these runs →');
+    await page.getByRole('link', { name: /Compare these runs/ }).click();
     await page.waitForURL(/\/compare\?sweep=/);
+    await page.locator('[data-testid="results-table"] tbody tr').first().waitFor();
     const labels = await page.locator('[data-testid="results-table"] tbody tr td:first-child').allTextContents();
     expect(labels).toEqual(['VFT', 'AFT none', 'AFT boundary β=1', 'DPO none', 'DPO boundary β=1']);
     const acc = await page.locator('[data-testid="results-table"] tbody tr').nth(1).locator('td').nth(2).textContent();
     expect(acc).toMatch(/^\d+\.\d ± \d+\.\d$/);
     await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('5');
-    await page.click('text=Markdown');
+    await page.getByRole('button', { name: 'Markdown' }).click();
     expect(await page.inputValue('[data-testid="export-md"]')).toContain('| AFT boundary β=1 |');
-    await page.click('text=LaTeX');
+    await page.getByRole('button', { name: 'LaTeX' }).click();
     expect(await page.inputValue('[data-testid="export-latex"]')).toContain('AFT boundary $\\beta$=1 &');
     await page.screenshot({ path: resolve(ARTIFACTS, 'compare.png'), fullPage: true });
   });
@@ -129,7 +132,7 @@ describe('case study of a degraded run', () => {
     await call('runs.setStatus', { id: run.id, status: 'succeeded' });
 
     await page.goto(`${base()}/runs/${run.id}`);
-    await page.click('text=open the case study');
+    await page.getByRole('link', { name: 'open the case study' }).click();
     await page.waitForURL(/\/case-study$/);
     expect(await page.textContent('[data-testid="onset-step"]')).toBe('30');
     await expect.poll(() => page.locator('[data-testid="metric-chart"]').count()).toBe(3);

@@ -17,6 +17,9 @@ export async function processRelease(job: Job, producer: JobProducer, api: Trans
   const failures = Object.values(await job.getIgnoredChildrenFailures());
   const why = failures.length ? `failed: ${failures[0]}` : (values[0]?.success ? values[0].data.status : 'did not finish');
   for (const r of release.runs) {
+    // a run canceled meanwhile (a canceled sweep cancels its parent too) stays canceled
+    const cur = await api.call<{ status: string }>('runs.get', { id: r.runId }, 'GET');
+    if (cur.status !== 'queued') continue;
     await api.call('runs.setStatus', { id: r.runId, status: 'failed', error: `parent VFT run ${release.parentRunId} ${why}` });
   }
   return { released: 0 };

@@ -252,6 +252,7 @@ describe('cancellation', () => {
   });
 
   it('cancels what has not finished when a sweep is canceled', async () => {
+    if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
     const launched = await call<{ sweepId: string }>('sweeps.launch', {
       name: 'to cancel',
       project: 'worker-test',
@@ -266,11 +267,23 @@ describe('cancellation', () => {
     });
     const res = await call<{ canceled: number }>('sweeps.cancel', { id: launched.sweepId });
     expect(res.canceled).toBe(3);
-    const s = await until('every run to stop', async () => {
-      const v = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
-      const job = await producer.runs.getJob(parent.id);
-      return v.runs.every((r) => r.status === 'canceled') && (await job?.getState()) !== 'active' ? v : null;
-    }, 30_000);
+    let last = '';
+    const s = await until(
+      'every run to stop',
+      async () => {
+        const v = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
+        const job = await producer.runs.getJob(parent.id);
+        const state = await job?.getState();
+        last = `${v.runs.map((r) => `${r.method}:${r.status}`).join(', ')}; parent job ${state}`;
+        // the release job has also run (it must leave the canceled runs alone)
+        const release = await producer.control.getJob(`release-${parent.id}`);
+        const released = (await release?.getState()) === 'completed';
+        return v.runs.every((r) => r.status === 'canceled') && state !== 'active' && released ? v : null;
+      },
+      30_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\nlast seen: ${last}`);
+    });
     expect(s.status).toBe('canceled');
     // the alignment runs never trained
     for (const r of s.runs.filter((r) => r.method !== 'vft')) expect((await pointsOf(r.id)).size).toBe(0);

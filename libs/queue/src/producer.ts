@@ -145,8 +145,10 @@ export class JobProducer {
     await this.redis.publish(cancelChannel(this.queueName), JSON.stringify({ runIds }));
   }
 
+  /** Closes the queues and the Redis connection the producer was given (it owns it). */
   async close(): Promise<void> {
     await Promise.all([this.runs.close(), this.control.close(), this.flows.close()]);
+    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
 

@@ -78,6 +78,9 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
   const sx = (v: number) => m.l + ((v - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
   const sy = (v: number) => H - m.b - ((v - y0) / (y1 - y0 || 1)) * (H - m.t - m.b);
   const ticks = (a: number, b: number) => Array.from({ length: 5 }, (_, i) => a + ((b - a) * i) / 4);
+  const pct = (a: number, b: number) => (t: number) => `${(t * 100).toFixed(b - a < 0.08 ? 1 : 0)}%`;
+  const fx = pct(x0, x1);
+  const fy = pct(y0, y1);
   return (
     <div className="scatter">
       <svg width={W} height={H} role="img" aria-label="task accuracy against assessment accuracy" data-testid="assessment-scatter" data-points={pts.length}>
@@ -85,7 +88,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
           <g key={`x${t}`}>
             <line x1={sx(t)} x2={sx(t)} y1={m.t} y2={H - m.b} stroke="#2a303b" />
             <text x={sx(t)} y={H - m.b + 16} fill="#8b93a3" fontSize="11" textAnchor="middle">
-              {(t * 100).toFixed(0)}%
+              {fx(t)}
             </text>
           </g>
         ))}
@@ -93,7 +96,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
           <g key={`y${t}`}>
             <line x1={m.l} x2={W - m.r} y1={sy(t)} y2={sy(t)} stroke="#2a303b" />
             <text x={m.l - 6} y={sy(t) + 4} fill="#8b93a3" fontSize="11" textAnchor="end">
-              {(t * 100).toFixed(0)}%
+              {fy(t)}
             </text>
           </g>
         ))}

@@ -258,7 +258,7 @@ export function BaselineTable({ runs }: { runs: ResultRun[] }) {
                   <td key={m.key} className="num">
                     {v === null ? '—' : (v * m.scale).toFixed(m.digits)}
                     {d !== null ? (
-                      <span className={`delta ${d > 0 ? 'up' : d < 0 ? 'down' : ''}`}>
+                      <span className={`delta ${d === 0 ? '' : d > 0 === m.higherIsBetter ? 'up' : 'down'}`}>
                         {' '}
                         ({d > 0 ? '+' : ''}
                         {d.toFixed(m.digits)})

@@ -16,11 +16,11 @@ export interface ResultRun {
 }
 
 export const RESULT_METRICS = [
-  { key: 'test/task_accuracy', label: 'Task acc. %', scale: 100, digits: 1 },
-  { key: 'test/assessment_accuracy', label: 'Assess. acc. %', scale: 100, digits: 1 },
-  { key: 'test/score_gap', label: 'Pos−neg gap', scale: 1, digits: 3 },
-  { key: 'test/ref_perplexity', label: 'Ref. ppl', scale: 1, digits: 3 },
-  { key: 'test/malformed_rate', label: 'Malformed %', scale: 100, digits: 1 },
+  { key: 'test/task_accuracy', label: 'Task acc. %', scale: 100, digits: 1, higherIsBetter: true },
+  { key: 'test/assessment_accuracy', label: 'Assess. acc. %', scale: 100, digits: 1, higherIsBetter: true },
+  { key: 'test/score_gap', label: 'Pos−neg gap', scale: 1, digits: 3, higherIsBetter: true },
+  { key: 'test/ref_perplexity', label: 'Ref. ppl', scale: 1, digits: 3, higherIsBetter: false },
+  { key: 'test/malformed_rate', label: 'Malformed %', scale: 100, digits: 1, higherIsBetter: false },
 ] as const;
 
 export interface Stat {

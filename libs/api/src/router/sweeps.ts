@@ -108,7 +108,8 @@ async function sweepView(db: Db, teamId: string, sweepId: string) {
       createdAt: true,
       project: { select: { id: true, name: true } },
       runs: {
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        // parents first, then in the order the sweep planned them
+        orderBy: [{ num: 'asc' }],
         select: {
           id: true,
           name: true,
