@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendRaw, logSafe, smooth, toColumns, type WireSeries } from '../src/lib/chart-math';
+import { appendRaw, logSafe, smooth, toColumns, withWallTime, type WireSeries } from '../src/lib/chart-math';
 import { parseFilter, parseRunsView, runsViewHref, sortToggle } from '../src/lib/runs-url';
 import { flatten, fmtNumber } from '../src/lib/format';
 
@@ -95,6 +95,17 @@ describe('runs view URL state', () => {
     const v = parseRunsView({ sort: 'name', dir: 'desc', cursor: 'abc' });
     expect(sortToggle(v, 'name')).toEqual({ sort: 'name', dir: 'asc', cursor: null });
     expect(sortToggle(v, 'summary.acc')).toEqual({ sort: 'summary.acc', dir: 'desc', cursor: null });
+  });
+});
+
+describe('withWallTime', () => {
+  it('puts each point at its minutes since t0, and drops points that carry no time', () => {
+    const raw: WireSeries = { runId: 'r', key: 'k', mode: 'raw', steps: [0, 1, 2], values: [1, 2, 3], times: [60_000, 120_000, 240_000] };
+    expect(withWallTime(toColumns(raw), raw, 60_000).x).toEqual([0, 1, 3]);
+    const b = { runId: 'r', key: 'k', mode: 'buckets', width: 2, steps: [0, 2], count: [2, 2], nan: [0, 0], min: [1, 2], max: [2, 3], first: [1, 2], last: [2, 3] } as WireSeries;
+    expect(withWallTime(toColumns(b), b, 0).x).toEqual([]);
+    const bt = { ...b, times: [0, 90_000] } as WireSeries;
+    expect(withWallTime(toColumns(bt), bt, 0).x).toEqual([0, 1.5]);
   });
 });
 

@@ -22,6 +22,11 @@ export class ArtifactStore {
     return join(this.runDir(runId), 'checkpoint');
   }
 
+  /** A degraded run's checkpoint from before the onset: where a fork starts. */
+  lastGoodDir(runId: string): string {
+    return join(this.runDir(runId), 'checkpoint-good');
+  }
+
   hasCheckpoint(runId: string): boolean {
     return existsSync(join(this.checkpointDir(runId), 'checkpoint.json'));
   }

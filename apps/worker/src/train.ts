@@ -4,7 +4,7 @@
  * steps when the AbortSignal fires. Runs in the sandboxed processor's own process; tests call it directly.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   DIST_QUANTILES,
@@ -175,6 +175,20 @@ async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: Sampling
   }
 }
 
+/**
+ * When a run degrades, its checkpoint on disk is still the one saved before the onset's evaluation (evaluations run
+ * before checkpoints at a step): keep a copy as `checkpoint-good`, the place a fork starts from.
+ */
+async function keepLastGood(ctx: JobContext, run: Run, onset: number): Promise<void> {
+  if (!ctx.store.hasCheckpoint(run.id)) return; // degraded at its first evaluation: the parent is the last good state
+  const good = ctx.store.lastGoodDir(run.id);
+  await rm(good, { recursive: true, force: true });
+  await cp(ctx.store.checkpointDir(run.id), good, { recursive: true });
+  const meta = JSON.parse(await readFile(join(good, 'checkpoint.json'), 'utf8')) as { step: number; sha256: string };
+  const { size } = await stat(join(good, 'tensors.bin'));
+  await run.logArtifact({ kind: 'checkpoint', name: 'last-good', uri: ctx.store.uri(good), sha256: meta.sha256, bytes: size, step: meta.step, metadata: { onset } });
+}
+
 /** The step of the run's last checkpoint in the store (0 if none): where a retried or crashed job resumes. */
 async function resumeStep(ctx: JobContext, run: Run): Promise<number> {
   if (!ctx.store.hasCheckpoint(run.id)) return 0;
@@ -230,6 +244,13 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   const progress = new ProgressReporter(run, cfg.steps, ctx);
   let flagged: number | null = null;
   let stopReason: string | null = null;
+  let initFrom: string | undefined;
+  if (p.initFromRunId) {
+    initFrom = ctx.store.lastGoodDir(p.initFromRunId);
+    if (!existsSync(join(initFrom, 'checkpoint.json'))) throw new PermanentError(`run ${p.initFromRunId} has no last good checkpoint to fork from`);
+    const { step } = JSON.parse(await readFile(join(initFrom, 'checkpoint.json'), 'utf8')) as { step: number };
+    if (!ctx.store.hasCheckpoint(p.runId)) await run.logEvent('forked', 0, { fromRun: p.initFromRunId, fromStep: step });
+  }
   const res = await runAlign(ctx.store.checkpointDir(p.parentRunId), samples, cfg, ctx.store.runDir(p.runId), {
     signal,
     onStep: async (s) => {
@@ -259,6 +280,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
         policy: p.config.onDegradation,
       });
       await run.setSummary({ degraded: true, degraded_step: d.onsetStep });
+      await keepLastGood(ctx, run, d.onsetStep ?? step);
       if (p.config.onDegradation === 'stop') {
         stopReason = `degraded at step ${d.onsetStep} (${evidence}); stopped by the sweep's policy`;
         stop.abort(stopReason);
@@ -268,7 +290,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
     onCheckpoint: async (step, saved) => {
       await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(saved.dir), sha256: saved.sha256, bytes: saved.bytes, step });
     },
-  });
+  }, { initFrom });
   if (stopReason) throw new PermanentError(stopReason);
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.evals.at(-1)?.step ?? 0, summary: {} };
   const summary: Summary = {

@@ -212,12 +212,16 @@ describe('degradation during a sweep', () => {
     expect(trained).toBeLessThan(16);
 
     const parentRunId = stopped.parentRunId!;
-    const { runId } = await call<{ runId: string }>('runs.launch', {
-      kind: 'align',
-      project: 'worker-test',
-      parentRunId,
-      config: { ...collapse, seed: 5, sampling: { k: 4, temperature: 0.8, questions: 12 }, onDegradation: 'flag', overrides: ALIGN_OVERRIDES },
-    });
+    // a run whose every evaluation counts as degraded (accuracy drop > −1), checkpointing twice as often as it
+    // evaluates: its onset is its first evaluation (step 4) and its last good checkpoint the one at step 2
+    const flagCfg = {
+      ...collapse,
+      seed: 5,
+      sampling: { k: 4, temperature: 0.8, questions: 12 },
+      onDegradation: 'flag',
+      overrides: { ...ALIGN_OVERRIDES, checkpointEvery: 2, 'degradation.accuracyDrop': -1 },
+    };
+    const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'align', project: 'worker-test', parentRunId, config: flagCfg });
     const flagged = await until('the flagged run to finish', async () => {
       const r = await getRun(runId);
       return finished(r.status) ? r : null;
@@ -227,6 +231,33 @@ describe('degradation during a sweep', () => {
     const ev2 = await t.db.pool.query(`SELECT step FROM event WHERE run_id = $1 AND kind = 'degradation-detected'`, [runId]);
     expect(ev2.rows).toHaveLength(1);
     expect([...(await pointsOf(runId)).keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(16);
+    expect(ev2.rows[0].step).toBe(4);
+    const good = await t.db.pool.query(`SELECT step FROM artifact WHERE run_id = $1 AND name = 'last-good'`, [runId]);
+    expect(good.rows).toEqual([{ step: 2 }]);
+
+    // fork from the last good checkpoint with a constraint: it starts there, from the same parent
+    const fork = await call<{ runId: string }>('runs.launch', {
+      kind: 'align',
+      project: 'worker-test',
+      parentRunId,
+      forkOf: runId,
+      config: { ...flagCfg, constraint: 'boundary', steps: 4, overrides: ALIGN_OVERRIDES },
+    });
+    const forked = await until('the fork to finish', async () => {
+      const r = await getRun(fork.runId);
+      return finished(r.status) ? r : null;
+    }, 120_000, 300);
+    expect(forked.status).toBe('succeeded');
+    const fev = await t.db.pool.query<{ details: { fromRun: string; fromStep: number } }>(`SELECT details FROM event WHERE run_id = $1 AND kind = 'forked'`, [fork.runId]);
+    expect(fev.rows.map((r) => r.details)).toEqual([{ fromRun: runId, fromStep: 2 }]);
+    // a run without a last good checkpoint cannot be forked
+    const refused = await api.call(
+      'runs.launch',
+      { kind: 'align', project: 'worker-test', parentRunId, forkOf: fork.runId, config: flagCfg },
+      { key },
+    );
+    expect(refused.status).toBe(412);
+    expect(refused.json.error!.message).toMatch(/has no last good checkpoint/);
   });
 });
 

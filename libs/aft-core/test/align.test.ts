@@ -10,6 +10,7 @@ import {
   CONSTRAINTS,
   generateArith,
   initBackend,
+  loadCheckpoint,
   METHODS,
   OPTIM_DEFAULTS,
   referenceLogProbs,
@@ -129,6 +130,63 @@ describe('runAlign', () => {
         expect(r.groups).toBe(method === 'vft' ? 0 : 6);
         expect(Number.isFinite(r.finalEval.refPerplexity)).toBe(true);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('resumes a DPO run exactly (the reference stays the parent), and a fork starts from another checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aft-align-resume-'));
+    try {
+      const cfgOf = (seed: number) => resolveVftConfig('tiny', { ...TINY, seed, 'data.val': 8, 'data.test': 6 });
+      const a = new VftSession(cfgOf(1));
+      await a.save(join(dir, 'parent'));
+      a.dispose();
+      const b = new VftSession(cfgOf(2));
+      await b.save(join(dir, 'other'));
+      const otherWeights = await b.model.getWeights();
+      b.dispose();
+      await writeLabelledSet(join(dir, 'samples.jsonl'), syntheticSet(6));
+      const cfg = {
+        ...ALIGN_DEFAULTS,
+        method: 'dpo' as const,
+        steps: 4,
+        evalEvery: 2,
+        checkpointEvery: 2,
+        evalQuestions: 4,
+        spec: { ...ALIGN_DEFAULTS.spec, groupsPerStep: 2 },
+        eval: { ...ALIGN_DEFAULTS.eval, assessQuestions: 2, k: 2, maxNewTokens: 8 },
+      };
+      const losses = (into: number[]) => ({ onStep: (s: { step: number; loss: number }) => void (into[s.step] = s.loss) });
+      const whole: number[] = [];
+      const full = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'whole'), losses(whole));
+      const parts: number[] = [];
+      const stop = new AbortController();
+      const first = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'parts'), {
+        onStep: (s) => {
+          parts[s.step] = s.loss;
+          if (s.step === 2) stop.abort();
+        },
+        signal: stop.signal,
+      });
+      expect(first.aborted).toBe(true);
+      const second = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'parts'), losses(parts));
+      expect(parts).toEqual(whole);
+      expect(second.finalEval.taskAccuracy).toBe(full.finalEval.taskAccuracy);
+      expect(second.finalEval.refPerplexity).toBe(full.finalEval.refPerplexity);
+
+      // a fork: same parent (baseline and reference), the other checkpoint's weights; a zero learning rate keeps them
+      const fork = await runAlign(
+        join(dir, 'parent'),
+        join(dir, 'samples.jsonl'),
+        { ...cfg, method: 'vft', steps: 1, optim: { ...cfg.optim, lr: 0, warmupSteps: 0 } },
+        join(dir, 'fork'),
+        {},
+        { initFrom: join(dir, 'other') },
+      );
+      expect(fork.parentEval.refPerplexity).toBe(full.parentEval.refPerplexity);
+      const saved = await loadCheckpoint(fork.checkpoint!.dir);
+      for (const [name, w] of Object.entries(otherWeights)) expect(Array.from(saved.weights[name]!), name).toEqual(Array.from(w));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -8,6 +8,8 @@ export interface SeriesRequest {
   buckets: number;
   minStep?: number | undefined;
   maxStep?: number | undefined;
+  /** Also each bucket's wall time (of its last point), for a wall-clock x-axis; costs a scan of the points. */
+  withTimes?: boolean | undefined;
 }
 
 /** A JSON-safe number: NaN and ±Infinity travel as strings, exactly as Postgres' to_json writes them. */
@@ -41,6 +43,8 @@ export interface BucketSeries {
   max: (JsonNumber | null)[];
   first: JsonNumber[];
   last: JsonNumber[];
+  /** With `withTimes`: each bucket's last point's wall time, ms since the epoch. */
+  times?: number[];
 }
 
 export type Series = RawSeries | BucketSeries;
@@ -118,7 +122,8 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
       const cols = directCols.get(i) ?? (await bucketColumns(pool, p.s, p.width, p.lo, p.hi));
       // sparse points: fewer than the budget in the whole range, so send them as they are
       if (cols.count.reduce((a, b) => a + b, 0) <= r.buckets) return raw(p.lo, p.hi);
-      return { runId: r.runId, key: r.key, mode: 'buckets', width: p.width, ...cols };
+      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi) : undefined;
+      return { runId: r.runId, key: r.key, mode: 'buckets', width: p.width, ...cols, ...(times ? { times } : {}) };
     }),
   );
 }
@@ -175,6 +180,18 @@ async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
     [s.num, s.key_id, lo, hi],
   );
   return cols?.steps ? cols : { steps: [], values: [], times: [] };
+}
+
+/** The wall time of each non-empty bucket's last point (the same buckets the counts come in). */
+async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<number[]> {
+  const t = await jsonRow<number[] | null>(
+    pool,
+    `SELECT json_agg(t ORDER BY b)::text AS j FROM (
+       SELECT step / $3::int AS b, round(extract(epoch FROM max(wall_time)) * 1000) AS t
+       FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5 GROUP BY 1) q`,
+    [s.num, s.key_id, w, Math.floor(lo / w) * w, (Math.floor(hi / w) + 1) * w - 1],
+  );
+  return t ?? [];
 }
 
 const BUCKET_JSON = `json_build_object(

@@ -78,6 +78,27 @@ describe('insertMetricPoints', () => {
 });
 
 describe('querySeries', () => {
+  it('gives each bucket the wall time of its last point when asked', async () => {
+    const { run } = await seedRun(t.db);
+    const t0 = Date.UTC(2026, 0, 1);
+    // 5,000 steps, one a second, with a gap of an hour before step 2,500
+    const time = (step: number) => t0 + step * 1000 + (step >= 2500 ? 3_600_000 : 0);
+    await insertMetricPoints(t.db.pool, run.id, {
+      keys: ['loss'],
+      key: new Array<number>(5000).fill(0),
+      step: Array.from({ length: 5000 }, (_, i) => i),
+      value: Array.from({ length: 5000 }, (_, i) => 1 / (i + 1)),
+      time: Array.from({ length: 5000 }, (_, i) => time(i)),
+    });
+    const [plain] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 100 }]);
+    expect(plain && 'times' in plain).toBe(false);
+    const [s] = await querySeries(t.db.pool, [{ runId: run.id, key: 'loss', buckets: 100, withTimes: true }]);
+    expect(s?.mode).toBe('buckets');
+    if (s?.mode !== 'buckets') return;
+    expect(s.times).toHaveLength(s.steps.length);
+    s.steps.forEach((st, i) => expect(s.times![i], `bucket at ${st}`).toBe(time(Math.min(st + s.width - 1, 4999))));
+  });
+
   it('keeps a one-point spike among 100,000 points', async () => {
     const { run } = await seedRun(t.db);
     const spikeAt = 61_234;

@@ -61,7 +61,15 @@ export type AlignJobConfig = z.infer<typeof alignJobConfig>;
 
 export const trainJobPayload = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vft'), runId, sweepId: runId.optional(), config: vftJobConfig }),
-  z.object({ kind: z.literal('align'), runId, sweepId: runId.optional(), parentRunId: runId, config: alignJobConfig }),
+  z.object({
+    kind: z.literal('align'),
+    runId,
+    sweepId: runId.optional(),
+    parentRunId: runId,
+    /** A fork: start from this run's last good checkpoint instead of the parent's weights. */
+    initFromRunId: runId.optional(),
+    config: alignJobConfig,
+  }),
 ]);
 export type TrainJobPayload = z.infer<typeof trainJobPayload>;
 export type TrainJobInput = z.input<typeof trainJobPayload>;

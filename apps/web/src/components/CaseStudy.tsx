@@ -122,7 +122,8 @@ function ScoreDistChart({ series, onset }: { series: WireSeries[]; onset: number
   return <div ref={el} data-testid="score-dist" />;
 }
 
-function ForkForm({ run }: { run: CaseRun }) {
+function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | null }) {
+  const [from, setFrom] = useState<'last-good' | 'parent'>(lastGoodStep !== null ? 'last-good' : 'parent');
   const router = useRouter();
   const c = run.config;
   const [constraint, setConstraint] = useState<string>(run.constraint === 'none' ? 'boundary' : run.constraint);
@@ -142,6 +143,7 @@ function ForkForm({ run }: { run: CaseRun }) {
         project: run.projectName,
         name: `${run.name}-fork`,
         parentRunId: run.parentRunId!,
+        ...(from === 'last-good' ? { forkOf: run.id } : {}),
         tags: ['fork'],
         config: { ...c, constraint, beta: Number(beta), lr: Number(lr), wNll: Number(wNll), steps: Number(steps) } as never,
       });
@@ -153,8 +155,18 @@ function ForkForm({ run }: { run: CaseRun }) {
   };
   return (
     <div className="panel">
+      <div className="toolbar">
+        <span className="muted">Start from</span>
+        <label className="check">
+          <input type="radio" name="fork-from" checked={from === 'last-good'} disabled={lastGoodStep === null} onChange={() => setFrom('last-good')} /> this
+          run&apos;s last good checkpoint{lastGoodStep !== null ? ` (step ${lastGoodStep})` : ' (none: it degraded at its first evaluation)'}
+        </label>
+        <label className="check">
+          <input type="radio" name="fork-from" checked={from === 'parent'} onChange={() => setFrom('parent')} /> the VFT parent
+        </label>
+      </div>
       <div className="muted" style={{ marginBottom: 8 }}>
-        A new run from the same VFT parent and sample set, with the settings below (the rest as this run).
+        Same parent (baseline and DPO reference) and sample set; the settings below, the rest as this run.
       </div>
       <div className="toolbar">
         <label>
@@ -187,7 +199,19 @@ function ForkForm({ run }: { run: CaseRun }) {
 }
 
 /** A degraded run as a case study: evidence, generations around the onset, curves with the onset marked. */
-export function CaseStudy({ run, onset, details, metricKeys }: { run: CaseRun; onset: number; details: Degradation; metricKeys: string[] }) {
+export function CaseStudy({
+  run,
+  onset,
+  details,
+  metricKeys,
+  lastGoodStep,
+}: {
+  run: CaseRun;
+  onset: number;
+  details: Degradation;
+  metricKeys: string[];
+  lastGoodStep: number | null;
+}) {
   const [series, setSeries] = useState<WireSeries[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const chartKeys = useMemo(() => CHART_KEYS.filter((k) => metricKeys.includes(k)), [metricKeys]);
@@ -275,7 +299,7 @@ export function CaseStudy({ run, onset, details, metricKeys }: { run: CaseRun; o
           : chartKeys.map((k) => <div key={k} className="skeleton" style={{ height: 240 }} />)}
       </div>
       <h2>Fork a new run</h2>
-      <ForkForm run={run} />
+      <ForkForm run={run} lastGoodStep={lastGoodStep} />
     </>
   );
 }

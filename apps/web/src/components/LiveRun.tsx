@@ -50,6 +50,9 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
   const params = useSearchParams();
   const smoothing = Math.min(Math.max(Number(params.get('smooth') ?? '0') || 0, 0), 0.99);
   const logScale = params.get('log') === '1';
+  const xMode = params.get('x') === 'time' ? 'time' : 'step';
+  const xRef = useRef(xMode);
+  xRef.current = xMode;
 
   const [state, setState] = useState<LiveState>(initial);
   const [connected, setConnected] = useState(false);
@@ -78,11 +81,12 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
     const stale = latest.current.metrics.filter((m) => (fetched.current[m.key] ?? -1) < m.lastStep && !zoomRef.current[m.key]);
     if (!stale.length) return;
     try {
-      const res = (await trpc.metrics.series.query({
+      const res = await trpc.metrics.series.query({
         runIds: [runId],
         keys: stale.map((m) => m.key),
         buckets: 1000,
-      }));
+        withTimes: xRef.current === 'time',
+      });
       for (const m of stale) fetched.current[m.key] = m.lastStep;
       setSeries((prev) => ({ ...prev, ...Object.fromEntries(res.map((s) => [s.key, s])) }));
       setLoadError(null);
@@ -96,7 +100,6 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
   }, [refresh]);
 
   useEffect(() => {
-    void refresh();
     const sub = trpc.runs.onUpdate.subscribe(
       { runId },
       {
@@ -115,6 +118,12 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
       if (timer.current) clearTimeout(timer.current);
     };
   }, [runId, refresh, schedule]);
+
+  // a new x-axis needs the series again (with wall times)
+  useEffect(() => {
+    fetched.current = {};
+    void refresh();
+  }, [xMode, refresh]);
 
   const onZoom = useCallback(
     async (key: string, range: [number, number] | null) => {
@@ -189,6 +198,20 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
           <input type="checkbox" checked={logScale} onChange={(e) => setParam('log', e.target.checked ? '1' : null)} /> Log
           scale
         </label>
+        <label>
+          x-axis{' '}
+          <select
+            value={xMode}
+            aria-label="x-axis"
+            onChange={(e) => {
+              fetched.current = {};
+              setParam('x', e.target.value === 'time' ? 'time' : null);
+            }}
+          >
+            <option value="step">step</option>
+            <option value="time">wall time (minutes)</option>
+          </select>
+        </label>
         <span>Drag on a chart to zoom (raw points when close enough); double-click to reset.</span>
       </div>
       {state.error ? <div className="error" style={{ marginBottom: 12 }}>{state.error}</div> : null}
@@ -205,6 +228,7 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
                 smoothing={smoothing}
                 logScale={logScale}
                 markers={markers}
+                xMode={xMode}
                 onZoom={(r) => void onZoom(m.key, r)}
               />
             ) : (

@@ -1,7 +1,7 @@
 'use client';
 import { useEffect, useMemo, useRef } from 'react';
 import uPlot from 'uplot';
-import { logSafe, smooth, toColumns, type WireSeries } from '../lib/chart-math';
+import { logSafe, smooth, toColumns, withWallTime, type WireSeries } from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
 
 export interface MetricChartProps {
@@ -12,6 +12,8 @@ export interface MetricChartProps {
   onZoom?: (range: [number, number] | null) => void;
   /** Steps marked with a vertical line and a label (e.g. the onset of degradation). */
   markers?: { step: number; label: string }[];
+  /** x-axis: the step (default) or minutes of wall-clock time since the series' first point. */
+  xMode?: 'step' | 'time';
 }
 
 /** Draws each marker as a dashed vertical line with its label at the top. */
@@ -48,12 +50,15 @@ const ACCENT = '#6ea8fe';
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
 
 /** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
-export function MetricChart({ series, smoothing, logScale, onZoom, markers }: MetricChartProps) {
+export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMode = 'step' }: MetricChartProps) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomCb = useRef(onZoom);
   zoomCb.current = onZoom;
-  const cols = useMemo(() => toColumns(series), [series]);
+  const cols = useMemo(() => {
+    const c = toColumns(series);
+    return xMode === 'time' ? withWallTime(c, series, series.times?.[0] ?? 0) : c;
+  }, [series, xMode]);
   const bucketed = cols.lo !== null;
 
   const data = useMemo(() => {
@@ -69,7 +74,9 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers }: Me
     const node = el.current;
     if (!node) return;
     const seriesOpts: uPlot.Series[] = [
-      { label: 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
+      xMode === 'time'
+        ? { label: 'minutes', value: (_u, v) => (v === null ? '—' : v.toFixed(2)) }
+        : { label: 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
       { label: 'value', stroke: smoothing > 0 ? 'rgba(110,168,254,0.35)' : ACCENT, width: 1, value: (_u, v) => fmtNumber(v) },
       { label: 'smoothed', stroke: ACCENT, width: 2, show: smoothing > 0, value: (_u, v) => fmtNumber(v) },
     ];
@@ -88,12 +95,12 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers }: Me
         bands: bucketed ? [{ series: [3, 4], fill: 'rgba(110,168,254,0.12)' }] : [],
         axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => fmtNumber(t)) }],
         legend: { live: true },
-        plugins: markers?.length ? [markerPlugin(markers)] : [],
+        plugins: markers?.length && xMode === 'step' ? [markerPlugin(markers)] : [],
         cursor: { drag: { x: true, y: false, setScale: true } },
         hooks: {
           setSelect: [
             (p) => {
-              if (p.select.width > 0) {
+              if (p.select.width > 0 && xMode === 'step') {
                 const lo = p.posToVal(p.select.left, 'x');
                 const hi = p.posToVal(p.select.left + p.select.width, 'x');
                 zoomCb.current?.([Math.max(0, Math.floor(lo)), Math.ceil(hi)]);
@@ -115,7 +122,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers }: Me
       plot.current = null;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps -- data flows in through the effect below
-  }, [logScale, bucketed, smoothing > 0, JSON.stringify(markers ?? [])]);
+  }, [logScale, bucketed, smoothing > 0, JSON.stringify(markers ?? []), xMode]);
 
   useEffect(() => {
     plot.current?.setData(data);

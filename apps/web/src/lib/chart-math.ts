@@ -23,6 +23,16 @@ export interface ChartColumns {
 
 const finite = (v: Wire): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
+/**
+ * x as minutes of wall-clock time since `t0` (ms), from each point's (or bucket's last point's) time. Points without
+ * a time are dropped (an old server's buckets).
+ */
+export function withWallTime(c: ChartColumns, s: WireSeries, t0: number): ChartColumns {
+  const times = s.times;
+  if (!times || times.length !== c.x.length) return { ...c, x: [], y: [], lo: c.lo ? [] : null, hi: c.hi ? [] : null };
+  return { ...c, x: times.map((t) => (t - t0) / 60_000) };
+}
+
 export function toColumns(s: WireSeries): ChartColumns {
   if (s.mode === 'raw') {
     const y = s.values.map(finite);

@@ -185,6 +185,10 @@ export async function runAlign(
     onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
     signal?: AbortSignal;
   } = {},
+  opts: {
+    /** Start from this checkpoint's weights instead of the parent's (the parent stays the reference and baseline). */
+    initFrom?: string;
+  } = {},
 ): Promise<AlignResult & { aborted: boolean }> {
   const t0 = performance.now();
   const parent = await loadCheckpoint(parentDir);
@@ -208,13 +212,6 @@ export async function runAlign(
     let rng = new Rng(cfg.seed);
     const evals: { step: number; report: EvalReport }[] = [...(saved?.evals ?? [])];
     let startStep = 0;
-    if (resumed) {
-      model.setWeights(resumed.weights);
-      if (resumed.m && resumed.v) optimizer.setState({ t: resumed.meta.optimizerStep, m: resumed.m, v: resumed.v });
-      rng = new Rng(resumed.meta.rng);
-      if (saved?.evalRng) evalRng = new Rng(saved.evalRng);
-      startStep = resumed.meta.step;
-    }
     const save = async (step: number) => {
       await hooks.beforeCheckpoint?.(step);
       const opt = await optimizer.getState();
@@ -225,7 +222,16 @@ export async function runAlign(
           config: { ...parent.meta.config, align: cfg },
           rng: rng.state(),
           optimizerStep: opt.t,
-          extra: { ...parent.meta.extra, parent: parentDir, samples: samplesPath, backend: tf.getBackend(), parentEval, evals, evalRng: evalRng.state() },
+          extra: {
+            ...parent.meta.extra,
+            parent: parentDir,
+            samples: samplesPath,
+            initFrom: opts.initFrom ?? null,
+            backend: tf.getBackend(),
+            parentEval,
+            evals,
+            evalRng: evalRng.state(),
+          },
         },
         weights: await model.getWeights(),
         m: opt.m,
@@ -262,6 +268,18 @@ export async function runAlign(
       groups = g.length;
       if (spec.method === 'dpo') await referenceLogProbs(model, tok, g); // the parent is the frozen reference
       objective = alignObjective(tok, model.config.blockSize, g, spec);
+    }
+    // only now move off the parent's weights: the parent's evaluation and DPO's reference are the parent's
+    if (resumed) {
+      model.setWeights(resumed.weights);
+      if (resumed.m && resumed.v) optimizer.setState({ t: resumed.meta.optimizerStep, m: resumed.m, v: resumed.v });
+      rng = new Rng(resumed.meta.rng);
+      if (saved?.evalRng) evalRng = new Rng(saved.evalRng);
+      startStep = resumed.meta.step;
+    } else if (opts.initFrom) {
+      // a fork: the weights of another run's checkpoint (e.g. a degraded run's last good one), a fresh optimizer
+      const init = await loadCheckpoint(opts.initFrom);
+      model.setWeights(init.weights);
     }
     const res = await trainLoop({
       model,

@@ -39,6 +39,8 @@ export const metricsRouter = {
           buckets: z.number().int().min(10).max(LIMITS.maxBuckets).default(1000),
           minStep: step.optional(),
           maxStep: step.optional(),
+          /** Bucketed series also get each bucket's wall time (raw ones always have theirs). */
+          withTimes: z.boolean().default(false),
         })
         .refine((v) => v.runIds.length * v.keys.length <= LIMITS.seriesPerQuery, {
           message: `runs × keys is at most ${LIMITS.seriesPerQuery}`,
@@ -58,6 +60,7 @@ export const metricsRouter = {
           buckets: input.buckets,
           minStep: input.minStep,
           maxStep: input.maxStep,
+          withTimes: input.withTimes,
         })),
       );
       return querySeries(ctx.db.pool, reqs);

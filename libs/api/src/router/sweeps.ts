@@ -21,7 +21,16 @@ import { configHash } from './runs';
 const launchBase = { project: z.string().trim().min(1).max(100), name: z.string().min(1).max(200).optional(), tags: tags.default([]) };
 export const runLaunchInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vft'), ...launchBase, config: vftJobConfig }).strict(),
-  z.object({ kind: z.literal('align'), ...launchBase, parentRunId: id, config: alignJobConfig }).strict(),
+  z
+    .object({
+      kind: z.literal('align'),
+      ...launchBase,
+      parentRunId: id,
+      /** Fork a degraded run: start from its last good checkpoint (same parent and sample set). */
+      forkOf: id.optional(),
+      config: alignJobConfig,
+    })
+    .strict(),
 ]);
 
 async function enqueueOrUndo(db: Db['pool'], ids: string[], sweepId: string | null, enqueue: () => Promise<unknown>) {
@@ -54,6 +63,22 @@ export const launchRouter = {
         });
       }
       parentRunId = parent.id;
+      if (input.forkOf) {
+        const src = await ctx.db.prisma.run.findFirst({
+          where: { id: input.forkOf, project: { teamId } },
+          select: { id: true, parentRunId: true, artifacts: { where: { name: 'last-good' }, select: { step: true }, take: 1 } },
+        });
+        if (!src) throw new TRPCError({ code: 'NOT_FOUND', message: `forkOf: run ${input.forkOf} not found` });
+        if (src.parentRunId !== parent.id) {
+          throw new TRPCError({ code: 'BAD_REQUEST', message: `forkOf: run ${src.id} does not start from parent ${parent.id}` });
+        }
+        if (!src.artifacts.length) {
+          throw new TRPCError({
+            code: 'PRECONDITION_FAILED',
+            message: `forkOf: run ${src.id} has no last good checkpoint (it degraded at its first evaluation, or never); fork from its parent instead`,
+          });
+        }
+      }
     }
     const c = input.config;
     const run: NewRun = {
@@ -62,7 +87,7 @@ export const launchRouter = {
       name: input.name ?? (input.kind === 'vft' ? `vft-${c.seed}` : `${(c as { method: string }).method}-${c.seed}`),
       method: input.kind === 'vft' ? 'vft' : input.config.method,
       constraint: input.kind === 'vft' ? 'none' : input.config.constraint,
-      config: c as Record<string, unknown>,
+      config: { ...(c as Record<string, unknown>), ...(input.kind === 'align' && input.forkOf ? { forkOf: input.forkOf } : {}) },
       configHash: configHash(c),
       seed: c.seed,
       tags: [...new Set(input.tags)],
@@ -72,7 +97,7 @@ export const launchRouter = {
     await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
       input.kind === 'vft'
         ? ctx.jobs.enqueueRun({ kind: 'vft', runId, config: input.config })
-        : ctx.jobs.enqueueRun({ kind: 'align', runId, parentRunId: parentRunId!, config: input.config }),
+        : ctx.jobs.enqueueRun({ kind: 'align', runId, parentRunId: parentRunId!, initFromRunId: input.forkOf, config: input.config }),
     );
     return { runId };
   }),
