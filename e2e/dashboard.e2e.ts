@@ -93,6 +93,28 @@ describe('sweeps from the dashboard', () => {
   });
 });
 
+describe('run page of the sweep parent', () => {
+  it('browses every sampled COT per question against the reference, and plots against wall time', async () => {
+    await page.goto(`${base()}/`);
+    await page.locator('[data-testid="project-card"]', { hasText: 'e2e-sweeps' }).click();
+    await page.locator('[data-testid="runs-table"] [data-run]').first().waitFor();
+    await page.getByRole('link', { name: 'vft-tiny-s1' }).click();
+    await page.waitForURL(/\/runs\//);
+    const browser = page.locator('[data-testid="samples-browser"]');
+    await browser.locator('.question').first().waitFor();
+    expect(await browser.locator('select[aria-label="sample set"]').inputValue()).toMatch(/^samples-k8-t0\.8@60$/);
+    const q = browser.locator('.question').first();
+    expect(await q.locator('.cot.reference pre').textContent()).toMatch(/#### -?\d+/);
+    const labels = await q.locator('.cot:not(.reference) .label').allTextContents();
+    expect(labels.length).toBeGreaterThan(0);
+    expect(labels[0]).toMatch(/^rank \d+ · (correct|wrong) · score -?\d/);
+    await page.selectOption('select[aria-label="x-axis"]', 'time');
+    await expect.poll(() => page.url()).toContain('x=time');
+    await expect.poll(async () => Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points'))).toBeGreaterThan(0);
+    await page.screenshot({ path: resolve(ARTIFACTS, 'run-samples.png'), fullPage: true });
+  });
+});
+
 describe('case study of a degraded run', () => {
   it('marks the onset on every chart and shows the generations before and after it beside the parent’s', async () => {
     const parent = await call<{ id: string }>('runs.create', { project: 'e2e-case', name: 'vft-parent', method: 'vft' });

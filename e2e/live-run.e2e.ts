@@ -69,6 +69,7 @@ describe('a run logged through the SDK', () => {
     await page.locator('[data-testid="runs-table"]').waitFor();
     await page.getByRole('link', { name: /eval\/accuracy/ }).click();
     await expect.poll(() => page.url()).toContain('sort=summary.eval%2Faccuracy');
+    await page.locator('[data-testid="runs-table"] [data-run]').first().waitFor();
     expect(await page.locator('[data-testid="runs-table"] [data-run]').count()).toBeGreaterThan(0);
     expect(await page.locator('[data-testid="runs-table"]').textContent()).toContain('live-e2e');
     await page.screenshot({ path: `${ARTIFACTS}/runs-table.png`, fullPage: true });

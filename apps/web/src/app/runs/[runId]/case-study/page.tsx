@@ -1,0 +1,72 @@
+import Link from 'next/link';
+import { TRPCError } from '@trpc/server';
+import { api } from '../../../../server/api';
+import { Crumbs, Empty, ErrorBox } from '../../../../components/ui';
+import { CaseStudy, type Degradation } from '../../../../components/CaseStudy';
+
+export const dynamic = 'force-dynamic';
+
+export default async function CaseStudyPage(props: { params: Promise<{ runId: string }> }) {
+  const { runId } = await props.params;
+  const caller = api();
+  let run;
+  try {
+    run = await caller.runs.get({ id: runId });
+  } catch (e) {
+    if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
+      return (
+        <ErrorBox title={`Run ${runId} does not exist`}>
+          It may have been deleted, or the link is wrong. <Link href="/">All projects</Link>
+        </ErrorBox>
+      );
+    }
+    throw e;
+  }
+  const [events, keys, artifacts] = await Promise.all([
+    caller.events.list({ runId, kind: 'degradation-detected' }),
+    caller.metrics.keys({ runIds: [runId] }),
+    caller.artifacts.list({ runId }),
+  ]);
+  const lastGood = artifacts.find((a) => a.kind === 'checkpoint' && a.name === 'last-good');
+  const event = events[0];
+  const crumbs = [
+    { href: `/projects/${run.project.id}`, label: run.project.name },
+    { href: `/runs/${run.id}`, label: run.name },
+    { label: 'case study' },
+  ];
+  if (!event) {
+    return (
+      <>
+        <Crumbs items={crumbs} />
+        <h1>{run.name}</h1>
+        <Empty>
+          This run has not degraded: the detector found every evaluation within its limits. <Link href={`/runs/${run.id}`}>Back to the run</Link>
+        </Empty>
+      </>
+    );
+  }
+  const cfg = (run.config ?? {}) as Record<string, unknown>;
+  return (
+    <>
+      <Crumbs items={crumbs} />
+      <h1 data-testid="case-study-title">Case study · {run.name}</h1>
+      <div className="sub">
+        {run.method} with constraint <b>{run.constraint}</b> degraded at step <b data-testid="onset-step">{event.step ?? '?'}</b>
+        {run.parent ? (
+          <>
+            {' '}
+            · parent <Link href={`/runs/${run.parent.id}`}>{run.parent.name}</Link>
+          </>
+        ) : null}{' '}
+        · <Link href={`/runs/${run.id}`}>run page</Link>
+      </div>
+      <CaseStudy
+        run={{ id: run.id, name: run.name, method: run.method, constraint: run.constraint, config: cfg, parentRunId: run.parent?.id ?? null, projectName: run.project.name }}
+        onset={event.step ?? 0}
+        details={event.details as unknown as Degradation}
+        metricKeys={keys.map((k) => k.key)}
+        lastGoodStep={lastGood?.step ?? null}
+      />
+    </>
+  );
+}
