@@ -108,6 +108,9 @@ describe('run page of the sweep parent', () => {
     const labels = await q.locator('.cot:not(.reference) .label').allTextContents();
     expect(labels.length).toBeGreaterThan(0);
     expect(labels[0]).toMatch(/^rank \d+ · (correct|wrong) · score -?\d/);
+    await page.selectOption('select[aria-label="x-axis"]', 'tokens');
+    await expect.poll(() => page.url()).toContain('x=tokens');
+    await expect.poll(async () => Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points'))).toBeGreaterThan(0);
     await page.selectOption('select[aria-label="x-axis"]', 'time');
     await expect.poll(() => page.url()).toContain('x=time');
     await expect.poll(async () => Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points'))).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendRaw, logSafe, smooth, toColumns, withWallTime, type WireSeries } from '../src/lib/chart-math';
+import { appendRaw, logSafe, remapX, smooth, toColumns, withWallTime, type WireSeries } from '../src/lib/chart-math';
 import { parseFilter, parseRunsView, runsViewHref, sortToggle } from '../src/lib/runs-url';
 import { flatten, fmtNumber } from '../src/lib/format';
 
@@ -106,6 +106,15 @@ describe('withWallTime', () => {
     expect(withWallTime(toColumns(b), b, 0).x).toEqual([]);
     const bt = { ...b, times: [0, 90_000] } as WireSeries;
     expect(withWallTime(toColumns(bt), bt, 0).x).toEqual([0, 1.5]);
+  });
+});
+
+describe('remapX', () => {
+  it('places each step at its cumulative token count, interpolating between the mapping’s points', () => {
+    const cols = (x: number[], y: (number | null)[]) => ({ x, y, lo: null, hi: null, nonFinite: 0, points: x.length });
+    const tokens = cols([1, 3, 5], [100, 300, null]);
+    const loss = cols([0, 1, 2, 3, 4], [9, 8, 7, 6, 5]);
+    expect(remapX(loss, tokens)).toMatchObject({ x: [100, 200, 300], y: [8, 7, 6] });
   });
 });
 

@@ -60,8 +60,22 @@ export function evalMetrics(prefix: string, r: EvalReport): Record<string, numbe
   return out;
 }
 
-function stepMetrics(s: StepInfo): Record<string, number> {
+/** Training tokens since the run's first step, continued from the checkpoint's count when a run resumes. */
+class TokenCount {
+  private total = 0;
+  static async resume(run: Run, fromStep: number): Promise<TokenCount> {
+    const c = new TokenCount();
+    if (fromStep > 0) c.total = (await run.valueAt('train/tokens', fromStep)) ?? 0;
+    return c;
+  }
+  add(n: number): number {
+    return (this.total += n);
+  }
+}
+
+function stepMetrics(s: StepInfo, tokens: TokenCount): Record<string, number> {
   return {
+    'train/tokens': tokens.add(s.tokens),
     'train/loss': s.loss,
     'train/lr': s.lr,
     'train/grad_norm': s.gradNorm,
@@ -200,12 +214,12 @@ async function resumeStep(ctx: JobContext, run: Run): Promise<number> {
 
 async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
   const cfg = vftConfigOf(p.config);
-  await resumeStep(ctx, run);
+  const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
   const progress = new ProgressReporter(run, cfg.steps, ctx);
   const res = await runVft(cfg, ctx.store.runDir(p.runId), {
     signal: ctx.signal,
     onStep: async (s) => {
-      const m = stepMetrics(s);
+      const m = stepMetrics(s, tokens);
       await run.log(m, s.step + 1);
       await progress.step(s.step + 1, m);
     },
@@ -238,7 +252,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   const parentMeta = JSON.parse(await readFile(join(ctx.store.checkpointDir(p.parentRunId), 'checkpoint.json'), 'utf8')) as { config: VftConfig };
   const parentSeed = parentMeta.config.seed;
   const samples = await ensureSampleSet(ctx, p.parentRunId, p.config.sampling, null, parentSeed);
-  await resumeStep(ctx, run);
+  const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
   const stop = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
   const progress = new ProgressReporter(run, cfg.steps, ctx);
@@ -254,7 +268,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   const res = await runAlign(ctx.store.checkpointDir(p.parentRunId), samples, cfg, ctx.store.runDir(p.runId), {
     signal,
     onStep: async (s) => {
-      const m = stepMetrics(s);
+      const m = stepMetrics(s, tokens);
       await run.log(m, s.step + 1);
       await progress.step(s.step + 1, m);
     },

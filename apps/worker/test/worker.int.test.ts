@@ -7,12 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createTeamWithKey, createTestHandler, serveFetch } from '@aft/api/testing';
 import { createRedis, JobProducer, testQueueName, type SweepSpecInput } from '@aft/queue';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
+// these tests train models in worker processes: give each room beyond the suite's default on a busy machine
+vi.setConfig({ testTimeout: 300_000 });
 const VFT_OVERRIDES = {
   batchSize: 8,
   evalEvery: 20,

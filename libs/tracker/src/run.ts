@@ -134,6 +134,17 @@ export class Run {
     await this.transport.call('runs.setSummary', { id: this.id, summary: encodeDeep(summary) });
   }
 
+  /** The value a metric has at a step (what a resumed trainer continues a running total from), or null. */
+  async valueAt(key: string, step: number): Promise<number | null> {
+    const [series] = await this.transport.call<{ mode: string; steps: number[]; values?: WireNumber[] }[]>(
+      'metrics.series',
+      { runIds: [this.id], keys: [key], minStep: step, maxStep: step, buckets: 10 },
+      'GET',
+    );
+    const v = series?.mode === 'raw' && series.steps[0] === step ? series.values?.[0] : undefined;
+    return typeof v === 'number' ? v : null;
+  }
+
   /** Sends everything buffered and waits for every request in flight; throws if any failed for good. */
   async flush(): Promise<void> {
     this.send();

@@ -1,8 +1,8 @@
 'use client';
 import { usePathname, useRouter, useSearchParams } from 'next/navigation';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { trpc } from '../lib/trpc';
-import type { WireSeries } from '../lib/chart-math';
+import { toColumns, type WireSeries } from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
 import { MetricChart } from './MetricChart';
 import { StatusBadge } from './ui';
@@ -50,7 +50,8 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
   const params = useSearchParams();
   const smoothing = Math.min(Math.max(Number(params.get('smooth') ?? '0') || 0, 0), 0.99);
   const logScale = params.get('log') === '1';
-  const xMode = params.get('x') === 'time' ? 'time' : 'step';
+  const xParam = params.get('x');
+  const xMode = xParam === 'time' || xParam === 'tokens' ? xParam : 'step';
   const xRef = useRef(xMode);
   xRef.current = xMode;
 
@@ -144,6 +145,9 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
     [runId],
   );
 
+  const hasTokens = state.metrics.some((m) => m.key === 'train/tokens');
+  const tokenSeries = series['train/tokens'];
+  const tokenMap = useMemo(() => (tokenSeries ? toColumns(tokenSeries) : null), [tokenSeries]);
   const summary = (state.summary && typeof state.summary === 'object' ? state.summary : {}) as Record<string, unknown>;
   const progress = progressOf(summary, state.status);
   const finals = Object.entries(summary).filter(([k]) => !k.startsWith('progress/'));
@@ -205,11 +209,14 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
             aria-label="x-axis"
             onChange={(e) => {
               fetched.current = {};
-              setParam('x', e.target.value === 'time' ? 'time' : null);
+              setParam('x', e.target.value === 'step' ? null : e.target.value);
             }}
           >
             <option value="step">step</option>
             <option value="time">wall time (minutes)</option>
+            <option value="tokens" disabled={!hasTokens}>
+              training tokens{hasTokens ? '' : ' (not logged)'}
+            </option>
           </select>
         </label>
         <span>Drag on a chart to zoom (raw points when close enough); double-click to reset.</span>
@@ -229,6 +236,7 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
                 logScale={logScale}
                 markers={markers}
                 xMode={xMode}
+                xMap={tokenMap}
                 onZoom={(r) => void onZoom(m.key, r)}
               />
             ) : (

@@ -1,7 +1,7 @@
 'use client';
 import { useEffect, useMemo, useRef } from 'react';
 import uPlot from 'uplot';
-import { logSafe, smooth, toColumns, withWallTime, type WireSeries } from '../lib/chart-math';
+import { logSafe, remapX, smooth, toColumns, withWallTime, type ChartColumns, type WireSeries } from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
 
 export interface MetricChartProps {
@@ -12,8 +12,10 @@ export interface MetricChartProps {
   onZoom?: (range: [number, number] | null) => void;
   /** Steps marked with a vertical line and a label (e.g. the onset of degradation). */
   markers?: { step: number; label: string }[];
-  /** x-axis: the step (default) or minutes of wall-clock time since the series' first point. */
-  xMode?: 'step' | 'time';
+  /** x-axis: the step (default), minutes of wall-clock time since the series' first point, or training tokens. */
+  xMode?: 'step' | 'time' | 'tokens';
+  /** For `tokens`: the run's cumulative token count by step (its `train/tokens` series). */
+  xMap?: ChartColumns | null;
 }
 
 /** Draws each marker as a dashed vertical line with its label at the top. */
@@ -50,15 +52,17 @@ const ACCENT = '#6ea8fe';
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
 
 /** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
-export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMode = 'step' }: MetricChartProps) {
+export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMode = 'step', xMap = null }: MetricChartProps) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomCb = useRef(onZoom);
   zoomCb.current = onZoom;
   const cols = useMemo(() => {
     const c = toColumns(series);
-    return xMode === 'time' ? withWallTime(c, series, series.times?.[0] ?? 0) : c;
-  }, [series, xMode]);
+    if (xMode === 'time') return withWallTime(c, series, series.times?.[0] ?? 0);
+    if (xMode === 'tokens') return xMap ? remapX(c, xMap) : { ...c, x: [], y: [] };
+    return c;
+  }, [series, xMode, xMap]);
   const bucketed = cols.lo !== null;
 
   const data = useMemo(() => {
@@ -76,7 +80,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
     const seriesOpts: uPlot.Series[] = [
       xMode === 'time'
         ? { label: 'minutes', value: (_u, v) => (v === null ? '—' : v.toFixed(2)) }
-        : { label: 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
+        : { label: xMode === 'tokens' ? 'tokens' : 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
       { label: 'value', stroke: smoothing > 0 ? 'rgba(110,168,254,0.35)' : ACCENT, width: 1, value: (_u, v) => fmtNumber(v) },
       { label: 'smoothed', stroke: ACCENT, width: 2, show: smoothing > 0, value: (_u, v) => fmtNumber(v) },
     ];

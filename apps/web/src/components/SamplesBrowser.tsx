@@ -64,7 +64,13 @@ export function SamplesBrowser({ runId }: { runId: string }) {
       setCursor(page.nextCursor);
       const qs = [...new Set(items.map((s) => s.questionId))];
       const refRows = await Promise.all(
-        qs.slice(0, 50).map((q) => trpc.samples.list.query({ runId, split: 'reference', questionId: q, limit: 1 }).then((p) => p.items[0] as Sample | undefined)),
+        qs
+          .slice(0, 50)
+          .map((q) =>
+            trpc.samples.list
+              .query({ runId, split: 'reference', questionId: q, limit: 1 })
+              .then((p) => p.items[0] as Sample | undefined),
+          ),
       );
       setRefs((m) => {
         const n = new Map(replace ? [] : m);
@@ -106,47 +112,54 @@ export function SamplesBrowser({ runId }: { runId: string }) {
           </select>
         </label>
         <label>
-          <input type="checkbox" checked={onlyMixed} onChange={(e) => setOnlyMixed(e.target.checked)} /> only questions with both right and wrong COTs
+          <input type="checkbox" checked={onlyMixed} onChange={(e) => setOnlyMixed(e.target.checked)} /> only questions
+          with both right and wrong COTs
         </label>
       </div>
-      {questions.map(([q, ss]) => {
-        const ref = refs.get(q);
-        const sorted = [...ss].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0) || a.sampleIdx - b.sampleIdx);
-        return (
-          <div key={q} className="panel question" data-question={q}>
-            <div className="q">
-              <b>{ss[0]!.prompt}</b> <span className="muted">· gold {ss[0]!.gold ?? '—'} · {q}</span>
-            </div>
-            {ref !== undefined ? (
-              <div className="cot reference">
-                <span className="label">reference</span>
-                <pre>{ref}</pre>
-              </div>
-            ) : null}
-            {sorted.map((s) => (
-              <div key={s.sampleIdx} className={`cot ${s.correct ? 'ok' : s.correct === false ? 'bad' : ''}`}>
-                <span className="label">
-                  {s.rank !== null ? `rank ${s.rank}` : `#${s.sampleIdx}`} · {s.correct ? 'correct' : s.correct === false ? 'wrong' : '—'}
-                  {s.score !== null ? ` · score ${fmtNumber(s.score)}` : ''}
+      <div className="samples-list">
+        {questions.map(([q, ss]) => {
+          const ref = refs.get(q);
+          const sorted = [...ss].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0) || a.sampleIdx - b.sampleIdx);
+          return (
+            <div key={q} className="panel question" data-question={q}>
+              <div className="q">
+                <b>{ss[0]!.prompt}</b>{' '}
+                <span className="muted">
+                  · gold {ss[0]!.gold ?? '—'} · {q}
                 </span>
-                <pre>
-                  {diffLines(s.completion, ref).map((l, i) => (
-                    <span key={i} className={l.inReference ? undefined : 'differs'}>
-                      {l.line}
-                      {'\n'}
-                    </span>
-                  ))}
-                </pre>
               </div>
-            ))}
-          </div>
-        );
-      })}
-      {cursor !== null ? (
-        <button type="button" onClick={() => void load(cursor, false)}>
-          Load more
-        </button>
-      ) : null}
+              {ref !== undefined ? (
+                <div className="cot reference">
+                  <span className="label">reference</span>
+                  <pre>{ref}</pre>
+                </div>
+              ) : null}
+              {sorted.map((s) => (
+                <div key={s.sampleIdx} className={`cot ${s.correct ? 'ok' : s.correct === false ? 'bad' : ''}`}>
+                  <span className="label">
+                    {s.rank !== null ? `rank ${s.rank}` : `#${s.sampleIdx}`} ·{' '}
+                    {s.correct ? 'correct' : s.correct === false ? 'wrong' : '—'}
+                    {s.score !== null ? ` · score ${fmtNumber(s.score)}` : ''}
+                  </span>
+                  <pre>
+                    {diffLines(s.completion, ref).map((l, i) => (
+                      <span key={i} className={l.inReference ? undefined : 'differs'}>
+                        {l.line}
+                        {'\n'}
+                      </span>
+                    ))}
+                  </pre>
+                </div>
+              ))}
+            </div>
+          );
+        })}
+        {cursor !== null ? (
+          <button type="button" onClick={() => void load(cursor, false)}>
+            Load more
+          </button>
+        ) : null}
+      </div>
     </div>
   );
 }

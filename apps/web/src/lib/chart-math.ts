@@ -33,6 +33,36 @@ export function withWallTime(c: ChartColumns, s: WireSeries, t0: number): ChartC
   return { ...c, x: times.map((t) => (t - t0) / 60_000) };
 }
 
+/**
+ * x re-expressed through another series of the same run, e.g. steps → cumulative training tokens (`train/tokens`):
+ * each x is placed by linear interpolation between the mapping's points; xs outside its range are dropped.
+ */
+export function remapX(c: ChartColumns, mapping: ChartColumns): ChartColumns {
+  const mx: number[] = [];
+  const my: number[] = [];
+  mapping.x.forEach((x, i) => {
+    const y = mapping.y[i];
+    if (typeof y === 'number') {
+      mx.push(x);
+      my.push(y);
+    }
+  });
+  const keep: number[] = [];
+  const xs: number[] = [];
+  let j = 0;
+  c.x.forEach((x, i) => {
+    if (!mx.length || x < mx[0]! || x > mx[mx.length - 1]!) return;
+    while (j < mx.length - 1 && mx[j + 1]! < x) j++;
+    const x0 = mx[j]!;
+    const x1 = mx[Math.min(j + 1, mx.length - 1)]!;
+    const t = x1 === x0 ? 0 : (x - x0) / (x1 - x0);
+    xs.push(my[j]! + t * (my[Math.min(j + 1, my.length - 1)]! - my[j]!));
+    keep.push(i);
+  });
+  const pick = <T,>(a: T[] | null) => (a ? keep.map((i) => a[i]!) : null);
+  return { ...c, x: xs, y: pick(c.y)!, lo: pick(c.lo), hi: pick(c.hi) };
+}
+
 export function toColumns(s: WireSeries): ChartColumns {
   if (s.mode === 'raw') {
     const y = s.values.map(finite);
