@@ -84,6 +84,9 @@ describe('sweeps from the dashboard', () => {
     expect(labels).toEqual(['VFT', 'AFT none', 'AFT boundary β=1', 'DPO none', 'DPO boundary β=1']);
     const acc = await page.locator('[data-testid="results-table"] tbody tr').nth(1).locator('td').nth(2).textContent();
     expect(acc).toMatch(/^\d+\.\d ± \d+\.\d$/);
+    // the alignment runs' groups; the VFT parent (its own step scale) joins when asked
+    await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('4');
+    await page.getByLabel(/VFT parents/).check();
     await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('5');
     await page.getByRole('button', { name: 'Markdown' }).click();
     expect(await page.inputValue('[data-testid="export-md"]')).toContain('| AFT boundary β=1 |');

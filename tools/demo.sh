@@ -49,7 +49,7 @@ SWEEP=$(node -e "console.log(JSON.parse(require('fs').readFileSync('.demo/sweep.
 cat <<MSG
 
   AFT Lab is running:   http://$HOST:$PORT
-  Demo sweep $SWEEP (VFT → AFT/DPO/PRO with and without a constraint, ~10 min): see the "demo" project
+  Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~10 min): http://$HOST:$PORT/sweeps/$SWEEP
   API key (local team): $KEY
   Log a run from a script:
     AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts

@@ -87,7 +87,11 @@ export function ResultsTable({ runs }: { runs: ResultRun[] }) {
 }
 
 /** Overlaid curves of one metric: per group a mean line and a band, or every run's own line. No cap on runs. */
-export function CompareChart({ runs, metricKeys }: { runs: ResultRun[]; metricKeys: string[] }) {
+export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[]; metricKeys: string[] }) {
+  // VFT parents count their own steps (hundreds) while alignment runs count theirs from 0: shown apart by default
+  const mixed = allRuns.some((r) => r.parentRunId === null) && allRuns.some((r) => r.parentRunId !== null);
+  const [withParents, setWithParents] = useState(!mixed);
+  const runs = useMemo(() => (withParents ? allRuns : allRuns.filter((r) => r.parentRunId !== null)), [allRuns, withParents]);
   const [metric, setMetric] = useState(metricKeys.includes('val/task_accuracy') ? 'val/task_accuracy' : (metricKeys[0] ?? ''));
   const [mode, setMode] = useState<'groups' | 'runs'>('groups');
   const [band, setBand] = useState<'minmax' | 'std'>('minmax');
@@ -193,6 +197,11 @@ export function CompareChart({ runs, metricKeys }: { runs: ResultRun[]; metricKe
               <option value="minmax">min–max over seeds</option>
               <option value="std">± 1 std</option>
             </select>
+          </label>
+        ) : null}
+        {mixed ? (
+          <label>
+            <input type="checkbox" checked={withParents} onChange={(e) => setWithParents(e.target.checked)} /> VFT parents (their own step scale)
           </label>
         ) : null}
         <span className="muted">{runs.length} runs · drag to zoom, double-click to reset</span>

@@ -49,6 +49,8 @@ function markerPlugin(markers: { step: number; label: string }[]): uPlot.Plugin 
 }
 
 const ACCENT = '#6ea8fe';
+/** Axis ticks of large values: 250K, 1.2M (the full value is in the legend). */
+const COMPACT = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
 
 /** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
@@ -97,7 +99,7 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
         scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
         series: seriesOpts,
         bands: bucketed ? [{ series: [3, 4], fill: 'rgba(110,168,254,0.12)' }] : [],
-        axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => fmtNumber(t)) }],
+        axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => (Math.abs(t) >= 1e4 ? COMPACT.format(t) : fmtNumber(t))) }],
         legend: { live: true },
         plugins: markers?.length && xMode === 'step' ? [markerPlugin(markers)] : [],
         cursor: { drag: { x: true, y: false, setScale: true } },
