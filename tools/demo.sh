@@ -41,7 +41,7 @@ done
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" || { echo "web did not start; see .demo/web.log"; tail -20 .demo/web.log; exit 1; }
 
 # The demo sweep: one VFT parent, then AFT none/detach/boundary, DPO and PRO with and without a constraint
-# (about 10 minutes on two cores). The worker trains it; the dashboard shows it live.
+# (about 7 minutes on two cores). The worker trains it; the dashboard shows it live.
 AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" node --import tsx tools/examples/launch-sweep.ts tools/examples/demo-sweep.json \
   >.demo/sweep.json || { echo "could not launch the demo sweep"; exit 1; }
 SWEEP=$(node -e "console.log(JSON.parse(require('fs').readFileSync('.demo/sweep.json','utf8')).sweepId)")
@@ -49,7 +49,7 @@ SWEEP=$(node -e "console.log(JSON.parse(require('fs').readFileSync('.demo/sweep.
 cat <<MSG
 
   AFT Lab is running:   http://$HOST:$PORT
-  Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~10 min): http://$HOST:$PORT/sweeps/$SWEEP
+  Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~7 min): http://$HOST:$PORT/sweeps/$SWEEP
   API key (local team): $KEY
   Log a run from a script:
     AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts
