@@ -1,14 +1,16 @@
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import type { Db, RunNotifier } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
+import type { RateLimiter } from './rate-limit';
 import { appRouter } from './root';
-import { apiKeyFromHeaders, createContextInner } from './trpc';
+import { apiKeyFromHeaders, createContextInner, RateLimitedError } from './trpc';
 
 export interface ApiHandlerOptions {
   db: Db;
   notifier: RunNotifier;
   localTeam: string | null;
   jobs?: JobProducer | null;
+  rateLimiter?: RateLimiter | null;
   /** Where the router is mounted. */
   endpoint?: string;
   /** Largest request body accepted, in bytes (a full 10,000-point batch is about 0.7 MB). */
@@ -40,8 +42,13 @@ export function createApiHandler(opts: ApiHandlerOptions) {
           notifier: opts.notifier,
           localTeam: opts.localTeam,
           jobs: opts.jobs ?? null,
+          rateLimiter: opts.rateLimiter ?? null,
           apiKey: apiKeyFromHeaders(req.headers),
         }),
+      responseMeta({ errors }) {
+        const limited = errors.map((e) => e.cause).find((c): c is RateLimitedError => c instanceof RateLimitedError);
+        return limited ? { headers: new Headers({ 'retry-after': String(limited.retryAfterS) }) } : {};
+      },
       onError({ error, path }) {
         if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[api] ${path ?? '?'}:`, error.cause ?? error);
       },

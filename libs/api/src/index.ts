@@ -3,3 +3,4 @@ export { createContextInner, apiKeyFromHeaders, createCallerFactory, type Contex
 export { runListInput, configHash } from './router/runs';
 export type { WireSeries } from './router/metrics';
 export { createApiHandler, type ApiHandlerOptions } from './http';
+export { RedisRateLimiter, type RateLimiter } from './rate-limit';

@@ -2,6 +2,9 @@
 import { generateApiKey, RunNotifier, type Db } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
 import { createApiHandler } from './http';
+import type { RateLimiter } from './rate-limit';
+
+export { RedisRateLimiter } from './rate-limit';
 
 export async function createTeamWithKey(db: Db, slug: string, scopes: string[] = ['log', 'launch', 'read']) {
   const team = await db.prisma.team.upsert({ where: { slug }, create: { slug, name: slug }, update: {} });
@@ -10,9 +13,15 @@ export async function createTeamWithKey(db: Db, slug: string, scopes: string[] =
   return { team, key: k.key };
 }
 
-export function createTestHandler(db: Db, connectionString: string, localTeam: string | null = null, jobs: JobProducer | null = null) {
+export function createTestHandler(
+  db: Db,
+  connectionString: string,
+  localTeam: string | null = null,
+  jobs: JobProducer | null = null,
+  rateLimiter: RateLimiter | null = null,
+) {
   const notifier = new RunNotifier(connectionString);
-  const handler = createApiHandler({ db, notifier, localTeam, jobs });
+  const handler = createApiHandler({ db, notifier, localTeam, jobs, rateLimiter });
   const call = async (path: string, input: unknown, init: { key?: string | null; method?: 'GET' | 'POST'; body?: string } = {}) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (init.key) headers['x-api-key'] = init.key;

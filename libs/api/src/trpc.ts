@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import { BadCursorError, hashApiKey, RunNotFoundError, type ApiKeyScope, type Db, type RunNotifier } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
+import type { RateLimiter } from './rate-limit';
 
 /** Who a request acts for: a team, through an API key or (until sign-in lands) the local default team. */
 export interface Actor {
@@ -20,6 +21,29 @@ export interface ContextInner {
   localTeam: string | null;
   /** Where launches go; null when this server has no queue (runs can still be logged, not launched). */
   jobs?: JobProducer | null;
+  /** Ingestion rate per API key; null = unlimited. */
+  rateLimiter?: RateLimiter | null;
+}
+
+/** A 429 that says when to come back; the HTTP handler turns `retryAfterS` into a `Retry-After` header. */
+export class RateLimitedError extends Error {
+  constructor(
+    readonly retryAfterS: number,
+    limit: number,
+  ) {
+    super(`this API key is over its ingestion rate of ${limit.toLocaleString('en-US')} points or samples a second; retry after ${retryAfterS} s`);
+  }
+}
+
+/** Charges a write of `units` points or samples to the caller's key (the dashboard's own requests are not limited). */
+export async function chargeRate(ctx: Context & { actor: Actor }, units: number): Promise<void> {
+  if (!ctx.rateLimiter || !ctx.actor.keyId) return;
+  // the limiter failing (Redis away) must not stop ingestion: it fails open
+  const r = await ctx.rateLimiter.take(ctx.actor.keyId, units).catch(() => ({ ok: true as const }));
+  if (!r.ok) {
+    const cause = new RateLimitedError(r.retryAfterS, r.limit);
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
+  }
 }
 
 /** What tests use directly (with `createCaller`); the route handler wraps it with the request's headers. */

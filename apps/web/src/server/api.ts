@@ -1,4 +1,4 @@
-import { appRouter, createApiHandler, createCallerFactory, createContextInner } from '@aft/api';
+import { appRouter, createApiHandler, createCallerFactory, createContextInner, RedisRateLimiter } from '@aft/api';
 import { createDb, RunNotifier, type Db } from '@aft/db';
 import { createRedis, JobProducer } from '@aft/queue';
 import { env } from '../env';
@@ -19,7 +19,8 @@ export function server(): Server {
     const db = createDb({ connectionString: e.DATABASE_URL, max: e.AFT_DB_POOL });
     const notifier = new RunNotifier(e.DATABASE_URL);
     const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
-    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null, jobs });
+    const rateLimiter = e.REDIS_URL && e.AFT_RATE_PER_S > 0 ? new RedisRateLimiter(createRedis(e.REDIS_URL, 'producer'), e.AFT_RATE_PER_S) : null;
+    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null, jobs, rateLimiter });
     g.__aftServer = { db, notifier, jobs, handler };
   }
   return g.__aftServer;

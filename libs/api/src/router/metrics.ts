@@ -2,7 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
 import { insertMetricPoints, querySeries, type Db, type MetricPoint, type PointColumns, type Series } from '@aft/db';
-import { logProcedure, readProcedure } from '../trpc';
+import { chargeRate, logProcedure, readProcedure } from '../trpc';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
 export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
@@ -23,6 +23,7 @@ export type WireSeries = Series;
 export const metricsRouter = {
   /** Stores up to 10,000 points; a retried batch stores each (run, key, step) once. */
   log: logProcedure.input(metricsLogInput).mutation(async ({ ctx, input }) => {
+    await chargeRate(ctx, input.columns ? input.columns.key.length : input.points!.length);
     const batch: PointColumns | MetricPoint[] = input.columns
       ? { ...input.columns, value: input.columns.value.map(decodeNumber) }
       : input.points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));

@@ -1,19 +1,20 @@
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, samplesLogInput, step } from '@aft/contracts';
 import { insertSamples } from '@aft/db';
-import { logProcedure, readProcedure } from '../trpc';
+import { chargeRate, logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
 export const samplesRouter = {
   /** Stores samples; a retried batch stores each (step, split, question, sample index) once. */
-  log: logProcedure.input(samplesLogInput).mutation(({ ctx, input }) =>
-    insertSamples(
+  log: logProcedure.input(samplesLogInput).mutation(async ({ ctx, input }) => {
+    await chargeRate(ctx, input.rows.length);
+    return insertSamples(
       ctx.db.pool,
       input.runId,
       ctx.actor.teamId,
       input.rows.map((r) => ({ ...r, score: r.score === null || r.score === undefined ? null : decodeNumber(r.score) })),
-    ),
-  ),
+    );
+  }),
 
   /** A run's samples, filtered by step, split, question or correctness; ordered by question then rank. */
   list: readProcedure
