@@ -31,6 +31,12 @@ export class ArtifactStore {
     return existsSync(join(this.checkpointDir(runId), 'checkpoint.json'));
   }
 
+  /** A checkpoint's metadata (step, config, the tensors' sha256), or null when the folder holds none. */
+  async checkpointMeta(dir: string): Promise<{ step: number; sha256: string; config: Record<string, unknown> } | null> {
+    const file = join(dir, 'checkpoint.json');
+    return existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : null;
+  }
+
   sampleSet(runId: string, s: SamplingSpec): string {
     return join(this.runDir(runId), sampleSetName(s));
   }

@@ -4,7 +4,7 @@
  * steps when the AbortSignal fires. Runs in the sandboxed processor's own process; tests call it directly.
  */
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   DIST_QUANTILES,
@@ -198,15 +198,16 @@ async function keepLastGood(ctx: JobContext, run: Run, onset: number): Promise<v
   const good = ctx.store.lastGoodDir(run.id);
   await rm(good, { recursive: true, force: true });
   await cp(ctx.store.checkpointDir(run.id), good, { recursive: true });
-  const meta = JSON.parse(await readFile(join(good, 'checkpoint.json'), 'utf8')) as { step: number; sha256: string };
+  const meta = (await ctx.store.checkpointMeta(good))!;
   const { size } = await stat(join(good, 'tensors.bin'));
   await run.logArtifact({ kind: 'checkpoint', name: 'last-good', uri: ctx.store.uri(good), sha256: meta.sha256, bytes: size, step: meta.step, metadata: { onset } });
 }
 
 /** The step of the run's last checkpoint in the store (0 if none): where a retried or crashed job resumes. */
 async function resumeStep(ctx: JobContext, run: Run): Promise<number> {
-  if (!ctx.store.hasCheckpoint(run.id)) return 0;
-  const { step } = JSON.parse(await readFile(join(ctx.store.checkpointDir(run.id), 'checkpoint.json'), 'utf8')) as { step: number };
+  const meta = await ctx.store.checkpointMeta(ctx.store.checkpointDir(run.id));
+  if (!meta) return 0;
+  const { step } = meta;
   ctx.log?.(`resuming run ${run.id} from its checkpoint at step ${step}`);
   await run.logEvent('resumed', step, { fromStep: step, pid: process.pid });
   return step;
@@ -249,8 +250,7 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   if (!ctx.store.hasCheckpoint(p.parentRunId)) {
     throw new PermanentError(`parent run ${p.parentRunId} has no checkpoint in the artifact store (${ctx.store.checkpointDir(p.parentRunId)})`);
   }
-  const parentMeta = JSON.parse(await readFile(join(ctx.store.checkpointDir(p.parentRunId), 'checkpoint.json'), 'utf8')) as { config: VftConfig };
-  const parentSeed = parentMeta.config.seed;
+  const parentSeed = ((await ctx.store.checkpointMeta(ctx.store.checkpointDir(p.parentRunId)))!.config as unknown as VftConfig).seed;
   const samples = await ensureSampleSet(ctx, p.parentRunId, p.config.sampling, null, parentSeed);
   const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
   const stop = new AbortController();
@@ -261,9 +261,9 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   let initFrom: string | undefined;
   if (p.initFromRunId) {
     initFrom = ctx.store.lastGoodDir(p.initFromRunId);
-    if (!existsSync(join(initFrom, 'checkpoint.json'))) throw new PermanentError(`run ${p.initFromRunId} has no last good checkpoint to fork from`);
-    const { step } = JSON.parse(await readFile(join(initFrom, 'checkpoint.json'), 'utf8')) as { step: number };
-    if (!ctx.store.hasCheckpoint(p.runId)) await run.logEvent('forked', 0, { fromRun: p.initFromRunId, fromStep: step });
+    const from = await ctx.store.checkpointMeta(initFrom);
+    if (!from) throw new PermanentError(`run ${p.initFromRunId} has no last good checkpoint to fork from`);
+    if (!ctx.store.hasCheckpoint(p.runId)) await run.logEvent('forked', 0, { fromRun: p.initFromRunId, fromStep: from.step });
   }
   const res = await runAlign(ctx.store.checkpointDir(p.parentRunId), samples, cfg, ctx.store.runDir(p.runId), {
     signal,

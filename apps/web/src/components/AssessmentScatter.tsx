@@ -3,6 +3,7 @@ import Link from 'next/link';
 import { useEffect, useMemo, useState } from 'react';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import { colorAt } from '../lib/group-series';
+import { inApiBatches } from '../lib/batch';
 import { trpc } from '../lib/trpc';
 
 interface ScatterRun {
@@ -54,8 +55,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
   useEffect(() => {
     const ids = key.split(',').filter(Boolean).map((k) => k.split(':')[0]!);
     if (!ids.length) return;
-    const chunks = Array.from({ length: Math.ceil(ids.length / 200) }, (_, i) => ids.slice(i * 200, (i + 1) * 200));
-    Promise.all(chunks.map((c) => trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 })))
+    Promise.all(inApiBatches(ids).map((c) => trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 })))
       .then((p) => setSeries(p.flat() as WireSeries[]))
       .catch((e: Error) => setError(e.message));
   }, [key]);

@@ -6,11 +6,11 @@ import { toColumns, type WireSeries } from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
 import { colorAt, groupSeries, withAlpha } from '../lib/group-series';
 import { groupOf, RESULT_METRICS, resultRows, toCsv, toLatex, toMarkdown, type ResultRun } from '../lib/results';
+import { inApiBatches } from '../lib/batch';
 import { trpc } from '../lib/trpc';
 import { StatusBadge } from './ui';
 
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
-const CHUNK = 200; // runs per series request (the API's limit)
 
 function download(name: string, text: string, type: string) {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -103,8 +103,7 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
     if (!metric || !runs.length) return;
     let stale = false;
     setSeries(null);
-    const chunks = Array.from({ length: Math.ceil(runs.length / CHUNK) }, (_, i) => runs.slice(i * CHUNK, (i + 1) * CHUNK).map((r) => r.id));
-    Promise.all(chunks.map((ids) => trpc.metrics.series.query({ runIds: ids, keys: [metric], buckets: 400 })))
+    Promise.all(inApiBatches(runs.map((r) => r.id)).map((ids) => trpc.metrics.series.query({ runIds: ids, keys: [metric], buckets: 400 })))
       .then((parts) => {
         if (!stale) {
           setSeries(parts.flat() as WireSeries[]);

@@ -3,7 +3,7 @@ import { usePathname, useRouter, useSearchParams } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { trpc } from '../lib/trpc';
 import { toColumns, type WireSeries } from '../lib/chart-math';
-import { fmtNumber } from '../lib/format';
+import { fmtDuration, fmtNumber, progressOf } from '../lib/format';
 import { MetricChart } from './MetricChart';
 import { StatusBadge } from './ui';
 
@@ -23,22 +23,6 @@ export interface LiveState {
 }
 
 const REFRESH_MS = 1_000;
-
-/** The trainer's progress (what the worker writes to `progress/*` in the summary), while the run is live. */
-function progressOf(summary: Record<string, unknown>, status: string) {
-  const step = summary['progress/step'];
-  const total = summary['progress/total'];
-  if (status !== 'running' || typeof step !== 'number' || typeof total !== 'number') return null;
-  const eta = summary['progress/eta_s'];
-  const phase = summary['progress/phase'];
-  return { step, total, eta: typeof eta === 'number' ? eta : null, phase: typeof phase === 'string' ? phase : 'train' };
-}
-
-function fmtDuration(s: number): string {
-  if (s < 60) return `${Math.round(s)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
 
 /**
  * The live half of the run page (a data container): subscribes to the run over SSE, refetches the series of
@@ -171,7 +155,7 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
           </div>
           <span className="mono">
             {progress.phase} · step {progress.step.toLocaleString()} / {progress.total.toLocaleString()}
-            {progress.eta !== null ? ` · ETA ${fmtDuration(progress.eta)}` : ''}
+            {progress.eta !== null ? ` · ETA ${fmtDuration(progress.eta * 1000)}` : ''}
           </span>
         </div>
       ) : null}

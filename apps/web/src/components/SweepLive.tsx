@@ -2,21 +2,13 @@
 import Link from 'next/link';
 import { useEffect, useMemo, useState } from 'react';
 import { trpc } from '../lib/trpc';
-import { fmtNumber } from '../lib/format';
+import { fmtNumber, progressOf } from '../lib/format';
+import { betaOf, type ResultRun } from '../lib/results';
 import { StatusBadge } from './ui';
 import { AssessmentScatter } from './AssessmentScatter';
 
-export interface SweepRun {
-  id: string;
-  name: string;
-  method: string;
-  constraint: string;
-  config: unknown;
-  seed: number | null;
-  status: string;
+export interface SweepRun extends ResultRun {
   error: string | null;
-  summary: Record<string, unknown>;
-  parentRunId: string | null;
   degradedAt: number | null;
 }
 export interface SweepData {
@@ -34,7 +26,7 @@ const FINISHED = ['succeeded', 'failed', 'canceled'];
 export const AXES: Record<string, (r: SweepRun) => string | number | null> = {
   method: (r) => r.method,
   constraint: (r) => r.constraint,
-  beta: (r) => (r.constraint === 'boundary' ? (cfg(r)['beta'] as number) : null),
+  beta: betaOf,
   lr: (r) => (cfg(r)['lr'] as number) ?? null,
   seed: (r) => r.seed,
   k: (r) => ((cfg(r)['sampling'] as { k?: number } | undefined)?.k ?? null),
@@ -43,10 +35,9 @@ export const AXES: Record<string, (r: SweepRun) => string | number | null> = {
 const cfg = (r: SweepRun) => (r.config && typeof r.config === 'object' ? (r.config as Record<string, unknown>) : {});
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-function progressOf(r: SweepRun): string {
-  const s = num(r.summary['progress/step']);
-  const t = num(r.summary['progress/total']);
-  return r.status === 'running' && s !== null && t ? `${Math.round((100 * s) / t)}%` : '';
+function percentDone(r: SweepRun): string {
+  const p = progressOf(r.summary, r.status);
+  return p && p.total ? `${Math.round((100 * p.step) / p.total)}%` : '';
 }
 
 /** Cells of a heatmap: the mean of `metric` over the runs at each (row, column) of two axes. */
@@ -174,7 +165,7 @@ export function SweepLive({ initial }: { initial: SweepData }) {
               <td title={r.error ?? undefined}>
                 <StatusBadge status={r.status} />
               </td>
-              <td className="num">{progressOf(r)}</td>
+              <td className="num">{percentDone(r)}</td>
               <td className="num">{fmtNumber(r.summary['test/task_accuracy'])}</td>
               <td className="num">{fmtNumber(r.summary['test/assessment_accuracy'])}</td>
               <td>{r.degradedAt !== null ? <Link href={`/runs/${r.id}/case-study`}>at step {r.degradedAt} →</Link> : ''}</td>

@@ -31,3 +31,12 @@ export function ErrorBox({ title, children }: { title: string; children?: ReactN
     </div>
   );
 }
+
+/** What a page shows for an id that does not exist. */
+export function Missing({ what }: { what: string }) {
+  return (
+    <ErrorBox title={`${what} does not exist`}>
+      It may have been deleted, or the link is wrong. <Link href="/">All projects</Link>
+    </ErrorBox>
+  );
+}

@@ -4,6 +4,7 @@ import { api } from '../../server/api';
 import { Crumbs, Empty, ErrorBox } from '../../components/ui';
 import { BaselineTable, CompareChart, ResultsTable } from '../../components/CompareView';
 import { configDiff, type ResultRun } from '../../lib/results';
+import { inApiBatches } from '../../lib/batch';
 
 export const dynamic = 'force-dynamic';
 
@@ -59,7 +60,7 @@ export default async function ComparePage(props: { searchParams: Promise<{ sweep
   const { runs } = src;
   const ids = runs.map((r) => r.id);
   const keySets = await Promise.all(
-    Array.from({ length: Math.ceil(ids.length / 200) }, (_, i) => api().metrics.keys({ runIds: ids.slice(i * 200, (i + 1) * 200) })),
+    inApiBatches(ids).map((batch) => api().metrics.keys({ runIds: batch })),
   );
   const metricKeys = [...new Set(keySets.flat().map((k) => k.key))].sort();
   const diff = configDiff(runs.slice(0, 40));

@@ -1,7 +1,8 @@
 import Link from 'next/link';
 import { TRPCError } from '@trpc/server';
 import { api } from '../../../server/api';
-import { Crumbs, Empty, ErrorBox, StatusBadge } from '../../../components/ui';
+import { found } from '../../../server/found';
+import { Crumbs, Empty, ErrorBox, Missing, StatusBadge } from '../../../components/ui';
 import { fmtAgo } from '../../../lib/format';
 import { parseFilter, parseRunsView, type ValueFilter } from '../../../lib/runs-url';
 import { RunsTable, type RunsQuery } from '../../../components/RunsTable';
@@ -18,15 +19,8 @@ export default async function RunsPage(props: {
   const view = parseRunsView(await props.searchParams);
   const base = `/projects/${projectId}`;
   const caller = api();
-  let project;
-  try {
-    project = await caller.projects.get({ id: projectId });
-  } catch (e) {
-    if (e instanceof TRPCError && e.code === 'NOT_FOUND') {
-      return <ErrorBox title={`Project ${projectId} does not exist`}>It may have been deleted, or the link is wrong. <Link href="/">All projects</Link></ErrorBox>;
-    }
-    throw e;
-  }
+  const project = await found(caller.projects.get({ id: projectId }));
+  if (!project) return <Missing what={`Project ${projectId}`} />;
   const parsed = view.filters.map(parseFilter);
   const bad = parsed.filter((f): f is string => typeof f === 'string');
   const filters = parsed.filter((f): f is ValueFilter => typeof f !== 'string');

@@ -1,8 +1,8 @@
 import Link from 'next/link';
 import { Suspense } from 'react';
-import { TRPCError } from '@trpc/server';
 import { api } from '../../../server/api';
-import { Crumbs, ErrorBox } from '../../../components/ui';
+import { found } from '../../../server/found';
+import { Crumbs, Missing } from '../../../components/ui';
 import { LiveRun, type LiveState } from '../../../components/LiveRun';
 import { SamplesBrowser } from '../../../components/SamplesBrowser';
 import { flatten, fmtAgo, fmtDuration } from '../../../lib/format';
@@ -12,19 +12,8 @@ export const dynamic = 'force-dynamic';
 export default async function RunPage(props: { params: Promise<{ runId: string }> }) {
   const { runId } = await props.params;
   const caller = api();
-  let run;
-  try {
-    run = await caller.runs.get({ id: runId });
-  } catch (e) {
-    if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
-      return (
-        <ErrorBox title={`Run ${runId} does not exist`}>
-          It may have been deleted, or the link is wrong. <Link href="/">All projects</Link>
-        </ErrorBox>
-      );
-    }
-    throw e;
-  }
+  const run = await found(caller.runs.get({ id: runId }));
+  if (!run) return <Missing what={`Run ${runId}`} />;
   const [keys, artifacts, events] = await Promise.all([
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),

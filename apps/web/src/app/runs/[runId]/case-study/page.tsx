@@ -1,7 +1,7 @@
 import Link from 'next/link';
-import { TRPCError } from '@trpc/server';
 import { api } from '../../../../server/api';
-import { Crumbs, Empty, ErrorBox } from '../../../../components/ui';
+import { found } from '../../../../server/found';
+import { Crumbs, Empty, Missing } from '../../../../components/ui';
 import { CaseStudy, type Degradation } from '../../../../components/CaseStudy';
 
 export const dynamic = 'force-dynamic';
@@ -9,19 +9,8 @@ export const dynamic = 'force-dynamic';
 export default async function CaseStudyPage(props: { params: Promise<{ runId: string }> }) {
   const { runId } = await props.params;
   const caller = api();
-  let run;
-  try {
-    run = await caller.runs.get({ id: runId });
-  } catch (e) {
-    if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
-      return (
-        <ErrorBox title={`Run ${runId} does not exist`}>
-          It may have been deleted, or the link is wrong. <Link href="/">All projects</Link>
-        </ErrorBox>
-      );
-    }
-    throw e;
-  }
+  const run = await found(caller.runs.get({ id: runId }));
+  if (!run) return <Missing what={`Run ${runId}`} />;
   const [events, keys, artifacts] = await Promise.all([
     caller.events.list({ runId, kind: 'degradation-detected' }),
     caller.metrics.keys({ runIds: [runId] }),
