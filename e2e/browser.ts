@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { inject } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { signIn } from '../tools/lib/app-server';
 
 export const ARTIFACTS = resolve(import.meta.dirname, 'artifacts');
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,4 +23,11 @@ export async function launch(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/** A page of a browser context signed in as the seeded user (owner of the team "local"). */
+export async function signedInPage(browser: Browser): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  await signIn(context, { baseUrl: inject('baseUrl'), email: inject('email'), password: inject('password') });
+  return context.newPage();
 }

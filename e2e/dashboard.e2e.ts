@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, launch } from './browser';
+import { ARTIFACTS, launch, signedInPage } from './browser';
 
 let browser: Browser;
 let page: Page;
@@ -24,7 +24,7 @@ async function call<T>(path: string, input: unknown): Promise<T> {
 
 beforeAll(async () => {
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page = await signedInPage(browser);
 });
 afterAll(async () => {
   await browser?.close();
@@ -36,7 +36,9 @@ describe('sweeps from the dashboard', () => {
   it('checks the form as you type, launches a sweep and shows its statuses changing without a reload', async () => {
     await page.goto(`${base()}/sweeps/new?project=e2e-sweeps`);
     await page.click('button[data-preset="smoke"]');
-    await expect.poll(() => page.textContent('[data-testid="run-count"]')).toBe('4 alignment runs from 1 VFT parent (max 256)');
+    await expect
+      .poll(() => page.textContent('[data-testid="run-count"]'))
+      .toBe('4 alignment runs from 1 VFT parent (max 256)');
 
     // inline validation: a bad β disables the launch and says why
     await page.fill('input[aria-label="β (boundary)"]', '1, x');
@@ -52,7 +54,13 @@ describe('sweeps from the dashboard', () => {
     const rows = page.locator('[data-testid="status-grid"] tbody tr');
     await expect.poll(() => rows.count()).toBe(5);
     // the VFT parent first, then its alignment runs in the order planned
-    expect(await rows.locator('td:first-child').allTextContents()).toEqual(['vft-tiny-s1parent', 'aft-none-s1', 'aft-boundary-b1-s1', 'dpo-none-s1', 'dpo-boundary-b1-s1']);
+    expect(await rows.locator('td:first-child').allTextContents()).toEqual([
+      'vft-tiny-s1parent',
+      'aft-none-s1',
+      'aft-boundary-b1-s1',
+      'dpo-none-s1',
+      'dpo-boundary-b1-s1',
+    ]);
 
     // statuses change on the page itself (it polls the API): record every status seen until the sweep is done
     const seen = new Set<string>();
@@ -85,9 +93,13 @@ describe('sweeps from the dashboard', () => {
     const acc = await page.locator('[data-testid="results-table"] tbody tr').nth(1).locator('td').nth(2).textContent();
     expect(acc).toMatch(/^\d+\.\d ± \d+\.\d$/);
     // the alignment runs' groups; the VFT parent (its own step scale) joins when asked
-    await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('4');
+    await expect
+      .poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 })
+      .toBe('4');
     await page.getByLabel(/VFT parents/).check();
-    await expect.poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 }).toBe('5');
+    await expect
+      .poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 })
+      .toBe('5');
     await page.getByRole('button', { name: 'Markdown' }).click();
     expect(await page.inputValue('[data-testid="export-md"]')).toContain('| AFT boundary β=1 |');
     await page.getByRole('button', { name: 'LaTeX' }).click();
@@ -113,17 +125,29 @@ describe('run page of the sweep parent', () => {
     expect(labels[0]).toMatch(/^rank \d+ · (correct|wrong) · score -?\d/);
     await page.selectOption('select[aria-label="x-axis"]', 'tokens');
     await expect.poll(() => page.url()).toContain('x=tokens');
-    await expect.poll(async () => Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points'))).toBeGreaterThan(0);
+    await expect
+      .poll(async () =>
+        Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points')),
+      )
+      .toBeGreaterThan(0);
     await page.selectOption('select[aria-label="x-axis"]', 'time');
     await expect.poll(() => page.url()).toContain('x=time');
-    await expect.poll(async () => Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points'))).toBeGreaterThan(0);
+    await expect
+      .poll(async () =>
+        Number(await page.locator('[data-testid="metric-chart"][data-key="train/loss"]').getAttribute('data-points')),
+      )
+      .toBeGreaterThan(0);
     await page.screenshot({ path: resolve(ARTIFACTS, 'run-samples.png'), fullPage: true });
   });
 });
 
 describe('case study of a degraded run', () => {
   it('marks the onset on every chart and shows the generations before and after it beside the parent’s', async () => {
-    const parent = await call<{ id: string }>('runs.create', { project: 'e2e-case', name: 'vft-parent', method: 'vft' });
+    const parent = await call<{ id: string }>('runs.create', {
+      project: 'e2e-case',
+      name: 'vft-parent',
+      method: 'vft',
+    });
     const run = await call<{ id: string }>('runs.create', {
       project: 'e2e-case',
       name: 'aft-none-collapse',
@@ -138,13 +162,26 @@ describe('case study of a degraded run', () => {
       if (s % 10 === 0) {
         points.push({ key: 'val/task_accuracy', step: s, value: s < 30 ? 0.4 : 0.02 });
         points.push({ key: 'val/ref_perplexity', step: s, value: s < 30 ? 1.15 : 40 });
-        for (const [k, v] of [['positive_p50', 0.1], ['negative_p50', s < 30 ? -0.5 : -3 - s / 10], ['positive_p10', 0], ['positive_p90', 0.3], ['negative_p10', -1 - s / 5], ['negative_p90', -0.2], ['boundary', -1]] as const) {
+        for (const [k, v] of [
+          ['positive_p50', 0.1],
+          ['negative_p50', s < 30 ? -0.5 : -3 - s / 10],
+          ['positive_p10', 0],
+          ['positive_p90', 0.3],
+          ['negative_p10', -1 - s / 5],
+          ['negative_p90', -0.2],
+          ['boundary', -1],
+        ] as const) {
           points.push({ key: `dist/${k}`, step: s, value: v });
         }
       }
     }
     await call('metrics.log', { runId: run.id, points });
-    const ex = (id: string, output: string, correct: boolean) => ({ id, question: `Q ${id}: Ann has 3 pens, gets 4. Total?`, output, correct });
+    const ex = (id: string, output: string, correct: boolean) => ({
+      id,
+      question: `Q ${id}: Ann has 3 pens, gets 4. Total?`,
+      output,
+      correct,
+    });
     await call('events.log', {
       runId: run.id,
       kind: 'degradation-detected',
@@ -164,7 +201,9 @@ describe('case study of a degraded run', () => {
     await page.waitForURL(/\/case-study$/);
     expect(await page.textContent('[data-testid="onset-step"]')).toBe('30');
     await expect.poll(() => page.locator('[data-testid="metric-chart"]').count()).toBe(3);
-    const markers = await page.locator('[data-testid="metric-chart"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-markers')));
+    const markers = await page
+      .locator('[data-testid="metric-chart"]')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-markers')));
     expect(markers).toEqual(['30', '30', '30']);
     const rows = page.locator('[data-testid="generations"] tbody tr');
     expect(await rows.count()).toBe(2);

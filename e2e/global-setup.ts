@@ -7,6 +7,8 @@ declare module 'vitest' {
     baseUrl: string;
     apiKey: string;
     databaseUrl: string;
+    email: string;
+    password: string;
   }
 }
 
@@ -17,6 +19,8 @@ export async function setup(project: TestProject) {
   project.provide('baseUrl', app.baseUrl);
   project.provide('apiKey', app.apiKey);
   project.provide('databaseUrl', app.databaseUrl);
+  project.provide('email', app.email);
+  project.provide('password', app.password);
 }
 
 export async function teardown() {

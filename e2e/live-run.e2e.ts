@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, launch } from './browser';
+import { ARTIFACTS, launch, signedInPage } from './browser';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let browser: Browser;
@@ -11,7 +11,7 @@ let page: Page;
 
 beforeAll(async () => {
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page = await signedInPage(browser);
 });
 afterAll(async () => {
   await browser?.close();

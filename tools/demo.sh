@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run demo`: install what is missing, reach (or start) Postgres and Redis, migrate, seed the local team,
+# `npm run demo`: install what is missing, reach (or start) Postgres and Redis, migrate, seed the demo user and team,
 # build and start the web app and the worker, enqueue the demo sweep, and print the URL.
 # Stop everything with `npm run demo:stop`. Logs are in .demo/.
 set -euo pipefail
@@ -21,7 +21,14 @@ bash tools/services.sh
 
 echo "▶ migrations"
 npx prisma migrate deploy >/dev/null
-KEY=$(npx tsx prisma/seed.ts | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).apiKey))")
+SEED=$(npx tsx prisma/seed.ts)
+field() { node -e "console.log(JSON.parse(process.argv[1])[process.argv[2]])" "$SEED" "$1"; }
+KEY=$(field apiKey)
+DEMO_EMAIL=$(field email)
+DEMO_PASSWORD=$(field password)
+# the secret that signs session cookies: made once, kept in .demo/ (git-ignored)
+[ -s .demo/auth-secret ] || node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))" >.demo/auth-secret
+export AFT_AUTH_SECRET="${AFT_AUTH_SECRET:-$(cat .demo/auth-secret)}"
 
 echo "▶ building the web app"
 npx next build apps/web >.demo/build.log 2>&1 || { tail -40 .demo/build.log; exit 1; }
@@ -35,10 +42,10 @@ AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" AFT_ARTIFACT_DIR=.demo/artif
 echo $! >.demo/worker.pid
 
 for _ in $(seq 1 120); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/sign-in" 2>/dev/null && break
   sleep 0.5
 done
-curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" || { echo "web did not start; see .demo/web.log"; tail -20 .demo/web.log; exit 1; }
+curl -fsS -o /dev/null "http://127.0.0.1:$PORT/sign-in" || { echo "web did not start; see .demo/web.log"; tail -20 .demo/web.log; exit 1; }
 
 # The demo sweep: one VFT parent, then AFT none/detach/boundary, DPO and PRO with and without a constraint
 # (about 7 minutes on two cores). The worker trains it; the dashboard shows it live.
@@ -49,8 +56,9 @@ SWEEP=$(node -e "console.log(JSON.parse(require('fs').readFileSync('.demo/sweep.
 cat <<MSG
 
   AFT Lab is running:   http://$HOST:$PORT
+  Sign in as $DEMO_EMAIL with password $DEMO_PASSWORD (or create your own account there)
   Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~7 min): http://$HOST:$PORT/sweeps/$SWEEP
-  API key (local team): $KEY
+  API key (demo team): $KEY
   Log a run from a script:
     AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts
   Logs: .demo/web.log .demo/worker.log    Stop: npm run demo:stop

@@ -16,9 +16,11 @@ function stats(ms: number[]) {
   return { p50: q(0.5), p95: q(0.95), max: q(1), n: s.length };
 }
 
+let apiKey = '';
+
 async function timeGet(url: string): Promise<{ ms: number; bytes: number; body: unknown }> {
   const t0 = performance.now();
-  const res = await fetch(url);
+  const res = await fetch(url, { headers: { 'x-api-key': apiKey } });
   const text = await res.text();
   const ms = performance.now() - t0;
   if (!res.ok) throw new Error(`${res.status}: ${text.slice(0, 300)}`);
@@ -38,6 +40,7 @@ async function measure(url: () => string) {
 
 ensureWebBuilt();
 const app = await startApp('aft_benchq');
+apiKey = app.apiKey;
 const db = createDb({ connectionString: app.databaseUrl, max: 4 });
 try {
   const team = await db.prisma.team.findUniqueOrThrow({ where: { slug: 'local' } });
@@ -78,14 +81,20 @@ try {
   const check = (await timeGet(q('metrics.series', { runIds, keys: ['loss'], buckets: 1000 }))).body as {
     result: { data: { mode: string; steps: number[]; count: number[] }[] };
   };
-  const shape = check.result.data.map((s) => ({ mode: s.mode, buckets: s.steps.length, points: s.count.reduce((a, b) => a + b, 0) }));
+  const shape = check.result.data.map((s) => ({
+    mode: s.mode,
+    buckets: s.steps.length,
+    points: s.count.reduce((a, b) => a + b, 0),
+  }));
 
   const listInput = { projectId: project.id, sortBy: 'summary.acc', sortDir: 'desc', limit: 50 };
   const list = await measure(() => q('runs.list', listInput));
   const first = (await timeGet(q('runs.list', listInput))).body as { result: { data: { nextCursor: string } } };
   let cursor = first.result.data.nextCursor;
   for (let i = 0; i < 20; i++) {
-    const page = (await timeGet(q('runs.list', { ...listInput, cursor }))).body as { result: { data: { nextCursor: string } } };
+    const page = (await timeGet(q('runs.list', { ...listInput, cursor }))).body as {
+      result: { data: { nextCursor: string } };
+    };
     cursor = page.result.data.nextCursor;
   }
   const deepPage = await measure(() => q('runs.list', { ...listInput, cursor }));
@@ -98,7 +107,13 @@ try {
       {
         bench: 'query',
         seedSeconds: Number(seedSeconds.toFixed(1)),
-        seriesQuery20x100k: { ...series, targetP95: 100, series: shape.length, bucketsPerSeries: shape[0]?.buckets, pointsPerSeries: shape[0]?.points },
+        seriesQuery20x100k: {
+          ...series,
+          targetP95: 100,
+          series: shape.length,
+          bucketsPerSeries: shape[0]?.buckets,
+          pointsPerSeries: shape[0]?.points,
+        },
         runsList10kSortedBySummary: { ...list, targetP95: 100 },
         runsList10kPage22ByCursor: deepPage,
         runsList10kFilteredSorted: filtered,

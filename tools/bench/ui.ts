@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { createDb, insertMetricPoints } from '@aft/db';
-import { ensureWebBuilt, startApp } from '../lib/app-server';
+import { ensureWebBuilt, signIn, startApp } from '../lib/app-server';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 10_000);
 const ITER = Number(process.env['BENCH_ITER'] ?? 5);
@@ -22,7 +22,14 @@ const app = await startApp('aft_benchui');
 const db = createDb({ connectionString: app.databaseUrl, max: 4 });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--no-first-run',
+  ],
 });
 try {
   const team = await db.prisma.team.findUniqueOrThrow({ where: { slug: 'local' } });
@@ -52,7 +59,9 @@ try {
   }
   const seedSeconds = (performance.now() - t0) / 1000;
 
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  await signIn(context, app);
+  const page = await context.newPage();
   // warm the server's routes once (the first request compiles nothing under `next start`, but fills caches)
   await page.goto(`${app.baseUrl}/projects/${project.id}`);
   await page.goto(`${app.baseUrl}/compare?runs=${ids.join(',')}`);
@@ -95,7 +104,11 @@ try {
         seedSeconds: Number(seedSeconds.toFixed(1)),
         rowsInDom,
         tableInteractiveMs: { median: Math.round(median(table)), max: Math.round(Math.max(...table)), n: table.length },
-        compare20RunsDrawnMs: { median: Math.round(median(compare)), max: Math.round(Math.max(...compare)), n: compare.length },
+        compare20RunsDrawnMs: {
+          median: Math.round(median(compare)),
+          max: Math.round(Math.max(...compare)),
+          n: compare.length,
+        },
         targetMs: 1500,
       },
       null,

@@ -1,11 +1,11 @@
 /**
  * Stands up the real app for end-to-end tests and benchmarks: a fresh database migrated with
- * `prisma migrate deploy` (the path users take), the seed (local team + API key), and the built web app
- * started with `next start` on a free port. `stop()` kills the server and drops the database.
+ * `prisma migrate deploy` (the path users take), the seed (a user who owns the team "local", and an API key of it),
+ * and the built web app started with `next start` on a free port. `stop()` kills the server and drops the database.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
@@ -55,6 +55,9 @@ export function ensureWebBuilt(): void {
 export interface AppServer {
   baseUrl: string;
   apiKey: string;
+  /** The seeded user, owner of the team "local". */
+  email: string;
+  password: string;
   databaseUrl: string;
   dbName: string;
   pid: number;
@@ -77,15 +80,29 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
   u.pathname = `/${dbName}`;
   const databaseUrl = u.toString();
   const queue = `aft-runs-${dbName}`;
-  const env = { ...process.env, DATABASE_URL: databaseUrl, NEXT_TELEMETRY_DISABLED: '1', AFT_QUEUE: queue };
+  const env = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    NEXT_TELEMETRY_DISABLED: '1',
+    AFT_QUEUE: queue,
+    AFT_AUTH_SECRET: randomBytes(32).toString('base64url'),
+  };
   const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
   try {
     execFileSync('npx', ['prisma', 'migrate', 'deploy'], { cwd: ROOT, env, stdio: 'pipe' });
     mkdirSync(resolve(ROOT, 'tmp'), { recursive: true });
     const keyFile = resolve(ROOT, `tmp/${dbName}.key`);
-    execFileSync('npx', ['tsx', 'prisma/seed.ts'], { cwd: ROOT, env: { ...env, AFT_KEY_FILE: keyFile }, stdio: 'pipe' });
-    const apiKey = readFileSync(keyFile, 'utf8').trim();
+    const passwordFile = resolve(ROOT, `tmp/${dbName}.password`);
+    const seeded = JSON.parse(
+      execFileSync('npx', ['tsx', 'prisma/seed.ts'], {
+        cwd: ROOT,
+        env: { ...env, AFT_KEY_FILE: keyFile, AFT_PASSWORD_FILE: passwordFile },
+        stdio: 'pipe',
+      }).toString(),
+    ) as { apiKey: string; email: string; password: string };
+    const { apiKey, email, password } = seeded;
     rmSync(keyFile, { force: true });
+    rmSync(passwordFile, { force: true });
     const port = await freePort();
     const server = spawn(
       process.execPath,
@@ -109,7 +126,7 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        if ((await fetch(`${baseUrl}/`)).status < 500) break;
+        if ((await fetch(`${baseUrl}/sign-in`)).status < 500) break;
       } catch {
         // not up yet
       }
@@ -132,6 +149,8 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
     return {
       baseUrl,
       apiKey,
+      email,
+      password,
       databaseUrl,
       dbName,
       queue,
@@ -153,4 +172,23 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
     await drop();
     throw e;
   }
+}
+
+/** Signs a browser context in (its cookies then carry the session), as a person would on /sign-in. */
+export async function signIn(
+  context: {
+    request: {
+      post(
+        url: string,
+        opts: { data: unknown; headers: Record<string, string> },
+      ): Promise<{ ok(): boolean; status(): number; text(): Promise<string> }>;
+    };
+  },
+  app: Pick<AppServer, 'baseUrl' | 'email' | 'password'>,
+): Promise<void> {
+  const res = await context.request.post(`${app.baseUrl}/api/auth/sign-in/email`, {
+    data: { email: app.email, password: app.password },
+    headers: { origin: app.baseUrl },
+  });
+  if (!res.ok()) throw new Error(`sign-in failed: HTTP ${res.status()} ${await res.text()}`);
 }

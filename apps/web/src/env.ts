@@ -3,8 +3,10 @@ import { z } from 'zod';
 /** The web server's settings, validated once at start. The only place this app reads process.env. */
 const schema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/aft'),
-  /** Team the dashboard acts for until sign-in lands (seeded by `npm run db:seed`); empty turns it off. */
-  AFT_LOCAL_TEAM: z.string().max(64).default('local'),
+  /** Signs session cookies: 32 or more random characters (`openssl rand -base64 32`). `npm run demo` makes one. */
+  AFT_AUTH_SECRET: z.string().min(32, 'AFT_AUTH_SECRET must be at least 32 characters (openssl rand -base64 32)'),
+  /** The dashboard's public URL (https://aft.example.org); unset, any localhost or 127.0.0.1 port over http. */
+  AFT_PUBLIC_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().optional()),
   AFT_DB_POOL: z.coerce.number().int().min(1).max(100).default(16),
   /** Where launches are queued; empty turns launching off (runs can still be logged). */
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),

@@ -1,6 +1,16 @@
 export { appRouter, type AppRouter } from './root';
-export { createContextInner, apiKeyFromHeaders, createCallerFactory, type Context, type ContextInner } from './trpc';
+export {
+  createContextInner,
+  apiKeyFromHeaders,
+  createCallerFactory,
+  ROLE_PERMISSIONS,
+  type Context,
+  type ContextInner,
+  type Role,
+} from './trpc';
+export { createAuth, sessionUser, type Auth } from './auth';
+export { audit } from './audit';
 export { runListInput, configHash } from './router/runs';
 export type { WireSeries } from './router/metrics';
-export { createApiHandler, type ApiHandlerOptions } from './http';
+export { createApiHandler, requestContext, cookieValue, TEAM_COOKIE, type ApiHandlerOptions } from './http';
 export { RedisRateLimiter, type RateLimiter } from './rate-limit';

@@ -6,6 +6,7 @@ import { samplesRouter } from './router/samples';
 import { artifactsRouter } from './router/artifacts';
 import { eventsRouter } from './router/events';
 import { launchRouter, sweepsRouter } from './router/sweeps';
+import { auditRouter, invitationsRouter, keysRouter, teamsRouter } from './router/teams';
 
 export const appRouter = router({
   projects: projectsRouter,
@@ -15,6 +16,10 @@ export const appRouter = router({
   samples: samplesRouter,
   artifacts: artifactsRouter,
   events: eventsRouter,
+  teams: teamsRouter,
+  invitations: invitationsRouter,
+  keys: keysRouter,
+  audit: auditRouter,
 });
 
 export type AppRouter = typeof appRouter;

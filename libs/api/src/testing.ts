@@ -2,7 +2,9 @@
 import { generateApiKey, RunNotifier, type Db } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
 import { createApiHandler } from './http';
+import type { Auth } from './auth';
 import type { RateLimiter } from './rate-limit';
+import type { Role } from './trpc';
 
 export { RedisRateLimiter } from './rate-limit';
 
@@ -13,16 +15,37 @@ export async function createTeamWithKey(db: Db, slug: string, scopes: string[] =
   return { team, key: k.key };
 }
 
+/**
+ * A user who is a member of team `slug` (created if missing) with `role`, written straight to the tables — no
+ * password, so no sign-in: tests act as them through `createContextInner({ userId })`. Sign-in itself is tested
+ * through the auth handler.
+ */
+export async function createMember(
+  db: Db,
+  slug: string,
+  role: Role,
+  email = `${role}-${Math.random().toString(36).slice(2, 9)}@${slug}.test`,
+) {
+  const team = await db.prisma.team.upsert({ where: { slug }, create: { slug, name: slug }, update: {} });
+  const user = await db.prisma.user.create({ data: { email, name: email.split('@')[0]! } });
+  await db.prisma.membership.create({ data: { teamId: team.id, userId: user.id, role } });
+  return { team, user };
+}
+
 export function createTestHandler(
   db: Db,
   connectionString: string,
-  localTeam: string | null = null,
+  auth: Auth | null = null,
   jobs: JobProducer | null = null,
   rateLimiter: RateLimiter | null = null,
 ) {
   const notifier = new RunNotifier(connectionString);
-  const handler = createApiHandler({ db, notifier, localTeam, jobs, rateLimiter });
-  const call = async (path: string, input: unknown, init: { key?: string | null; method?: 'GET' | 'POST'; body?: string } = {}) => {
+  const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter });
+  const call = async (
+    path: string,
+    input: unknown,
+    init: { key?: string | null; method?: 'GET' | 'POST'; body?: string } = {},
+  ) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (init.key) headers['x-api-key'] = init.key;
     const method = init.method ?? 'POST';
@@ -33,7 +56,10 @@ export function createTestHandler(
     const body = method === 'POST' ? (init.body ?? JSON.stringify(input)) : undefined;
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const res = await handler(new Request(url, { method, headers, body }));
-    const json = (await res.json()) as { result?: { data: unknown }; error?: { message: string; data: { code: string } } };
+    const json = (await res.json()) as {
+      result?: { data: unknown };
+      error?: { message: string; data: { code: string } };
+    };
     return { status: res.status, json };
   };
   return { handler, notifier, call };
@@ -49,7 +75,11 @@ export async function serveFetch(handler: (req: Request) => Promise<Response>, p
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
     const response = await handler(
-      new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, body: req.method === 'GET' ? undefined : body }),
+      new Request(`http://127.0.0.1${req.url}`, {
+        method: req.method,
+        headers,
+        body: req.method === 'GET' ? undefined : body,
+      }),
     );
     res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
     res.end(Buffer.from(await response.arrayBuffer()));

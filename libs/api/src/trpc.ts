@@ -4,12 +4,26 @@ import { BadCursorError, hashApiKey, RunNotFoundError, type ApiKeyScope, type Db
 import type { JobProducer } from '@aft/queue';
 import type { RateLimiter } from './rate-limit';
 
-/** Who a request acts for: a team, through an API key or (until sign-in lands) the local default team. */
+export type Role = 'owner' | 'member' | 'viewer';
+/** What an actor may do: the API-key scopes, plus `manage` (members, invitations, keys, audit) for owners. */
+export type Permission = ApiKeyScope | 'manage';
+
+/** What each role of a team may do: viewers read, members run and annotate, owners also manage. */
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  viewer: ['read'],
+  member: ['read', 'log', 'launch'],
+  owner: ['read', 'log', 'launch', 'manage'],
+};
+
+/** Who a request acts for: a team, through an API key or a signed-in member of it. */
 export interface Actor {
   teamId: string;
-  via: 'key' | 'local';
+  via: 'key' | 'user';
   keyId: string | null;
-  scopes: readonly ApiKeyScope[];
+  userId: string | null;
+  /** The member's role; null for a key. */
+  role: Role | null;
+  scopes: readonly Permission[];
 }
 
 export interface ContextInner {
@@ -17,8 +31,12 @@ export interface ContextInner {
   notifier: RunNotifier;
   /** The raw API key from `x-api-key` or `Authorization: Bearer`, if the request sent one. */
   apiKey: string | null;
-  /** Slug of the team the dashboard acts for without a key; null turns keyless access off. */
-  localTeam: string | null;
+  /** The signed-in user (from the session cookie), if any. */
+  userId?: string | null;
+  /** Slug of the team a signed-in user acts in (`x-aft-team` header or `aft_team` cookie); else their first team. */
+  team?: string | null;
+  /** The client's address, for the audit log. */
+  ip?: string | null;
   /** Where launches go; null when this server has no queue (runs can still be logged, not launched). */
   jobs?: JobProducer | null;
   /** Ingestion rate per API key; null = unlimited. */
@@ -31,7 +49,9 @@ export class RateLimitedError extends Error {
     readonly retryAfterS: number,
     limit: number,
   ) {
-    super(`this API key is over its ingestion rate of ${limit.toLocaleString('en-US')} points or samples a second; retry after ${retryAfterS} s`);
+    super(
+      `this API key is over its ingestion rate of ${limit.toLocaleString('en-US')} points or samples a second; retry after ${retryAfterS} s`,
+    );
   }
 }
 
@@ -67,25 +87,33 @@ export function describeZodError(e: ZodError): string {
   return `invalid input — ${issues.join('; ')}${more}`;
 }
 
-/** Every procedure declares what it needs: the API-key scope that allows it. A test checks that none is missing. */
+/**
+ * Every procedure declares what it needs: a permission of the caller in the team (`read`, `log`, `launch`,
+ * `manage`), or `account` for what a signed-in person does outside any one team (their teams, accepting an
+ * invitation). `keyOnly` marks writes that only trainers and workers make. A test checks that none is missing.
+ */
 export interface ProcedureMeta {
-  scope: ApiKeyScope;
+  scope: Permission | 'account';
+  keyOnly?: boolean;
 }
 
-const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
-  errorFormatter({ shape, error }) {
-    const zod = error.cause instanceof ZodError ? error.cause : null;
-    return {
-      ...shape,
-      message: zod ? describeZodError(zod) : shape.message,
-      data: { ...shape.data, stack: undefined, issues: zod?.issues.slice(0, 50) ?? null },
-    };
-  },
-  sse: {
-    ping: { enabled: true, intervalMs: 5_000 },
-    client: { reconnectAfterInactivityMs: 12_000 },
-  },
-});
+const t = initTRPC
+  .context<Context>()
+  .meta<ProcedureMeta>()
+  .create({
+    errorFormatter({ shape, error }) {
+      const zod = error.cause instanceof ZodError ? error.cause : null;
+      return {
+        ...shape,
+        message: zod ? describeZodError(zod) : shape.message,
+        data: { ...shape.data, stack: undefined, issues: zod?.issues.slice(0, 50) ?? null },
+      };
+    },
+    sse: {
+      ping: { enabled: true, intervalMs: 5_000 },
+      client: { reconnectAfterInactivityMs: 12_000 },
+    },
+  });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
@@ -105,13 +133,16 @@ const errors = t.middleware(async ({ next }) => {
 
 export const publicProcedure = t.procedure.use(errors);
 
-// Team slugs never change, so the local team's id is looked up once per process and database.
-const localTeamIds = new WeakMap<object, Map<string, string>>();
-
 async function resolveActor(ctx: Context): Promise<Actor> {
   if (ctx.apiKey) {
     // Not cached: a revoked key must be refused on its very next request, by every server process.
-    const res = await ctx.db.pool.query<{ id: string; team_id: string; scopes: string[]; revoked: boolean; stale: boolean }>(
+    const res = await ctx.db.pool.query<{
+      id: string;
+      team_id: string;
+      scopes: string[];
+      revoked: boolean;
+      stale: boolean;
+    }>(
       `SELECT id, team_id, scopes, revoked_at IS NOT NULL AS revoked,
               (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale
        FROM api_key WHERE hash = $1`,
@@ -124,27 +155,42 @@ async function resolveActor(ctx: Context): Promise<Actor> {
     if (key.stale) {
       void ctx.db.pool.query('UPDATE api_key SET last_used_at = now() WHERE id = $1', [key.id]).catch(() => undefined);
     }
-    return { teamId: key.team_id, via: 'key', keyId: key.id, scopes: key.scopes as ApiKeyScope[] };
+    return {
+      teamId: key.team_id,
+      via: 'key',
+      keyId: key.id,
+      userId: null,
+      role: null,
+      scopes: key.scopes as ApiKeyScope[],
+    };
   }
-  if (ctx.localTeam) {
-    let cache = localTeamIds.get(ctx.db.pool);
-    if (!cache) localTeamIds.set(ctx.db.pool, (cache = new Map()));
-    let teamId = cache.get(ctx.localTeam);
-    if (!teamId) {
-      const team = await ctx.db.prisma.team.findUnique({ where: { slug: ctx.localTeam }, select: { id: true } });
-      if (!team) {
-        throw new TRPCError({
-          code: 'PRECONDITION_FAILED',
-          message: `the local team "${ctx.localTeam}" does not exist; run \`npm run db:seed\``,
-        });
-      }
-      cache.set(ctx.localTeam, (teamId = team.id));
+  if (ctx.userId) {
+    // The requested team if the user is in it (a stale cookie falls back), else the team they joined first.
+    const res = await ctx.db.pool.query<{ team_id: string; role: Role }>(
+      `SELECT m.team_id, m.role FROM membership m JOIN team t ON t.id = m.team_id
+       WHERE m.user_id = $1 ORDER BY (t.slug = $2) DESC, m.created_at, t.slug LIMIT 1`,
+      [ctx.userId, ctx.team ?? ''],
+    );
+    const m = res.rows[0];
+    if (!m) {
+      throw new TRPCError({
+        code: 'FORBIDDEN',
+        message: 'you are not a member of any team: create one or open an invitation link',
+      });
     }
-    return { teamId, via: 'local', keyId: null, scopes: ['log', 'launch', 'read'] };
+    return {
+      teamId: m.team_id,
+      via: 'user',
+      keyId: null,
+      userId: ctx.userId,
+      role: m.role,
+      scopes: ROLE_PERMISSIONS[m.role],
+    };
   }
   throw new TRPCError({
     code: 'UNAUTHORIZED',
-    message: 'missing API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`',
+    message:
+      'not signed in and no API key: sign in, or send a key as `x-api-key: <key>` or `Authorization: Bearer <key>`',
   });
 }
 
@@ -154,28 +200,36 @@ export const teamProcedure = publicProcedure.use(async ({ ctx, next }) => {
   return next({ ctx: { ...ctx, actor } });
 });
 
-const requireScope = (scope: ApiKeyScope) =>
+function denial(actor: Actor, need: Permission): string {
+  if (actor.via === 'key') {
+    return need === 'manage'
+      ? 'managing members, invitations and keys needs a signed-in owner, not an API key'
+      : `this API key lacks the \`${need}\` scope`;
+  }
+  const allowed = (Object.keys(ROLE_PERMISSIONS) as Role[]).filter((r) => ROLE_PERMISSIONS[r].includes(need));
+  return `your role in this team is ${actor.role}; this needs ${allowed.join(' or ')}`;
+}
+
+const requireScope = (scope: Permission) =>
   t.middleware(async ({ ctx, next }) => {
     const actor = (ctx as Context & { actor: Actor }).actor;
-    if (!actor.scopes.includes(scope)) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `this API key lacks the \`${scope}\` scope` });
-    }
+    if (!actor.scopes.includes(scope)) throw new TRPCError({ code: 'FORBIDDEN', message: denial(actor, scope) });
     return next();
   });
 
-/** Reads of the team's projects, runs, metrics, samples, sweeps: the `read` scope. */
+/** Reads of the team's projects, runs, metrics, samples, sweeps: the `read` scope (every role). */
 export const readProcedure = teamProcedure.meta({ scope: 'read' }).use(requireScope('read'));
 
-/** Writes from trainers, workers and people annotating runs: the `log` scope. */
+/** Writes from trainers, workers and members annotating runs: the `log` scope. */
 export const writeProcedure = teamProcedure.meta({ scope: 'log' }).use(requireScope('log'));
 
-/** Writes from trainers and workers that only an API key may make (never the keyless dashboard): the `log` scope. */
+/** Writes from trainers and workers that only an API key may make (never the dashboard): the `log` scope. */
 export const logProcedure = teamProcedure
-  .meta({ scope: 'log' })
+  .meta({ scope: 'log', keyOnly: true })
   .use(async ({ ctx, next }) => {
     if (ctx.actor.via !== 'key') {
       throw new TRPCError({
-        code: 'UNAUTHORIZED',
+        code: 'FORBIDDEN',
         message: 'logging needs an API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`',
       });
     }
@@ -183,16 +237,30 @@ export const logProcedure = teamProcedure
   })
   .use(requireScope('log'));
 
-/** Launching and canceling training: an API key needs the `launch` scope (the dashboard has it). */
-export const launchProcedure = teamProcedure
-  .meta({ scope: 'launch' })
-  .use(requireScope('launch'))
-  .use(async ({ ctx, next }) => {
-    if (!ctx.jobs) {
-      throw new TRPCError({
-        code: 'PRECONDITION_FAILED',
-        message: 'this server has no job queue configured (set REDIS_URL); runs can be logged but not launched',
-      });
-    }
-    return next({ ctx: { ...ctx, jobs: ctx.jobs } });
-  });
+/** Managing the team: members, invitations, API keys, the audit log. Owners only. */
+export const manageProcedure = teamProcedure.meta({ scope: 'manage' }).use(requireScope('manage'));
+
+/** What a signed-in person does outside any one team: list and create their teams, accept an invitation. */
+export const accountProcedure = publicProcedure.meta({ scope: 'account' }).use(async ({ ctx, next }) => {
+  if (!ctx.userId) {
+    throw new TRPCError({
+      code: ctx.apiKey ? 'FORBIDDEN' : 'UNAUTHORIZED',
+      message: ctx.apiKey ? 'this needs a signed-in user, not an API key' : 'not signed in',
+    });
+  }
+  return next({ ctx: { ...ctx, userId: ctx.userId } });
+});
+
+/** Changes to training runs beyond logging (deleting them): the `launch` scope (members and owners have it). */
+export const runAdminProcedure = teamProcedure.meta({ scope: 'launch' }).use(requireScope('launch'));
+
+/** Launching and canceling training: an API key needs the `launch` scope (members and owners have it). */
+export const launchProcedure = runAdminProcedure.use(async ({ ctx, next }) => {
+  if (!ctx.jobs) {
+    throw new TRPCError({
+      code: 'PRECONDITION_FAILED',
+      message: 'this server has no job queue configured (set REDIS_URL); runs can be logged but not launched',
+    });
+  }
+  return next({ ctx: { ...ctx, jobs: ctx.jobs } });
+});

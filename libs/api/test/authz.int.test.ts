@@ -1,42 +1,52 @@
 /**
- * Authorization, table-driven over the whole router: every procedure declares the API-key scope it needs; a key
- * without that scope is refused (403) before the input is even read, and a key of another team cannot see that
- * a resource exists (404). A procedure added without a scope fails the first test.
+ * Authorization, table-driven over the whole router. Every procedure declares what it needs (a permission in the
+ * team, or `account` for a signed-in person), and has a row in INPUTS: a valid input built on fresh fixtures of
+ * the team "home". Each procedure is then called by every kind of caller:
+ *   - the owner, a member and a viewer of "home" (signed-in users), and "home" keys with one scope each: what the
+ *     role or scope allows must work (no error at all), what it does not must be refused with 403 and a message;
+ *   - the owner of another team and a key of another team: they must get the very same answer as for ids that do
+ *     not exist (no leak of existence), and whatever they get back must hold nothing of "home".
+ * A procedure added without a decision, or without a row here, fails the first test.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCError } from '@trpc/server';
-import { createTestDatabase, seedRun, type TestDatabase } from '@aft/db/testing';
+import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { RunNotifier } from '@aft/db';
 import { createRedis, JobProducer, testQueueName } from '@aft/queue';
-import { appRouter, createCallerFactory, createContextInner } from '../src';
-import { createTeamWithKey } from '../src/testing';
-
-const SCOPES = ['read', 'log', 'launch'] as const;
-type Proc = { _def: { meta?: { scope?: string }; type: string; procedure?: boolean } };
-/** The router's procedures by dotted path (walking nested routers). */
-function flatten(rec: Record<string, unknown>, prefix = ''): [string, Proc][] {
-  return Object.entries(rec).flatMap(([k, v]) => {
-    const path = prefix ? `${prefix}.${k}` : k;
-    const def = (v as Proc)?._def;
-    if (def && typeof def.type === 'string' && ['query', 'mutation', 'subscription'].includes(def.type)) return [[path, v as Proc]];
-    const nested = (v as { _def?: { record?: Record<string, unknown> } })?._def?.record ?? (v as Record<string, unknown>);
-    return v && typeof v === 'object' ? flatten(nested, path) : [];
-  });
-}
-const procedures = flatten(appRouter._def.record as unknown as Record<string, unknown>);
+import { appRouter, createCallerFactory, createContextInner, ROLE_PERMISSIONS, type ContextInner } from '../src';
+import { createMember, createTeamWithKey } from '../src/testing';
+import { DECISIONS, fixture as homeFixture, INPUTS, procedures, uniq } from './procedure-table';
 
 let t: TestDatabase;
 let notifier: RunNotifier;
 let producer: JobProducer;
-const keys: Record<string, string> = {};
-let otherKey: string;
+const fixture = () => homeFixture(t.db);
+
+interface Caller {
+  name: string;
+  ctx: Partial<ContextInner>;
+  /** What the caller may do in "home" (null: not in "home" at all). */
+  perms: readonly string[] | null;
+  via: 'user' | 'key';
+}
+const callers: Caller[] = [];
 
 beforeAll(async () => {
   t = await createTestDatabase();
   notifier = new RunNotifier(t.url);
   producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), testQueueName());
-  for (const s of SCOPES) keys[s] = (await createTeamWithKey(t.db, 'owners', [s])).key;
-  otherKey = (await createTeamWithKey(t.db, 'strangers')).key;
+  for (const role of ['owner', 'member', 'viewer'] as const) {
+    const { user } = await createMember(t.db, 'home', role);
+    callers.push({ name: `home ${role}`, ctx: { userId: user.id }, perms: ROLE_PERMISSIONS[role], via: 'user' });
+  }
+  for (const s of ['read', 'log', 'launch'] as const) {
+    const { key } = await createTeamWithKey(t.db, 'home', [s]);
+    callers.push({ name: `home key with ${s}`, ctx: { apiKey: key }, perms: [s], via: 'key' });
+  }
+  const { user } = await createMember(t.db, 'away', 'owner');
+  callers.push({ name: 'owner of another team', ctx: { userId: user.id }, perms: null, via: 'user' });
+  const { key } = await createTeamWithKey(t.db, 'away');
+  callers.push({ name: 'key of another team', ctx: { apiKey: key }, perms: null, via: 'key' });
 });
 afterAll(async () => {
   await producer?.runs.obliterate({ force: true });
@@ -45,67 +55,129 @@ afterAll(async () => {
   await t?.drop();
 });
 
-function caller(apiKey: string) {
-  return createCallerFactory(appRouter)(createContextInner({ db: t.db, notifier, apiKey, localTeam: null, jobs: producer }));
+function callerFor(c: Caller) {
+  return createCallerFactory(appRouter)(
+    createContextInner({ db: t.db, notifier, apiKey: null, jobs: producer, ...c.ctx }),
+  );
 }
 
-/** Calls a procedure by path; resolves to the TRPCError code it failed with, or 'OK'. */
-async function outcome(apiKey: string, path: string, input: unknown): Promise<string> {
-  const fn = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], caller(apiKey)) as (i: unknown) => unknown;
+/** Calls a procedure by path: 'OK' with what it returned, or the TRPCError's code and message. */
+async function outcome(c: Caller, path: string, input: unknown): Promise<{ res: string; data?: unknown }> {
+  const fn = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], callerFor(c)) as (
+    i: unknown,
+  ) => unknown;
   try {
-    const r = await fn(input);
-    if (r && typeof (r as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-      const it = (r as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-      await Promise.race([it.next(), new Promise((res) => setTimeout(res, 500))]);
+    let data = await fn(input);
+    if (data && typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+      const it = (data as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      data = await Promise.race([it.next(), new Promise((res) => setTimeout(res, 500))]);
       await it.return?.();
     }
-    return 'OK';
+    return { res: 'OK', data };
   } catch (e) {
-    if (e instanceof TRPCError) return `${e.code}: ${e.message}`;
+    if (e instanceof TRPCError) return { res: `${e.code}: ${e.message}` };
     throw e;
   }
 }
 
+function expectedDenial(c: Caller, scope: string, keyOnly: boolean): string | null {
+  if (scope === 'account') return c.via === 'key' ? 'FORBIDDEN: this needs a signed-in user, not an API key' : null;
+  if (keyOnly && c.via !== 'key')
+    return 'FORBIDDEN: logging needs an API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`';
+  if (c.perms!.includes(scope)) return null;
+  if (c.via === 'key') {
+    return scope === 'manage'
+      ? 'FORBIDDEN: managing members, invitations and keys needs a signed-in owner, not an API key'
+      : `FORBIDDEN: this API key lacks the \`${scope}\` scope`;
+  }
+  const role = c.name.split(' ')[1];
+  const allowed = Object.entries(ROLE_PERMISSIONS)
+    .filter(([, p]) => p.includes(scope as never))
+    .map(([r]) => r);
+  return `FORBIDDEN: your role in this team is ${role}; this needs ${allowed.join(' or ')}`;
+}
+
 describe('every procedure', () => {
-  it('declares the scope it needs', () => {
-    expect(procedures.length).toBeGreaterThan(20);
-    const missing = procedures.filter(([, p]) => !SCOPES.includes(p._def.meta?.scope as never)).map(([path]) => path);
-    expect(missing, 'procedures without an authorization decision').toEqual([]);
+  it('has an authorization decision and a row in the table', () => {
+    expect(procedures.length).toBeGreaterThan(35);
+    const undecided = procedures.filter(([, p]) => !DECISIONS.includes(p._def.meta?.scope ?? '')).map(([path]) => path);
+    expect(undecided, 'procedures without an authorization decision').toEqual([]);
+    const untabled = procedures.map(([path]) => path).filter((path) => !INPUTS[path]);
+    expect(untabled, 'procedures without a row in INPUTS').toEqual([]);
+    const declared = Object.fromEntries(
+      procedures.map(([path, p]) => [path, `${p._def.meta?.scope}${p._def.meta?.keyOnly ? '*' : ''}`]),
+    );
+    expect(declared, 'what each procedure declares, against the table').toEqual(
+      Object.fromEntries(Object.entries(INPUTS).map(([k, v]) => [k, v.need])),
+    );
   });
 
-  it.each(procedures.map(([path, p]) => [path, p._def.meta?.scope ?? '?']))('%s is refused to keys without the `%s` scope', async (path, scope) => {
-    for (const s of SCOPES) {
-      const res = await outcome(keys[s]!, path, {});
-      if (s === scope) expect(res, `${path} with a ${s} key`).not.toMatch(/^FORBIDDEN/);
-      else expect(res, `${path} with a ${s} key`).toBe(`FORBIDDEN: this API key lacks the \`${scope}\` scope`);
-    }
-  });
+  it.each(procedures.map(([path, p]) => [path, p._def.meta?.scope ?? '?', p._def.meta?.keyOnly ?? false] as const))(
+    '%s (%s) allows and denies by role and scope',
+    async (path, scope, keyOnly) => {
+      for (const c of callers.filter((x) => x.perms)) {
+        const f = await fixture();
+        const { res } = await outcome(c, path, INPUTS[path]!.input(f));
+        const denial = expectedDenial(c, scope, keyOnly);
+        if (denial) expect(res, `${path} by ${c.name}`).toBe(denial);
+        else expect(res, `${path} by ${c.name}`).toBe('OK');
+      }
+    },
+  );
+
+  it.each(procedures.filter(([path]) => !INPUTS[path]?.capability).map(([path]) => [path]))(
+    '%s tells another team nothing about what "home" has',
+    async (path) => {
+      for (const c of callers.filter((x) => !x.perms)) {
+        const f = await fixture();
+        const real = INPUTS[path]!.input(f);
+        const ids = Object.values(f);
+        // built anew (fresh names for creations), then pointed at ids that do not exist
+        let json = JSON.stringify(INPUTS[path]!.input(f) ?? null);
+        for (const id of ids) json = json.replaceAll(id, `zz${id.slice(2)}`);
+        const fake = JSON.parse(json) as unknown;
+        const a = await outcome(c, path, real);
+        const b = await outcome(c, path, fake === null ? undefined : fake);
+        const norm = (s: string) =>
+          ids.reduce((acc, id) => acc.replaceAll(id, 'ID').replaceAll(`zz${id.slice(2)}`, 'ID'), s);
+        expect(norm(a.res), `${path} by ${c.name}`).toBe(norm(b.res));
+        if (a.res === 'OK') {
+          const out = JSON.stringify(a.data, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) ?? '';
+          for (const id of ids) expect(out.includes(id), `${path} by ${c.name} returned ${id} of "home"`).toBe(false);
+          expect(out.includes(f.projectName), `${path} by ${c.name} returned a "home" project`).toBe(false);
+        }
+      }
+    },
+  );
 });
 
-describe('another team', () => {
-  it('cannot tell whether a run, its data or a sweep exists', async () => {
-    const { project, run } = await seedRun(t.db, { team: 'victims', project: 'secret' });
-    const runId = run.id;
-    const sweep = await t.db.prisma.sweep.create({ data: { name: 's', projectId: project.id } });
-    const cases: [string, unknown][] = [
-      ['runs.get', { id: runId }],
-      ['runs.update', { id: runId, notes: 'x' }],
-      ['runs.setStatus', { id: runId, status: 'failed' }],
-      ['runs.cancel', { id: runId }],
-      ['metrics.series', { runIds: [runId], keys: ['loss'] }],
-      ['metrics.keys', { runIds: [runId] }],
-      ['samples.list', { runId }],
-      ['samples.splits', { runId }],
-      ['artifacts.list', { runId }],
-      ['events.list', { runId }],
-      ['sweeps.get', { id: sweep.id }],
-      ['sweeps.cancel', { id: sweep.id }],
-    ];
-    for (const [path, input] of cases) {
-      expect(await outcome(otherKey, path, input), path).toMatch(/^NOT_FOUND/);
-      const missing = await outcome(otherKey, path, JSON.parse(JSON.stringify(input).replaceAll(runId, 'nope').replaceAll(sweep.id, 'nope')));
-      // the same answer as for an id that does not exist at all
-      expect(missing.replace(/nope/g, 'ID'), path).toBe((await outcome(otherKey, path, input)).replaceAll(runId, 'ID').replaceAll(sweep.id, 'ID'));
-    }
+describe('API keys', () => {
+  it('a revoked key is refused on its next request; a log-only key cannot launch', async () => {
+    const owner = callers.find((c) => c.name === 'home owner')!;
+    const created = (await callerFor(owner).keys.create({ name: 'short-lived', scopes: ['log', 'read'] })) as {
+      id: string;
+      key: string;
+    };
+    const viaKey: Caller = { name: 'fresh key', ctx: { apiKey: created.key }, perms: ['log', 'read'], via: 'key' };
+    expect((await outcome(viaKey, 'projects.list', undefined)).res).toBe('OK');
+    expect((await outcome(viaKey, 'runs.launch', INPUTS['runs.launch']!.input(await fixture()))).res).toBe(
+      'FORBIDDEN: this API key lacks the `launch` scope',
+    );
+    await callerFor(owner).keys.revoke({ id: created.id });
+    expect((await outcome(viaKey, 'projects.list', undefined)).res).toBe(
+      'UNAUTHORIZED: API key not recognised or revoked',
+    );
+    const actions = await t.db.prisma.auditEvent.findMany({ where: { target: created.id }, orderBy: { id: 'asc' } });
+    expect(actions.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
+  });
+
+  it('a team keeps at least one owner', async () => {
+    const { user, team } = await createMember(t.db, `solo-${uniq()}`, 'owner');
+    const solo: Caller = { name: 'solo owner', ctx: { userId: user.id }, perms: ROLE_PERMISSIONS.owner, via: 'user' };
+    expect((await outcome(solo, 'teams.setRole', { userId: user.id, role: 'member' })).res).toMatch(
+      /^CONFLICT: a team needs at least one owner/,
+    );
+    expect((await outcome(solo, 'teams.removeMember', { userId: user.id })).res).toMatch(/^CONFLICT/);
+    expect(await t.db.prisma.membership.count({ where: { teamId: team.id, role: 'owner' } })).toBe(1);
   });
 });

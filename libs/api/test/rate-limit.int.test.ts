@@ -18,7 +18,7 @@ beforeAll(async () => {
   notifier = new RunNotifier(t.url);
   // a 4-second window (4,000 points) keeps the test clear of window edges on a slow machine
   const limiter = new RedisRateLimiter(redis, LIMIT, `aft:rate-test-${randomBytes(4).toString('hex')}`, 4000);
-  handler = createApiHandler({ db: t.db, notifier, localTeam: 'local-none', rateLimiter: limiter });
+  handler = createApiHandler({ db: t.db, notifier, auth: null, rateLimiter: limiter });
   key = (await createTeamWithKey(t.db, 'busy')).key;
 });
 afterAll(async () => {
@@ -35,7 +35,8 @@ const post = (path: string, body: unknown, k: string | null = key) =>
       body: JSON.stringify(body),
     }),
   );
-const points = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ key: 'loss', step: from + i, value: 1 / (from + i + 1) }));
+const points = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => ({ key: 'loss', step: from + i, value: 1 / (from + i + 1) }));
 
 describe('ingestion rate per key', () => {
   it('answers 429 with Retry-After once a key writes more than its rate in a second, and lets it in again after', async () => {

@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { bumpWriteSeq, RUN_CHANNEL, RunNotFoundError, withTransaction } from './metrics';
 
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
@@ -37,7 +37,9 @@ export function setRunStatus(pool: Pool, runId: string, teamId: string, status: 
 
 /** Merges keys into the run's summary (a key set to null is removed). */
 export function mergeRunSummary(pool: Pool, runId: string, teamId: string, patch: Record<string, unknown>) {
-  return updateRun(pool, runId, teamId, `summary = jsonb_strip_nulls(summary || $3::jsonb), heartbeat_at = now()`, [JSON.stringify(patch)]);
+  return updateRun(pool, runId, teamId, `summary = jsonb_strip_nulls(summary || $3::jsonb), heartbeat_at = now()`, [
+    JSON.stringify(patch),
+  ]);
 }
 
 export function updateRunMeta(
@@ -125,7 +127,16 @@ export async function registerArtifact(pool: Pool, runId: string, teamId: string
        ON CONFLICT (run_id, uri) DO UPDATE SET kind = excluded.kind, name = excluded.name, sha256 = excluded.sha256,
          bytes = excluded.bytes, step = excluded.step, metadata = excluded.metadata
        RETURNING id`,
-      [runId, a.kind, a.name, a.uri, a.sha256 ?? null, a.bytes ?? null, a.step ?? null, JSON.stringify(a.metadata ?? {})],
+      [
+        runId,
+        a.kind,
+        a.name,
+        a.uri,
+        a.sha256 ?? null,
+        a.bytes ?? null,
+        a.step ?? null,
+        JSON.stringify(a.metadata ?? {}),
+      ],
     );
     await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
     return res.rows[0]!.id;
@@ -154,15 +165,22 @@ export async function insertEvent(
  * (a per-row RI check would slow the bulk insert), so they are removed here, in the same transaction.
  * (Prisma's Wasm migration engine splits SQL on every semicolon, which rules out a plpgsql trigger.)
  */
-export async function deleteRun(pool: Pool, runId: string, teamId: string): Promise<void> {
+export async function deleteRun(
+  pool: Pool,
+  runId: string,
+  teamId: string,
+  /** Runs in the same transaction after the delete (an audit record of it). */
+  within?: (c: PoolClient, run: { name: string }) => Promise<void>,
+): Promise<void> {
   await withTransaction(pool, async (c) => {
-    const res = await c.query<{ num: string }>(
-      `DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING num::text AS num`,
+    const res = await c.query<{ num: string; name: string }>(
+      `DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING num::text AS num, name`,
       [runId, teamId],
     );
-    const num = res.rows[0]?.num;
-    if (num === undefined) throw new RunNotFoundError(runId);
-    await c.query('DELETE FROM metric_point WHERE run_num = $1', [num]);
-    await c.query('DELETE FROM metric_rollup WHERE run_num = $1', [num]);
+    const row = res.rows[0];
+    if (row === undefined) throw new RunNotFoundError(runId);
+    await c.query('DELETE FROM metric_point WHERE run_num = $1', [row.num]);
+    await c.query('DELETE FROM metric_rollup WHERE run_num = $1', [row.num]);
+    await within?.(c, { name: row.name });
   });
 }

@@ -3,13 +3,18 @@ import Link from 'next/link';
 import type { ReactNode } from 'react';
 import 'uplot/dist/uPlot.min.css';
 import './globals.css';
+import { AccountMenu } from '../components/AccountMenu';
+import { viewer } from '../server/api';
 
 export const metadata: Metadata = {
   title: 'AFT Lab',
   description: 'Experiment tracking for aligning language models for reasoning',
 };
 
-export default function RootLayout({ children }: { children: ReactNode }) {
+export const dynamic = 'force-dynamic';
+
+export default async function RootLayout({ children }: { children: ReactNode }) {
+  const me = await viewer();
   return (
     <html lang="en">
       <body>
@@ -17,6 +22,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           <Link href="/" className="brand">
             AFT<span>Lab</span>
           </Link>
+          {me ? <AccountMenu me={me} /> : null}
         </header>
         <main>{children}</main>
       </body>

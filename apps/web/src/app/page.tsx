@@ -6,9 +6,10 @@ import { fmtAgo } from '../lib/format';
 export const dynamic = 'force-dynamic';
 
 export default async function ProjectsPage() {
+  const caller = await api();
   let projects;
   try {
-    projects = await api().projects.list();
+    projects = await caller.projects.list();
   } catch (e) {
     return <ErrorBox title="Could not load projects">{(e as Error).message}</ErrorBox>;
   }
@@ -28,7 +29,8 @@ export default async function ProjectsPage() {
               <div className="name">{p.name}</div>
               {p.description ? <div className="muted">{p.description}</div> : null}
               <div className="meta">
-                {p.runs} runs{p.running ? ` · ${p.running} running` : ''} · active {fmtAgo(p.lastActivity ?? p.createdAt)}
+                {p.runs} runs{p.running ? ` · ${p.running} running` : ''} · active{' '}
+                {fmtAgo(p.lastActivity ?? p.createdAt)}
               </div>
             </Link>
           ))}

@@ -1,4 +1,15 @@
-import { appRouter, createApiHandler, createCallerFactory, createContextInner, RedisRateLimiter } from '@aft/api';
+import { headers } from 'next/headers';
+import { redirect } from 'next/navigation';
+import { TRPCError } from '@trpc/server';
+import {
+  appRouter,
+  createApiHandler,
+  createAuth,
+  createCallerFactory,
+  RedisRateLimiter,
+  requestContext,
+  type Auth,
+} from '@aft/api';
 import { createDb, RunNotifier, type Db } from '@aft/db';
 import { createRedis, JobProducer } from '@aft/queue';
 import { env } from '../env';
@@ -7,6 +18,8 @@ interface Server {
   db: Db;
   notifier: RunNotifier;
   jobs: JobProducer | null;
+  rateLimiter: RedisRateLimiter | null;
+  auth: Auth;
   handler: (req: Request) => Promise<Response>;
 }
 
@@ -19,17 +32,48 @@ export function server(): Server {
     const db = createDb({ connectionString: e.DATABASE_URL, max: e.AFT_DB_POOL });
     const notifier = new RunNotifier(e.DATABASE_URL);
     const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
-    const rateLimiter = e.REDIS_URL && e.AFT_RATE_PER_S > 0 ? new RedisRateLimiter(createRedis(e.REDIS_URL, 'producer'), e.AFT_RATE_PER_S) : null;
-    const handler = createApiHandler({ db, notifier, localTeam: e.AFT_LOCAL_TEAM || null, jobs, rateLimiter });
-    g.__aftServer = { db, notifier, jobs, handler };
+    const rateLimiter =
+      e.REDIS_URL && e.AFT_RATE_PER_S > 0
+        ? new RedisRateLimiter(createRedis(e.REDIS_URL, 'producer'), e.AFT_RATE_PER_S)
+        : null;
+    const auth = createAuth({
+      db,
+      secret: e.AFT_AUTH_SECRET,
+      baseURL: e.AFT_PUBLIC_URL ?? {
+        allowedHosts: ['localhost:*', '127.0.0.1:*', 'localhost', '127.0.0.1'],
+        protocol: 'http' as const,
+      },
+    });
+    const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter });
+    g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler };
   }
   return g.__aftServer;
 }
 
-/** A tRPC caller for server components: the same procedures, authorization and validation as over HTTP. */
-export function api() {
+/** The request's caller context: the signed-in user (session cookie) and the team they are working in. */
+async function context() {
   const s = server();
-  return createCallerFactory(appRouter)(
-    createContextInner({ db: s.db, notifier: s.notifier, jobs: s.jobs, apiKey: null, localTeam: env().AFT_LOCAL_TEAM || null }),
-  );
+  return requestContext(s, await headers());
+}
+
+/**
+ * A tRPC caller for server components: the same procedures, authorization and validation as over HTTP, acting
+ * for the signed-in user. Without a session it sends the browser to the sign-in page.
+ */
+export async function api() {
+  const ctx = await context();
+  if (!ctx.userId) redirect('/sign-in');
+  return createCallerFactory(appRouter)(ctx);
+}
+
+/** The signed-in user with their teams, or null (for the header, which also renders on the sign-in page). */
+export async function viewer() {
+  const ctx = await context();
+  if (!ctx.userId) return null;
+  try {
+    return await createCallerFactory(appRouter)(ctx).teams.me();
+  } catch (e) {
+    if (e instanceof TRPCError && e.code === 'UNAUTHORIZED') return null;
+    throw e;
+  }
 }

@@ -11,8 +11,9 @@ import {
   runStatus,
   tags,
 } from '@aft/contracts';
-import { listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
-import { logProcedure, readProcedure, writeProcedure } from '../trpc';
+import { deleteRun, listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
+import { audit } from '../audit';
+import { logProcedure, runAdminProcedure, readProcedure, writeProcedure } from '../trpc';
 
 const scalar = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);
 const valueFilter = z.object({
@@ -60,7 +61,10 @@ export function configHash(config: unknown): string {
               .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
           )
         : v;
-  return createHash('sha256').update(JSON.stringify(canon(config))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(canon(config)))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 const runSelect = {
@@ -181,7 +185,12 @@ export const runsRouter = {
   update: writeProcedure
     .input(
       z
-        .object({ id, tags: tags.optional(), notes: z.string().max(10_000).optional(), name: z.string().min(1).max(200).optional() })
+        .object({
+          id,
+          tags: tags.optional(),
+          notes: z.string().max(10_000).optional(),
+          name: z.string().min(1).max(200).optional(),
+        })
         .refine((v) => v.tags !== undefined || v.notes !== undefined || v.name !== undefined, {
           message: 'give at least one of tags, notes, name',
         }),
@@ -194,6 +203,27 @@ export const runsRouter = {
       });
       return getRun(ctx.db, ctx.actor.teamId, input.id);
     }),
+
+  /** Deletes a run with everything it logged; recorded in the audit log. Members and `launch` keys. */
+  delete: runAdminProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+    const { actor } = ctx;
+    await deleteRun(ctx.db.pool, input.id, actor.teamId, (c, run) =>
+      audit(
+        ctx.db,
+        {
+          teamId: actor.teamId,
+          userId: actor.userId,
+          keyId: actor.keyId,
+          action: 'run.delete',
+          target: input.id,
+          details: { name: run.name },
+          ip: ctx.ip,
+        },
+        c,
+      ),
+    );
+    return { id: input.id, deleted: true };
+  }),
 
   setStatus: writeProcedure.input(runSetStatusInput).mutation(async ({ ctx, input }) => {
     const seq = await setRunStatus(ctx.db.pool, input.id, ctx.actor.teamId, input.status, input.error);

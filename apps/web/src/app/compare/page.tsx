@@ -12,13 +12,18 @@ const MAX_RUNS = 2000;
 
 type Source = { title: string; crumbs: { href?: string; label: string }[]; runs: ResultRun[] };
 
-async function load(q: { sweep?: string; project?: string; runs?: string }): Promise<Source | string> {
-  const caller = api();
+type Caller = Awaited<ReturnType<typeof api>>;
+
+async function load(caller: Caller, q: { sweep?: string; project?: string; runs?: string }): Promise<Source | string> {
   if (q.sweep) {
     const s = await caller.sweeps.get({ id: q.sweep });
     return {
       title: `Sweep ${s.name}`,
-      crumbs: [{ href: `/projects/${s.project.id}`, label: s.project.name }, { href: `/sweeps/${s.id}`, label: s.name }, { label: 'compare' }],
+      crumbs: [
+        { href: `/projects/${s.project.id}`, label: s.project.name },
+        { href: `/sweeps/${s.id}`, label: s.name },
+        { label: 'compare' },
+      ],
       runs: s.runs as unknown as ResultRun[],
     };
   }
@@ -31,7 +36,11 @@ async function load(q: { sweep?: string; project?: string; runs?: string }): Pro
       runs.push(...(page.items as unknown as ResultRun[]));
       cursor = page.nextCursor ?? undefined;
     } while (cursor && runs.length < MAX_RUNS);
-    return { title: `Project ${p.name}`, crumbs: [{ href: `/projects/${p.id}`, label: p.name }, { label: 'compare' }], runs };
+    return {
+      title: `Project ${p.name}`,
+      crumbs: [{ href: `/projects/${p.id}`, label: p.name }, { label: 'compare' }],
+      runs,
+    };
   }
   if (q.runs) {
     const ids = [...new Set(q.runs.split(',').filter(Boolean))].slice(0, 200);
@@ -41,11 +50,14 @@ async function load(q: { sweep?: string; project?: string; runs?: string }): Pro
   return 'Choose what to compare: a sweep (?sweep=…), a project (?project=…) or runs (?runs=id1,id2,…).';
 }
 
-export default async function ComparePage(props: { searchParams: Promise<{ sweep?: string; project?: string; runs?: string }> }) {
+export default async function ComparePage(props: {
+  searchParams: Promise<{ sweep?: string; project?: string; runs?: string }>;
+}) {
   const q = await props.searchParams;
+  const caller = await api();
   let src: Source | string;
   try {
-    src = await load(q);
+    src = await load(caller, q);
   } catch (e) {
     if (e instanceof TRPCError && (e.code === 'NOT_FOUND' || e.code === 'BAD_REQUEST')) {
       return (
@@ -59,9 +71,7 @@ export default async function ComparePage(props: { searchParams: Promise<{ sweep
   if (typeof src === 'string') return <Empty>{src}</Empty>;
   const { runs } = src;
   const ids = runs.map((r) => r.id);
-  const keySets = await Promise.all(
-    inApiBatches(ids).map((batch) => api().metrics.keys({ runIds: batch })),
-  );
+  const keySets = await Promise.all(inApiBatches(ids).map((batch) => caller.metrics.keys({ runIds: batch })));
   const metricKeys = [...new Set(keySets.flat().map((k) => k.key))].sort();
   const diff = configDiff(runs.slice(0, 40));
   return (
@@ -69,8 +79,8 @@ export default async function ComparePage(props: { searchParams: Promise<{ sweep
       <Crumbs items={src.crumbs} />
       <h1>Compare · {src.title}</h1>
       <div className="sub">
-        {runs.length} runs{runs.length >= MAX_RUNS ? ` (the first ${MAX_RUNS})` : ''}. Rows group runs by method × constraint (× β); the
-        spread is over seeds.
+        {runs.length} runs{runs.length >= MAX_RUNS ? ` (the first ${MAX_RUNS})` : ''}. Rows group runs by method ×
+        constraint (× β); the spread is over seeds.
       </div>
       {runs.length === 0 ? (
         <Empty>No runs here yet.</Empty>
@@ -79,7 +89,11 @@ export default async function ComparePage(props: { searchParams: Promise<{ sweep
           <h2>Results</h2>
           <ResultsTable runs={runs} />
           <h2>Curves</h2>
-          {metricKeys.length ? <CompareChart runs={runs} metricKeys={metricKeys} /> : <div className="muted">No metrics logged yet.</div>}
+          {metricKeys.length ? (
+            <CompareChart runs={runs} metricKeys={metricKeys} />
+          ) : (
+            <div className="muted">No metrics logged yet.</div>
+          )}
           <h2>Runs against a baseline</h2>
           <BaselineTable runs={runs} />
           <h2>Config differences</h2>
@@ -111,7 +125,11 @@ export default async function ComparePage(props: { searchParams: Promise<{ sweep
                   ))}
                 </tbody>
               </table>
-              {runs.length > 40 ? <div className="muted" style={{ padding: 8 }}>showing the first 40 runs&apos; configs</div> : null}
+              {runs.length > 40 ? (
+                <div className="muted" style={{ padding: 8 }}>
+                  showing the first 40 runs&apos; configs
+                </div>
+              ) : null}
             </div>
           )}
         </>

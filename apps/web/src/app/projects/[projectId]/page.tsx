@@ -18,7 +18,7 @@ export default async function RunsPage(props: {
   const { projectId } = await props.params;
   const view = parseRunsView(await props.searchParams);
   const base = `/projects/${projectId}`;
-  const caller = api();
+  const caller = await api();
   const project = await found(caller.projects.get({ id: projectId }));
   if (!project) return <Missing what={`Project ${projectId}`} />;
   const parsed = view.filters.map(parseFilter);
@@ -39,7 +39,11 @@ export default async function RunsPage(props: {
   let page;
   try {
     if (bad.length) throw new TRPCError({ code: 'BAD_REQUEST', message: bad.join('; ') });
-    page = await caller.runs.list({ ...(query as Parameters<typeof caller.runs.list>[0]), cursor: view.cursor ?? undefined, limit: 200 });
+    page = await caller.runs.list({
+      ...(query as Parameters<typeof caller.runs.list>[0]),
+      cursor: view.cursor ?? undefined,
+      limit: 200,
+    });
   } catch (e) {
     if (e instanceof TRPCError && e.code === 'BAD_REQUEST') {
       return (
@@ -56,7 +60,9 @@ export default async function RunsPage(props: {
   const sweeps = await caller.sweeps.list({ projectId, limit: 20 });
   const metricKeys = [
     ...new Set(
-      page.items.flatMap((r) => Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith('progress/'))),
+      page.items.flatMap((r) =>
+        Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith('progress/')),
+      ),
     ),
   ].sort();
   return (
@@ -138,7 +144,12 @@ export default async function RunsPage(props: {
         </label>
         <label title="summary metrics or config values; separate several with ;">
           Where
-          <input name="f" placeholder="test/task_accuracy>=0.4; config.lr<0.001" defaultValue={view.filters.join('; ')} size={34} />
+          <input
+            name="f"
+            placeholder="test/task_accuracy>=0.4; config.lr<0.001"
+            defaultValue={view.filters.join('; ')}
+            size={34}
+          />
         </label>
         {view.cols.length ? <input type="hidden" name="cols" value={view.cols.join(',')} /> : null}
         {view.group ? <input type="hidden" name="group" value="1" /> : null}
@@ -151,10 +162,17 @@ export default async function RunsPage(props: {
       </form>
       {page.items.length === 0 ? (
         <Empty>
-          {view.cursor ? 'No more runs.' : 'No runs match these filters.'} <Link href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>Launch a sweep</Link>
+          {view.cursor ? 'No more runs.' : 'No runs match these filters.'}{' '}
+          <Link href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>Launch a sweep</Link>
         </Empty>
       ) : (
-        <RunsTable base={base} view={view} query={query} initial={JSON.parse(JSON.stringify(page))} metricKeys={metricKeys} />
+        <RunsTable
+          base={base}
+          view={view}
+          query={query}
+          initial={JSON.parse(JSON.stringify(page))}
+          metricKeys={metricKeys}
+        />
       )}
     </>
   );

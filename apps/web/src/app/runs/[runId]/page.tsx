@@ -11,7 +11,7 @@ export const dynamic = 'force-dynamic';
 
 export default async function RunPage(props: { params: Promise<{ runId: string }> }) {
   const { runId } = await props.params;
-  const caller = api();
+  const caller = await api();
   const run = await found(caller.runs.get({ id: runId }));
   if (!run) return <Missing what={`Run ${runId}`} />;
   const [keys, artifacts, events] = await Promise.all([
@@ -61,7 +61,11 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
         </div>
       ) : null}
       <Suspense fallback={<div className="skeleton" />}>
-        <LiveRun runId={run.id} initial={initial} markers={degraded?.step != null ? [{ step: degraded.step, label: `onset · step ${degraded.step}` }] : []} />
+        <LiveRun
+          runId={run.id}
+          initial={initial}
+          markers={degraded?.step != null ? [{ step: degraded.step, label: `onset · step ${degraded.step}` }] : []}
+        />
       </Suspense>
       <h2>Samples</h2>
       <SamplesBrowser runId={run.id} />

@@ -8,7 +8,7 @@ export const dynamic = 'force-dynamic';
 
 export default async function SweepPage(props: { params: Promise<{ sweepId: string }> }) {
   const { sweepId } = await props.params;
-  const sweep = await found(api().sweeps.get({ id: sweepId }));
+  const sweep = await found((await api()).sweeps.get({ id: sweepId }));
   if (!sweep) return <Missing what={`Sweep ${sweepId}`} />;
   return (
     <>

@@ -6,9 +6,10 @@ export const dynamic = 'force-dynamic';
 
 export default async function NewSweepPage(props: { searchParams: Promise<{ project?: string }> }) {
   const { project } = await props.searchParams;
+  const caller = await api();
   let projects;
   try {
-    projects = await api().projects.list();
+    projects = await caller.projects.list();
   } catch (e) {
     return <ErrorBox title="Could not load projects">{(e as Error).message}</ErrorBox>;
   }
@@ -17,8 +18,8 @@ export default async function NewSweepPage(props: { searchParams: Promise<{ proj
       <Crumbs items={[{ label: 'New sweep' }]} />
       <h1>Launch a sweep</h1>
       <div className="sub">
-        A VFT parent per seed and preset, one labelled sample set per sampling setting, then every alignment run from it.
-        Checked as you type; the count below is what will be created.
+        A VFT parent per seed and preset, one labelled sample set per sampling setting, then every alignment run from
+        it. Checked as you type; the count below is what will be created.
       </div>
       <SweepForm projects={projects.map((p) => p.name)} initialProject={project} />
     </>

@@ -8,7 +8,7 @@ export const dynamic = 'force-dynamic';
 
 export default async function CaseStudyPage(props: { params: Promise<{ runId: string }> }) {
   const { runId } = await props.params;
-  const caller = api();
+  const caller = await api();
   const run = await found(caller.runs.get({ id: runId }));
   if (!run) return <Missing what={`Run ${runId}`} />;
   const [events, keys, artifacts] = await Promise.all([
@@ -29,7 +29,8 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
         <Crumbs items={crumbs} />
         <h1>{run.name}</h1>
         <Empty>
-          This run has not degraded: the detector found every evaluation within its limits. <Link href={`/runs/${run.id}`}>Back to the run</Link>
+          This run has not degraded: the detector found every evaluation within its limits.{' '}
+          <Link href={`/runs/${run.id}`}>Back to the run</Link>
         </Empty>
       </>
     );
@@ -40,7 +41,8 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
       <Crumbs items={crumbs} />
       <h1 data-testid="case-study-title">Case study · {run.name}</h1>
       <div className="sub">
-        {run.method} with constraint <b>{run.constraint}</b> degraded at step <b data-testid="onset-step">{event.step ?? '?'}</b>
+        {run.method} with constraint <b>{run.constraint}</b> degraded at step{' '}
+        <b data-testid="onset-step">{event.step ?? '?'}</b>
         {run.parent ? (
           <>
             {' '}
@@ -50,7 +52,15 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
         · <Link href={`/runs/${run.id}`}>run page</Link>
       </div>
       <CaseStudy
-        run={{ id: run.id, name: run.name, method: run.method, constraint: run.constraint, config: cfg, parentRunId: run.parent?.id ?? null, projectName: run.project.name }}
+        run={{
+          id: run.id,
+          name: run.name,
+          method: run.method,
+          constraint: run.constraint,
+          config: cfg,
+          parentRunId: run.parent?.id ?? null,
+          projectName: run.project.name,
+        }}
         onset={event.step ?? 0}
         details={event.details as unknown as Degradation}
         metricKeys={keys.map((k) => k.key)}

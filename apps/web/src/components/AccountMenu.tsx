@@ -1,0 +1,51 @@
+'use client';
+import Link from 'next/link';
+import { useRouter } from 'next/navigation';
+
+interface Me {
+  user: { email: string; name: string };
+  teams: { slug: string; name: string; role: string }[];
+  current: { slug: string; role: string } | null;
+}
+
+/** The header's account corner: the team being worked in (switching sets the `aft_team` cookie), team settings, sign-out. */
+export function AccountMenu({ me }: { me: Me }) {
+  const router = useRouter();
+  const switchTeam = (slug: string) => {
+    document.cookie = `aft_team=${encodeURIComponent(slug)}; path=/; max-age=31536000; samesite=lax`;
+    router.push('/');
+    router.refresh();
+  };
+  const signOut = async () => {
+    await fetch('/api/auth/sign-out', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    }).catch(() => undefined);
+    window.location.assign('/sign-in');
+  };
+  return (
+    <div className="account">
+      <label>
+        <span className="sr-only">Team</span>
+        <select
+          aria-label="team"
+          value={me.current?.slug ?? ''}
+          onChange={(e) => switchTeam(e.target.value)}
+          data-testid="team-switch"
+        >
+          {me.teams.map((t) => (
+            <option key={t.slug} value={t.slug}>
+              {t.name} ({t.role})
+            </option>
+          ))}
+        </select>
+      </label>
+      <Link href="/team">Team</Link>
+      <span title={me.user.email}>{me.user.name || me.user.email}</span>
+      <button type="button" onClick={signOut}>
+        Sign out
+      </button>
+    </div>
+  );
+}
