@@ -14,3 +14,4 @@ export { runListInput, configHash } from './router/runs';
 export type { WireSeries } from './router/metrics';
 export { createApiHandler, requestContext, cookieValue, TEAM_COOKIE, type ApiHandlerOptions } from './http';
 export { RedisRateLimiter, type RateLimiter } from './rate-limit';
+export { createExportHandler } from './export';

@@ -92,3 +92,4 @@ export async function serveFetch(handler: (req: Request) => Promise<Response>, p
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
+export { createExportHandler } from './export';

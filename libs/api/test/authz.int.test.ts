@@ -171,6 +171,16 @@ describe('API keys', () => {
     expect(actions.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
   });
 
+  it('run deletions are in the audit log, with who deleted what', async () => {
+    const member = callers.find((c) => c.name === 'home member')!;
+    const f = await fixture();
+    expect((await outcome(member, 'runs.delete', { id: f.runId })).res).toBe('OK');
+    expect(await t.db.prisma.run.count({ where: { id: f.runId } })).toBe(0);
+    const ev = await t.db.prisma.auditEvent.findFirstOrThrow({ where: { action: 'run.delete', target: f.runId } });
+    expect(ev.userId).toBe(member.ctx.userId);
+    expect(ev.details).toMatchObject({ name: expect.stringMatching(/^r-/) });
+  });
+
   it('a team keeps at least one owner', async () => {
     const { user, team } = await createMember(t.db, `solo-${uniq()}`, 'owner');
     const solo: Caller = { name: 'solo owner', ctx: { userId: user.id }, perms: ROLE_PERMISSIONS.owner, via: 'user' };

@@ -6,3 +6,5 @@ export * from './run-writes';
 export * from './notifier';
 export * from './api-keys';
 export * from './launch';
+export * from './export';
+export * from './tar';

@@ -54,7 +54,13 @@ export async function init(opts: InitOptions): Promise<Run> {
   const url = opts.url ?? trackerEnv.url();
   const apiKey = opts.apiKey ?? trackerEnv.apiKey();
   if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
-  const transport = new Transport({ url, apiKey, retryForMs: opts.retryForMs, fetch: opts.fetch, onRetry: opts.onRetry });
+  const transport = new Transport({
+    url,
+    apiKey,
+    retryForMs: opts.retryForMs,
+    fetch: opts.fetch,
+    onRetry: opts.onRetry,
+  });
   const {
     url: _u,
     apiKey: _k,
@@ -95,9 +101,63 @@ export async function attach(opts: AttachOptions): Promise<Run | null> {
   const url = opts.url ?? trackerEnv.url();
   const apiKey = opts.apiKey ?? trackerEnv.apiKey();
   if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
-  const transport = new Transport({ url, apiKey, retryForMs: opts.retryForMs, fetch: opts.fetch, onRetry: opts.onRetry });
-  const started = await transport.call<{ started: boolean; status: string }>('runs.start', { id: opts.runId, backend: opts.backend });
+  const transport = new Transport({
+    url,
+    apiKey,
+    retryForMs: opts.retryForMs,
+    fetch: opts.fetch,
+    onRetry: opts.onRetry,
+  });
+  const started = await transport.call<{ started: boolean; status: string }>('runs.start', {
+    id: opts.runId,
+    backend: opts.backend,
+  });
   if (!started.started) return null;
   const info = await transport.call<RunInfo>('runs.get', { id: opts.runId }, 'GET');
-  return new Run(info, url, transport, { batchPoints: opts.batchPoints, flushIntervalMs: opts.flushIntervalMs, maxInFlight: opts.maxInFlight });
+  return new Run(info, url, transport, {
+    batchPoints: opts.batchPoints,
+    flushIntervalMs: opts.flushIntervalMs,
+    maxInFlight: opts.maxInFlight,
+  });
+}
+
+export interface ExportOptions {
+  /** Server URL; defaults to $AFT_URL. */
+  url?: string;
+  /** API key with the `read` scope; defaults to $AFT_API_KEY. */
+  apiKey?: string;
+  fetch?: typeof fetch;
+}
+
+/**
+ * Downloads a project or a sweep as a .tar.gz archive (runs.jsonl, runs.csv, metrics/, samples/, events/) into
+ * `file`, streaming: `await exportArchive({ projectId }, 'gsm8k.aft.tar.gz')`. Resolves with the bytes written.
+ */
+export async function exportArchive(
+  what: { projectId: string } | { sweepId: string },
+  file: string,
+  opts: ExportOptions = {},
+): Promise<number> {
+  const { createWriteStream } = await import('node:fs');
+  const { Readable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
+  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  const base = (opts.url ?? trackerEnv.url()).replace(/\/+$/, '');
+  const q =
+    'projectId' in what ? `project=${encodeURIComponent(what.projectId)}` : `sweep=${encodeURIComponent(what.sweepId)}`;
+  const res = await (opts.fetch ?? fetch)(`${base}/api/export?${q}`, { headers: { 'x-api-key': apiKey } });
+  if (!res.ok || !res.body) {
+    const j = (await res.json().catch(() => null)) as { error?: { message?: string; code?: string } } | null;
+    throw new TrackerError(
+      j?.error?.message ?? `export failed: HTTP ${res.status}`,
+      res.status,
+      j?.error?.code ?? 'HTTP',
+    );
+  }
+  let bytes = 0;
+  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  body.on('data', (c: Buffer) => (bytes += c.length));
+  await pipeline(body, createWriteStream(file));
+  return bytes;
 }

@@ -29,8 +29,8 @@ export const AXES: Record<string, (r: SweepRun) => string | number | null> = {
   beta: betaOf,
   lr: (r) => (cfg(r)['lr'] as number) ?? null,
   seed: (r) => r.seed,
-  k: (r) => ((cfg(r)['sampling'] as { k?: number } | undefined)?.k ?? null),
-  temperature: (r) => ((cfg(r)['sampling'] as { temperature?: number } | undefined)?.temperature ?? null),
+  k: (r) => (cfg(r)['sampling'] as { k?: number } | undefined)?.k ?? null,
+  temperature: (r) => (cfg(r)['sampling'] as { temperature?: number } | undefined)?.temperature ?? null,
 };
 const cfg = (r: SweepRun) => (r.config && typeof r.config === 'object' ? (r.config as Record<string, unknown>) : {});
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -55,11 +55,17 @@ export function heatmap(runs: readonly SweepRun[], metric: string, rowAxis: stri
   const cols = uniq(colOf);
   const cells = rows.map((rv) =>
     cols.map((cv) => {
-      const vals = runs.filter((r) => rowOf(r) === rv && colOf(r) === cv).map((r) => num(r.summary[metric])).filter((v): v is number => v !== null);
+      const vals = runs
+        .filter((r) => rowOf(r) === rv && colOf(r) === cv)
+        .map((r) => num(r.summary[metric]))
+        .filter((v): v is number => v !== null);
       return vals.length ? { mean: vals.reduce((a, b) => a + b, 0) / vals.length, n: vals.length } : null;
     }),
   );
-  const all = cells.flat().filter((c): c is { mean: number; n: number } => c !== null).map((c) => c.mean);
+  const all = cells
+    .flat()
+    .filter((c): c is { mean: number; n: number } => c !== null)
+    .map((c) => c.mean);
   return { rows, cols, cells, min: Math.min(...all), max: Math.max(...all) };
 }
 
@@ -93,7 +99,14 @@ export function SweepLive({ initial }: { initial: SweepData }) {
 
   const aligned = sweep.runs.filter((r) => r.parentRunId !== null);
   const metrics = useMemo(
-    () => [...new Set(aligned.flatMap((r) => Object.keys(r.summary).filter((k) => !k.startsWith('progress/') && num(r.summary[k]) !== null)))].sort(),
+    () =>
+      [
+        ...new Set(
+          aligned.flatMap((r) =>
+            Object.keys(r.summary).filter((k) => !k.startsWith('progress/') && num(r.summary[k]) !== null),
+          ),
+        ),
+      ].sort(),
     [aligned],
   );
   const varying = Object.keys(AXES).filter((a) => new Set(aligned.map(AXES[a]!)).size > 1);
@@ -130,6 +143,9 @@ export function SweepLive({ initial }: { initial: SweepData }) {
           </button>
         ) : null}
         <Link href={`/compare?sweep=${sweep.id}`}>Compare these runs →</Link>
+        <a href={`/api/export?sweep=${sweep.id}`} download data-testid="export-sweep">
+          Export (.tar.gz)
+        </a>
         {!done ? <span className="muted">refreshing every {POLL_MS / 1000} s</span> : null}
       </div>
       {error ? <div className="error">Could not refresh: {error}</div> : null}
@@ -168,13 +184,17 @@ export function SweepLive({ initial }: { initial: SweepData }) {
               <td className="num">{percentDone(r)}</td>
               <td className="num">{fmtNumber(r.summary['test/task_accuracy'])}</td>
               <td className="num">{fmtNumber(r.summary['test/assessment_accuracy'])}</td>
-              <td>{r.degradedAt !== null ? <Link href={`/runs/${r.id}/case-study`}>at step {r.degradedAt} →</Link> : ''}</td>
+              <td>
+                {r.degradedAt !== null ? <Link href={`/runs/${r.id}/case-study`}>at step {r.degradedAt} →</Link> : ''}
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
       <h2>Assessment view</h2>
-      <div className="panel">{aligned.length ? <AssessmentScatter runs={aligned} /> : <div className="muted">No alignment runs.</div>}</div>
+      <div className="panel">
+        {aligned.length ? <AssessmentScatter runs={aligned} /> : <div className="muted">No alignment runs.</div>}
+      </div>
       <h2>Heatmap</h2>
       {!hm ? (
         <div className="muted">Final metrics appear here as alignment runs finish.</div>
@@ -225,7 +245,11 @@ export function SweepLive({ initial }: { initial: SweepData }) {
                   {hm.cells[i]!.map((c, j) => {
                     const t = c && hm.max > hm.min ? (c.mean - hm.min) / (hm.max - hm.min) : 0.5;
                     return (
-                      <td key={j} style={c ? { background: `rgba(110,168,254,${0.12 + 0.7 * t})` } : undefined} title={c ? `${c.n} run(s)` : 'no finished run'}>
+                      <td
+                        key={j}
+                        style={c ? { background: `rgba(110,168,254,${0.12 + 0.7 * t})` } : undefined}
+                        title={c ? `${c.n} run(s)` : 'no finished run'}
+                      >
                         {c ? fmtNumber(c.mean) : ''}
                       </td>
                     );

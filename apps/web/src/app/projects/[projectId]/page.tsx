@@ -77,6 +77,15 @@ export default async function RunsPage(props: {
         <Link className="button" href={`/compare?project=${project.id}`}>
           Compare methods
         </Link>
+        <a
+          className="button"
+          href={`/api/export?project=${project.id}`}
+          download
+          data-testid="export-project"
+          title="runs, metrics, samples and events as JSON lines, and runs with their summaries as CSV"
+        >
+          Export (.tar.gz)
+        </a>
       </div>
       {sweeps.length ? (
         <>

@@ -1,0 +1,84 @@
+/**
+ * `GET /api/export?project=<id>` or `?sweep=<id>`: a project or a sweep as a streamed .tar.gz (libs/db export.ts
+ * lists its files). Authorized like `projects.get` / `sweeps.get` (a session or a key with the `read` scope), with
+ * the same answers for what is missing or not the caller's.
+ */
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { exportArchive } from '@aft/db';
+import { id } from '@aft/contracts';
+import { requestContext, type ApiHandlerOptions } from './http';
+import { appRouter } from './root';
+import { createCallerFactory, describeZodError } from './trpc';
+
+const query = z
+  .object({ project: id.optional(), sweep: id.optional() })
+  .strict()
+  .refine((q) => (q.project ? 1 : 0) + (q.sweep ? 1 : 0) === 1, {
+    message: 'give exactly one of ?project=<id> or ?sweep=<id>',
+  });
+
+function errorResponse(status: number, code: string, message: string) {
+  return new Response(JSON.stringify({ error: { code, message } }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
+}
+
+const fileName = (s: string) =>
+  s
+    .replace(/[^\w.-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 80) || 'export';
+
+export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth'>) {
+  return async (req: Request): Promise<Response> => {
+    if (req.method !== 'GET') return errorResponse(405, 'METHOD_NOT_SUPPORTED', 'use GET');
+    const parsed = query.safeParse(Object.fromEntries(new URL(req.url).searchParams));
+    if (!parsed.success) return errorResponse(400, 'BAD_REQUEST', describeZodError(parsed.error));
+    const caller = createCallerFactory(appRouter)(await requestContext(opts, req.headers));
+    let name: string;
+    let projectId: string;
+    try {
+      if (parsed.data.sweep) {
+        const s = await caller.sweeps.get({ id: parsed.data.sweep });
+        name = `${s.project.name}-${s.name}`;
+        projectId = s.project.id;
+      } else {
+        const p = await caller.projects.get({ id: parsed.data.project! });
+        name = p.name;
+        projectId = p.id;
+      }
+    } catch (e) {
+      if (e instanceof TRPCError) return errorResponse(getHTTPStatusCodeFromError(e), e.code, e.message);
+      throw e;
+    }
+    const team = await opts.db.pool.query<{ team_id: string }>('SELECT team_id FROM project WHERE id = $1', [
+      projectId,
+    ]);
+    const scope = parsed.data.sweep ? { sweepId: parsed.data.sweep } : { projectId };
+    // pulled chunk by chunk as the client reads: a slow client slows the export instead of filling memory
+    const it = exportArchive(opts.db.pool, team.rows[0]!.team_id, scope)[Symbol.asyncIterator]();
+    const tar = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      async cancel() {
+        await it.return?.(undefined);
+      },
+    });
+    return new Response(
+      tar.pipeThrough(new CompressionStream('gzip') as unknown as ReadableWritablePair<Uint8Array, Uint8Array>),
+      {
+        headers: {
+          'content-type': 'application/gzip',
+          'content-disposition': `attachment; filename="${fileName(name)}.aft.tar.gz"`,
+          'cache-control': 'no-store',
+        },
+      },
+    );
+  };
+}
