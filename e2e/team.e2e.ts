@@ -83,6 +83,35 @@ describe('invitations, roles and export', () => {
     expect(await owner.textContent('[data-testid="audit"]')).toContain('member.join');
   });
 
+  it('lets the owner delete a run, recorded in the audit log; the viewer has no delete button', async () => {
+    const runs = await fetch(
+      `${base()}/api/trpc/runs.list?input=${encodeURIComponent(JSON.stringify({ search: 'shared-run' }))}`,
+      {
+        headers: { 'x-api-key': inject('apiKey') },
+      },
+    );
+    const run = (
+      (await runs.json()) as { result: { data: { items: { id: string; name: string }[] } } }
+    ).result.data.items.find((r) => r.name === 'shared-run')!;
+    await fetch(`${base()}/api/trpc/runs.setStatus`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': inject('apiKey') },
+      body: JSON.stringify({ id: run.id, status: 'succeeded' }),
+    });
+    await guest.goto(`${base()}/runs/${run.id}`);
+    await guest.waitForSelector('[data-testid="run-name"]');
+    expect(await guest.locator('[data-testid="delete-run"]').count()).toBe(0);
+
+    await owner.goto(`${base()}/runs/${run.id}`);
+    owner.once('dialog', (d) => void d.accept());
+    await owner.click('[data-testid="delete-run"]');
+    await owner.waitForURL(/\/projects\//);
+    await owner.goto(`${base()}/team`);
+    expect(await owner.textContent('[data-testid="audit"]')).toContain('run.delete');
+    await owner.goto(`${base()}/runs/${run.id}`);
+    await owner.waitForSelector(`text=Run ${run.id} does not exist`);
+  });
+
   it('signs out', async () => {
     await guest.click('text=Sign out');
     await guest.waitForURL(/\/sign-in/);

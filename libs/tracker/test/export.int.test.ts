@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, importArchive, insertMetricPoints, insertSamples, readTar, RunNotifier, type TestDatabase } from '@aft/db/testing';
+import {
+  createTestDatabase,
+  importArchive,
+  insertMetricPoints,
+  insertSamples,
+  readTar,
+  RunNotifier,
+  type TestDatabase,
+} from '@aft/db/testing';
 import { exportArchive } from '../src';
 import { createExportHandler, createTeamWithKey, serveFetch } from '@aft/api/testing';
 

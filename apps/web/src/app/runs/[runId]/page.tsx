@@ -5,6 +5,7 @@ import { found } from '../../../server/found';
 import { Crumbs, Missing } from '../../../components/ui';
 import { LiveRun, type LiveState } from '../../../components/LiveRun';
 import { SamplesBrowser } from '../../../components/SamplesBrowser';
+import { DeleteRun } from '../../../components/DeleteRun';
 import { flatten, fmtAgo, fmtDuration } from '../../../lib/format';
 
 export const dynamic = 'force-dynamic';
@@ -14,11 +15,13 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
   const caller = await api();
   const run = await found(caller.runs.get({ id: runId }));
   if (!run) return <Missing what={`Run ${runId}`} />;
-  const [keys, artifacts, events] = await Promise.all([
+  const [keys, artifacts, events, me] = await Promise.all([
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),
     caller.events.list({ runId }),
+    caller.teams.me(),
   ]);
+  const canDelete = me.current?.role === 'owner' || me.current?.role === 'member';
   const initial: LiveState = {
     status: run.status,
     summary: run.summary,
@@ -52,6 +55,11 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
                 {t}
               </span>
             ))}
+          </span>
+        ) : null}
+        {canDelete && run.status !== 'running' && run.status !== 'queued' ? (
+          <span style={{ marginLeft: 12 }}>
+            <DeleteRun runId={run.id} name={run.name} projectId={run.project.id} />
           </span>
         ) : null}
       </div>
