@@ -12,6 +12,8 @@ const schema = z.object({
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   AFT_QUEUE: z.string().min(1).default('aft-runs'),
   /** Points or samples an API key may write per second (over it: 429 with Retry-After); 0 turns the limit off. */
+  /** Where files uploaded through the MLflow API (small artifacts) are kept. */
+  AFT_MLFLOW_ARTIFACT_DIR: z.string().min(1).default('.aft/mlflow-artifacts'),
   AFT_RATE_PER_S: z.coerce.number().int().min(0).default(1_000_000),
 });
 

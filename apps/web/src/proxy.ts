@@ -14,6 +14,6 @@ export function proxy(req: NextRequest) {
 }
 
 export const config = {
-  // everything but the APIs (they answer 401 themselves), the sign-in page and static files
-  matcher: ['/((?!api/|_next/|sign-in|favicon\\.ico).*)'],
+  // everything but the APIs (tRPC, auth, export, MLflow: they answer 401 themselves), the sign-in page and static files
+  matcher: ['/((?!api/|ajax-api/|get-artifact|_next/|sign-in|favicon\\.ico).*)'],
 };

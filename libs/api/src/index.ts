@@ -15,3 +15,4 @@ export type { WireSeries } from './router/metrics';
 export { createApiHandler, requestContext, cookieValue, TEAM_COOKIE, type ApiHandlerOptions } from './http';
 export { RedisRateLimiter, type RateLimiter } from './rate-limit';
 export { createExportHandler } from './export';
+export { createMlflowHandler, MLFLOW_LIMITS, type MlflowOptions } from './mlflow/handler';

@@ -133,7 +133,7 @@ const errors = t.middleware(async ({ next }) => {
 
 export const publicProcedure = t.procedure.use(errors);
 
-async function resolveActor(ctx: Context): Promise<Actor> {
+export async function resolveActor(ctx: Context): Promise<Actor> {
   if (ctx.apiKey) {
     // Not cached: a revoked key must be refused on its very next request, by every server process.
     const res = await ctx.db.pool.query<{

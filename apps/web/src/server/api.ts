@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { TRPCError } from '@trpc/server';
@@ -6,6 +7,7 @@ import {
   createApiHandler,
   createAuth,
   createCallerFactory,
+  createMlflowHandler,
   RedisRateLimiter,
   requestContext,
   type Auth,
@@ -21,6 +23,8 @@ interface Server {
   rateLimiter: RedisRateLimiter | null;
   auth: Auth;
   handler: (req: Request) => Promise<Response>;
+  /** The MLflow-compatible API (/api/2.0/mlflow, /ajax-api/2.0/mlflow, /api/2.0/mlflow-artifacts). */
+  mlflow: (req: Request) => Promise<Response>;
 }
 
 // One pool and one LISTEN connection per server process (kept across hot reloads in development).
@@ -45,7 +49,14 @@ export function server(): Server {
       },
     });
     const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter });
-    g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler };
+    const mlflow = createMlflowHandler({
+      db,
+      notifier,
+      auth,
+      rateLimiter,
+      artifactDir: resolve(e.AFT_MLFLOW_ARTIFACT_DIR),
+    });
+    g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler, mlflow };
   }
   return g.__aftServer;
 }

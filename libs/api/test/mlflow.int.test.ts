@@ -1,0 +1,512 @@
+/**
+ * The MLflow-compatible API, driven by the `mlflow` client package from the npm registry (written by others, not
+ * by us) over real HTTP: an experiment, a run, params, a batch of metrics, tags, the history read back, a search
+ * with a filter — and the run then shows in our own runs list and series query. MLflow's limits and error codes,
+ * and request bodies shaped as in MLflow's REST API reference, round-trip.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import MLflow from 'mlflow';
+import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { createMlflowHandler } from '../src';
+import { createTeamWithKey, createTestHandler, serveFetch } from '../src/testing';
+
+let t: TestDatabase;
+let api: ReturnType<typeof createTestHandler>;
+let server: Awaited<ReturnType<typeof serveFetch>>;
+let key: string;
+let logOnlyKey: string;
+let otherKey: string;
+/** The package's own typings mark every optional MLflow field required; call it as its README does. */
+type Call = (args?: Record<string, unknown>) => Promise<unknown>;
+type Client = Record<'Experiments' | 'Runs' | 'Metrics' | 'Artifacts', Record<string, Call>>;
+const connect = (headers?: Record<string, string>) =>
+  new MLflow({ endpoint: server.url, headers }) as unknown as Client;
+let client: Client;
+const dir = mkdtempSync(join(tmpdir(), 'aft-mlflow-'));
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  api = createTestHandler(t.db, t.url);
+  const mlflow = createMlflowHandler({ db: t.db, notifier: api.notifier, auth: null, artifactDir: dir });
+  server = await serveFetch(mlflow);
+  key = (await createTeamWithKey(t.db, 'researchers')).key;
+  logOnlyKey = (await createTeamWithKey(t.db, 'researchers', ['log', 'read'])).key;
+  otherKey = (await createTeamWithKey(t.db, 'others')).key;
+  client = connect({ Authorization: `Bearer ${key}` });
+  // the package prints every request body; keep the test output readable
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+});
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await server?.close();
+  await api?.notifier.close();
+  await t?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** What the client threw: its message is the JSON of {status, data}. */
+async function failure(
+  p: Promise<unknown>,
+): Promise<{ status: number; data: { error_code: string; message: string } }> {
+  try {
+    await p;
+  } catch (e) {
+    return JSON.parse((e as Error).message.replace(/^Error: /, '')) as {
+      status: number;
+      data: { error_code: string; message: string };
+    };
+  }
+  throw new Error('expected the request to fail');
+}
+
+async function raw(method: string, path: string, body?: unknown, k: string | null = key) {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: {
+      ...(k ? { authorization: `Bearer ${k}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    json: (await res.json().catch(() => null)) as Record<string, unknown> & { error_code?: string; message?: string },
+  };
+}
+
+describe('the mlflow npm client', () => {
+  let experimentId: string;
+  let runId: string;
+  const start = 1_764_000_000_000;
+
+  it('creates an experiment and a run, logs params, metrics and tags, reads the history back and searches', async () => {
+    const { experiment_id } = (await client.Experiments.create!({ name: 'trl-gsm8k' })) as { experiment_id: string };
+    experimentId = experiment_id;
+    const got = (await client.Experiments.get!({ experiment_id })) as {
+      experiment: { name: string; lifecycle_stage: string };
+    };
+    expect(got.experiment).toMatchObject({ name: 'trl-gsm8k', lifecycle_stage: 'active' });
+    const listed = (await client.Experiments.list!()) as { experiments: { name: string }[] };
+    expect(listed.experiments.map((e) => e.name)).toContain('trl-gsm8k');
+
+    const created = (await client.Runs.create!({
+      experiment_id,
+      start_time: start,
+      tags: [
+        { key: 'mlflow.runName', value: 'dpo-7b-beta0.1' },
+        { key: 'aft.method', value: 'dpo' },
+        { key: 'mlflow.source.name', value: 'train_dpo.py' },
+      ],
+    })) as {
+      run: { info: { run_id: string; run_name: string; status: string; experiment_id: string; start_time: number } };
+    };
+    runId = created.run.info.run_id;
+    expect(created.run.info).toMatchObject({
+      run_name: 'dpo-7b-beta0.1',
+      status: 'RUNNING',
+      experiment_id,
+      start_time: start,
+    });
+
+    await client.Runs.logParameter!({ run_id: runId, key: 'learning_rate', value: '5e-07' });
+    await client.Runs.logParameter!({ run_id: runId, key: 'beta', value: '0.1' });
+    const metrics = Array.from({ length: 40 }, (_, s) => [
+      { key: 'train/loss', value: 2 * Math.exp(-s / 10), timestamp: start + s * 1000, step: s },
+      { key: 'eval/accuracy', value: 0.3 + s / 100, timestamp: start + s * 1000, step: s },
+    ]).flat();
+    await client.Runs.logBatch!({
+      run_id: runId,
+      metrics,
+      params: [{ key: 'per_device_train_batch_size', value: '4' }],
+      tags: [{ key: 'aft.constraint', value: 'none' }],
+    });
+    await client.Runs.setTag!({ run_id: runId, key: 'stage', value: 'dpo' });
+    await client.Runs.logMetric!({
+      run_id: runId,
+      key: 'train/loss',
+      value: 0.05,
+      timestamp: start + 99_000,
+      step: 99,
+    });
+
+    const history = (await client.Metrics.getHistory!({ run_id: runId, metric_key: 'train/loss' })) as {
+      metrics: { value: number; step: number; timestamp: number }[];
+    };
+    expect(history.metrics).toHaveLength(41);
+    expect(history.metrics.slice(0, 3)).toEqual(metrics.filter((m) => m.key === 'train/loss').slice(0, 3));
+    expect(history.metrics[40]).toEqual({ key: 'train/loss', value: 0.05, timestamp: start + 99_000, step: 99 });
+
+    const run = (await client.Runs.get!({ run_id: runId })) as {
+      run: {
+        data: {
+          params: { key: string; value: string }[];
+          tags: { key: string; value: string }[];
+          metrics: { key: string; value: number; step: number }[];
+        };
+      };
+    };
+    expect(run.run.data.params).toEqual(
+      expect.arrayContaining([
+        { key: 'learning_rate', value: '5e-07' },
+        { key: 'beta', value: '0.1' },
+        { key: 'per_device_train_batch_size', value: '4' },
+      ]),
+    );
+    expect(run.run.data.tags).toEqual(
+      expect.arrayContaining([
+        { key: 'stage', value: 'dpo' },
+        { key: 'aft.method', value: 'dpo' },
+      ]),
+    );
+    expect(run.run.data.metrics).toEqual(
+      expect.arrayContaining([expect.objectContaining({ key: 'eval/accuracy', value: 0.69, step: 39 })]),
+    );
+
+    const search = (filter: string) =>
+      client.Runs.search!({
+        experiment_ids: [experiment_id],
+        filter,
+        run_view_type: 'ACTIVE_ONLY',
+        max_results: 100,
+      }) as Promise<{ runs?: { info: { run_id: string } }[] }>;
+    const hit = await search(
+      "metrics.`eval/accuracy` > 0.6 and params.learning_rate = '5e-07' and tags.`aft.method` = 'dpo' and attributes.status = 'RUNNING'",
+    );
+    expect(hit.runs?.map((r) => r.info.run_id)).toEqual([runId]);
+    expect((await search('metrics.`eval/accuracy` > 0.9')).runs ?? []).toEqual([]);
+    expect((await search("tags.mlflow.runName LIKE 'dpo-%'")).runs?.map((r) => r.info.run_id)).toEqual([runId]);
+
+    const ended = (await client.Runs.update!({ run_id: runId, status: 'FINISHED', end_time: start + 120_000 })) as {
+      run_info: { status: string; end_time: number };
+    };
+    expect(ended.run_info).toMatchObject({ status: 'FINISHED', end_time: start + 120_000 });
+  });
+
+  it('puts the run in our runs list and its metrics in our series query', async () => {
+    const list = await api.call('runs.list', { projectId: experimentId }, { key, method: 'GET' });
+    const items = (
+      list.json.result!.data as {
+        items: {
+          id: string;
+          method: string;
+          constraint: string;
+          status: string;
+          summary: Record<string, unknown>;
+          config: Record<string, unknown>;
+        }[];
+      }
+    ).items;
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ id: runId, method: 'dpo', constraint: 'none', status: 'succeeded' });
+    expect(items[0]!.summary['eval/accuracy']).toBeCloseTo(0.69);
+    const series = await api.call('metrics.series', { runIds: [runId], keys: ['train/loss'] }, { key, method: 'GET' });
+    const s = (series.json.result!.data as { runId: string; key: string; steps: number[]; values: unknown[] }[])[0]!;
+    expect(s.steps.slice(0, 3)).toEqual([0, 1, 2]);
+    expect(s.steps.at(-1)).toBe(99);
+    expect(s.values.at(-1)).toBe(0.05);
+  });
+
+  it('stores small artifacts: upload, list, download', async () => {
+    const body = JSON.stringify({ lr: 5e-7, beta: 0.1 });
+    const put = await fetch(
+      `${server.url}/api/2.0/mlflow-artifacts/artifacts/${experimentId}/${runId}/artifacts/config/train.json`,
+      {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${key}` },
+        body,
+      },
+    );
+    expect(put.status).toBe(200);
+    const top = (await client.Artifacts.list!({ run_id: runId })) as {
+      root_uri: string;
+      files: { path: string; is_dir: boolean }[];
+    };
+    expect(top.root_uri).toBe(`mlflow-artifacts:/${experimentId}/${runId}/artifacts`);
+    expect(top.files).toEqual([{ path: 'config', is_dir: true }]);
+    const inner = (await client.Artifacts.list!({ run_id: runId, path: 'config' })) as { files: unknown[] };
+    expect(inner.files).toEqual([{ path: 'config/train.json', is_dir: false, file_size: body.length }]);
+    const get = await fetch(
+      `${server.url}/api/2.0/mlflow-artifacts/artifacts/${experimentId}/${runId}/artifacts/config/train.json`,
+      { headers: { authorization: `Bearer ${key}` } },
+    );
+    expect(await get.text()).toBe(body);
+    const escape = await raw(
+      'PUT',
+      `/api/2.0/mlflow-artifacts/artifacts/${experimentId}/${runId}/artifacts/..%2F..%2Fescape.txt`,
+      'x',
+    );
+    expect(escape.status).toBe(400);
+  });
+});
+
+describe("MLflow's limits and errors", () => {
+  let runId: string;
+  beforeAll(async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    runId = r.run.info.run_id;
+  });
+  const metrics = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ key: 'loss', value: 1 / (i + 1), timestamp: 1, step: i }));
+  const kv = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: String(i) }));
+
+  it.each([
+    ['1001 metrics', { metrics: metrics(1001) }, /at most 1000 metrics\. Got 1001 metrics/],
+    ['101 params', { params: kv(101) }, /at most 100 params\. Got 101 params/],
+    ['101 tags', { tags: kv(101) }, /at most 100 tags\. Got 101 tags/],
+    [
+      '1001 entities in total',
+      { metrics: metrics(1000), params: kv(1) },
+      /at most 1000 metrics, params, and tags in total/,
+    ],
+  ])('refuses a log-batch with %s (400 INVALID_PARAMETER_VALUE) and writes nothing', async (_what, body, message) => {
+    const e = await failure(client.Runs.logBatch!({ run_id: runId, metrics: [], params: [], tags: [], ...body }));
+    expect(e.status).toBe(400);
+    expect(e.data.error_code).toBe('INVALID_PARAMETER_VALUE');
+    expect(e.data.message).toMatch(message);
+    const n = await t.db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1',
+      [runId],
+    );
+    expect(n.rows[0]!.n).toBe(0);
+  });
+
+  it('keeps params immutable: the same value again is fine, a different one is refused', async () => {
+    await client.Runs.logParameter!({ run_id: runId, key: 'lr', value: '0.001' });
+    await client.Runs.logParameter!({ run_id: runId, key: 'lr', value: '0.001' });
+    const e = await failure(client.Runs.logParameter!({ run_id: runId, key: 'lr', value: '0.002' }));
+    expect(e).toMatchObject({ status: 400, data: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    expect(e.data.message).toBe(
+      `Changing param values is not allowed. Param with key='lr' was already logged with value='0.001' for run ID='${runId}'. Attempted logging new value '0.002'.`,
+    );
+    const inBatch = await failure(
+      client.Runs.logBatch!({ run_id: runId, params: [{ key: 'lr', value: '0.003' }], metrics: metrics(5), tags: [] }),
+    );
+    expect(inBatch.data.error_code).toBe('INVALID_PARAMETER_VALUE');
+    const n = await t.db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1',
+      [runId],
+    );
+    expect(n.rows[0]!.n).toBe(0);
+  });
+
+  it('answers an unknown run, a missing token, a wrong scope and another team as MLflow does', async () => {
+    const unknown = await failure(client.Runs.get!({ run_id: 'deadbeef' }));
+    expect(unknown).toMatchObject({
+      status: 404,
+      data: { error_code: 'RESOURCE_DOES_NOT_EXIST', message: 'Run with id=deadbeef not found' },
+    });
+    const anon = await failure(connect().Runs.get!({ run_id: runId }));
+    expect(anon.status).toBe(401);
+    expect(anon.data.error_code).toBe('UNAUTHENTICATED');
+    expect(anon.data.message).toMatch(/MLFLOW_TRACKING_TOKEN/);
+    const revoked = await raw('GET', `/api/2.0/mlflow/runs/get?run_id=${runId}`, undefined, 'aft_not_a_key');
+    expect(revoked).toMatchObject({ status: 401, json: { error_code: 'UNAUTHENTICATED' } });
+    const scope = await raw('POST', '/api/2.0/mlflow/runs/delete', { run_id: runId }, logOnlyKey);
+    expect(scope).toMatchObject({
+      status: 403,
+      json: { error_code: 'PERMISSION_DENIED', message: 'this API key lacks the `launch` scope' },
+    });
+    const stranger = await raw('GET', `/api/2.0/mlflow/runs/get?run_id=${runId}`, undefined, otherKey);
+    expect(stranger).toMatchObject({
+      status: 404,
+      json: { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Run with id=${runId} not found` },
+    });
+    const dup = await failure(client.Experiments.create!({ name: 'trl-gsm8k' }));
+    expect(dup).toMatchObject({
+      status: 400,
+      data: { error_code: 'RESOURCE_ALREADY_EXISTS', message: "Experiment 'trl-gsm8k' already exists." },
+    });
+    const noEndpoint = await raw('POST', '/api/2.0/mlflow/runs/frobnicate', {});
+    expect(noEndpoint).toMatchObject({ status: 404, json: { error_code: 'ENDPOINT_NOT_FOUND' } });
+    const badJson = await raw('POST', '/api/2.0/mlflow/runs/log-metric', '{"run_id":');
+    expect(badJson).toMatchObject({ status: 400, json: { error_code: 'MALFORMED_REQUEST' } });
+    const badFilter = await raw('POST', '/api/2.0/mlflow/runs/search', {
+      experiment_ids: ['0'],
+      filter: "metrics.loss < 1 OR params.lr = '1'",
+    });
+    expect(badFilter).toMatchObject({ status: 400, json: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    expect(badFilter.json.message).toMatch(/no OR/);
+  });
+
+  it('deletes a run (with the launch scope), audited', async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    await client.Runs.delete!({ run_id: r.run.info.run_id });
+    expect(await t.db.prisma.run.count({ where: { id: r.run.info.run_id } })).toBe(0);
+    expect(await t.db.prisma.auditEvent.count({ where: { action: 'run.delete', target: r.run.info.run_id } })).toBe(1);
+  });
+});
+
+describe("request bodies as in MLflow's REST API reference", () => {
+  // Shaped after the examples of https://mlflow.org/docs/latest/rest-api.html and the tracking docs' curl calls.
+  // {{experiment_id}} and {{run_id}} are filled in from the responses, as a user following the docs would.
+  const name = `my-experiment-${randomBytes(3).toString('hex')}`;
+  const DOCS: [string, string, unknown][] = [
+    [
+      'POST',
+      '/api/2.0/mlflow/experiments/create',
+      { name, tags: [{ key: 'mlflow.note.content', value: 'from the docs' }] },
+    ],
+    ['GET', `/api/2.0/mlflow/experiments/get-by-name?experiment_name=${name}`, undefined],
+    [
+      'POST',
+      '/api/2.0/mlflow/runs/create',
+      {
+        experiment_id: '{{experiment_id}}',
+        start_time: 1552550804000,
+        tags: [{ key: 'mlflow.user', value: 'researcher' }],
+      },
+    ],
+    [
+      'POST',
+      '/api/2.0/mlflow/runs/log-metric',
+      { run_id: '{{run_id}}', key: 'mse', value: 2500.0, timestamp: 1552550804000, step: 0 },
+    ],
+    [
+      'POST',
+      '/api/2.0/mlflow/runs/log-parameter',
+      { run_id: '{{run_id}}', key: 'model_class', value: 'LogisticRegression' },
+    ],
+    ['POST', '/api/2.0/mlflow/runs/set-tag', { run_id: '{{run_id}}', key: 'release.candidate', value: 'RC1' }],
+    [
+      'POST',
+      '/api/2.0/mlflow/runs/log-batch',
+      {
+        run_id: '{{run_id}}',
+        metrics: [
+          { key: 'mae', value: 2.5, timestamp: 1552550804000 },
+          { key: 'rmse', value: 2.7, timestamp: 1552550804000 },
+        ],
+        params: [{ key: 'alpha', value: '0.5' }],
+        tags: [{ key: 'team', value: 'alignment' }],
+      },
+    ],
+    ['GET', '/ajax-api/2.0/mlflow/metrics/get-history?run_id={{run_id}}&metric_key=mse', undefined],
+    [
+      'POST',
+      '/api/2.0/mlflow/runs/search',
+      { experiment_ids: ['{{experiment_id}}'], filter: "params.model_class = 'LogisticRegression'", max_results: 10 },
+    ],
+    ['POST', '/api/2.0/mlflow/experiments/search', { filter: `name = '${name}'`, max_results: 10 }],
+    ['POST', '/api/2.0/mlflow/runs/update', { run_id: '{{run_id}}', status: 'FINISHED', end_time: 1552550900000 }],
+  ];
+
+  it('round-trip: every documented request succeeds and what it logged reads back', async () => {
+    const vars: Record<string, string> = {};
+    const fill = (s: string) => s.replace(/\{\{(\w+)\}\}/g, (_m, k: string) => vars[k]!);
+    for (const [method, path, body] of DOCS) {
+      const r = await raw(method, fill(path), body === undefined ? undefined : JSON.parse(fill(JSON.stringify(body))));
+      expect(r.status, `${method} ${path}: ${JSON.stringify(r.json)}`).toBe(200);
+      if (r.json['experiment_id']) vars['experiment_id'] = r.json['experiment_id'] as string;
+      const run = r.json['run'] as { info: { run_id: string } } | undefined;
+      if (run) vars['run_id'] = run.info.run_id;
+      if (path.includes('get-history'))
+        expect(r.json['metrics']).toEqual([{ key: 'mse', value: 2500, timestamp: 1552550804000, step: 0 }]);
+      if (path.endsWith('runs/search'))
+        expect((r.json['runs'] as { info: { run_id: string } }[]).map((x) => x.info.run_id)).toEqual([vars['run_id']]);
+      if (path.endsWith('experiments/search'))
+        expect((r.json['experiments'] as { name: string }[]).map((x) => x.name)).toEqual([name]);
+    }
+    const got = await raw('GET', `/api/2.0/mlflow/runs/get?run_id=${vars['run_id']}`);
+    const data = got.json['run'] as {
+      info: Record<string, unknown>;
+      data: Record<string, { key: string; value: unknown }[]>;
+    };
+    expect(data.info).toMatchObject({
+      status: 'FINISHED',
+      start_time: 1552550804000,
+      end_time: 1552550900000,
+      user_id: 'researcher',
+    });
+    const byKey = (xs: { key: string; value: unknown }[]) => Object.fromEntries(xs.map((x) => [x.key, x.value]));
+    expect(byKey(data.data['params']!)).toEqual({ model_class: 'LogisticRegression', alpha: '0.5' });
+    expect(byKey(data.data['metrics']!)).toEqual({ mse: 2500, mae: 2.5, rmse: 2.7 });
+    expect(byKey(data.data['tags']!)).toMatchObject({
+      'release.candidate': 'RC1',
+      team: 'alignment',
+      'mlflow.user': 'researcher',
+    });
+  });
+
+  it('reads NaN and Infinity as Python clients write them', async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    const id = r.run.info.run_id;
+    const res = await raw(
+      'POST',
+      '/api/2.0/mlflow/runs/log-batch',
+      `{"run_id": "${id}", "metrics": [{"key": "loss", "value": NaN, "timestamp": 1, "step": 0}, {"key": "loss", "value": Infinity, "timestamp": 2, "step": 1}]}`,
+    );
+    expect(res.status).toBe(200);
+    const h = await raw('GET', `/api/2.0/mlflow/metrics/get-history?run_id=${id}&metric_key=loss`);
+    expect((h.json['metrics'] as { value: unknown }[]).map((m) => m.value)).toEqual(['NaN', 'Infinity']);
+  });
+});
+
+describe('malformed requests', () => {
+  const ENDPOINTS = [
+    'experiments/create',
+    'experiments/get',
+    'experiments/get-by-name',
+    'experiments/search',
+    'experiments/list',
+    'runs/create',
+    'runs/get',
+    'runs/update',
+    'runs/delete',
+    'runs/search',
+    'runs/log-metric',
+    'runs/log-parameter',
+    'runs/set-tag',
+    'runs/delete-tag',
+    'runs/log-batch',
+    'metrics/get-history',
+    'artifacts/list',
+  ];
+  it.each(ENDPOINTS)('%s never answers 5xx, and every refusal has an error_code and a message', async (endpoint) => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    const runId = r.run.info.run_id;
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc
+        .dictionary(
+          fc.constantFrom(
+            'run_id',
+            'experiment_id',
+            'name',
+            'key',
+            'value',
+            'metrics',
+            'params',
+            'tags',
+            'filter',
+            'max_results',
+            'step',
+            'timestamp',
+            'status',
+            'page_token',
+            'metric_key',
+            'path',
+          ),
+          fc.jsonValue(),
+        )
+        .map((d) => ('run_id' in d && typeof d['run_id'] !== 'string' ? d : { run_id: runId, ...d })),
+    );
+    await fc.assert(
+      fc.asyncProperty(body, async (b) => {
+        const res = await raw('POST', `/api/2.0/mlflow/${endpoint}`, JSON.stringify(b));
+        expect(res.status, `${endpoint} ${JSON.stringify(b).slice(0, 200)} → ${JSON.stringify(res.json)}`).toBeLessThan(
+          500,
+        );
+        if (res.status >= 400) {
+          expect(res.json.error_code).toMatch(/^[A-Z_]+$/);
+          expect(res.json.message).toMatch(/\S/);
+        }
+      }),
+      { numRuns: 40, seed: 7 },
+    );
+  });
+});
