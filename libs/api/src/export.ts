@@ -6,7 +6,7 @@
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { exportArchive } from '@aft/db';
+import { exportArchiveGz } from '@aft/db';
 import { id } from '@aft/contracts';
 import { requestContext, type ApiHandlerOptions } from './http';
 import { appRouter } from './root';
@@ -58,9 +58,9 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
       projectId,
     ]);
     const scope = parsed.data.sweep ? { sweepId: parsed.data.sweep } : { projectId };
-    // pulled chunk by chunk as the client reads: a slow client slows the export instead of filling memory
-    const it = exportArchive(opts.db.pool, team.rows[0]!.team_id, scope)[Symbol.asyncIterator]();
-    const tar = new ReadableStream<Uint8Array>({
+    // pulled member by member as the client reads: a slow client slows the export instead of filling memory
+    const it = exportArchiveGz(opts.db.pool, team.rows[0]!.team_id, scope)[Symbol.asyncIterator]();
+    const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         const { value, done } = await it.next();
         if (done) controller.close();
@@ -70,15 +70,12 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
         await it.return?.(undefined);
       },
     });
-    return new Response(
-      tar.pipeThrough(new CompressionStream('gzip') as unknown as ReadableWritablePair<Uint8Array, Uint8Array>),
-      {
-        headers: {
-          'content-type': 'application/gzip',
-          'content-disposition': `attachment; filename="${fileName(name)}.aft.tar.gz"`,
-          'cache-control': 'no-store',
-        },
+    return new Response(body, {
+      headers: {
+        'content-type': 'application/gzip',
+        'content-disposition': `attachment; filename="${fileName(name)}.aft.tar.gz"`,
+        'cache-control': 'no-store',
       },
-    );
+    });
   };
 }

@@ -15,6 +15,8 @@
  * project is (`npm run bench:export` measures it). Non-finite numbers are written as the strings "NaN", "Infinity".
  */
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { Pool } from 'pg';
 import { insertMetricPoints, withTransaction } from './metrics';
 import { insertSamples, type SampleRow } from './run-writes';
@@ -22,7 +24,7 @@ import { readTar, TAR_END, tarEntry } from './tar';
 
 export const EXPORT_FORMAT = 'aft-export/1';
 const ROOT = 'aft-export';
-const PAGE = 20_000;
+const PAGE = 5_000;
 
 export type ExportScope = { projectId: string } | { sweepId: string };
 
@@ -105,7 +107,7 @@ export async function* exportArchive(
   scope: ExportScope,
   opts: { partBytes?: number } = {},
 ): AsyncGenerator<Buffer> {
-  const partBytes = opts.partBytes ?? 4 * 1024 * 1024;
+  const partBytes = opts.partBytes ?? 1024 * 1024;
   const sweepId = 'sweepId' in scope ? scope.sweepId : null;
   const proj = await pool.query<{ id: string; name: string; description: string; created_at: Date }>(
     sweepId
@@ -272,6 +274,35 @@ export async function* exportArchive(
   };
   yield* tarEntry(`${ROOT}/manifest.json`, Buffer.from(JSON.stringify({ format: EXPORT_FORMAT, counts }, null, 2)));
   yield TAR_END;
+}
+
+const gzipAsync = promisify(gzip);
+
+/**
+ * The archive gzipped, as a series of gzip members of about `memberBytes` of tar each (a multi-member gzip file is
+ * one valid .gz: gunzip, tar and browsers read it whole). Each member is compressed before the next tar bytes are
+ * read, so memory stays at one member however slow the reader — a streaming gzip between two web streams let
+ * uncompressed input pile up in front of the compressor when the network was the slow side.
+ */
+export async function* exportArchiveGz(
+  pool: Pool,
+  teamId: string,
+  scope: ExportScope,
+  opts: { partBytes?: number; memberBytes?: number } = {},
+): AsyncGenerator<Buffer> {
+  const memberBytes = opts.memberBytes ?? 512 * 1024;
+  let pending: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of exportArchive(pool, teamId, scope, opts)) {
+    pending.push(chunk);
+    size += chunk.length;
+    if (size >= memberBytes) {
+      yield await gzipAsync(Buffer.concat(pending, size));
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size) yield await gzipAsync(Buffer.concat(pending, size));
 }
 
 const lines = (b: Buffer) =>
