@@ -35,6 +35,7 @@ afterAll(async () => {
 describe('invitations, roles and export', () => {
   it('brings a newcomer in through a link: sign-up, accept, and they see the team as a viewer', async () => {
     await owner.goto(`${base()}/team`);
+    await owner.waitForSelector('[data-testid="team-admin"][data-ready]');
     await owner.selectOption('select[name="role"]', 'viewer');
     await owner.click('text=Create invitation link');
     const link = (await owner.locator('[data-testid="secret"] .secret').textContent())!.trim();
@@ -42,6 +43,7 @@ describe('invitations, roles and export', () => {
 
     await guest.goto(link);
     expect(guest.url()).toContain('/sign-in?next=%2Finvite%2F');
+    await guest.waitForSelector('.auth-box[data-ready]');
     await guest.click('text=Create an account');
     await guest.fill('input[name="name"]', 'Vera Viewer');
     await guest.fill('input[name="email"]', `vera-${Date.now()}@lab.test`);
@@ -57,7 +59,7 @@ describe('invitations, roles and export', () => {
     await guest.click('button[type="submit"]');
     await guest.waitForURL(/\/invite\//);
     expect(await guest.textContent('h1')).toBe('Join Demo team');
-    await guest.click('[data-testid="accept-invitation"]');
+    await guest.click('[data-testid="accept-invitation"]:enabled');
     await guest.waitForURL(`${base()}/`);
     await expect
       .poll(() => guest.locator('[data-testid="team-switch"] option:checked').textContent())
@@ -104,7 +106,7 @@ describe('invitations, roles and export', () => {
 
     await owner.goto(`${base()}/runs/${run.id}`);
     owner.once('dialog', (d) => void d.accept());
-    await owner.click('[data-testid="delete-run"]');
+    await owner.click('[data-testid="delete-run"]:enabled');
     await owner.waitForURL(/\/projects\//);
     await owner.goto(`${base()}/team`);
     expect(await owner.textContent('[data-testid="audit"]')).toContain('run.delete');
@@ -113,6 +115,7 @@ describe('invitations, roles and export', () => {
   });
 
   it('signs out', async () => {
+    await guest.waitForSelector('.account[data-ready]');
     await guest.click('text=Sign out');
     await guest.waitForURL(/\/sign-in/);
     await guest.goto(`${base()}/team`);

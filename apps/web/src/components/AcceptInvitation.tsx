@@ -1,9 +1,11 @@
 'use client';
 import { useState } from 'react';
 import { trpc } from '../lib/trpc';
+import { useReady } from '../lib/use-ready';
 
 export function AcceptInvitation({ token }: { token: string }) {
   const [error, setError] = useState<string | null>(null);
+  const ready = useReady();
   const accept = async () => {
     setError(null);
     try {
@@ -21,7 +23,7 @@ export function AcceptInvitation({ token }: { token: string }) {
           {error}
         </div>
       ) : null}
-      <button type="button" className="primary" onClick={accept} data-testid="accept-invitation">
+      <button type="button" className="primary" onClick={accept} data-testid="accept-invitation" disabled={!ready}>
         Accept and join
       </button>
     </>

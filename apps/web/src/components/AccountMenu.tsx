@@ -1,6 +1,7 @@
 'use client';
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
+import { useReady } from '../lib/use-ready';
 
 interface Me {
   user: { email: string; name: string };
@@ -11,6 +12,7 @@ interface Me {
 /** The header's account corner: the team being worked in (switching sets the `aft_team` cookie), team settings, sign-out. */
 export function AccountMenu({ me }: { me: Me }) {
   const router = useRouter();
+  const ready = useReady();
   const switchTeam = (slug: string) => {
     document.cookie = `aft_team=${encodeURIComponent(slug)}; path=/; max-age=31536000; samesite=lax`;
     router.push('/');
@@ -25,7 +27,7 @@ export function AccountMenu({ me }: { me: Me }) {
     window.location.assign('/sign-in');
   };
   return (
-    <div className="account">
+    <div className="account" data-ready={ready || undefined}>
       <label>
         <span className="sr-only">Team</span>
         <select

@@ -36,12 +36,14 @@ export function scatterPoints(runs: readonly ScatterRun[], series: readonly Wire
       t.x.forEach((x, i) => {
         const tv = t.y[i];
         const av = at.get(x);
-        if (typeof tv === 'number' && typeof av === 'number') out.push({ runId: r.id, run: r.name, group, step: x, task: tv, assess: av });
+        if (typeof tv === 'number' && typeof av === 'number')
+          out.push({ runId: r.id, run: r.name, group, step: x, task: tv, assess: av });
       });
     }
     const ft = r.summary['test/task_accuracy'];
     const fa = r.summary['test/assessment_accuracy'];
-    if (typeof ft === 'number' && typeof fa === 'number') out.push({ runId: r.id, run: r.name, group, step: 'final', task: ft, assess: fa });
+    if (typeof ft === 'number' && typeof fa === 'number')
+      out.push({ runId: r.id, run: r.name, group, step: 'final', task: ft, assess: fa });
   }
   return out;
 }
@@ -51,18 +53,33 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
   const [series, setSeries] = useState<WireSeries[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   // refetch when the set of runs or what has finished changes (the sweep page re-renders every poll)
-  const key = useMemo(() => runs.map((r) => `${r.id}:${typeof r.summary['test/task_accuracy'] === 'number'}`).join(','), [runs]);
+  const key = useMemo(
+    () => runs.map((r) => `${r.id}:${typeof r.summary['test/task_accuracy'] === 'number'}`).join(','),
+    [runs],
+  );
   useEffect(() => {
-    const ids = key.split(',').filter(Boolean).map((k) => k.split(':')[0]!);
+    const ids = key
+      .split(',')
+      .filter(Boolean)
+      .map((k) => k.split(':')[0]!);
     if (!ids.length) return;
-    Promise.all(inApiBatches(ids).map((c) => trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 })))
+    Promise.all(
+      inApiBatches(ids).map((c) =>
+        trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 }),
+      ),
+    )
       .then((p) => setSeries(p.flat() as WireSeries[]))
       .catch((e: Error) => setError(e.message));
   }, [key]);
   if (error) return <div className="error">Could not load evaluations: {error}</div>;
   if (!series) return <div className="skeleton" style={{ height: 360 }} />;
   const pts = scatterPoints(runs, series);
-  if (!pts.length) return <div className="muted">No evaluation measured both accuracies yet (set evalAssessQuestions for periodic ones).</div>;
+  if (!pts.length)
+    return (
+      <div className="muted">
+        No evaluation measured both accuracies yet (set evalAssessQuestions for periodic ones).
+      </div>
+    );
   const groups = [...new Set(pts.map((p) => p.group))].sort();
   const W = 640;
   const H = 360;
@@ -83,7 +100,14 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
   const fy = pct(y0, y1);
   return (
     <div className="scatter">
-      <svg width={W} height={H} role="img" aria-label="task accuracy against assessment accuracy" data-testid="assessment-scatter" data-points={pts.length}>
+      <svg
+        width={W}
+        height={H}
+        role="img"
+        aria-label="task accuracy against assessment accuracy"
+        data-testid="assessment-scatter"
+        data-points={pts.length}
+      >
         {ticks(x0, x1).map((t) => (
           <g key={`x${t}`}>
             <line x1={sx(t)} x2={sx(t)} y1={m.t} y2={H - m.b} stroke="#2a303b" />
@@ -103,7 +127,14 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
         <text x={(W + m.l) / 2} y={H - 6} fill="#8b93a3" fontSize="12" textAnchor="middle">
           task accuracy
         </text>
-        <text x={14} y={(H - m.b) / 2} fill="#8b93a3" fontSize="12" textAnchor="middle" transform={`rotate(-90 14 ${(H - m.b) / 2})`}>
+        <text
+          x={14}
+          y={(H - m.b) / 2}
+          fill="#8b93a3"
+          fontSize="12"
+          textAnchor="middle"
+          transform={`rotate(-90 14 ${(H - m.b) / 2})`}
+        >
           assessment accuracy
         </text>
         {pts.map((p, i) => (

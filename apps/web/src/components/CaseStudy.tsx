@@ -30,7 +30,15 @@ interface CaseRun {
   projectName: string;
 }
 
-const CHART_KEYS = ['val/task_accuracy', 'val/ref_perplexity', 'val/malformed_rate', 'val/repetition_rate', 'train/loss', 'train/score/gap', 'train/score/negative'];
+const CHART_KEYS = [
+  'val/task_accuracy',
+  'val/ref_perplexity',
+  'val/malformed_rate',
+  'val/repetition_rate',
+  'train/loss',
+  'train/score/gap',
+  'train/score/negative',
+];
 const SIGNALS: Record<string, string> = {
   pplRatio: 'reference perplexity ÷ parent’s',
   malformedRate: 'malformed-output rate',
@@ -64,7 +72,15 @@ function ScoreDistChart({ series, onset }: { series: WireSeries[]; onset: number
       const m = new Map(c.x.map((v, i) => [v, c.y[i] ?? null]));
       return x.map((v) => m.get(v) ?? null);
     };
-    const keys = ['positive_p50', 'negative_p50', 'positive_p90', 'positive_p10', 'negative_p90', 'negative_p10', 'boundary'];
+    const keys = [
+      'positive_p50',
+      'negative_p50',
+      'positive_p90',
+      'positive_p10',
+      'negative_p90',
+      'negative_p10',
+      'boundary',
+    ];
     const data = [x, ...keys.map((k) => col(`dist/${k}`))] as uPlot.AlignedData;
     const thin = { width: 0, stroke: 'transparent', points: { show: false } };
     const u = new uPlot(
@@ -118,7 +134,12 @@ function ScoreDistChart({ series, onset }: { series: WireSeries[]; onset: number
       u.destroy();
     };
   }, [byKey, ready, onset]);
-  if (!ready) return <div className="muted">This run logged no score distributions (they come with the worker&apos;s alignment runs).</div>;
+  if (!ready)
+    return (
+      <div className="muted">
+        This run logged no score distributions (they come with the worker&apos;s alignment runs).
+      </div>
+    );
   return <div ref={el} data-testid="score-dist" />;
 }
 
@@ -133,7 +154,8 @@ function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | 
   const [steps, setSteps] = useState(String(c['steps'] ?? 120));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  if (!run.parentRunId || !c['sampling']) return <div className="muted">Only alignment runs launched by the platform can be forked.</div>;
+  if (!run.parentRunId || !c['sampling'])
+    return <div className="muted">Only alignment runs launched by the platform can be forked.</div>;
   const fork = async () => {
     setBusy(true);
     setError(null);
@@ -145,7 +167,14 @@ function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | 
         parentRunId: run.parentRunId!,
         ...(from === 'last-good' ? { forkOf: run.id } : {}),
         tags: ['fork'],
-        config: { ...c, constraint, beta: Number(beta), lr: Number(lr), wNll: Number(wNll), steps: Number(steps) } as never,
+        config: {
+          ...c,
+          constraint,
+          beta: Number(beta),
+          lr: Number(lr),
+          wNll: Number(wNll),
+          steps: Number(steps),
+        } as never,
       });
       router.push(`/runs/${res.runId}`);
     } catch (e) {
@@ -158,11 +187,19 @@ function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | 
       <div className="toolbar">
         <span className="muted">Start from</span>
         <label className="check">
-          <input type="radio" name="fork-from" checked={from === 'last-good'} disabled={lastGoodStep === null} onChange={() => setFrom('last-good')} /> this
-          run&apos;s last good checkpoint{lastGoodStep !== null ? ` (step ${lastGoodStep})` : ' (none: it degraded at its first evaluation)'}
+          <input
+            type="radio"
+            name="fork-from"
+            checked={from === 'last-good'}
+            disabled={lastGoodStep === null}
+            onChange={() => setFrom('last-good')}
+          />{' '}
+          this run&apos;s last good checkpoint
+          {lastGoodStep !== null ? ` (step ${lastGoodStep})` : ' (none: it degraded at its first evaluation)'}
         </label>
         <label className="check">
-          <input type="radio" name="fork-from" checked={from === 'parent'} onChange={() => setFrom('parent')} /> the VFT parent
+          <input type="radio" name="fork-from" checked={from === 'parent'} onChange={() => setFrom('parent')} /> the VFT
+          parent
         </label>
       </div>
       <div className="muted" style={{ marginBottom: 8 }}>
@@ -228,7 +265,11 @@ export function CaseStudy({
       .catch((e: Error) => setError(e.message));
   }, [run.id, chartKeys, distKeys]);
 
-  const questions = [...new Map([...(details.parent ?? []), ...details.before, ...details.after].map((e) => [e.id, e.question])).entries()];
+  const questions = [
+    ...new Map(
+      [...(details.parent ?? []), ...details.before, ...details.after].map((e) => [e.id, e.question]),
+    ).entries(),
+  ];
   const find = (list: Example[] | undefined, id: string) => list?.find((e) => e.id === id);
   const markers = [{ step: onset, label: `onset · step ${onset}` }];
   return (
@@ -284,10 +325,15 @@ export function CaseStudy({
       <h2>Scores of positives and negatives</h2>
       <div className="panel">
         <div className="muted" style={{ marginBottom: 6 }}>
-          Each candidate&apos;s score minus its group&apos;s lowest positive (medians, p10–p90 bands); the boundary constraint holds
-          negatives at −β. Without a constraint the negatives keep falling — and the positives with them.
+          Each candidate&apos;s score minus its group&apos;s lowest positive (medians, p10–p90 bands); the boundary
+          constraint holds negatives at −β. Without a constraint the negatives keep falling — and the positives with
+          them.
         </div>
-        {series ? <ScoreDistChart series={series.filter((s) => s.key.startsWith('dist/'))} onset={onset} /> : <div className="skeleton" style={{ height: 280 }} />}
+        {series ? (
+          <ScoreDistChart series={series.filter((s) => s.key.startsWith('dist/'))} onset={onset} />
+        ) : (
+          <div className="skeleton" style={{ height: 280 }} />
+        )}
       </div>
       <h2>Curves</h2>
       {error ? <div className="error">Could not load metrics: {error}</div> : null}

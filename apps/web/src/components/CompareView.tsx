@@ -41,8 +41,17 @@ export function ResultsTable({ runs }: { runs: ResultRun[] }) {
       </div>
       {shown ? (
         <div style={{ padding: '0 14px' }}>
-          <textarea readOnly className="export" data-testid={`export-${shown}`} value={shown === 'md' ? toMarkdown(rows) : toLatex(rows)} rows={rows.length + 5} />
-          <button type="button" onClick={() => void navigator.clipboard?.writeText(shown === 'md' ? toMarkdown(rows) : toLatex(rows))}>
+          <textarea
+            readOnly
+            className="export"
+            data-testid={`export-${shown}`}
+            value={shown === 'md' ? toMarkdown(rows) : toLatex(rows)}
+            rows={rows.length + 5}
+          />
+          <button
+            type="button"
+            onClick={() => void navigator.clipboard?.writeText(shown === 'md' ? toMarkdown(rows) : toLatex(rows))}
+          >
             Copy
           </button>
         </div>
@@ -91,8 +100,13 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
   // VFT parents count their own steps (hundreds) while alignment runs count theirs from 0: shown apart by default
   const mixed = allRuns.some((r) => r.parentRunId === null) && allRuns.some((r) => r.parentRunId !== null);
   const [withParents, setWithParents] = useState(!mixed);
-  const runs = useMemo(() => (withParents ? allRuns : allRuns.filter((r) => r.parentRunId !== null)), [allRuns, withParents]);
-  const [metric, setMetric] = useState(metricKeys.includes('val/task_accuracy') ? 'val/task_accuracy' : (metricKeys[0] ?? ''));
+  const runs = useMemo(
+    () => (withParents ? allRuns : allRuns.filter((r) => r.parentRunId !== null)),
+    [allRuns, withParents],
+  );
+  const [metric, setMetric] = useState(
+    metricKeys.includes('val/task_accuracy') ? 'val/task_accuracy' : (metricKeys[0] ?? ''),
+  );
   const [mode, setMode] = useState<'groups' | 'runs'>('groups');
   const [band, setBand] = useState<'minmax' | 'std'>('minmax');
   const [series, setSeries] = useState<WireSeries[] | null>(null);
@@ -103,7 +117,11 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
     if (!metric || !runs.length) return;
     let stale = false;
     setSeries(null);
-    Promise.all(inApiBatches(runs.map((r) => r.id)).map((ids) => trpc.metrics.series.query({ runIds: ids, keys: [metric], buckets: 400 })))
+    Promise.all(
+      inApiBatches(runs.map((r) => r.id)).map((ids) =>
+        trpc.metrics.series.query({ runIds: ids, keys: [metric], buckets: 400 }),
+      ),
+    )
       .then((parts) => {
         if (!stale) {
           setSeries(parts.flat() as WireSeries[]);
@@ -119,7 +137,11 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
   const plotData = useMemo(() => {
     if (!series) return null;
     const groupOfRun = new Map(runs.map((r) => [r.id, groupOf(r)]));
-    const cols = series.map((s) => ({ runId: s.runId, group: groupOfRun.get(s.runId)?.label ?? '?', cols: toColumns(s) }));
+    const cols = series.map((s) => ({
+      runId: s.runId,
+      group: groupOfRun.get(s.runId)?.label ?? '?',
+      cols: toColumns(s),
+    }));
     if (mode === 'runs') {
       const named = cols.map((c) => ({ ...c, group: runs.find((r) => r.id === c.runId)?.name ?? c.runId }));
       return { ...groupSeries(named, band), labels: named.map((c) => c.group), withBands: false };
@@ -142,9 +164,21 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
     if (plotData.withBands) {
       plotData.groups.forEach((g, i) => {
         const hiIdx = data.length;
-        s.push({ label: `${plotData.labels[i]} hi`, stroke: 'transparent', width: 0, points: { show: false }, value: (_u, v) => fmtNumber(v) });
+        s.push({
+          label: `${plotData.labels[i]} hi`,
+          stroke: 'transparent',
+          width: 0,
+          points: { show: false },
+          value: (_u, v) => fmtNumber(v),
+        });
         data.push(g.hi);
-        s.push({ label: `${plotData.labels[i]} lo`, stroke: 'transparent', width: 0, points: { show: false }, value: (_u, v) => fmtNumber(v) });
+        s.push({
+          label: `${plotData.labels[i]} lo`,
+          stroke: 'transparent',
+          width: 0,
+          points: { show: false },
+          value: (_u, v) => fmtNumber(v),
+        });
         data.push(g.lo);
         bands.push({ series: [hiIdx, hiIdx + 1], fill: withAlpha(colorAt(i), 0.15) });
       });
@@ -192,7 +226,11 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
         {mode === 'groups' ? (
           <label>
             Band{' '}
-            <select value={band} onChange={(e) => setBand(e.target.value as 'minmax' | 'std')} aria-label="compare band">
+            <select
+              value={band}
+              onChange={(e) => setBand(e.target.value as 'minmax' | 'std')}
+              aria-label="compare band"
+            >
               <option value="minmax">min–max over seeds</option>
               <option value="std">± 1 std</option>
             </select>
@@ -200,14 +238,17 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
         ) : null}
         {mixed ? (
           <label>
-            <input type="checkbox" checked={withParents} onChange={(e) => setWithParents(e.target.checked)} /> VFT parents (their own step scale)
+            <input type="checkbox" checked={withParents} onChange={(e) => setWithParents(e.target.checked)} /> VFT
+            parents (their own step scale)
           </label>
         ) : null}
         <span className="muted">{runs.length} runs · drag to zoom, double-click to reset</span>
       </div>
       {error ? <div className="error">Could not load curves: {error}</div> : null}
       {!series && !error ? <div className="skeleton" style={{ height: 320 }} /> : null}
-      {series && plotData && !plotData.x.length ? <div className="muted">None of these runs logged {metric}.</div> : null}
+      {series && plotData && !plotData.x.length ? (
+        <div className="muted">None of these runs logged {metric}.</div>
+      ) : null}
       <div ref={el} data-testid="compare-plot" data-series={plotData?.groups.length ?? 0} />
     </div>
   );
@@ -215,7 +256,9 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
 
 /** Each run's final metrics with deltas against a chosen baseline run. */
 export function BaselineTable({ runs }: { runs: ResultRun[] }) {
-  const [baseline, setBaseline] = useState(runs.find((r) => r.parentRunId === null && r.method === 'vft')?.id ?? runs[0]?.id ?? '');
+  const [baseline, setBaseline] = useState(
+    runs.find((r) => r.parentRunId === null && r.method === 'vft')?.id ?? runs[0]?.id ?? '',
+  );
   const base = runs.find((r) => r.id === baseline);
   const val = (r: ResultRun, k: string) => (typeof r.summary[k] === 'number' ? (r.summary[k] as number) : null);
   return (

@@ -28,7 +28,15 @@ const REFRESH_MS = 1_000;
  * The live half of the run page (a data container): subscribes to the run over SSE, refetches the series of
  * the keys that grew (at most once a second), and keeps chart state — smoothing, log scale — in the URL.
  */
-export function LiveRun({ runId, initial, markers = [] }: { runId: string; initial: LiveState; markers?: { step: number; label: string }[] }) {
+export function LiveRun({
+  runId,
+  initial,
+  markers = [],
+}: {
+  runId: string;
+  initial: LiveState;
+  markers?: { step: number; label: string }[];
+}) {
   const router = useRouter();
   const pathname = usePathname();
   const params = useSearchParams();
@@ -63,7 +71,9 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
 
   const refresh = useCallback(async () => {
     timer.current = null;
-    const stale = latest.current.metrics.filter((m) => (fetched.current[m.key] ?? -1) < m.lastStep && !zoomRef.current[m.key]);
+    const stale = latest.current.metrics.filter(
+      (m) => (fetched.current[m.key] ?? -1) < m.lastStep && !zoomRef.current[m.key],
+    );
     if (!stale.length) return;
     try {
       const res = await trpc.metrics.series.query({
@@ -114,12 +124,12 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
     async (key: string, range: [number, number] | null) => {
       setZoom((z) => ({ ...z, [key]: range }));
       try {
-        const [s] = (await trpc.metrics.series.query({
+        const [s] = await trpc.metrics.series.query({
           runIds: [runId],
           keys: [key],
           buckets: 1000,
           ...(range ? { minStep: range[0], maxStep: range[1] } : {}),
-        }));
+        });
         if (s) setSeries((prev) => ({ ...prev, [key]: s }));
         if (!range) fetched.current[key] = latest.current.metrics.find((m) => m.key === key)?.lastStep ?? -1;
       } catch (e) {
@@ -183,8 +193,8 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
           <span className="mono">{smoothing.toFixed(2)}</span>
         </label>
         <label>
-          <input type="checkbox" checked={logScale} onChange={(e) => setParam('log', e.target.checked ? '1' : null)} /> Log
-          scale
+          <input type="checkbox" checked={logScale} onChange={(e) => setParam('log', e.target.checked ? '1' : null)} />{' '}
+          Log scale
         </label>
         <label>
           x-axis{' '}
@@ -205,8 +215,16 @@ export function LiveRun({ runId, initial, markers = [] }: { runId: string; initi
         </label>
         <span>Drag on a chart to zoom (raw points when close enough); double-click to reset.</span>
       </div>
-      {state.error ? <div className="error" style={{ marginBottom: 12 }}>{state.error}</div> : null}
-      {loadError ? <div className="error" style={{ marginBottom: 12 }}>Could not load metrics: {loadError}</div> : null}
+      {state.error ? (
+        <div className="error" style={{ marginBottom: 12 }}>
+          {state.error}
+        </div>
+      ) : null}
+      {loadError ? (
+        <div className="error" style={{ marginBottom: 12 }}>
+          Could not load metrics: {loadError}
+        </div>
+      ) : null}
       {state.metrics.length === 0 ? (
         <div className="empty">No metrics logged yet. Charts appear here as soon as the run logs its first point.</div>
       ) : (

@@ -1,7 +1,15 @@
 'use client';
 import { useEffect, useMemo, useRef } from 'react';
 import uPlot from 'uplot';
-import { logSafe, remapX, smooth, toColumns, withWallTime, type ChartColumns, type WireSeries } from '../lib/chart-math';
+import {
+  logSafe,
+  remapX,
+  smooth,
+  toColumns,
+  withWallTime,
+  type ChartColumns,
+  type WireSeries,
+} from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
 
 export interface MetricChartProps {
@@ -54,7 +62,15 @@ const COMPACT = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFra
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
 
 /** One metric: the raw line (faint), the smoothed line, and — when bucketed — the min–max band that keeps spikes. */
-export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMode = 'step', xMap = null }: MetricChartProps) {
+export function MetricChart({
+  series,
+  smoothing,
+  logScale,
+  onZoom,
+  markers,
+  xMode = 'step',
+  xMap = null,
+}: MetricChartProps) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomCb = useRef(onZoom);
@@ -82,8 +98,16 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
     const seriesOpts: uPlot.Series[] = [
       xMode === 'time'
         ? { label: 'minutes', value: (_u, v) => (v === null ? '—' : v.toFixed(2)) }
-        : { label: xMode === 'tokens' ? 'tokens' : 'step', value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')) },
-      { label: 'value', stroke: smoothing > 0 ? 'rgba(110,168,254,0.35)' : ACCENT, width: 1, value: (_u, v) => fmtNumber(v) },
+        : {
+            label: xMode === 'tokens' ? 'tokens' : 'step',
+            value: (_u, v) => (v === null ? '—' : Math.round(v).toLocaleString('en-US')),
+          },
+      {
+        label: 'value',
+        stroke: smoothing > 0 ? 'rgba(110,168,254,0.35)' : ACCENT,
+        width: 1,
+        value: (_u, v) => fmtNumber(v),
+      },
       { label: 'smoothed', stroke: ACCENT, width: 2, show: smoothing > 0, value: (_u, v) => fmtNumber(v) },
     ];
     if (bucketed) {
@@ -99,7 +123,14 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
         scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
         series: seriesOpts,
         bands: bucketed ? [{ series: [3, 4], fill: 'rgba(110,168,254,0.12)' }] : [],
-        axes: [AXIS, { ...AXIS, size: 60, values: (_u, ticks) => ticks.map((t) => (Math.abs(t) >= 1e4 ? COMPACT.format(t) : fmtNumber(t))) }],
+        axes: [
+          AXIS,
+          {
+            ...AXIS,
+            size: 60,
+            values: (_u, ticks) => ticks.map((t) => (Math.abs(t) >= 1e4 ? COMPACT.format(t) : fmtNumber(t))),
+          },
+        ],
         legend: { live: true },
         plugins: markers?.length && xMode === 'step' ? [markerPlugin(markers)] : [],
         cursor: { drag: { x: true, y: false, setScale: true } },
@@ -136,7 +167,13 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
 
   const lastVal = cols.y.length ? cols.y[cols.y.length - 1] : null;
   return (
-    <div className="chart" data-testid="metric-chart" data-key={series.key} data-points={cols.points} data-markers={markers?.map((m) => m.step).join(',') ?? ''}>
+    <div
+      className="chart"
+      data-testid="metric-chart"
+      data-key={series.key}
+      data-points={cols.points}
+      data-markers={markers?.map((m) => m.step).join(',') ?? ''}
+    >
       <div className="title">
         <span>{series.key}</span>
         <span className="last">
@@ -144,7 +181,9 @@ export function MetricChart({ series, smoothing, logScale, onZoom, markers, xMod
           {series.mode === 'buckets' ? ` · ${series.width}-step buckets` : ''}
         </span>
       </div>
-      {cols.nonFinite > 0 ? <div className="warn">{cols.nonFinite} non-finite point(s) (NaN/±Inf) shown as gaps</div> : null}
+      {cols.nonFinite > 0 ? (
+        <div className="warn">{cols.nonFinite} non-finite point(s) (NaN/±Inf) shown as gaps</div>
+      ) : null}
       <div ref={el} />
     </div>
   );

@@ -46,7 +46,10 @@ export function groupRows(runs: readonly RunRow[]): Item[] {
     const k = `${r.method} · ${r.constraint}`;
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
-  return [...groups].flatMap(([key, rs]) => [{ kind: 'group' as const, key, label: key, runs: rs }, ...rs.map((run) => ({ kind: 'run' as const, run }))]);
+  return [...groups].flatMap(([key, rs]) => [
+    { kind: 'group' as const, key, label: key, runs: rs },
+    ...rs.map((run) => ({ kind: 'run' as const, run })),
+  ]);
 }
 
 /**
@@ -54,7 +57,19 @@ export function groupRows(runs: readonly RunRow[]): Item[] {
  * exist in the DOM), so 10,000 runs scroll as smoothly as 10. Sorting, filters, columns and grouping are in the URL;
  * a selection goes to the compare page.
  */
-export function RunsTable({ base, view, query, initial, metricKeys }: { base: string; view: RunsView; query: RunsQuery; initial: { items: RunRow[]; nextCursor: string | null }; metricKeys: string[] }) {
+export function RunsTable({
+  base,
+  view,
+  query,
+  initial,
+  metricKeys,
+}: {
+  base: string;
+  view: RunsView;
+  query: RunsQuery;
+  initial: { items: RunRow[]; nextCursor: string | null };
+  metricKeys: string[];
+}) {
   const router = useRouter();
   const [rows, setRows] = useState<RunRow[]>(initial.items);
   const [cursor, setCursor] = useState<string | null>(initial.nextCursor);
@@ -70,13 +85,20 @@ export function RunsTable({ base, view, query, initial, metricKeys }: { base: st
   }, [initial]);
 
   const cols = view.cols.length ? view.cols : metricKeys.filter((k) => !k.startsWith('progress/')).slice(0, 8);
-  const items: Item[] = useMemo(() => (view.group ? groupRows(rows) : rows.map((run) => ({ kind: 'run', run }))), [rows, view.group]);
+  const items: Item[] = useMemo(
+    () => (view.group ? groupRows(rows) : rows.map((run) => ({ kind: 'run', run }))),
+    [rows, view.group],
+  );
 
   const loadMore = useCallback(async () => {
     if (!cursor || loading) return;
     setLoading(true);
     try {
-      const page = await trpc.runs.list.query({ ...(query as unknown as Record<string, unknown>), cursor, limit: PAGE } as never);
+      const page = await trpc.runs.list.query({
+        ...(query as unknown as Record<string, unknown>),
+        cursor,
+        limit: PAGE,
+      } as never);
       setRows((r) => [...r, ...(page.items as unknown as RunRow[])]);
       setCursor(page.nextCursor);
       setError(null);
@@ -87,14 +109,20 @@ export function RunsTable({ base, view, query, initial, metricKeys }: { base: st
     }
   }, [cursor, loading, query]);
 
-  const v = useVirtualizer({ count: items.length, getScrollElement: () => scroller.current, estimateSize: () => ROW_H, overscan: 12 });
+  const v = useVirtualizer({
+    count: items.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_H,
+    overscan: 12,
+  });
   const virtual = v.getVirtualItems();
   const last = virtual.at(-1)?.index ?? 0;
   useEffect(() => {
     if (last >= items.length - 40) void loadMore();
   }, [last, items.length, loadMore]);
 
-  const go = (patch: Partial<RunsView>) => router.replace(runsViewHref(base, view, { ...patch, cursor: null }), { scroll: false });
+  const go = (patch: Partial<RunsView>) =>
+    router.replace(runsViewHref(base, view, { ...patch, cursor: null }), { scroll: false });
   const template = `34px 110px minmax(180px, 2fr) 80px 90px minmax(80px, 1fr) 90px 80px ${cols.map(() => 'minmax(110px, 1fr)').join(' ')}`;
   const header = (column: string, label: string, numeric = false) => {
     const active = view.sort === column;
@@ -120,7 +148,8 @@ export function RunsTable({ base, view, query, initial, metricKeys }: { base: st
     <>
       <div className="toolbar">
         <label>
-          <input type="checkbox" checked={view.group} onChange={(e) => go({ group: e.target.checked })} /> Group by method × constraint
+          <input type="checkbox" checked={view.group} onChange={(e) => go({ group: e.target.checked })} /> Group by
+          method × constraint
         </label>
         <button type="button" onClick={() => setChooser((c) => !c)} aria-expanded={chooser}>
           Columns ({cols.length})
@@ -202,9 +231,20 @@ export function RunsTable({ base, view, query, initial, metricKeys }: { base: st
               const start = r.startedAt ? new Date(r.startedAt).getTime() : null;
               const end = r.finishedAt ? new Date(r.finishedAt).getTime() : r.status === 'running' ? now : null;
               return (
-                <div key={r.id} className={`tr${selected.has(r.id) ? ' selected' : ''}`} role="row" style={style} data-run={r.id}>
+                <div
+                  key={r.id}
+                  className={`tr${selected.has(r.id) ? ' selected' : ''}`}
+                  role="row"
+                  style={style}
+                  data-run={r.id}
+                >
                   <div className="td">
-                    <input type="checkbox" checked={selected.has(r.id)} onChange={() => toggle(r.id)} aria-label={`select ${r.name}`} />
+                    <input
+                      type="checkbox"
+                      checked={selected.has(r.id)}
+                      onChange={() => toggle(r.id)}
+                      aria-label={`select ${r.name}`}
+                    />
                   </div>
                   <div className="td">
                     <StatusBadge status={r.status} />

@@ -1,5 +1,6 @@
 'use client';
 import { useState, type FormEvent } from 'react';
+import { useReady } from '../lib/use-ready';
 
 type Mode = 'sign-in' | 'sign-up';
 
@@ -8,6 +9,7 @@ export function SignInForm({ next, initialMode }: { next: string; initialMode: M
   const [mode, setMode] = useState<Mode>(initialMode);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const ready = useReady();
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -42,7 +44,7 @@ export function SignInForm({ next, initialMode }: { next: string; initialMode: M
   }
 
   return (
-    <div className="auth-box panel">
+    <div className="auth-box panel" data-ready={ready || undefined}>
       <h1>{mode === 'sign-up' ? 'Create your account' : 'Sign in to AFT Lab'}</h1>
       <form onSubmit={submit} className="auth-form" data-testid="auth-form">
         {mode === 'sign-up' ? (

@@ -68,7 +68,13 @@ export const SWEEP_PRESETS: { id: string; label: string; hint: string; state: Pa
     id: 'beta',
     label: 'A β sweep',
     hint: 'AFT with the boundary constraint at five β, 3 seeds',
-    state: { name: 'β sweep', methods: ['aft'], constraints: ['boundary'], betas: '0.25, 0.5, 1, 2, 4', seeds: '1, 2, 3' },
+    state: {
+      name: 'β sweep',
+      methods: ['aft'],
+      constraints: ['boundary'],
+      betas: '0.25, 0.5, 1, 2, 4',
+      seeds: '1, 2, 3',
+    },
   },
   {
     id: 'smoke',
@@ -84,7 +90,8 @@ export const SWEEP_PRESETS: { id: string; label: string; hint: string; state: Pa
       vftSteps: '60',
       questions: '24',
       vftOverrides: '{"evalEvery": 30, "evalQuestions": 16, "data.test": 40}',
-      alignOverrides: '{"evalEvery": 6, "evalQuestions": 16, "evalAssessQuestions": 8, "eval.assessQuestions": 8, "spec.groupsPerStep": 4}',
+      alignOverrides:
+        '{"evalEvery": 6, "evalQuestions": 16, "evalAssessQuestions": 8, "eval.assessQuestions": 8, "spec.groupsPerStep": 4}',
     },
   },
 ];
@@ -149,7 +156,11 @@ export function specOf(s: SweepFormState): { spec: SweepSpecInput; errors: Error
     search: s.search === 'grid' ? { kind: 'grid' } : { kind: 'random', count: one(s.count, 'search.count') ?? 0 },
   };
   // drop what was left empty, so the server's defaults apply
-  for (const o of [spec.base as Record<string, unknown>, spec.axes as Record<string, unknown>, spec as Record<string, unknown>]) {
+  for (const o of [
+    spec.base as Record<string, unknown>,
+    spec.axes as Record<string, unknown>,
+    spec as Record<string, unknown>,
+  ]) {
     for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   }
   return { spec, errors };
@@ -224,7 +235,13 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
       <div className="presets">
         <span className="muted">Start from:</span>
         {SWEEP_PRESETS.map((p) => (
-          <button type="button" key={p.id} title={p.hint} data-preset={p.id} onClick={() => setState({ ...BASE, project: state.project, ...p.state })}>
+          <button
+            type="button"
+            key={p.id}
+            title={p.hint}
+            data-preset={p.id}
+            onClick={() => setState({ ...BASE, project: state.project, ...p.state })}
+          >
             {p.label}
           </button>
         ))}
@@ -233,7 +250,12 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
         {text('name', 'Name', 'name')}
         <label className="field">
           <span>Project</span>
-          <input list="projects" value={state.project} onChange={(e) => set('project', e.target.value)} aria-label="Project" />
+          <input
+            list="projects"
+            value={state.project}
+            onChange={(e) => set('project', e.target.value)}
+            aria-label="Project"
+          />
           <datalist id="projects">
             {projects.map((p) => (
               <option key={p} value={p} />
@@ -243,7 +265,11 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
         </label>
         <label className="field">
           <span>Model preset</span>
-          <select value={state.preset} onChange={(e) => set('preset', e.target.value as 'tiny' | 'small')} aria-label="Model preset">
+          <select
+            value={state.preset}
+            onChange={(e) => set('preset', e.target.value as 'tiny' | 'small')}
+            aria-label="Model preset"
+          >
             <option value="tiny">tiny (2 layers, d=64)</option>
             <option value="small">small (4 layers, d=192)</option>
           </select>
@@ -252,7 +278,8 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           <legend>Methods</legend>
           {ALIGN_METHODS.map((m) => (
             <label key={m} className="check">
-              <input type="checkbox" checked={state.methods.includes(m)} onChange={() => toggle('methods', m)} /> {m === 'vft' ? 'vft (continued)' : m}
+              <input type="checkbox" checked={state.methods.includes(m)} onChange={() => toggle('methods', m)} />{' '}
+              {m === 'vft' ? 'vft (continued)' : m}
             </label>
           ))}
           {err('axes.method')}
@@ -261,7 +288,12 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           <legend>Constraints</legend>
           {CONSTRAINTS.map((c) => (
             <label key={c} className="check">
-              <input type="checkbox" checked={state.constraints.includes(c)} onChange={() => toggle('constraints', c)} /> {c}
+              <input
+                type="checkbox"
+                checked={state.constraints.includes(c)}
+                onChange={() => toggle('constraints', c)}
+              />{' '}
+              {c}
             </label>
           ))}
           {err('axes.constraint')}
@@ -277,14 +309,22 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
         {text('maxConcurrent', 'Runs at once (max)', 'maxConcurrent')}
         <label className="field">
           <span>When a run degrades</span>
-          <select value={state.onDegradation} onChange={(e) => set('onDegradation', e.target.value as 'flag' | 'stop')} aria-label="When a run degrades">
+          <select
+            value={state.onDegradation}
+            onChange={(e) => set('onDegradation', e.target.value as 'flag' | 'stop')}
+            aria-label="When a run degrades"
+          >
             <option value="flag">flag it (event only)</option>
             <option value="stop">stop it</option>
           </select>
         </label>
         <label className="field">
           <span>Search</span>
-          <select value={state.search} onChange={(e) => set('search', e.target.value as 'grid' | 'random')} aria-label="Search">
+          <select
+            value={state.search}
+            onChange={(e) => set('search', e.target.value as 'grid' | 'random')}
+            aria-label="Search"
+          >
             <option value="grid">grid (every combination)</option>
             <option value="random">random (distinct draws)</option>
           </select>
@@ -292,12 +332,21 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
         {state.search === 'random' ? text('count', 'Random draws', 'search.count') : null}
         <label className="field wide">
           <span>VFT overrides (JSON)</span>
-          <input value={state.vftOverrides} onChange={(e) => set('vftOverrides', e.target.value)} aria-label="VFT overrides" placeholder='{"optim.lr": 0.006}' />
+          <input
+            value={state.vftOverrides}
+            onChange={(e) => set('vftOverrides', e.target.value)}
+            aria-label="VFT overrides"
+            placeholder='{"optim.lr": 0.006}'
+          />
           {err('base.vftOverrides')}
         </label>
         <label className="field wide">
           <span>Alignment overrides (JSON)</span>
-          <input value={state.alignOverrides} onChange={(e) => set('alignOverrides', e.target.value)} aria-label="Alignment overrides" />
+          <input
+            value={state.alignOverrides}
+            onChange={(e) => set('alignOverrides', e.target.value)}
+            aria-label="Alignment overrides"
+          />
           {err('base.alignOverrides')}
         </label>
       </div>

@@ -3,6 +3,7 @@ import { useRouter } from 'next/navigation';
 import { useState, type FormEvent } from 'react';
 import { trpc } from '../lib/trpc';
 import { fmtAgo } from '../lib/format';
+import { useReady } from '../lib/use-ready';
 
 type Role = 'owner' | 'member' | 'viewer';
 interface Props {
@@ -36,6 +37,7 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
   const owner = me.role === 'owner';
   const [error, setError] = useState<string | null>(null);
   const [secret, setSecret] = useState<{ label: string; value: string } | null>(null);
+  const ready = useReady();
 
   const act = async (fn: () => Promise<unknown>) => {
     setError(null);
@@ -70,7 +72,7 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
   };
 
   return (
-    <>
+    <div data-ready={ready || undefined} data-testid="team-admin">
       {error ? (
         <div className="error" role="alert">
           {error}
@@ -268,6 +270,6 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
           </table>
         </>
       ) : null}
-    </>
+    </div>
   );
 }
