@@ -25,6 +25,28 @@ async function matmulGflops(): Promise<number> {
   return (2 * 512 ** 3) / ms / 1e6;
 }
 
+/**
+ * GFLOP/s of one matMul shape with fresh operands every call, as in training (activations change every step;
+ * the wasm backend's XNNPACK path packs the right operand anew each time).
+ */
+async function shapeGflops(a: number[], b: number[]): Promise<number> {
+  const flops = 2 * a.slice(0, -1).reduce((x, y) => x * y, 1) * a[a.length - 1]! * b[b.length - 1]!;
+  let ms = 0;
+  for (let i = 0; i < 8; i++) {
+    const [x, y] = [tf.randomNormal(a as [number, number, number]), tf.randomNormal(b as [number, number, number])] as [
+      tf.Tensor3D,
+      tf.Tensor3D,
+    ];
+    await Promise.all([x.data(), y.data()]);
+    const t0 = performance.now();
+    const c = tf.matMul(x, y);
+    await c.data();
+    if (i >= 2) ms += performance.now() - t0;
+    tf.dispose([x, y, c]);
+  }
+  return flops / (ms / 6) / 1e6;
+}
+
 /** Training FLOPs for one sequence of T tokens: 3 × forward (backward ≈ 2 × forward). */
 function trainFlops(c: GPTConfig, T: number): number {
   const D = c.dModel;
@@ -78,10 +100,19 @@ for (const preset of ['tiny', 'small'] as const) {
   for (const k of prof.kernels) {
     // "forward" is the wrapper tfjs records around a custom-gradient op; its kernels are listed on their own
     if (k.name === 'forward') continue;
-    const key = k.name === 'BatchMatMul' ? `BatchMatMul ${(k.inputShapes[0] as number[]).length === 3 ? '(batched, attention)' : '(2-D)'}` : k.name;
+    const key =
+      k.name === 'BatchMatMul'
+        ? `BatchMatMul ${(k.inputShapes[0] as number[]).length === 3 ? '(batched, attention)' : '(2-D)'}`
+        : k.name;
     byKernel.set(key, (byKernel.get(key) ?? 0) + (k.kernelTimeMs as number));
   }
   const total = [...byKernel.values()].reduce((a, x) => a + x, 0);
+  // the two kinds of matMul of this step's shapes, alone: the model's 2-D projections and attention's batched ones
+  const { dModel: D, nHead: H } = s.model.config;
+  const shapes = {
+    mlp2d: await shapeGflops([b.B * b.T, D], [D, 4 * D]),
+    attentionBatched: await shapeGflops([b.B * H, b.T, D / H], [b.B * H, D / H, b.T]),
+  };
   // the plain-matMul rate, best of a measurement before and after training (it varies with the heap)
   const mm = Math.max(mmBefore, await matmulGflops());
   const seconds = ms / 1000;
@@ -98,6 +129,11 @@ for (const preset of ['tiny', 'small'] as const) {
     matmulGflops: Number(mm.toFixed(2)),
     ratio: Number((achieved / mm).toFixed(3)),
     target: 0.5,
+    /** GFLOP/s of this step's matMul shapes alone, fresh operands: where the ratio is lost. */
+    shapeGflops: {
+      mlp2d: Number(shapes.mlp2d.toFixed(2)),
+      attentionBatched: Number(shapes.attentionBatched.toFixed(2)),
+    },
     profile: [...byKernel]
       .sort((a, x) => x[1] - a[1])
       .slice(0, 8)
