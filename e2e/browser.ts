@@ -1,28 +1,16 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { inject } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../tools/lib/browser';
 import { signIn } from '../tools/lib/app-server';
 
 export const ARTIFACTS = resolve(import.meta.dirname, 'artifacts');
-const CHROMIUM = '/usr/bin/chromium';
 
-/** Debian's Chromium, headless, with the flags this network needs. Never downloads a browser. */
+/** Debian's Chromium (tools/lib/browser.ts); screenshots go to e2e/artifacts. */
 export async function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  return launchChromium();
 }
 
 /** A page of a browser context signed in as the seeded user (owner of the team "local"). */

@@ -5,32 +5,19 @@
  *  (b) navigation → a drawn compare page for 20 runs (results table and the curves' canvas).
  * Each is measured cold-ish several times; prints JSON with the median and max. Target: ≤ 1.5 s each.
  */
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
 import { createDb, insertMetricPoints } from '@aft/db';
 import { ensureWebBuilt, signIn, startApp } from '../lib/app-server';
+import { launchChromium } from '../lib/browser';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 10_000);
 const ITER = Number(process.env['BENCH_ITER'] ?? 5);
-const CHROMIUM = '/usr/bin/chromium';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
 ensureWebBuilt();
 const app = await startApp('aft_benchui');
 const db = createDb({ connectionString: app.databaseUrl, max: 4 });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium();
 try {
   const team = await db.prisma.team.findUniqueOrThrow({ where: { slug: 'local' } });
   const project = await db.prisma.project.create({ data: { teamId: team.id, name: 'bench-ui' } });

@@ -19,6 +19,13 @@ export type InitOptions = RunCreateInput &
     finishOnExit?: boolean;
   };
 
+/** The server URL and API key: from the options, else $AFT_URL and $AFT_API_KEY. */
+function credentials(opts: { url?: string | undefined; apiKey?: string | undefined }): { url: string; apiKey: string } {
+  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
+  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  return { url: opts.url ?? trackerEnv.url(), apiKey };
+}
+
 const live = new Set<Run>();
 let hooked = false;
 
@@ -51,9 +58,7 @@ function hookExit() {
  * `await run.finish()`.
  */
 export async function init(opts: InitOptions): Promise<Run> {
-  const url = opts.url ?? trackerEnv.url();
-  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
-  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  const { url, apiKey } = credentials(opts);
   const transport = new Transport({
     url,
     apiKey,
@@ -98,9 +103,7 @@ export type AttachOptions = BatchOptions & {
  * run must not train: it was canceled or has already finished. The caller finishes the run itself.
  */
 export async function attach(opts: AttachOptions): Promise<Run | null> {
-  const url = opts.url ?? trackerEnv.url();
-  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
-  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
+  const { url, apiKey } = credentials(opts);
   const transport = new Transport({
     url,
     apiKey,
@@ -141,9 +144,8 @@ export async function exportArchive(
   const { createWriteStream } = await import('node:fs');
   const { Readable } = await import('node:stream');
   const { pipeline } = await import('node:stream/promises');
-  const apiKey = opts.apiKey ?? trackerEnv.apiKey();
-  if (!apiKey) throw new TrackerError('no API key: pass apiKey or set AFT_API_KEY', 401, 'UNAUTHORIZED');
-  const base = (opts.url ?? trackerEnv.url()).replace(/\/+$/, '');
+  const { url, apiKey } = credentials(opts);
+  const base = url.replace(/\/+$/, '');
   const q =
     'projectId' in what ? `project=${encodeURIComponent(what.projectId)}` : `sweep=${encodeURIComponent(what.sweepId)}`;
   const res = await (opts.fetch ?? fetch)(`${base}/api/export?${q}`, { headers: { 'x-api-key': apiKey } });

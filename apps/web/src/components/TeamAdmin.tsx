@@ -1,6 +1,6 @@
 'use client';
 import { useRouter } from 'next/navigation';
-import { useState, type FormEvent } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { trpc } from '../lib/trpc';
 import { fmtAgo } from '../lib/format';
 import { useReady } from '../lib/use-ready';
@@ -29,6 +29,14 @@ interface Props {
     createdAt: string;
     details: Record<string, unknown>;
   }[];
+}
+
+function DangerButton({ onClick, children }: { onClick: () => void; children: ReactNode }) {
+  return (
+    <button type="button" className="danger" onClick={onClick}>
+      {children}
+    </button>
+  );
 }
 
 /** Members and roles for everyone to see; invitations, API keys and the audit log for owners. */
@@ -121,13 +129,9 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
               <td>{fmtAgo(m.joinedAt)}</td>
               {owner ? (
                 <td>
-                  <button
-                    type="button"
-                    className="danger"
-                    onClick={() => act(() => trpc.teams.removeMember.mutate({ userId: m.userId }))}
-                  >
+                  <DangerButton onClick={() => act(() => trpc.teams.removeMember.mutate({ userId: m.userId }))}>
                     {m.userId === me.id ? 'Leave' : 'Remove'}
-                  </button>
+                  </DangerButton>
                 </td>
               ) : null}
             </tr>
@@ -174,13 +178,9 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
                     <td>{fmtAgo(i.createdAt)}</td>
                     <td>{new Date(i.expiresAt).toLocaleDateString()}</td>
                     <td>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => act(() => trpc.invitations.revoke.mutate({ id: i.id }))}
-                      >
+                      <DangerButton onClick={() => act(() => trpc.invitations.revoke.mutate({ id: i.id }))}>
                         Revoke
-                      </button>
+                      </DangerButton>
                     </td>
                   </tr>
                 ))}
@@ -229,13 +229,9 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
                     {k.revokedAt ? (
                       `revoked ${fmtAgo(k.revokedAt)}`
                     ) : (
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => act(() => trpc.keys.revoke.mutate({ id: k.id }))}
-                      >
+                      <DangerButton onClick={() => act(() => trpc.keys.revoke.mutate({ id: k.id }))}>
                         Revoke
-                      </button>
+                      </DangerButton>
                     )}
                   </td>
                 </tr>

@@ -319,6 +319,19 @@ async function notify(c: Pick<Db['pool'], 'query'>, runId: string) {
   await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
 }
 
+/** Runs `fn` on the run locked in a transaction, then announces the write to live pages. */
+async function withRun(
+  ctx: Ctx,
+  id: string,
+  fn: (c: Pick<Db['pool'], 'query'>, run: RunRow) => Promise<void>,
+): Promise<void> {
+  await withTransaction(ctx.db.pool, async (c) => {
+    const run = await runOf(ctx, id, c, true);
+    await fn(c, run);
+    await notify(c, run.id);
+  });
+}
+
 /** Tags that also set run columns: the name, and AFT's method and constraint (so MLflow runs group with ours). */
 function columnsFromTags(tags: Record<string, string>): { name?: string; method?: string; constraint?: string } {
   const out: { name?: string; method?: string; constraint?: string } = {};
@@ -599,10 +612,8 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
     'log',
     async (ctx, input) => {
       const i = parse(runId.and(param), input);
-      await withTransaction(ctx.db.pool, async (c) => {
-        const run = await runOf(ctx, runIdOf(i), c, true);
+      await withRun(ctx, runIdOf(i), async (c, run) => {
         await logParams(ctx, c, run, [i]);
-        await notify(c, run.id);
       });
       return {};
     },
@@ -611,10 +622,8 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
     'log',
     async (ctx, input) => {
       const i = parse(runId.and(tag), input);
-      await withTransaction(ctx.db.pool, async (c) => {
-        const run = await runOf(ctx, runIdOf(i), c, true);
+      await withRun(ctx, runIdOf(i), async (c, run) => {
         await setTags(ctx, c, run, { [i.key]: i.value });
-        await notify(c, run.id);
       });
       return {};
     },
@@ -623,12 +632,10 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
     'log',
     async (ctx, input) => {
       const i = parse(runId.extend({ key: name('tag key') }), input);
-      await withTransaction(ctx.db.pool, async (c) => {
-        const run = await runOf(ctx, runIdOf(i), c, true);
+      await withRun(ctx, runIdOf(i), async (c, run) => {
         if (!(i.key in run.kv_tags))
           throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No tag with name: ${i.key} in run with id ${run.id}`);
         await c.query('UPDATE run SET kv_tags = kv_tags - $2 WHERE id = $1', [run.id, i.key]);
-        await notify(c, run.id);
       });
       return {};
     },
@@ -663,11 +670,9 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
       );
       const id = runIdOf(i);
       // params and tags first, in one transaction (a conflicting param refuses the whole batch), then the metrics
-      await withTransaction(ctx.db.pool, async (c) => {
-        const run = await runOf(ctx, id, c, true);
+      await withRun(ctx, id, async (c, run) => {
         await logParams(ctx, c, run, i.params);
         if (i.tags.length) await setTags(ctx, c, run, Object.fromEntries(i.tags.map((t) => [t.key, t.value])));
-        await notify(c, run.id);
       });
       await logMetrics(ctx, await runOf(ctx, id), i.metrics);
       return {};
