@@ -70,6 +70,7 @@ describe('invitations, roles and export', () => {
   it('lets the viewer download the project as an archive, and shows the owner who joined', async () => {
     await guest.locator('[data-testid="project-card"]', { hasText: 'e2e-team' }).click();
     await guest.waitForSelector('[data-testid="export-project"]');
+    expect(await guest.locator('text=Launch a sweep').count()).toBe(0); // viewers do not launch
     const [download] = await Promise.all([
       guest.waitForEvent('download'),
       guest.click('[data-testid="export-project"]'),

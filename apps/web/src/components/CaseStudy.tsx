@@ -242,12 +242,15 @@ export function CaseStudy({
   details,
   metricKeys,
   lastGoodStep,
+  canFork = true,
 }: {
   run: CaseRun;
   onset: number;
   details: Degradation;
   metricKeys: string[];
   lastGoodStep: number | null;
+  /** Viewers cannot launch: no fork form for them. */
+  canFork?: boolean;
 }) {
   const [series, setSeries] = useState<WireSeries[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -344,8 +347,12 @@ export function CaseStudy({
               .map((s) => <MetricChart key={s.key} series={s} smoothing={0} logScale={false} markers={markers} />)
           : chartKeys.map((k) => <div key={k} className="skeleton" style={{ height: 240 }} />)}
       </div>
-      <h2>Fork a new run</h2>
-      <ForkForm run={run} lastGoodStep={lastGoodStep} />
+      {canFork ? (
+        <>
+          <h2>Fork a new run</h2>
+          <ForkForm run={run} lastGoodStep={lastGoodStep} />
+        </>
+      ) : null}
     </>
   );
 }

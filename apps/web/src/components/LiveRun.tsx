@@ -32,10 +32,13 @@ export function LiveRun({
   runId,
   initial,
   markers = [],
+  canCancel = true,
 }: {
   runId: string;
   initial: LiveState;
   markers?: { step: number; label: string }[];
+  /** Viewers cannot cancel: no button for them. */
+  canCancel?: boolean;
 }) {
   const router = useRouter();
   const pathname = usePathname();
@@ -171,7 +174,7 @@ export function LiveRun({
       ) : null}
       <div className="toolbar">
         <StatusBadge status={state.status} />
-        {state.status === 'queued' || state.status === 'running' ? (
+        {canCancel && (state.status === 'queued' || state.status === 'running') ? (
           <button type="button" className="danger" disabled={canceling} onClick={() => void cancel()}>
             {canceling ? 'Canceling…' : 'Cancel run'}
           </button>

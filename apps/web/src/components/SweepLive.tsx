@@ -70,7 +70,7 @@ export function heatmap(runs: readonly SweepRun[], metric: string, rowAxis: stri
 }
 
 /** The sweep page's live part: a status grid refreshed every 2 s until every run has finished, and a heatmap. */
-export function SweepLive({ initial }: { initial: SweepData }) {
+export function SweepLive({ initial, canCancel = true }: { initial: SweepData; canCancel?: boolean }) {
   const [sweep, setSweep] = useState<SweepData>(initial);
   const [error, setError] = useState<string | null>(null);
   const [canceling, setCanceling] = useState(false);
@@ -137,7 +137,7 @@ export function SweepLive({ initial }: { initial: SweepData }) {
             .map(([k, v]) => `${v} ${k}`)
             .join(' · ')}
         </span>
-        {!done ? (
+        {canCancel && !done ? (
           <button type="button" className="danger" disabled={canceling} onClick={() => void cancel()}>
             {canceling ? 'Canceling…' : 'Cancel sweep'}
           </button>

@@ -59,7 +59,7 @@ export function remapX(c: ChartColumns, mapping: ChartColumns): ChartColumns {
     xs.push(my[j]! + t * (my[Math.min(j + 1, my.length - 1)]! - my[j]!));
     keep.push(i);
   });
-  const pick = <T,>(a: T[] | null) => (a ? keep.map((i) => a[i]!) : null);
+  const pick = <T>(a: T[] | null) => (a ? keep.map((i) => a[i]!) : null);
   return { ...c, x: xs, y: pick(c.y)!, lo: pick(c.lo), hi: pick(c.hi) };
 }
 

@@ -55,7 +55,20 @@ export function groupSeries(
 }
 
 /** A palette that stays distinguishable for a dozen groups on a dark background. */
-export const PALETTE = ['#6ea8fe', '#f5a524', '#3ecf8e', '#f16063', '#c084fc', '#22d3ee', '#facc15', '#fb7185', '#a3e635', '#94a3b8', '#f472b6', '#2dd4bf'];
+export const PALETTE = [
+  '#6ea8fe',
+  '#f5a524',
+  '#3ecf8e',
+  '#f16063',
+  '#c084fc',
+  '#22d3ee',
+  '#facc15',
+  '#fb7185',
+  '#a3e635',
+  '#94a3b8',
+  '#f472b6',
+  '#2dd4bf',
+];
 export const colorAt = (i: number) => PALETTE[i % PALETTE.length]!;
 export const withAlpha = (hex: string, a: number) => {
   const n = parseInt(hex.slice(1), 16);

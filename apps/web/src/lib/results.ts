@@ -60,7 +60,13 @@ export function betaOf(r: ResultRun): number | null {
 }
 
 /** A run's group: its method, its constraint and, for the boundary, its β. A VFT run with no parent is the baseline. */
-export function groupOf(r: ResultRun): { key: string; label: string; method: string; constraint: string; beta: number | null } {
+export function groupOf(r: ResultRun): {
+  key: string;
+  label: string;
+  method: string;
+  constraint: string;
+  beta: number | null;
+} {
   const method = r.method === 'vft' && r.parentRunId === null ? 'vft-parent' : r.method;
   const ranking = !['vft-parent', 'vft', 'rft'].includes(method);
   const constraint = ranking ? r.constraint : 'none';
@@ -106,7 +112,10 @@ export function resultRows(runs: readonly ResultRun[]): ResultRow[] {
         finished: done.length,
         degraded: rs.filter((r) => r.summary['degraded'] === true).length,
         stats: Object.fromEntries(
-          RESULT_METRICS.map((m) => [m.key, stat(done.map((r) => num(r.summary[m.key])).filter((v): v is number => v !== null))]),
+          RESULT_METRICS.map((m) => [
+            m.key,
+            stat(done.map((r) => num(r.summary[m.key])).filter((v): v is number => v !== null)),
+          ]),
         ),
       };
     });
@@ -117,7 +126,15 @@ const pm = (s: Stat | null, scale: number, digits: number, sep = ' ± ') =>
 
 export function toCsv(rows: readonly ResultRow[]): string {
   const q = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const head = ['method', 'constraint', 'beta', 'runs', 'finished', 'degraded', ...RESULT_METRICS.flatMap((m) => [`${m.key} mean`, `${m.key} std`, `${m.key} n`])];
+  const head = [
+    'method',
+    'constraint',
+    'beta',
+    'runs',
+    'finished',
+    'degraded',
+    ...RESULT_METRICS.flatMap((m) => [`${m.key} mean`, `${m.key} std`, `${m.key} n`]),
+  ];
   const lines = rows.map((r) =>
     [
       r.method,
@@ -141,19 +158,29 @@ export function toMarkdown(rows: readonly ResultRow[]): string {
   const head = `| Method | Runs | ${RESULT_METRICS.map((m) => m.label).join(' | ')} | Degraded |`;
   const sep = `|---|---:|${RESULT_METRICS.map(() => '---:').join('|')}|---:|`;
   const lines = rows.map(
-    (r) => `| ${r.label} | ${r.finished}/${r.runs} | ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits)).join(' | ')} | ${r.degraded} |`,
+    (r) =>
+      `| ${r.label} | ${r.finished}/${r.runs} | ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits)).join(' | ')} | ${r.degraded} |`,
   );
   return [head, sep, ...lines].join('\n') + '\n';
 }
 
 export function toLatex(rows: readonly ResultRow[]): string {
-  const esc = (s: string) => s.replace(/([&%$#_{}])/g, '\\$1').replace(/β/g, '$\\beta$').replace(/−/g, '--');
+  const esc = (s: string) =>
+    s
+      .replace(/([&%$#_{}])/g, '\\$1')
+      .replace(/β/g, '$\\beta$')
+      .replace(/−/g, '--');
   const cols = `l${'r'.repeat(RESULT_METRICS.length + 1)}`;
   const head = `Method & Runs & ${RESULT_METRICS.map((m) => esc(m.label)).join(' & ')} \\\\`;
   const lines = rows.map(
-    (r) => `${esc(r.label)} & ${r.finished}/${r.runs} & ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits, ' $\\pm$ ')).join(' & ')} \\\\`,
+    (r) =>
+      `${esc(r.label)} & ${r.finished}/${r.runs} & ${RESULT_METRICS.map((m) => pm(r.stats[m.key] ?? null, m.scale, m.digits, ' $\\pm$ ')).join(' & ')} \\\\`,
   );
-  return ['\\begin{tabular}{' + cols + '}', '\\toprule', head, '\\midrule', ...lines, '\\bottomrule', '\\end{tabular}'].join('\n') + '\n';
+  return (
+    ['\\begin{tabular}{' + cols + '}', '\\toprule', head, '\\midrule', ...lines, '\\bottomrule', '\\end{tabular}'].join(
+      '\n',
+    ) + '\n'
+  );
 }
 
 /** Config keys whose values differ between runs (flattened, dotted), with each run's value. */

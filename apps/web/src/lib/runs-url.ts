@@ -97,7 +97,8 @@ export function parseFilter(text: string): ValueFilter | string {
     const on = lhs.startsWith('config.') ? 'config' : 'summary';
     const path = on === 'config' ? lhs.slice('config.'.length) : lhs.replace(/^summary\./, '');
     const n = Number(rhs);
-    const value = rhs === 'true' ? true : rhs === 'false' ? false : Number.isFinite(n) ? n : rhs.replace(/^"(.*)"$/, '$1');
+    const value =
+      rhs === 'true' ? true : rhs === 'false' ? false : Number.isFinite(n) ? n : rhs.replace(/^"(.*)"$/, '$1');
     if (typeof value === 'string' && !['eq', 'ne'].includes(op)) return `"${text}": ${sym} needs a number`;
     return { on, path, op, value };
   }

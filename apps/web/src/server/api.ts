@@ -88,3 +88,10 @@ export async function viewer() {
     throw e;
   }
 }
+
+/** What the signed-in user may do in the team they are working in (to show or hide buttons; the API decides). */
+export async function permissions(caller: Awaited<ReturnType<typeof api>>) {
+  const me = await caller.teams.me();
+  const role = me.current?.role ?? 'viewer';
+  return { role, canLaunch: role !== 'viewer', canManage: role === 'owner' };
+}

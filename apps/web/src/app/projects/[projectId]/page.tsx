@@ -1,6 +1,6 @@
 import Link from 'next/link';
 import { TRPCError } from '@trpc/server';
-import { api } from '../../../server/api';
+import { api, permissions } from '../../../server/api';
 import { found } from '../../../server/found';
 import { Crumbs, Empty, ErrorBox, Missing, StatusBadge } from '../../../components/ui';
 import { fmtAgo } from '../../../lib/format';
@@ -19,7 +19,10 @@ export default async function RunsPage(props: {
   const view = parseRunsView(await props.searchParams);
   const base = `/projects/${projectId}`;
   const caller = await api();
-  const project = await found(caller.projects.get({ id: projectId }));
+  const [project, { canLaunch }] = await Promise.all([
+    found(caller.projects.get({ id: projectId })),
+    permissions(caller),
+  ]);
   if (!project) return <Missing what={`Project ${projectId}`} />;
   const parsed = view.filters.map(parseFilter);
   const bad = parsed.filter((f): f is string => typeof f === 'string');
@@ -71,9 +74,11 @@ export default async function RunsPage(props: {
       <h1>{project.name}</h1>
       <div className="sub">{project.description || 'Runs of this project'}</div>
       <div className="toolbar">
-        <Link className="button primary" href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>
-          Launch a sweep
-        </Link>
+        {canLaunch ? (
+          <Link className="button primary" href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>
+            Launch a sweep
+          </Link>
+        ) : null}
         <Link className="button" href={`/compare?project=${project.id}`}>
           Compare methods
         </Link>
@@ -172,7 +177,9 @@ export default async function RunsPage(props: {
       {page.items.length === 0 ? (
         <Empty>
           {view.cursor ? 'No more runs.' : 'No runs match these filters.'}{' '}
-          <Link href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>Launch a sweep</Link>
+          {canLaunch ? (
+            <Link href={`/sweeps/new?project=${encodeURIComponent(project.name)}`}>Launch a sweep</Link>
+          ) : null}
         </Empty>
       ) : (
         <RunsTable

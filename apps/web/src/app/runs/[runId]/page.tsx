@@ -1,6 +1,6 @@
 import Link from 'next/link';
 import { Suspense } from 'react';
-import { api } from '../../../server/api';
+import { api, permissions } from '../../../server/api';
 import { found } from '../../../server/found';
 import { Crumbs, Missing } from '../../../components/ui';
 import { LiveRun, type LiveState } from '../../../components/LiveRun';
@@ -15,13 +15,12 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
   const caller = await api();
   const run = await found(caller.runs.get({ id: runId }));
   if (!run) return <Missing what={`Run ${runId}`} />;
-  const [keys, artifacts, events, me] = await Promise.all([
+  const [keys, artifacts, events, { canLaunch }] = await Promise.all([
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),
     caller.events.list({ runId }),
-    caller.teams.me(),
+    permissions(caller),
   ]);
-  const canDelete = me.current?.role === 'owner' || me.current?.role === 'member';
   const initial: LiveState = {
     status: run.status,
     summary: run.summary,
@@ -57,7 +56,7 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
             ))}
           </span>
         ) : null}
-        {canDelete && run.status !== 'running' && run.status !== 'queued' ? (
+        {canLaunch && run.status !== 'running' && run.status !== 'queued' ? (
           <span style={{ marginLeft: 12 }}>
             <DeleteRun runId={run.id} name={run.name} projectId={run.project.id} />
           </span>
@@ -73,6 +72,7 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
           runId={run.id}
           initial={initial}
           markers={degraded?.step != null ? [{ step: degraded.step, label: `onset · step ${degraded.step}` }] : []}
+          canCancel={canLaunch}
         />
       </Suspense>
       <h2>Samples</h2>

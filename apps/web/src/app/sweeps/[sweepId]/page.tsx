@@ -1,4 +1,4 @@
-import { api } from '../../../server/api';
+import { api, permissions } from '../../../server/api';
 import { found } from '../../../server/found';
 import { Crumbs, Missing } from '../../../components/ui';
 import { SweepLive } from '../../../components/SweepLive';
@@ -8,7 +8,8 @@ export const dynamic = 'force-dynamic';
 
 export default async function SweepPage(props: { params: Promise<{ sweepId: string }> }) {
   const { sweepId } = await props.params;
-  const sweep = await found((await api()).sweeps.get({ id: sweepId }));
+  const caller = await api();
+  const [sweep, { canLaunch }] = await Promise.all([found(caller.sweeps.get({ id: sweepId })), permissions(caller)]);
   if (!sweep) return <Missing what={`Sweep ${sweepId}`} />;
   return (
     <>
@@ -17,7 +18,7 @@ export default async function SweepPage(props: { params: Promise<{ sweepId: stri
       <div className="sub">
         <span className="mono">{sweep.id}</span> · created {fmtAgo(sweep.createdAt)} · {sweep.runs.length} runs
       </div>
-      <SweepLive initial={JSON.parse(JSON.stringify(sweep))} />
+      <SweepLive initial={JSON.parse(JSON.stringify(sweep))} canCancel={canLaunch} />
     </>
   );
 }

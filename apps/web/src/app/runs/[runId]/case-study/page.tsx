@@ -1,5 +1,5 @@
 import Link from 'next/link';
-import { api } from '../../../../server/api';
+import { api, permissions } from '../../../../server/api';
 import { found } from '../../../../server/found';
 import { Crumbs, Empty, Missing } from '../../../../components/ui';
 import { CaseStudy, type Degradation } from '../../../../components/CaseStudy';
@@ -11,10 +11,11 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
   const caller = await api();
   const run = await found(caller.runs.get({ id: runId }));
   if (!run) return <Missing what={`Run ${runId}`} />;
-  const [events, keys, artifacts] = await Promise.all([
+  const [events, keys, artifacts, { canLaunch }] = await Promise.all([
     caller.events.list({ runId, kind: 'degradation-detected' }),
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),
+    permissions(caller),
   ]);
   const lastGood = artifacts.find((a) => a.kind === 'checkpoint' && a.name === 'last-good');
   const event = events[0];
@@ -65,6 +66,7 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
         details={event.details as unknown as Degradation}
         metricKeys={keys.map((k) => k.key)}
         lastGoodStep={lastGood?.step ?? null}
+        canFork={canLaunch}
       />
     </>
   );
