@@ -3,6 +3,7 @@ import type { Db } from '@aft/db';
 export type AuditAction =
   | 'user.sign_up'
   | 'user.sign_in'
+  | 'user.sign_in_failed'
   | 'team.create'
   | 'key.create'
   | 'key.revoke'

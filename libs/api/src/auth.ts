@@ -5,6 +5,7 @@
  * the way a W&B user gets a personal entity; sign-ups and sign-ins go to the audit log.
  */
 import { betterAuth } from 'better-auth';
+import { createAuthMiddleware, isAPIError } from 'better-auth/api';
 import type { Db } from '@aft/db';
 import { audit } from './audit';
 
@@ -67,6 +68,18 @@ export function createAuth(opts: AuthOptions) {
       },
     },
     verification: { modelName: 'auth_verification', fields: { expiresAt: 'expires_at', ...timestamps } },
+    hooks: {
+      // failed sign-ins go to the audit log too, under the account they tried (team owners see them)
+      after: createAuthMiddleware(async (ctx) => {
+        if (ctx.path !== '/sign-in/email' || !isAPIError(ctx.context.returned)) return;
+        const email = typeof ctx.body?.email === 'string' ? ctx.body.email.slice(0, 320) : null;
+        const user = email ? await db.prisma.user.findUnique({ where: { email }, select: { id: true } }) : null;
+        const ip = ctx.headers?.get('x-forwarded-for')?.split(',')[0]?.trim() ?? null;
+        await audit(db, { userId: user?.id ?? null, action: 'user.sign_in_failed', target: email, ip }).catch(
+          () => undefined,
+        );
+      }),
+    },
     databaseHooks: {
       user: {
         create: {

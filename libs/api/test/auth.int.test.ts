@@ -104,7 +104,7 @@ describe('sign-up, sign-in, sign-out', () => {
     const actions = (await t.db.prisma.auditEvent.findMany({ where: { userId: user.id }, orderBy: { id: 'asc' } })).map(
       (a) => a.action,
     );
-    expect(actions).toEqual(['user.sign_up', 'user.sign_in', 'user.sign_in']);
+    expect(actions).toEqual(['user.sign_up', 'user.sign_in', 'user.sign_in_failed', 'user.sign_in']);
   });
 
   it('refuses bad sign-ups with a message', async () => {
