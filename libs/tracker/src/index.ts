@@ -26,6 +26,21 @@ function credentials(opts: { url?: string | undefined; apiKey?: string | undefin
   return { url: opts.url ?? trackerEnv.url(), apiKey };
 }
 
+/** The retrying HTTP transport of `init` and `attach`. */
+function transportFor(opts: {
+  url?: string | undefined;
+  apiKey?: string | undefined;
+  retryForMs?: number | undefined;
+  fetch?: TransportOptions['fetch'];
+  onRetry?: TransportOptions['onRetry'];
+}): { url: string; transport: Transport } {
+  const c = credentials(opts);
+  return {
+    url: c.url,
+    transport: new Transport({ ...c, retryForMs: opts.retryForMs, fetch: opts.fetch, onRetry: opts.onRetry }),
+  };
+}
+
 const live = new Set<Run>();
 let hooked = false;
 
@@ -58,14 +73,7 @@ function hookExit() {
  * `await run.finish()`.
  */
 export async function init(opts: InitOptions): Promise<Run> {
-  const { url, apiKey } = credentials(opts);
-  const transport = new Transport({
-    url,
-    apiKey,
-    retryForMs: opts.retryForMs,
-    fetch: opts.fetch,
-    onRetry: opts.onRetry,
-  });
+  const { url, transport } = transportFor(opts);
   const {
     url: _u,
     apiKey: _k,
@@ -103,14 +111,7 @@ export type AttachOptions = BatchOptions & {
  * run must not train: it was canceled or has already finished. The caller finishes the run itself.
  */
 export async function attach(opts: AttachOptions): Promise<Run | null> {
-  const { url, apiKey } = credentials(opts);
-  const transport = new Transport({
-    url,
-    apiKey,
-    retryForMs: opts.retryForMs,
-    fetch: opts.fetch,
-    onRetry: opts.onRetry,
-  });
+  const { url, transport } = transportFor(opts);
   const started = await transport.call<{ started: boolean; status: string }>('runs.start', {
     id: opts.runId,
     backend: opts.backend,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { headers } from 'next/headers';
 import { redirect } from 'next/navigation';
+import { cache } from 'react';
 import { TRPCError } from '@trpc/server';
 import {
   appRouter,
@@ -61,11 +62,11 @@ export function server(): Server {
   return g.__aftServer;
 }
 
-/** The request's caller context: the signed-in user (session cookie) and the team they are working in. */
-async function context() {
-  const s = server();
-  return requestContext(s, await headers());
-}
+/**
+ * The request's caller context: the signed-in user (session cookie) and the team they are working in. Cached per
+ * request, so the layout and the page look the session up once.
+ */
+const context = cache(async () => requestContext(server(), await headers()));
 
 /**
  * A tRPC caller for server components: the same procedures, authorization and validation as over HTTP, acting
@@ -78,7 +79,7 @@ export async function api() {
 }
 
 /** The signed-in user with their teams, or null (for the header, which also renders on the sign-in page). */
-export async function viewer() {
+export const viewer = cache(async () => {
   const ctx = await context();
   if (!ctx.userId) return null;
   try {
@@ -87,11 +88,10 @@ export async function viewer() {
     if (e instanceof TRPCError && e.code === 'UNAUTHORIZED') return null;
     throw e;
   }
-}
+});
 
 /** What the signed-in user may do in the team they are working in (to show or hide buttons; the API decides). */
-export async function permissions(caller: Awaited<ReturnType<typeof api>>) {
-  const me = await caller.teams.me();
-  const role = me.current?.role ?? 'viewer';
-  return { role, canLaunch: role !== 'viewer', canManage: role === 'owner' };
+export async function permissions() {
+  const role = (await viewer())?.current?.role ?? 'viewer';
+  return { role, canLaunch: role !== 'viewer' };
 }

@@ -18,7 +18,7 @@ import { dirname, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
-import { deleteRun, insertMetricPoints, RUN_CHANNEL, withTransaction, type Db } from '@aft/db';
+import { deleteRun, insertMetricPoints, RUN_CHANNEL, RunNotFoundError, withTransaction, type Db } from '@aft/db';
 import { audit } from '../audit';
 import { requestContext, type ApiHandlerOptions } from '../http';
 import { configHash } from '../router/runs';
@@ -374,7 +374,8 @@ async function logParams(ctx: Ctx, c: Pick<Db['pool'], 'query'>, run: RunRow, ps
   ]);
 }
 
-async function logMetrics(ctx: Ctx, run: RunRow, ms: z.infer<typeof metric>[]) {
+/** Stores points of a run of the team (RunNotFoundError, answered as RESOURCE_DOES_NOT_EXIST, when it is not). */
+async function logMetrics(ctx: Ctx, runId: string, ms: z.infer<typeof metric>[]) {
   if (!ms.length) return;
   if (ctx.opts.rateLimiter && ctx.actor.keyId) {
     const r = await ctx.opts.rateLimiter.take(ctx.actor.keyId, ms.length).catch(() => ({ ok: true as const }));
@@ -392,7 +393,7 @@ async function logMetrics(ctx: Ctx, run: RunRow, ms: z.infer<typeof metric>[]) {
   const now = Date.now();
   await insertMetricPoints(
     ctx.db.pool,
-    run.id,
+    runId,
     {
       keys,
       key: ms.map((m) => idx.get(m.key)!),
@@ -408,7 +409,7 @@ async function logMetrics(ctx: Ctx, run: RunRow, ms: z.infer<typeof metric>[]) {
        SELECT jsonb_object_agg(key, CASE WHEN last_value IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(last_value::text) ELSE to_jsonb(last_value) END)
        FROM run_metric WHERE run_id = $1 AND key = ANY($2::text[]))
      WHERE id = $1`,
-    [run.id, keys],
+    [runId, keys],
   );
 }
 
@@ -579,7 +580,6 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
     'launch',
     async (ctx, input) => {
       const id = runIdOf(parse(runId, input));
-      await runOf(ctx, id);
       await deleteRun(ctx.db.pool, id, ctx.actor.teamId, (c, run) =>
         audit(
           ctx.db,
@@ -603,8 +603,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
     'log',
     async (ctx, input) => {
       const i = parse(runId.and(metric), input);
-      const run = await runOf(ctx, runIdOf(i));
-      await logMetrics(ctx, run, [i]);
+      await logMetrics(ctx, runIdOf(i), [i]);
       return {};
     },
   ],
@@ -674,7 +673,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
         await logParams(ctx, c, run, i.params);
         if (i.tags.length) await setTags(ctx, c, run, Object.fromEntries(i.tags.map((t) => [t.key, t.value])));
       });
-      await logMetrics(ctx, await runOf(ctx, id), i.metrics);
+      await logMetrics(ctx, id, i.metrics);
       return {};
     },
   ],
@@ -992,13 +991,7 @@ export function createMlflowHandler(opts: MlflowOptions) {
       return json(await handle(ctx, input));
     } catch (e) {
       if (e instanceof MlflowError) return errorResponse(e);
-      if (
-        e &&
-        typeof e === 'object' &&
-        (e as { constructor?: { name?: string } }).constructor?.name === 'RunNotFoundError'
-      ) {
-        return errorResponse(runNotFound((e as { runId: string }).runId));
-      }
+      if (e instanceof RunNotFoundError) return errorResponse(runNotFound(e.runId));
       console.error('[mlflow]', url.pathname, e);
       return json({ error_code: 'INTERNAL_ERROR', message: 'internal error' }, 500);
     }

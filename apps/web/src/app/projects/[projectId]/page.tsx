@@ -19,10 +19,7 @@ export default async function RunsPage(props: {
   const view = parseRunsView(await props.searchParams);
   const base = `/projects/${projectId}`;
   const caller = await api();
-  const [project, { canLaunch }] = await Promise.all([
-    found(caller.projects.get({ id: projectId })),
-    permissions(caller),
-  ]);
+  const [project, { canLaunch }] = await Promise.all([found(caller.projects.get({ id: projectId })), permissions()]);
   if (!project) return <Missing what={`Project ${projectId}`} />;
   const parsed = view.filters.map(parseFilter);
   const bad = parsed.filter((f): f is string => typeof f === 'string');

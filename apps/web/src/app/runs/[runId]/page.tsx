@@ -19,7 +19,7 @@ export default async function RunPage(props: { params: Promise<{ runId: string }
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),
     caller.events.list({ runId }),
-    permissions(caller),
+    permissions(),
   ]);
   const initial: LiveState = {
     status: run.status,

@@ -9,7 +9,7 @@ export const dynamic = 'force-dynamic';
 export default async function SweepPage(props: { params: Promise<{ sweepId: string }> }) {
   const { sweepId } = await props.params;
   const caller = await api();
-  const [sweep, { canLaunch }] = await Promise.all([found(caller.sweeps.get({ id: sweepId })), permissions(caller)]);
+  const [sweep, { canLaunch }] = await Promise.all([found(caller.sweeps.get({ id: sweepId })), permissions()]);
   if (!sweep) return <Missing what={`Sweep ${sweepId}`} />;
   return (
     <>

@@ -15,7 +15,7 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
     caller.events.list({ runId, kind: 'degradation-detected' }),
     caller.metrics.keys({ runIds: [runId] }),
     caller.artifacts.list({ runId }),
-    permissions(caller),
+    permissions(),
   ]);
   const lastGood = artifacts.find((a) => a.kind === 'checkpoint' && a.name === 'last-good');
   const event = events[0];
