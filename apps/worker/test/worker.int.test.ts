@@ -34,7 +34,13 @@ const ALIGN_OVERRIDES = {
   'eval.maxNewTokens': 32,
   'spec.groupsPerStep': 4,
 };
-const vftConfig = (steps: number, seed = 3) => ({ preset: 'tiny' as const, seed, steps, overrides: VFT_OVERRIDES, sampling: [] });
+const vftConfig = (steps: number, seed = 3) => ({
+  preset: 'tiny' as const,
+  seed,
+  steps,
+  overrides: VFT_OVERRIDES,
+  sampling: [],
+});
 
 let t: TestDatabase;
 let api: ReturnType<typeof createTestHandler>;
@@ -56,7 +62,9 @@ function startWorker(): { proc: ChildProcess; log: string[] } {
       AFT_QUEUE: queue,
       AFT_CONCURRENCY: '1',
       AFT_ARTIFACT_DIR: artifacts,
-      AFT_LOCK_MS: '4000',
+      // short enough that a killed worker's job is taken back within seconds, long enough that a worker starved of
+      // CPU on a busy CI machine still renews its lock (a lapsed lock counts as a stall; three of them fail the job)
+      AFT_LOCK_MS: '10000',
       AFT_STALLED_MS: '1000',
       AFT_BACKEND: 'wasm',
     },
@@ -83,12 +91,20 @@ async function call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'P
   return r.json.result!.data as T;
 }
 
-async function until<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000, everyMs = 300): Promise<T> {
+async function until<T>(
+  what: string,
+  f: () => Promise<T | null | undefined | false>,
+  timeoutMs = 120_000,
+  everyMs = 300,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await f();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${workers.map((w) => w.log.slice(-15).join('\n')).join('\n---\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}\n${workers.map((w) => w.log.slice(-15).join('\n')).join('\n---\n')}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -140,18 +156,35 @@ describe('sweeps', () => {
     const spec: SweepSpecInput = {
       name: 'methods × constraints',
       project: 'worker-test',
-      base: { preset: 'tiny', seed: 3, steps: 8, k: 4, questions: 12, vftSteps: 30, vftOverrides: VFT_OVERRIDES, alignOverrides: ALIGN_OVERRIDES },
+      base: {
+        preset: 'tiny',
+        seed: 3,
+        steps: 8,
+        k: 4,
+        questions: 12,
+        vftSteps: 30,
+        vftOverrides: VFT_OVERRIDES,
+        alignOverrides: ALIGN_OVERRIDES,
+      },
       axes: { method: ['aft', 'dpo', 'pro'], constraint: ['none', 'boundary'] },
       maxConcurrent: 2,
     };
     const launched = await call<{ sweepId: string; parents: number; runs: number }>('sweeps.launch', spec);
     expect(launched).toMatchObject({ parents: 1, runs: 6 });
 
-    type SweepView = { status: string; runs: (RunRow & { method: string; constraint: string; parentRunId: string | null })[] };
-    const sweep = await until('the sweep to finish', async () => {
-      const s = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
-      return s.runs.every((r) => finished(r.status)) ? s : null;
-    }, 240_000, 1000);
+    type SweepView = {
+      status: string;
+      runs: (RunRow & { method: string; constraint: string; parentRunId: string | null })[];
+    };
+    const sweep = await until(
+      'the sweep to finish',
+      async () => {
+        const s = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
+        return s.runs.every((r) => finished(r.status)) ? s : null;
+      },
+      240_000,
+      1000,
+    );
     expect(sweep.runs.map((r) => [r.method, r.constraint, r.status, r.error])).toEqual(
       sweep.runs.map((r) => [r.method, r.constraint, 'succeeded', null]),
     );
@@ -173,20 +206,35 @@ describe('sweeps', () => {
     // the parent trained once: one point per step of its loss, and one labelled sample set
     const parentPoints = await pointsOf(parents[0]!.id);
     expect([...parentPoints.keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(30);
-    const sets = await t.db.pool.query(`SELECT name FROM artifact WHERE run_id = $1 AND kind = 'sample-set'`, [parents[0]!.id]);
+    const sets = await t.db.pool.query(`SELECT name FROM artifact WHERE run_id = $1 AND kind = 'sample-set'`, [
+      parents[0]!.id,
+    ]);
     expect(sets.rows.map((r) => r.name)).toEqual(['samples-k4-t0.8-q12']);
-    const started = workers.flatMap((w, i) => w.log.filter((l) => l.includes(`job ${parents[0]!.id} started`)).map(() => i));
+    const started = workers.flatMap((w, i) =>
+      w.log.filter((l) => l.includes(`job ${parents[0]!.id} started`)).map(() => i),
+    );
     expect(started).toHaveLength(1);
     // both workers took jobs
     const took = workers.map((w) => w.log.filter((l) => / job \S+ started/.test(l)).length);
-    expect(took.every((n) => n > 0), `jobs per worker: ${took.join(', ')}`).toBe(true);
+    expect(
+      took.every((n) => n > 0),
+      `jobs per worker: ${took.join(', ')}`,
+    ).toBe(true);
   });
 });
 
 describe('degradation during a sweep', () => {
   it('stops a collapsing run under the stop policy and flags one under the flag policy, with onset and evidence', async () => {
     if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
-    const base = { preset: 'tiny' as const, seed: 5, k: 4, questions: 12, vftSteps: 30, vftOverrides: VFT_OVERRIDES, alignOverrides: ALIGN_OVERRIDES };
+    const base = {
+      preset: 'tiny' as const,
+      seed: 5,
+      k: 4,
+      questions: 12,
+      vftSteps: 30,
+      vftOverrides: VFT_OVERRIDES,
+      alignOverrides: ALIGN_OVERRIDES,
+    };
     const collapse = { method: 'aft' as const, constraint: 'none' as const, wNll: 0, lr: 0.02, steps: 16 };
     const launched = await call<{ sweepId: string }>('sweeps.launch', {
       name: 'collapse',
@@ -195,10 +243,15 @@ describe('degradation during a sweep', () => {
       onDegradation: 'stop',
     });
     type SweepView = { runs: (RunRow & { method: string; degradedAt: number | null; parentRunId: string | null })[] };
-    const s = await until('the sweep to finish', async () => {
-      const v = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
-      return v.runs.every((r) => finished(r.status)) ? v : null;
-    }, 180_000, 500);
+    const s = await until(
+      'the sweep to finish',
+      async () => {
+        const v = await call<SweepView>('sweeps.get', { id: launched.sweepId }, 'GET');
+        return v.runs.every((r) => finished(r.status)) ? v : null;
+      },
+      180_000,
+      500,
+    );
     const stopped = s.runs.find((r) => r.method === 'aft')!;
     expect(stopped.status).toBe('failed');
     expect(stopped.error).toMatch(/degraded at step \d+ \(.+\); stopped by the sweep's policy/);
@@ -223,14 +276,26 @@ describe('degradation during a sweep', () => {
       onDegradation: 'flag',
       overrides: { ...ALIGN_OVERRIDES, checkpointEvery: 2, 'degradation.accuracyDrop': -1 },
     };
-    const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'align', project: 'worker-test', parentRunId, config: flagCfg });
-    const flagged = await until('the flagged run to finish', async () => {
-      const r = await getRun(runId);
-      return finished(r.status) ? r : null;
-    }, 120_000, 300);
+    const { runId } = await call<{ runId: string }>('runs.launch', {
+      kind: 'align',
+      project: 'worker-test',
+      parentRunId,
+      config: flagCfg,
+    });
+    const flagged = await until(
+      'the flagged run to finish',
+      async () => {
+        const r = await getRun(runId);
+        return finished(r.status) ? r : null;
+      },
+      120_000,
+      300,
+    );
     expect(flagged.status).toBe('succeeded');
     expect(flagged.summary['degraded']).toBe(true);
-    const ev2 = await t.db.pool.query(`SELECT step FROM event WHERE run_id = $1 AND kind = 'degradation-detected'`, [runId]);
+    const ev2 = await t.db.pool.query(`SELECT step FROM event WHERE run_id = $1 AND kind = 'degradation-detected'`, [
+      runId,
+    ]);
     expect(ev2.rows).toHaveLength(1);
     expect([...(await pointsOf(runId)).keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(16);
     expect(ev2.rows[0].step).toBe(4);
@@ -245,12 +310,20 @@ describe('degradation during a sweep', () => {
       forkOf: runId,
       config: { ...flagCfg, constraint: 'boundary', steps: 4, overrides: ALIGN_OVERRIDES },
     });
-    const forked = await until('the fork to finish', async () => {
-      const r = await getRun(fork.runId);
-      return finished(r.status) ? r : null;
-    }, 120_000, 300);
+    const forked = await until(
+      'the fork to finish',
+      async () => {
+        const r = await getRun(fork.runId);
+        return finished(r.status) ? r : null;
+      },
+      120_000,
+      300,
+    );
     expect(forked.status).toBe('succeeded');
-    const fev = await t.db.pool.query<{ details: { fromRun: string; fromStep: number } }>(`SELECT details FROM event WHERE run_id = $1 AND kind = 'forked'`, [fork.runId]);
+    const fev = await t.db.pool.query<{ details: { fromRun: string; fromStep: number } }>(
+      `SELECT details FROM event WHERE run_id = $1 AND kind = 'forked'`,
+      [fork.runId],
+    );
     expect(fev.rows.map((r) => r.details)).toEqual([{ fromRun: runId, fromStep: 2 }]);
     // a run without a last good checkpoint cannot be forked
     const refused = await api.call(
@@ -266,13 +339,22 @@ describe('degradation during a sweep', () => {
 describe('cancellation', () => {
   it('stops a running run within seconds and marks it canceled', async () => {
     if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
-    const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'worker-test', config: vftConfig(5000) });
+    const { runId } = await call<{ runId: string }>('runs.launch', {
+      kind: 'vft',
+      project: 'worker-test',
+      config: vftConfig(5000),
+    });
     await until('the run to log steps', async () => (await pointsOf(runId)).size > 20);
     const t0 = Date.now();
     const res = await call<{ canceled: boolean }>('runs.cancel', { id: runId });
     expect(res.canceled).toBe(true);
     const job = await producer.runs.getJob(runId);
-    await until('the job to stop', async () => ['completed', 'failed'].includes((await job!.getState()) as string), 30_000, 100);
+    await until(
+      'the job to stop',
+      async () => ['completed', 'failed'].includes((await job!.getState()) as string),
+      30_000,
+      100,
+    );
     const stoppedAfter = Date.now() - t0;
     expect(stoppedAfter).toBeLessThan(10_000);
     const run = await getRun(runId);
@@ -289,7 +371,16 @@ describe('cancellation', () => {
     const launched = await call<{ sweepId: string }>('sweeps.launch', {
       name: 'to cancel',
       project: 'worker-test',
-      base: { preset: 'tiny', seed: 4, steps: 8, k: 4, questions: 12, vftSteps: 4000, vftOverrides: VFT_OVERRIDES, alignOverrides: ALIGN_OVERRIDES },
+      base: {
+        preset: 'tiny',
+        seed: 4,
+        steps: 8,
+        k: 4,
+        questions: 12,
+        vftSteps: 4000,
+        vftOverrides: VFT_OVERRIDES,
+        alignOverrides: ALIGN_OVERRIDES,
+      },
       axes: { method: ['aft', 'dpo'] },
     });
     type SweepView = { status: string; runs: (RunRow & { method: string })[] };
@@ -327,10 +418,15 @@ describe('failures', () => {
   const failedRun = async (config: unknown) => {
     if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
     const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'worker-test', config });
-    const run = await until('the run to fail', async () => {
-      const r = await getRun(runId);
-      return finished(r.status) ? r : null;
-    }, 120_000, 200);
+    const run = await until(
+      'the run to fail',
+      async () => {
+        const r = await getRun(runId);
+        return finished(r.status) ? r : null;
+      },
+      120_000,
+      200,
+    );
     const job = await producer.runs.getJob(runId);
     return { run, job: job!, state: await job!.getState() };
   };
@@ -344,7 +440,10 @@ describe('failures', () => {
   });
 
   it('fails a run whose loss stops being finite at once, naming the step', async () => {
-    const { run, job, state } = await failedRun({ ...vftConfig(200), overrides: { ...VFT_OVERRIDES, 'optim.lr': 1e30, 'optim.clipNorm': 0 } });
+    const { run, job, state } = await failedRun({
+      ...vftConfig(200),
+      overrides: { ...VFT_OVERRIDES, 'optim.lr': 1e30, 'optim.clipNorm': 0 },
+    });
     expect(run.status).toBe('failed');
     expect(run.error).toMatch(/non-finite loss/);
     expect(state).toBe('failed');
@@ -357,31 +456,61 @@ describe('crash safety', () => {
     await Promise.all(workers.map(stopWorker));
     const first = startWorker();
     const steps = 60;
-    const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'worker-test', name: 'crashed', config: vftConfig(steps, 11) });
-    await until('a checkpoint and more steps', async () => {
-      const ck = await t.db.pool.query(`SELECT step FROM artifact WHERE run_id = $1 AND kind = 'checkpoint'`, [runId]);
-      return (ck.rows[0]?.step ?? 0) >= 20 && [...(await pointsOf(runId)).keys()].some((k) => k === 'train/loss@25');
-    }, 120_000, 50);
+    const { runId } = await call<{ runId: string }>('runs.launch', {
+      kind: 'vft',
+      project: 'worker-test',
+      name: 'crashed',
+      config: vftConfig(steps, 11),
+    });
+    await until(
+      'a checkpoint and more steps',
+      async () => {
+        const ck = await t.db.pool.query(`SELECT step FROM artifact WHERE run_id = $1 AND kind = 'checkpoint'`, [
+          runId,
+        ]);
+        return (ck.rows[0]?.step ?? 0) >= 20 && [...(await pointsOf(runId)).keys()].some((k) => k === 'train/loss@25');
+      },
+      120_000,
+      50,
+    );
     first.proc.kill('SIGKILL');
     await new Promise((r) => first.proc.once('exit', r));
     expect((await getRun(runId)).status).toBe('running');
     startWorker();
-    const crashed = await until('the resumed run to finish', async () => {
-      const r = await getRun(runId);
-      return finished(r.status) ? r : null;
-    }, 180_000, 500);
-    expect(crashed.status).toBe('succeeded');
+    const crashed = await until(
+      'the resumed run to finish',
+      async () => {
+        const r = await getRun(runId);
+        return finished(r.status) ? r : null;
+      },
+      180_000,
+      500,
+    );
+    expect(crashed.status, `${crashed.error ?? ''}\n${workers.at(-1)!.log.slice(-20).join('\n')}`).toBe('succeeded');
     expect(workers.at(-1)!.log.join('\n')).toContain(`job ${runId} started`);
     // the second worker resumed from the checkpoint rather than starting over
-    const resumed = await t.db.pool.query<{ step: number }>(`SELECT step FROM event WHERE run_id = $1 AND kind = 'resumed'`, [runId]);
+    const resumed = await t.db.pool.query<{ step: number }>(
+      `SELECT step FROM event WHERE run_id = $1 AND kind = 'resumed'`,
+      [runId],
+    );
     expect(resumed.rows).toHaveLength(1);
     expect(resumed.rows[0]!.step).toBeGreaterThanOrEqual(20);
 
-    const { runId: cleanId } = await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'worker-test', name: 'clean', config: vftConfig(steps, 11) });
-    const clean = await until('the uninterrupted run', async () => {
-      const r = await getRun(cleanId);
-      return finished(r.status) ? r : null;
-    }, 180_000, 500);
+    const { runId: cleanId } = await call<{ runId: string }>('runs.launch', {
+      kind: 'vft',
+      project: 'worker-test',
+      name: 'clean',
+      config: vftConfig(steps, 11),
+    });
+    const clean = await until(
+      'the uninterrupted run',
+      async () => {
+        const r = await getRun(cleanId);
+        return finished(r.status) ? r : null;
+      },
+      180_000,
+      500,
+    );
     expect(clean.status).toBe('succeeded');
 
     const timing = (k: string) => k.includes('tokens_per_s');
@@ -400,8 +529,18 @@ describe('crash safety', () => {
   it('on SIGTERM hands its job back without failing or canceling the run; the next worker resumes it', async () => {
     await Promise.all(workers.map(stopWorker));
     const w = startWorker();
-    const { runId } = await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'worker-test', name: 'shutdown', config: vftConfig(80, 12) });
-    await until('some steps', async () => [...(await pointsOf(runId)).keys()].some((k) => k === 'train/loss@15'), 120_000, 50);
+    const { runId } = await call<{ runId: string }>('runs.launch', {
+      kind: 'vft',
+      project: 'worker-test',
+      name: 'shutdown',
+      config: vftConfig(80, 12),
+    });
+    await until(
+      'some steps',
+      async () => [...(await pointsOf(runId)).keys()].some((k) => k === 'train/loss@15'),
+      120_000,
+      50,
+    );
     const t0 = Date.now();
     await stopWorker(w);
     expect(w.proc.exitCode).toBe(0);
@@ -411,12 +550,20 @@ describe('crash safety', () => {
     expect(job!.attemptsMade).toBe(0);
     expect((await getRun(runId)).status).toBe('running');
     startWorker();
-    const done = await until('the run to finish elsewhere', async () => {
-      const r = await getRun(runId);
-      return finished(r.status) ? r : null;
-    }, 180_000, 500);
+    const done = await until(
+      'the run to finish elsewhere',
+      async () => {
+        const r = await getRun(runId);
+        return finished(r.status) ? r : null;
+      },
+      180_000,
+      500,
+    );
     expect(done.status).toBe('succeeded');
-    const resumed = await t.db.pool.query<{ step: number }>(`SELECT step FROM event WHERE run_id = $1 AND kind = 'resumed'`, [runId]);
+    const resumed = await t.db.pool.query<{ step: number }>(
+      `SELECT step FROM event WHERE run_id = $1 AND kind = 'resumed'`,
+      [runId],
+    );
     expect(resumed.rows[0]?.step).toBeGreaterThanOrEqual(15);
     expect([...(await pointsOf(runId)).keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(80);
   });
