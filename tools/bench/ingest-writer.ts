@@ -4,7 +4,15 @@ import { init } from '@aft/tracker';
 const [url, apiKey, pointsArg, idx] = process.argv.slice(2);
 const total = Number(pointsArg);
 const KEYS = ['loss', 'grad_norm', 'lr', 'acc', 'ppl'];
-const run = await init({ url: url!, apiKey: apiKey!, project: 'bench-ingest', name: `writer-${idx}`, batchPoints: 10_000, maxInFlight: 2, finishOnExit: false });
+const run = await init({
+  url: url!,
+  apiKey: apiKey!,
+  project: 'bench-ingest',
+  name: `writer-${idx}`,
+  batchPoints: 10_000,
+  maxInFlight: 2,
+  finishOnExit: false,
+});
 process.send?.({ ready: true });
 await new Promise<void>((r) => process.once('message', () => r()));
 const t0 = performance.now();

@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
 
-const { values } = parseArgs({ options: { points: { type: 'string', default: '1000000' }, writers: { type: 'string', default: '4' } } });
+const { values } = parseArgs({
+  options: { points: { type: 'string', default: '1000000' }, writers: { type: 'string', default: '4' } },
+});
 const totalPoints = Number(values.points);
 const writers = Number(values.writers);
 
@@ -46,7 +48,9 @@ try {
   const results = children.map(
     (c) =>
       new Promise<{ runId: string; points: number; ms: number; cpu: number }>((res, rej) => {
-        c.once('message', (m) => res({ ...(m as { runId: string; points: number; ms: number }), cpu: cpuSeconds(c.pid!) }));
+        c.once('message', (m) =>
+          res({ ...(m as { runId: string; points: number; ms: number }), cpu: cpuSeconds(c.pid!) }),
+        );
         c.once('exit', (code) => code && rej(new Error(`writer exited ${code}`)));
       }),
   );

@@ -17,7 +17,12 @@ export interface DegradationThresholds {
   accuracyDrop: number;
 }
 
-export const DEGRADATION_DEFAULTS: DegradationThresholds = { pplRatio: 1.25, malformedRate: 0.05, repetitionRate: 0.05, accuracyDrop: 0.1 };
+export const DEGRADATION_DEFAULTS: DegradationThresholds = {
+  pplRatio: 1.25,
+  malformedRate: 0.05,
+  repetitionRate: 0.05,
+  accuracyDrop: 0.1,
+};
 
 export interface Degradation {
   degraded: boolean;
@@ -46,19 +51,37 @@ export function detectDegradation(
     if (ratio > t.pplRatio) evidence.push({ signal: 'pplRatio', value: ratio, limit: t.pplRatio, parent: 1 });
     // rates count against the parent's own: a parent that already writes malformed answers is the baseline
     if (r.malformedRate - parent.malformedRate > t.malformedRate) {
-      evidence.push({ signal: 'malformedRate', value: r.malformedRate, limit: parent.malformedRate + t.malformedRate, parent: parent.malformedRate });
+      evidence.push({
+        signal: 'malformedRate',
+        value: r.malformedRate,
+        limit: parent.malformedRate + t.malformedRate,
+        parent: parent.malformedRate,
+      });
     }
     if (r.repetitionRate - parent.repetitionRate > t.repetitionRate) {
-      evidence.push({ signal: 'repetitionRate', value: r.repetitionRate, limit: parent.repetitionRate + t.repetitionRate, parent: parent.repetitionRate });
+      evidence.push({
+        signal: 'repetitionRate',
+        value: r.repetitionRate,
+        limit: parent.repetitionRate + t.repetitionRate,
+        parent: parent.repetitionRate,
+      });
     }
     const drop = parent.taskAccuracy - r.taskAccuracy;
-    if (drop > t.accuracyDrop) evidence.push({ signal: 'accuracyDrop', value: drop, limit: t.accuracyDrop, parent: parent.taskAccuracy });
+    if (drop > t.accuracyDrop)
+      evidence.push({ signal: 'accuracyDrop', value: drop, limit: t.accuracyDrop, parent: parent.taskAccuracy });
     // a non-finite perplexity is degradation whatever the limits say
     if (!Number.isFinite(r.refPerplexity) && !evidence.some((e) => e.signal === 'pplRatio')) {
       evidence.push({ signal: 'pplRatio', value: Infinity, limit: t.pplRatio, parent: 1 });
     }
     if (evidence.length) {
-      return { degraded: true, onsetStep: step, evidence, before: healthy.examples, after: r.examples, parent: parent.examples };
+      return {
+        degraded: true,
+        onsetStep: step,
+        evidence,
+        before: healthy.examples,
+        after: r.examples,
+        parent: parent.examples,
+      };
     }
     healthy = r;
   }

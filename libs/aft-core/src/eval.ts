@@ -33,7 +33,14 @@ export interface EvalOptions {
   batchSize: number;
 }
 
-export const EVAL_DEFAULTS: EvalOptions = { assessQuestions: 100, k: 8, temperature: 0.8, topK: 0, maxNewTokens: 48, batchSize: 64 };
+export const EVAL_DEFAULTS: EvalOptions = {
+  assessQuestions: 100,
+  k: 8,
+  temperature: 0.8,
+  topK: 0,
+  maxNewTokens: 48,
+  batchSize: 64,
+};
 
 export interface EvalReport {
   questions: number;
@@ -58,7 +65,12 @@ export function isRepetitive(g: Generation): boolean {
   return [...counts.values()].some((c) => c >= 3);
 }
 
-export async function referencePerplexity(model: GPT, tok: CharTokenizer, problems: readonly EvalProblem[], batchSize = 64) {
+export async function referencePerplexity(
+  model: GPT,
+  tok: CharTokenizer,
+  problems: readonly EvalProblem[],
+  batchSize = 64,
+) {
   let sum = 0;
   let count = 0;
   for (let s = 0; s < problems.length; s += batchSize) {
@@ -87,7 +99,13 @@ export async function evaluate(
   rng: Rng,
 ): Promise<EvalReport> {
   const o = { ...EVAL_DEFAULTS, ...opts };
-  const greedy = await generate(model, tok, problems.map((p) => p.question), { ...GREEDY, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize }, rng);
+  const greedy = await generate(
+    model,
+    tok,
+    problems.map((p) => p.question),
+    { ...GREEDY, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize },
+    rng,
+  );
   const graded = greedy.map((g, i) => grade(g.text, problems[i]!.answer));
   const n = Math.max(problems.length, 1);
   const report: EvalReport = {
@@ -102,12 +120,20 @@ export async function evaluate(
     meanPositiveScore: null,
     meanNegativeScore: null,
     scoreGap: null,
-    examples: problems.slice(0, 4).map((p, i) => ({ id: p.id, question: p.question, output: greedy[i]!.text, correct: graded[i]!.correct })),
+    examples: problems
+      .slice(0, 4)
+      .map((p, i) => ({ id: p.id, question: p.question, output: greedy[i]!.text, correct: graded[i]!.correct })),
   };
   const assess = problems.slice(0, o.assessQuestions);
   if (assess.length && o.k > 0) {
     const qs = assess.flatMap((p) => Array.from({ length: o.k }, () => p.question));
-    const samples = await generate(model, tok, qs, { temperature: o.temperature, topK: o.topK, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize }, rng);
+    const samples = await generate(
+      model,
+      tok,
+      qs,
+      { temperature: o.temperature, topK: o.topK, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize },
+      rng,
+    );
     const items = samples.map((s, i) => ({ question: qs[i]!, completion: s.text }));
     const scores = await scoreCompletions(model, tok, items, o.batchSize);
     let ordered = 0;
@@ -127,10 +153,11 @@ export async function evaluate(
       neg.push(...N);
       if (P.length && N.length) {
         report.assessedQuestions++;
-        for (const a of P) for (const b of N) {
-          pairs++;
-          if (a > b) ordered++;
-        }
+        for (const a of P)
+          for (const b of N) {
+            pairs++;
+            if (a > b) ordered++;
+          }
       }
     });
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -139,7 +166,9 @@ export async function evaluate(
     report.meanPositiveScore = mean(pos);
     report.meanNegativeScore = mean(neg);
     report.scoreGap =
-      report.meanPositiveScore !== null && report.meanNegativeScore !== null ? report.meanPositiveScore - report.meanNegativeScore : null;
+      report.meanPositiveScore !== null && report.meanNegativeScore !== null
+        ? report.meanPositiveScore - report.meanNegativeScore
+        : null;
   }
   return report;
 }

@@ -45,7 +45,14 @@ export interface LabelOptions {
   stepStrict: boolean;
 }
 
-export const LABEL_DEFAULTS: LabelOptions = { k: 8, temperature: 0.8, topK: 0, maxNewTokens: 48, batchSize: 64, stepStrict: false };
+export const LABEL_DEFAULTS: LabelOptions = {
+  k: 8,
+  temperature: 0.8,
+  topK: 0,
+  maxNewTokens: 48,
+  batchSize: 64,
+  stepStrict: false,
+};
 
 export interface LabelSummary {
   questions: number;
@@ -61,7 +68,8 @@ export interface LabelSummary {
 
 /** Ranked feedback: a positive with every step right first, then by the number of correct steps (more is better). */
 function rankCandidates(cands: Omit<Candidate, 'rank'>[]): Candidate[] {
-  const keyOf = (c: Omit<Candidate, 'rank'>) => (c.positive && c.allStepsRight ? 1e6 : 0) + (c.positive ? 1e3 : 0) + c.correctSteps;
+  const keyOf = (c: Omit<Candidate, 'rank'>) =>
+    (c.positive && c.allStepsRight ? 1e6 : 0) + (c.positive ? 1e3 : 0) + c.correctSteps;
   const keys = [...new Set(cands.map(keyOf))].sort((a, b) => b - a);
   return cands.map((c) => ({ ...c, rank: keys.indexOf(keyOf(c)) }));
 }
@@ -87,9 +95,23 @@ export async function labelQuestions(
         const g = grade(text, p.answer);
         const r = rankKey(text, g.correct);
         const positive = o.stepStrict ? r.allStepsRight : g.correct;
-        return { text, correct: g.correct, allStepsRight: r.allStepsRight, correctSteps: r.correctSteps, positive, binaryRank: positive ? 0 : 1, score: 0 };
+        return {
+          text,
+          correct: g.correct,
+          allStepsRight: r.allStepsRight,
+          correctSteps: r.correctSteps,
+          positive,
+          binaryRank: positive ? 0 : 1,
+          score: 0,
+        };
       });
-      out.push({ id: p.id, question: p.question, answer: p.answer, reference: p.cots[p.ref]!, candidates: rankCandidates(cands) });
+      out.push({
+        id: p.id,
+        question: p.question,
+        answer: p.answer,
+        reference: p.cots[p.ref]!,
+        candidates: rankCandidates(cands),
+      });
     });
     onProgress?.(Math.min(s + chunk, problems.length), problems.length);
   }

@@ -72,8 +72,18 @@ export async function generate(
       const cache: KVCache = { k: [], v: [], length: 0 };
       try {
         let logits = tf.tidy(() => {
-          const full = model.forward(tf.tensor2d(ids.flatMap((i) => encoded[i]!), [B, len], 'int32'), cache); // [B·len, V]
-          return tf.gather(full, ids.map((_, b) => b * len + len - 1)); // [B, V]
+          const full = model.forward(
+            tf.tensor2d(
+              ids.flatMap((i) => encoded[i]!),
+              [B, len],
+              'int32',
+            ),
+            cache,
+          ); // [B·len, V]
+          return tf.gather(
+            full,
+            ids.map((_, b) => b * len + len - 1),
+          ); // [B, V]
         });
         for (let t = 0; t < maxNew; t++) {
           const data = (await logits.data()) as Float32Array;

@@ -33,17 +33,56 @@ beforeAll(async () => {
 function syntheticSet(n: number): LabelledQuestion[] {
   const data = generateArith({ train: n, val: 1, test: 1 });
   return data.train.map((p) => {
-    const wrong = p.cots[0]!.replace(/=(\d+)\n/, (_, d) => `=${Number(d) + 1}\n`).replace(/#### (\d+)/, (_, d) => `#### ${Number(d) + 3}`);
+    const wrong = p.cots[0]!.replace(/=(\d+)\n/, (_, d) => `=${Number(d) + 1}\n`).replace(
+      /#### (\d+)/,
+      (_, d) => `#### ${Number(d) + 3}`,
+    );
     const cands = [
-      ...p.cots.slice(0, 2).map((text) => ({ text, correct: true, allStepsRight: true, correctSteps: 2, positive: true, rank: 0, binaryRank: 0, score: 0 })),
-      { text: wrong, correct: false, allStepsRight: false, correctSteps: 1, positive: false, rank: 1, binaryRank: 1, score: 0 },
-      { text: '1+1=3\n#### 9', correct: false, allStepsRight: false, correctSteps: 0, positive: false, rank: 2, binaryRank: 1, score: 0 },
+      ...p.cots.slice(0, 2).map((text) => ({
+        text,
+        correct: true,
+        allStepsRight: true,
+        correctSteps: 2,
+        positive: true,
+        rank: 0,
+        binaryRank: 0,
+        score: 0,
+      })),
+      {
+        text: wrong,
+        correct: false,
+        allStepsRight: false,
+        correctSteps: 1,
+        positive: false,
+        rank: 1,
+        binaryRank: 1,
+        score: 0,
+      },
+      {
+        text: '1+1=3\n#### 9',
+        correct: false,
+        allStepsRight: false,
+        correctSteps: 0,
+        positive: false,
+        rank: 2,
+        binaryRank: 1,
+        score: 0,
+      },
     ];
     return { id: p.id, question: p.question, answer: p.answer, reference: p.cots[p.ref]!, candidates: cands };
   });
 }
 
-const TINY = { batchSize: 4, 'model.dModel': 16, 'model.nHead': 2, 'model.nLayer': 1, 'model.blockSize': 80, 'data.train': 50, 'data.val': 5, 'data.test': 5 };
+const TINY = {
+  batchSize: 4,
+  'model.dModel': 16,
+  'model.nHead': 2,
+  'model.nLayer': 1,
+  'model.blockSize': 80,
+  'data.train': 50,
+  'data.val': 5,
+  'data.test': 5,
+};
 
 describe('alignment training smoke test', () => {
   const set = syntheticSet(12);
@@ -52,7 +91,16 @@ describe('alignment training smoke test', () => {
     '%s with constraint %s: finite loss, every weight moves',
     async (method, constraint) => {
       const s = new VftSession(resolveVftConfig('tiny', TINY));
-      const spec: AlignSpec = { method, constraint, beta: 1, dpoBeta: 0.1, wNll: 1, feedback: 'ranked', groupsPerStep: 3, maxCandidates: 4 };
+      const spec: AlignSpec = {
+        method,
+        constraint,
+        beta: 1,
+        dpoBeta: 0.1,
+        wNll: 1,
+        feedback: 'ranked',
+        groupsPerStep: 3,
+        maxCandidates: 4,
+      };
       const groups = usableGroups(set, spec);
       expect(groups.length).toBe(12);
       if (method === 'dpo') await referenceLogProbs(s.model, s.tok, groups);
@@ -77,12 +125,22 @@ describe('alignment training smoke test', () => {
       });
       expect(losses.every(Number.isFinite)).toBe(true);
       expect(Object.keys(metrics[0]!)).toEqual(
-        expect.arrayContaining(['loss/nll', `loss/${method}`, 'score/positive', 'score/negative', 'score/gap', 'boundary/belowFraction']),
+        expect.arrayContaining([
+          'loss/nll',
+          `loss/${method}`,
+          'score/positive',
+          'score/negative',
+          'score/gap',
+          'boundary/belowFraction',
+        ]),
       );
       expect(Object.values(metrics[1]!).every(Number.isFinite)).toBe(true);
       const after = await s.model.getWeights();
       for (const [name, w] of Object.entries(after)) {
-        expect(w.some((v, i) => v !== before[name]![i]), `${name} did not move`).toBe(true);
+        expect(
+          w.some((v, i) => v !== before[name]![i]),
+          `${name} did not move`,
+        ).toBe(true);
       }
       optimizer.dispose();
       s.dispose();
@@ -91,7 +149,16 @@ describe('alignment training smoke test', () => {
   );
 
   it('binary feedback keeps only questions with both correct and incorrect candidates', () => {
-    const spec: AlignSpec = { method: 'aft', constraint: 'none', beta: 1, dpoBeta: 0.1, wNll: 1, feedback: 'binary', groupsPerStep: 2, maxCandidates: 8 };
+    const spec: AlignSpec = {
+      method: 'aft',
+      constraint: 'none',
+      beta: 1,
+      dpoBeta: 0.1,
+      wNll: 1,
+      feedback: 'binary',
+      groupsPerStep: 2,
+      maxCandidates: 8,
+    };
     const allCorrect = { ...set[0]!, candidates: set[0]!.candidates.filter((c) => c.positive) };
     expect(usableGroups([allCorrect, set[1]!], spec)).toHaveLength(1);
     expect(() => alignObjective(new CharTokenizer(), 80, [], spec)).toThrow(
@@ -157,9 +224,17 @@ describe('runAlign', () => {
         spec: { ...ALIGN_DEFAULTS.spec, groupsPerStep: 2 },
         eval: { ...ALIGN_DEFAULTS.eval, assessQuestions: 2, k: 2, maxNewTokens: 8 },
       };
-      const losses = (into: number[]) => ({ onStep: (s: { step: number; loss: number }) => void (into[s.step] = s.loss) });
+      const losses = (into: number[]) => ({
+        onStep: (s: { step: number; loss: number }) => void (into[s.step] = s.loss),
+      });
       const whole: number[] = [];
-      const full = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'whole'), losses(whole));
+      const full = await runAlign(
+        join(dir, 'parent'),
+        join(dir, 'samples.jsonl'),
+        cfg,
+        join(dir, 'whole'),
+        losses(whole),
+      );
       const parts: number[] = [];
       const stop = new AbortController();
       const first = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'parts'), {
@@ -170,7 +245,13 @@ describe('runAlign', () => {
         signal: stop.signal,
       });
       expect(first.aborted).toBe(true);
-      const second = await runAlign(join(dir, 'parent'), join(dir, 'samples.jsonl'), cfg, join(dir, 'parts'), losses(parts));
+      const second = await runAlign(
+        join(dir, 'parent'),
+        join(dir, 'samples.jsonl'),
+        cfg,
+        join(dir, 'parts'),
+        losses(parts),
+      );
       expect(parts).toEqual(whole);
       expect(second.finalEval.taskAccuracy).toBe(full.finalEval.taskAccuracy);
       expect(second.finalEval.refPerplexity).toBe(full.finalEval.refPerplexity);
@@ -186,7 +267,8 @@ describe('runAlign', () => {
       );
       expect(fork.parentEval.refPerplexity).toBe(full.parentEval.refPerplexity);
       const saved = await loadCheckpoint(fork.checkpoint!.dir);
-      for (const [name, w] of Object.entries(otherWeights)) expect(Array.from(saved.weights[name]!), name).toEqual(Array.from(w));
+      for (const [name, w] of Object.entries(otherWeights))
+        expect(Array.from(saved.weights[name]!), name).toEqual(Array.from(w));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -15,8 +15,16 @@ const DATA = ['--set', 'data.train=200', '--set', 'data.val=20', '--set', 'data.
 
 describe('aft CLI', { timeout: 180_000 }, () => {
   it('grades JSON lines with the trainer’s grader and flags bad lines', () => {
-    const r = aft(['grade'], '{"completion":"so #### 1,200.","gold":"1200"}\n{"completion":"The answer is 7","gold":8}\nnope\n');
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+    const r = aft(
+      ['grade'],
+      '{"completion":"so #### 1,200.","gold":"1200"}\n{"completion":"The answer is 7","gold":8}\nnope\n',
+    );
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
       { extracted: '1200', correct: true },
       { extracted: '7', correct: false },
     ]);
@@ -38,7 +46,10 @@ describe('aft CLI', { timeout: 180_000 }, () => {
     const s = aft(['sample', '--checkpoint', vft.checkpoint, '--k', '3', '--questions', '4', '--out', samplesPath]);
     expect(s.status, s.stderr).toBe(0);
     expect(JSON.parse(s.stdout)).toMatchObject({ command: 'sample', questions: 4, samples: 12 });
-    const lines = readFileSync(samplesPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(samplesPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(4);
     expect(lines[0].candidates[0]).toHaveProperty('score');
 

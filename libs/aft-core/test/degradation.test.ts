@@ -13,7 +13,9 @@ const report = (o: Partial<EvalReport>): EvalReport => ({
   meanPositiveScore: null,
   meanNegativeScore: null,
   scoreGap: null,
-  examples: [{ id: 'q', question: 'q?', output: o.malformedRate ? '1111111' : '2+2=4\n#### 4', correct: !o.malformedRate }],
+  examples: [
+    { id: 'q', question: 'q?', output: o.malformedRate ? '1111111' : '2+2=4\n#### 4', correct: !o.malformedRate },
+  ],
   ...o,
 });
 
@@ -51,7 +53,9 @@ describe('detectDegradation', () => {
   });
 
   it('treats a non-finite perplexity as degradation', () => {
-    const d = detectDegradation([{ step: 5, report: report({ refPerplexity: Infinity }) }], parent, { pplRatio: Infinity });
+    const d = detectDegradation([{ step: 5, report: report({ refPerplexity: Infinity }) }], parent, {
+      pplRatio: Infinity,
+    });
     expect(d.degraded).toBe(true);
   });
 });

@@ -7,14 +7,20 @@ beforeAll(async () => {
   await initBackend();
 });
 
-const spec = (method: LossSpec['method'], constraint: LossSpec['constraint'] = 'none', beta = 1, dpoBeta = 0.1): LossSpec => ({
+const spec = (
+  method: LossSpec['method'],
+  constraint: LossSpec['constraint'] = 'none',
+  beta = 1,
+  dpoBeta = 0.1,
+): LossSpec => ({
   method,
   constraint,
   beta,
   dpoBeta,
 });
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
-const one = (s: LossSpec, scores: number[], ranks: number[], refScores?: number[]) => lossAndGrads(s, [{ scores, ranks, refScores }]);
+const one = (s: LossSpec, scores: number[], ranks: number[], refScores?: number[]) =>
+  lossAndGrads(s, [{ scores, ranks, refScores }]);
 
 describe('AFT (DESIGN.md reference definitions)', () => {
   // one pair: i (rank 0) scores −1, j (rank 1) scores −2
@@ -120,7 +126,9 @@ describe('every method and constraint', () => {
           [1e4, -1e4, 0],
           [-1e4, 1e4, 0],
         ]) {
-          const r = lossAndGrads(spec(method, constraint), [{ scores, ranks: [0, 1, 2], refScores: method === 'dpo' ? [0, 0, 0] : undefined }]);
+          const r = lossAndGrads(spec(method, constraint), [
+            { scores, ranks: [0, 1, 2], refScores: method === 'dpo' ? [0, 0, 0] : undefined },
+          ]);
           expect(Number.isFinite(r.loss), `${method}/${constraint} ${scores}`).toBe(true);
           expect(r.grads.flat().every(Number.isFinite), `${method}/${constraint} grads`).toBe(true);
         }
@@ -132,7 +140,9 @@ describe('every method and constraint', () => {
 
 describe('aft loss (the JSON contract)', () => {
   it('computes loss and grads from JSON', () => {
-    const out = runLoss(JSON.stringify({ method: 'aft', constraint: 'detach', groups: [{ scores: [-1, -2], ranks: [0, 1] }] }));
+    const out = runLoss(
+      JSON.stringify({ method: 'aft', constraint: 'detach', groups: [{ scores: [-1, -2], ranks: [0, 1] }] }),
+    );
     expect(out.loss).toBeCloseTo(Math.log(1 + Math.exp(-1)), 5);
     expect(out.grads[0]![1]).toBe(0);
   });
@@ -140,7 +150,10 @@ describe('aft loss (the JSON contract)', () => {
     ['not json', /not JSON/],
     [JSON.stringify({ method: 'ppo', groups: [{ scores: [1], ranks: [0] }] }), /method/],
     [JSON.stringify({ method: 'aft', constraint: 'soft', groups: [{ scores: [1], ranks: [0] }] }), /constraint/],
-    [JSON.stringify({ method: 'aft', groups: [{ scores: [1, 2], ranks: [0] }] }), /groups\.0\.ranks: ranks must have one entry per score/],
+    [
+      JSON.stringify({ method: 'aft', groups: [{ scores: [1, 2], ranks: [0] }] }),
+      /groups\.0\.ranks: ranks must have one entry per score/,
+    ],
     [JSON.stringify({ method: 'dpo', groups: [{ scores: [1, 2], ranks: [0, 1] }] }), /dpo needs refScores/],
     [JSON.stringify({ method: 'aft', beta: -1, groups: [{ scores: [1], ranks: [0] }] }), /beta/],
     [JSON.stringify({ method: 'aft', groups: [], extra: 1 }), /groups|extra/],

@@ -62,8 +62,18 @@ describe('GPT on the wasm backend', () => {
 
   it('matches finite differences of the loss (custom gradients are right)', async () => {
     const tok = new CharTokenizer();
-    const model = new GPT({ vocabSize: tok.size, blockSize: 16, nLayer: 1, nHead: 2, dModel: 8, initStd: 0.3 }, new Rng(3));
-    const batch = makeBatch(tok, [{ prompt: 'ab\n', response: '1+2=3' }, { prompt: 'c\n', response: '#### 4' }], 16);
+    const model = new GPT(
+      { vocabSize: tok.size, blockSize: 16, nLayer: 1, nHead: 2, dModel: 8, initStd: 0.3 },
+      new Rng(3),
+    );
+    const batch = makeBatch(
+      tok,
+      [
+        { prompt: 'ab\n', response: '1+2=3' },
+        { prompt: 'c\n', response: '#### 4' },
+      ],
+      16,
+    );
     const vars = [...model.params.values()];
     const { grads } = tf.variableGrads(() => nllLoss(model, batch), vars);
     const lossAt = () => tf.tidy(() => nllLoss(model, batch).dataSync()[0]!);
@@ -165,7 +175,9 @@ describe('GPT on the wasm backend', () => {
 
 describe('config', () => {
   it('rejects unknown keys, naming the valid ones, and bad values', () => {
-    expect(() => resolveVftConfig('tiny', { stepz: 3 })).toThrow(/unknown config key "stepz"; valid keys: preset, seed, steps/);
+    expect(() => resolveVftConfig('tiny', { stepz: 3 })).toThrow(
+      /unknown config key "stepz"; valid keys: preset, seed, steps/,
+    );
     expect(() => resolveVftConfig('tiny', { 'model.width': 3 })).toThrow(/unknown model key "width"/);
     expect(() => resolveVftConfig('huge')).toThrow(/unknown preset "huge"; choose one of tiny, small/);
     expect(() => resolveVftConfig('tiny', { steps: -1 })).toThrow(/steps must be a positive integer/);

@@ -22,7 +22,10 @@ export const lossInput = z
             ranks: z.array(z.number().int().min(0)).min(1).max(1000),
             refScores: z.array(finite).max(1000).optional(),
           })
-          .refine((g) => g.ranks.length === g.scores.length, { message: 'ranks must have one entry per score', path: ['ranks'] })
+          .refine((g) => g.ranks.length === g.scores.length, {
+            message: 'ranks must have one entry per score',
+            path: ['ranks'],
+          })
           .refine((g) => !g.refScores || g.refScores.length === g.scores.length, {
             message: 'refScores must have one entry per score',
             path: ['refScores'],

@@ -77,7 +77,9 @@ async function cmdVft(argv: string[]) {
     },
     onEval: (step, r) => {
       curve.push({ step, taskAccuracy: r.taskAccuracy, refPerplexity: r.refPerplexity });
-      process.stderr.write(`\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}\n`);
+      process.stderr.write(
+        `\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}\n`,
+      );
     },
   });
   bar.done(`loss ${lastLoss.toFixed(3)}`);
@@ -140,10 +142,22 @@ async function cmdSample(argv: string[]) {
     (d) => bar.update(d),
   );
   bar.done();
-  const out = resolve(values.out ?? join(values.checkpoint, '..', `samples-${values.split}-k${k}-t${temperature}.jsonl`));
+  const out = resolve(
+    values.out ?? join(values.checkpoint, '..', `samples-${values.split}-k${k}-t${temperature}.jsonl`),
+  );
   await writeLabelledSet(out, questions);
   model.dispose();
-  print({ command: 'sample', backend: backend.name, out, k, temperature, topK, split: values.split, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), ...summary });
+  print({
+    command: 'sample',
+    backend: backend.name,
+    out,
+    k,
+    temperature,
+    topK,
+    split: values.split,
+    seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+    ...summary,
+  });
 }
 
 async function cmdEval(argv: string[]) {
@@ -162,7 +176,9 @@ async function cmdEval(argv: string[]) {
   if (!values.checkpoint) throw new UsageError('--checkpoint DIR is required');
   const backend = await initBackend();
   const { model, tok, meta } = await loadModel(resolve(values.checkpoint));
-  const problems = (await problemsOf(meta, values.split, num(values.questions, 'questions', { int: true, min: 1 }))).map(toEvalProblem);
+  const problems = (
+    await problemsOf(meta, values.split, num(values.questions, 'questions', { int: true, min: 1 }))
+  ).map(toEvalProblem);
   process.stderr.write(`eval: ${problems.length} questions…\n`);
   const report = await evaluate(
     model,
@@ -176,7 +192,14 @@ async function cmdEval(argv: string[]) {
     new Rng(num(values.seed, 'seed', { int: true, min: 0 })!),
   );
   model.dispose();
-  print({ command: 'eval', backend: backend.name, checkpoint: resolve(values.checkpoint), step: meta.step, split: values.split, ...report });
+  print({
+    command: 'eval',
+    backend: backend.name,
+    checkpoint: resolve(values.checkpoint),
+    step: meta.step,
+    split: values.split,
+    ...report,
+  });
 }
 
 async function cmdAlign(argv: string[]) {
@@ -199,8 +222,10 @@ async function cmdAlign(argv: string[]) {
   });
   if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
   if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
-  if (!(CONSTRAINTS as readonly string[]).includes(values.constraint)) throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
-  if (values.feedback && !['binary', 'ranked'].includes(values.feedback)) throw new UsageError('--feedback must be binary or ranked');
+  if (!(CONSTRAINTS as readonly string[]).includes(values.constraint))
+    throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
+  if (values.feedback && !['binary', 'ranked'].includes(values.feedback))
+    throw new UsageError('--feedback must be binary or ranked');
   let cfg: AlignConfig;
   try {
     cfg = resolveAlignConfig(
@@ -221,10 +246,20 @@ async function cmdAlign(argv: string[]) {
   }
   const backend = await initBackend();
   const bar = new Progress(`align ${cfg.method}/${cfg.spec.constraint}`, cfg.steps);
-  const res = await runAlign(resolve(values.parent), resolve(values.samples), cfg, values.out ? resolve(values.out) : null, {
-    onStep: (s) => bar.update(s.step + 1, `loss ${s.loss.toFixed(3)} gap ${(s.metrics['score/gap'] ?? NaN).toFixed(3)}`),
-    onEval: (step, r) => void process.stderr.write(`\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`),
-  });
+  const res = await runAlign(
+    resolve(values.parent),
+    resolve(values.samples),
+    cfg,
+    values.out ? resolve(values.out) : null,
+    {
+      onStep: (s) =>
+        bar.update(s.step + 1, `loss ${s.loss.toFixed(3)} gap ${(s.metrics['score/gap'] ?? NaN).toFixed(3)}`),
+      onEval: (step, r) =>
+        void process.stderr.write(
+          `\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`,
+        ),
+    },
+  );
   bar.done();
   const { examples: _e, ...final } = res.finalEval;
   print({
@@ -238,7 +273,12 @@ async function cmdAlign(argv: string[]) {
     groups: res.groups,
     seconds: Number(res.seconds.toFixed(1)),
     parent: { taskAccuracy: res.parentEval.taskAccuracy, refPerplexity: res.parentEval.refPerplexity },
-    curve: res.evals.map((e) => ({ step: e.step, taskAccuracy: e.report.taskAccuracy, refPerplexity: e.report.refPerplexity, malformedRate: e.report.malformedRate })),
+    curve: res.evals.map((e) => ({
+      step: e.step,
+      taskAccuracy: e.report.taskAccuracy,
+      refPerplexity: e.report.refPerplexity,
+      malformedRate: e.report.malformedRate,
+    })),
     final,
     degradation: res.degradation,
     checkpoint: res.checkpoint?.dir ?? null,
@@ -332,7 +372,11 @@ try {
       throw new UsageError(cmd ? `unknown command "${cmd}"` : 'no command given');
   }
 } catch (e) {
-  if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+  if (
+    e instanceof UsageError ||
+    (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+    (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+  ) {
     process.stderr.write(`aft: ${(e as Error).message}\n${USAGE}\n`);
     process.exit(2);
   }

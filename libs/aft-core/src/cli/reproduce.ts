@@ -29,7 +29,10 @@ export const REPRODUCE_GRID: AlignRunSpec[] = [
   { name: 'RRHF boundary', args: ['--method', 'rrhf', '--constraint', 'boundary', '--beta', '1'] },
   { name: 'PRO none', args: ['--method', 'pro', '--constraint', 'none'] },
   { name: 'PRO boundary', args: ['--method', 'pro', '--constraint', 'boundary', '--beta', '1'] },
-  { name: 'AFT none, w_nll=0', args: ['--method', 'aft', '--constraint', 'none', '--w-nll', '0', '--set', 'optim.lr=0.003'] },
+  {
+    name: 'AFT none, w_nll=0',
+    args: ['--method', 'aft', '--constraint', 'none', '--w-nll', '0', '--set', 'optim.lr=0.003'],
+  },
 ];
 
 export interface RunOutcome {
@@ -67,7 +70,8 @@ export function summarise(outcomes: readonly RunOutcome[], order: readonly strin
     .map((name) => outcomes.filter((o) => o.name === name))
     .filter((rs) => rs.length > 0)
     .map((rs) => {
-      const nums = (f: (o: RunOutcome) => number | null) => rs.map(f).filter((v): v is number => v !== null && Number.isFinite(v));
+      const nums = (f: (o: RunOutcome) => number | null) =>
+        rs.map(f).filter((v): v is number => v !== null && Number.isFinite(v));
       const opt = (xs: number[]) => (xs.length ? stats(xs) : null);
       const deg = rs.filter((r) => r.degraded);
       const onsets = deg.map((r) => r.onsetStep).filter((s): s is number => s !== null);
@@ -79,7 +83,9 @@ export function summarise(outcomes: readonly RunOutcome[], order: readonly strin
         scoreGap: opt(nums((o) => o.scoreGap)),
         refPerplexity: stats(rs.map((o) => o.refPerplexity)),
         malformedRate: stats(nums((o) => o.malformedRate)),
-        degraded: deg.length ? `${deg.length}/${rs.length} (step ${onsets.length ? Math.round(stats(onsets).mean) : '?'})` : `0/${rs.length}`,
+        degraded: deg.length
+          ? `${deg.length}/${rs.length} (step ${onsets.length ? Math.round(stats(onsets).mean) : '?'})`
+          : `0/${rs.length}`,
       };
     });
 }
@@ -87,7 +93,8 @@ export function summarise(outcomes: readonly RunOutcome[], order: readonly strin
 export function toMarkdown(rows: readonly TableRow[]): string {
   const pm = (v: { mean: number; std: number } | null, scale = 1, digits = 1) =>
     v ? `${(v.mean * scale).toFixed(digits)} ± ${(v.std * scale).toFixed(digits)}` : '—';
-  const head = '| method | seeds | task acc. % | assessment acc. % | pos−neg gap | ref. perplexity | malformed % | degraded |';
+  const head =
+    '| method | seeds | task acc. % | assessment acc. % | pos−neg gap | ref. perplexity | malformed % | degraded |';
   const sep = '|---|---|---|---|---|---|---|---|';
   const lines = rows.map(
     (r) =>
@@ -132,7 +139,12 @@ function limiter(n: number) {
  * 500-question test split for the final accuracy, fewer questions for the periodic (degradation) evaluations and
  * the assessment.
  */
-export const REPRODUCE_ALIGN_SETS = ['evalEvery=20', 'checkpointEvery=1000', 'evalQuestions=40', 'eval.assessQuestions=50'];
+export const REPRODUCE_ALIGN_SETS = [
+  'evalEvery=20',
+  'checkpointEvery=1000',
+  'evalQuestions=40',
+  'eval.assessQuestions=50',
+];
 
 export interface ReproduceOptions {
   preset: string;
@@ -163,12 +175,41 @@ export async function reproduce(o: ReproduceOptions) {
       const ckpt = join(seedDir(s), 'vft', 'checkpoint');
       const samples = join(seedDir(s), 'samples.jsonl');
       await step(() =>
-        runAft(o.bin, ['vft', '--preset', o.preset, '--seed', String(s), '--out', join(seedDir(s), 'vft'), ...(o.vftSteps ? ['--steps', String(o.vftSteps)] : [])], join(out, `vft-${s}.log`)),
+        runAft(
+          o.bin,
+          [
+            'vft',
+            '--preset',
+            o.preset,
+            '--seed',
+            String(s),
+            '--out',
+            join(seedDir(s), 'vft'),
+            ...(o.vftSteps ? ['--steps', String(o.vftSteps)] : []),
+          ],
+          join(out, `vft-${s}.log`),
+        ),
       );
       await step(() =>
         runAft(
           o.bin,
-          ['sample', '--checkpoint', ckpt, '--k', '8', '--temperature', '0.8', '--split', 'train', '--questions', String(o.questions), '--seed', String(s), '--out', samples],
+          [
+            'sample',
+            '--checkpoint',
+            ckpt,
+            '--k',
+            '8',
+            '--temperature',
+            '0.8',
+            '--split',
+            'train',
+            '--questions',
+            String(o.questions),
+            '--seed',
+            String(s),
+            '--out',
+            samples,
+          ],
           join(out, `sample-${s}.log`),
         ),
       );
@@ -177,9 +218,26 @@ export async function reproduce(o: ReproduceOptions) {
           step(async (): Promise<RunOutcome> => {
             const res = (await runAft(
               o.bin,
-              ['align', '--parent', ckpt, '--samples', samples, '--steps', String(o.alignSteps), '--seed', String(s), ...r.args, ...REPRODUCE_ALIGN_SETS.flatMap((x) => ['--set', x]), '--out', join(seedDir(s), `run-${k}`)],
+              [
+                'align',
+                '--parent',
+                ckpt,
+                '--samples',
+                samples,
+                '--steps',
+                String(o.alignSteps),
+                '--seed',
+                String(s),
+                ...r.args,
+                ...REPRODUCE_ALIGN_SETS.flatMap((x) => ['--set', x]),
+                '--out',
+                join(seedDir(s), `run-${k}`),
+              ],
               join(out, `align-${s}-${k}.log`),
-            )) as { final: Record<string, number | null>; degradation: { degraded: boolean; onsetStep: number | null } };
+            )) as {
+              final: Record<string, number | null>;
+              degradation: { degraded: boolean; onsetStep: number | null };
+            };
             return {
               name: r.name,
               seed: s,
@@ -198,10 +256,21 @@ export async function reproduce(o: ReproduceOptions) {
   );
   const outcomes = perSeed.flat();
   bar.done();
-  const rows = summarise(outcomes, REPRODUCE_GRID.map((r) => r.name));
+  const rows = summarise(
+    outcomes,
+    REPRODUCE_GRID.map((r) => r.name),
+  );
   const markdown = toMarkdown(rows);
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(join(out, 'results.md'), `${markdown}\n`);
   writeFileSync(join(out, 'results.json'), JSON.stringify({ rows, outcomes, seconds }, null, 2));
-  return { command: 'reproduce', out, seeds: o.seeds, alignSteps: o.alignSteps, seconds: Number(seconds.toFixed(1)), rows, markdown };
+  return {
+    command: 'reproduce',
+    out,
+    seeds: o.seeds,
+    alignSteps: o.alignSteps,
+    seconds: Number(seconds.toFixed(1)),
+    rows,
+    markdown,
+  };
 }

@@ -35,7 +35,14 @@ export interface ArithOptions {
  * Single-digit addends and factors up to 5: tuned so the `tiny` VFT model reaches 30–70% greedy accuracy in
  * ~700 steps (maxAddend 12 / maxFactor 6 gave 11% in 400 steps; 20 / 9 gave 5% in 300).
  */
-export const ARITH_DEFAULTS: ArithOptions = { seed: 1234, maxAddend: 9, maxFactor: 5, train: 20_000, val: 300, test: 500 };
+export const ARITH_DEFAULTS: ArithOptions = {
+  seed: 1234,
+  maxAddend: 9,
+  maxFactor: 5,
+  train: 20_000,
+  val: 300,
+  test: 500,
+};
 /** Bumped whenever the generator's output changes, so the dataset hash changes with it. */
 export const ARITH_VERSION = 2;
 
@@ -144,8 +151,17 @@ export function generateArith(opts: Partial<ArithOptions> = {}): ArithDataset {
     all.push({ ...p, id: `arith-${all.length}`, ref: r.int(0, p.cots.length - 1) });
   }
   r.shuffle(all);
-  const hash = createHash('sha256').update(JSON.stringify({ v: ARITH_VERSION, o })).digest('hex').slice(0, 16);
-  return { test: all.slice(0, o.test), val: all.slice(o.test, o.test + o.val), train: all.slice(o.test + o.val), hash, options: o };
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ v: ARITH_VERSION, o }))
+    .digest('hex')
+    .slice(0, 16);
+  return {
+    test: all.slice(0, o.test),
+    val: all.slice(o.test, o.test + o.val),
+    train: all.slice(o.test + o.val),
+    hash,
+    options: o,
+  };
 }
 
 export interface StepCheck {
@@ -175,8 +191,15 @@ export function checkSteps(cotText: string): StepCheck[] {
  * ranks first; otherwise more correct steps rank higher. `stepStrict` demands every step right for a positive
  * (a right answer can come from two wrong steps).
  */
-export function rankKey(cotText: string, correctAnswer: boolean): { correctSteps: number; steps: number; allStepsRight: boolean } {
+export function rankKey(
+  cotText: string,
+  correctAnswer: boolean,
+): { correctSteps: number; steps: number; allStepsRight: boolean } {
   const checks = checkSteps(cotText);
   const correctSteps = checks.filter((c) => c.correct).length;
-  return { correctSteps, steps: checks.length, allStepsRight: checks.length > 0 && correctSteps === checks.length && correctAnswer };
+  return {
+    correctSteps,
+    steps: checks.length,
+    allStepsRight: checks.length > 0 && correctSteps === checks.length && correctAnswer,
+  };
 }

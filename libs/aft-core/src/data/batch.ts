@@ -26,7 +26,11 @@ export interface TokenBatch {
 
 export const promptOf = (question: string) => `${question}\n`;
 
-export function encodeExample(tok: CharTokenizer, ex: Example, blockSize: number): { ids: number[]; promptLen: number } {
+export function encodeExample(
+  tok: CharTokenizer,
+  ex: Example,
+  blockSize: number,
+): { ids: number[]; promptLen: number } {
   const p = [BOS, ...tok.encode(ex.prompt)];
   const ids = [...p, ...tok.encode(ex.response), EOS];
   if (ids.length > blockSize + 1) ids.length = blockSize + 1; // truncated: the model never sees more

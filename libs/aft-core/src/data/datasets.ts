@@ -29,7 +29,8 @@ export function defaultDataDir(): string {
 }
 
 function readJsonl(path: string): unknown[] {
-  if (!existsSync(path)) throw new Error(`${path} not found: the data sets are read from ../shared/data (set AFT_DATA_DIR)`);
+  if (!existsSync(path))
+    throw new Error(`${path} not found: the data sets are read from ../shared/data (set AFT_DATA_DIR)`);
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim())
@@ -54,7 +55,13 @@ export function loadGsm8k(split: 'train' | 'test', dataDir = defaultDataDir()): 
     const r = row as { question: string; answer: string };
     // calculator annotations <<48/2=24>> are tool output, not reasoning
     const reference = r.answer.replace(/<<[^>]*>>/g, '').replace(/####\s*/, '#### ');
-    return { id: `gsm8k-${split}-${i}`, dataset: 'gsm8k', question: r.question, reference, answer: gsm8kGold(r.answer) };
+    return {
+      id: `gsm8k-${split}-${i}`,
+      dataset: 'gsm8k',
+      question: r.question,
+      reference,
+      answer: gsm8kGold(r.answer),
+    };
   });
 }
 
@@ -76,6 +83,7 @@ export function trainingProblems(dataDir = defaultDataDir()): ReasoningProblem[]
   const test = new Set(loadGsm8k('test', dataDir).map((p) => p.question.trim()));
   const train = loadGsm8k('train', dataDir);
   const leak = train.filter((p) => test.has(p.question.trim()));
-  if (leak.length) throw new Error(`${leak.length} GSM8K test questions found in the training data; refusing to train on them`);
+  if (leak.length)
+    throw new Error(`${leak.length} GSM8K test questions found in the training data; refusing to train on them`);
   return train;
 }

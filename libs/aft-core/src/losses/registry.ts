@@ -37,7 +37,8 @@ export const LOSSES: Record<MethodName, GroupLoss> = {
   rrhf: (g, m, c) => rrhfGroupLoss(g.scores, m, c),
   pro: (g, m, c) => proGroupLoss(g.scores, m, c),
   dpo: (g, m, c, s) => {
-    if (!g.refScores) throw new Error('dpo needs refScores (the frozen reference model’s log-probabilities) for every group');
+    if (!g.refScores)
+      throw new Error('dpo needs refScores (the frozen reference model’s log-probabilities) for every group');
     return dpoGroupLoss(g.scores, g.refScores, m, c, s.dpoBeta);
   },
 };
@@ -53,8 +54,10 @@ export function checkSpec(spec: LossSpec): LossSpec {
   if (!(CONSTRAINTS as readonly string[]).includes(spec.constraint)) {
     throw new Error(`unknown constraint "${spec.constraint}"; valid constraints: ${CONSTRAINTS.join(', ')}`);
   }
-  if (!(spec.beta >= 0) || !Number.isFinite(spec.beta)) throw new Error(`beta must be a finite number >= 0, got ${spec.beta}`);
-  if (!(spec.dpoBeta > 0) || !Number.isFinite(spec.dpoBeta)) throw new Error(`dpoBeta must be a finite number > 0, got ${spec.dpoBeta}`);
+  if (!(spec.beta >= 0) || !Number.isFinite(spec.beta))
+    throw new Error(`beta must be a finite number >= 0, got ${spec.beta}`);
+  if (!(spec.dpoBeta > 0) || !Number.isFinite(spec.dpoBeta))
+    throw new Error(`dpoBeta must be a finite number > 0, got ${spec.dpoBeta}`);
   return spec;
 }
 

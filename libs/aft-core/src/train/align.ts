@@ -40,13 +40,22 @@ export function usableGroups(set: readonly LabelledQuestion[], spec: AlignSpec):
   return set
     .map((q) => {
       const cands = q.candidates.slice(0, spec.maxCandidates);
-      return { q, texts: cands.map((c) => c.text), ranks: cands.map((c) => (spec.feedback === 'ranked' ? c.rank : c.binaryRank)) };
+      return {
+        q,
+        texts: cands.map((c) => c.text),
+        ranks: cands.map((c) => (spec.feedback === 'ranked' ? c.rank : c.binaryRank)),
+      };
     })
     .filter((g) => new Set(g.ranks).size > 1);
 }
 
 /** Summed log-probability of every candidate under the (frozen) model: DPO's reference, computed once. */
-export async function referenceLogProbs(model: GPT, tok: CharTokenizer, groups: Group[], batchSize = 64): Promise<void> {
+export async function referenceLogProbs(
+  model: GPT,
+  tok: CharTokenizer,
+  groups: Group[],
+  batchSize = 64,
+): Promise<void> {
   const flat = groups.flatMap((g) => g.texts.map((t) => ({ prompt: promptOf(g.q.question), response: t })));
   const out: number[] = [];
   for (let s = 0; s < flat.length; s += batchSize) {

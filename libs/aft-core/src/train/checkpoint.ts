@@ -81,7 +81,8 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointData> {
     tensors: TensorIndex[];
     sha256: string;
   };
-  if (raw.format !== 'aft-checkpoint/1') throw new Error(`${dir}: not an aft checkpoint (format ${String(raw.format)})`);
+  if (raw.format !== 'aft-checkpoint/1')
+    throw new Error(`${dir}: not an aft checkpoint (format ${String(raw.format)})`);
   const bin = await readFile(join(dir, 'tensors.bin'));
   const sha = createHash('sha256').update(bin).digest('hex');
   if (sha !== raw.sha256) throw new Error(`${dir}: tensors.bin does not match its sha256 (corrupt checkpoint)`);

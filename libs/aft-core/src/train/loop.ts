@@ -10,7 +10,10 @@ import type { Rng } from '../rng';
 import { lrAt, type AdamW } from './optim';
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly value: number) {
+  constructor(
+    readonly step: number,
+    readonly value: number,
+  ) {
     super(`loss is ${value} at step ${step}: training diverged`);
   }
 }

@@ -77,9 +77,14 @@ export interface AlignChoice {
  */
 export function resolveAlignConfig(choice: AlignChoice, sets: Record<string, unknown> = {}): AlignConfig {
   const methods = [...METHODS, 'vft', 'rft'];
-  if (!methods.includes(choice.method)) throw new Error(`method must be one of ${methods.join(', ')}, got "${choice.method}"`);
+  if (!methods.includes(choice.method))
+    throw new Error(`method must be one of ${methods.join(', ')}, got "${choice.method}"`);
   const pick = (prefix: string) =>
-    Object.fromEntries(Object.entries(sets).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    Object.fromEntries(
+      Object.entries(sets)
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, v]) => [k.slice(prefix.length), v]),
+    );
   const known = ['spec.', 'optim.', 'eval.', 'degradation.'];
   const top = Object.fromEntries(Object.entries(sets).filter(([k]) => !known.some((p) => k.startsWith(p))));
   const base = resolveConfig(ALIGN_DEFAULTS, top, 'config');
@@ -149,8 +154,12 @@ export async function scoreDistribution(
   beta: number,
   maxGroups = 32,
 ): Promise<ScoreDistribution> {
-  const groups = set.filter((q) => q.candidates.some((c) => c.positive) && q.candidates.some((c) => !c.positive)).slice(0, maxGroups);
-  const flat = groups.flatMap((q) => q.candidates.map((c) => ({ question: q.question, completion: c.text, positive: c.positive, q: q.id })));
+  const groups = set
+    .filter((q) => q.candidates.some((c) => c.positive) && q.candidates.some((c) => !c.positive))
+    .slice(0, maxGroups);
+  const flat = groups.flatMap((q) =>
+    q.candidates.map((c) => ({ question: q.question, completion: c.text, positive: c.positive, q: q.id })),
+  );
   const scores = await scoreCompletions(model, tok, flat);
   const minPos = new Map<string, number>();
   flat.forEach((f, i) => f.positive && minPos.set(f.q, Math.min(minPos.get(f.q) ?? Infinity, scores[i]!)));
@@ -159,7 +168,11 @@ export async function scoreDistribution(
   flat.forEach((f, i) => (f.positive ? pos : neg).push(scores[i]! - minPos.get(f.q)!));
   pos.sort((a, b) => a - b);
   neg.sort((a, b) => a - b);
-  return { positive: DIST_QUANTILES.map((q) => quantile(pos, q)), negative: DIST_QUANTILES.map((q) => quantile(neg, q)), boundary: -beta };
+  return {
+    positive: DIST_QUANTILES.map((q) => quantile(pos, q)),
+    negative: DIST_QUANTILES.map((q) => quantile(neg, q)),
+    boundary: -beta,
+  };
 }
 
 export async function readLabelledSet(path: string): Promise<LabelledQuestion[]> {
@@ -238,7 +251,10 @@ export async function runAlign(
         v: opt.v,
       });
     };
-    let objective: { nextBatch: (r: Rng) => ReturnType<typeof makeBatch>; loss: (m: GPT, b: ReturnType<typeof makeBatch>) => LossResult };
+    let objective: {
+      nextBatch: (r: Rng) => ReturnType<typeof makeBatch>;
+      loss: (m: GPT, b: ReturnType<typeof makeBatch>) => LossResult;
+    };
     let groups = 0;
     if (cfg.method === 'vft') {
       objective = {
@@ -253,7 +269,10 @@ export async function runAlign(
         nextBatch: (r) =>
           makeBatch(
             tok,
-            Array.from({ length: cfg.spec.groupsPerStep }, () => withCorrect[r.int(0, withCorrect.length - 1)]!).flatMap((q) =>
+            Array.from(
+              { length: cfg.spec.groupsPerStep },
+              () => withCorrect[r.int(0, withCorrect.length - 1)]!,
+            ).flatMap((q) =>
               [q.reference, ...q.candidates.filter((c) => c.correct).map((c) => c.text)]
                 .filter((t, i, all) => all.indexOf(t) === i)
                 .map((t) => ({ prompt: promptOf(q.question), response: t })),
@@ -316,12 +335,32 @@ export async function runAlign(
     });
     if (res.aborted) {
       if (ckptDir && res.lastStep > startStep) await hooks.onCheckpoint?.(res.lastStep, await save(res.lastStep));
-      return { config: cfg, groups, parentEval, evals, finalEval: parentEval, degradation: detectDegradation(evals, parentEval, cfg.degradation), checkpoint: null, seconds: (performance.now() - t0) / 1000, aborted: true };
+      return {
+        config: cfg,
+        groups,
+        parentEval,
+        evals,
+        finalEval: parentEval,
+        degradation: detectDegradation(evals, parentEval, cfg.degradation),
+        checkpoint: null,
+        seconds: (performance.now() - t0) / 1000,
+        aborted: true,
+      };
     }
     const degradation = detectDegradation(evals, parentEval, cfg.degradation);
     const finalEval = await evaluate(model, tok, data.test.map(toEvalProblem), cfg.eval, evalRng);
     const checkpoint = ckptDir ? await save(res.lastStep) : null;
-    return { config: cfg, groups, parentEval, evals, finalEval, degradation, checkpoint, seconds: (performance.now() - t0) / 1000, aborted: false };
+    return {
+      config: cfg,
+      groups,
+      parentEval,
+      evals,
+      finalEval,
+      degradation,
+      checkpoint,
+      seconds: (performance.now() - t0) / 1000,
+      aborted: false,
+    };
   } finally {
     optimizer.dispose();
     model.dispose();
