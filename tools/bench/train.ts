@@ -1,35 +1,55 @@
 /**
  * `npm run bench:train`: training throughput of the GPT on this machine's backend, for the `tiny` and `small`
  * presets. Prints JSON: tokens/s, the model's achieved GFLOP/s (analytic FLOPs of forward + backward), the
- * plain 512³ matMul GFLOP/s measured in the same process, their ratio, and where a step's time goes (kernels).
+ * plain 512³ matMul GFLOP/s measured in the same process, their ratio, the same steps on tfjs-wasm's own kernels
+ * (`tfjsOnly`), matMul rates of the step's shapes, and where a step's time goes (kernels).
+ * BENCH_STEPS (default 12) and BENCH_PRESETS (default tiny,small) narrow it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, nllLoss, resolveVftConfig, trainLoop, VftSession, type GPTConfig } from '@aft/aft-core';
+import {
+  batchMatMul,
+  initBackend,
+  nllLoss,
+  resolveVftConfig,
+  setWasmKernelsEnabled,
+  trainLoop,
+  usingWasmKernels,
+  VftSession,
+  type GPTConfig,
+} from '@aft/aft-core';
 
 const STEPS = Number(process.env['BENCH_STEPS'] ?? 12);
+const PRESETS = (process.env['BENCH_PRESETS'] ?? 'tiny,small').split(',') as ('tiny' | 'small')[];
 
+/**
+ * tf.matMul's rate on 512×512 operands (XNNPACK on wasm, packed right operand cached): the best of 3 rounds of 10,
+ * since other processes on the machine only ever slow it down.
+ */
 async function matmulGflops(): Promise<number> {
   const a = tf.randomNormal([512, 512]) as tf.Tensor2D;
   const b = tf.randomNormal([512, 512]) as tf.Tensor2D;
   for (let i = 0; i < 3; i++) tf.matMul(a, b).dispose();
-  const n = 10;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const c = tf.matMul(a, b);
-    await c.data();
-    c.dispose();
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    const n = 10;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const c = tf.matMul(a, b);
+      await c.data();
+      c.dispose();
+    }
+    best = Math.max(best, (2 * 512 ** 3) / ((performance.now() - t0) / n) / 1e6);
   }
-  const ms = (performance.now() - t0) / n;
   a.dispose();
   b.dispose();
-  return (2 * 512 ** 3) / ms / 1e6;
+  return best;
 }
 
 /**
  * GFLOP/s of one matMul shape with fresh operands every call, as in training (activations change every step;
  * the wasm backend's XNNPACK path packs the right operand anew each time).
  */
-async function shapeGflops(a: number[], b: number[]): Promise<number> {
+async function shapeGflops(a: number[], b: number[], ours: boolean): Promise<number> {
   const flops = 2 * a.slice(0, -1).reduce((x, y) => x * y, 1) * a[a.length - 1]! * b[b.length - 1]!;
   let ms = 0;
   for (let i = 0; i < 8; i++) {
@@ -39,7 +59,7 @@ async function shapeGflops(a: number[], b: number[]): Promise<number> {
     ];
     await Promise.all([x.data(), y.data()]);
     const t0 = performance.now();
-    const c = tf.matMul(x, y);
+    const c = ours ? batchMatMul(x, y) : tf.matMul(x, y);
     await c.data();
     if (i >= 2) ms += performance.now() - t0;
     tf.dispose([x, y, c]);
@@ -55,38 +75,52 @@ function trainFlops(c: GPTConfig, T: number): number {
   return 3 * (perTokenMatmul * T + attention);
 }
 
-const results = [];
-const backend = await initBackend();
-for (const preset of ['tiny', 'small'] as const) {
-  const mmBefore = await matmulGflops();
-  const s = new VftSession(resolveVftConfig(preset, { steps: STEPS + 2 }));
-  let tokens = 0;
-  let flops = 0;
-  let ms = 0;
-  const next = s.nextBatch;
+/** Trains `steps` steps (after 2 warm-up steps) and counts the tokens and FLOPs of exactly the batches it trained. */
+async function trainRate(s: VftSession, steps: number) {
+  let [batches, seqTokens, tokens, flops, ms] = [0, 0, 0, 0, 0];
+  const first = s.step;
   await trainLoop({
     model: s.model,
     optimizer: s.optimizer,
     rng: s.rng,
-    startStep: 0,
-    endStep: STEPS + 2,
+    startStep: first,
+    endStep: first + steps + 2,
     accumulate: 1,
-    nextBatch: next,
+    nextBatch: (rng) => {
+      const b = s.nextBatch(rng);
+      if (batches++ >= 2) {
+        seqTokens += b.B * b.T;
+        flops += b.B * trainFlops(s.model.config, b.T);
+        tokens += b.weight.reduce((a, w) => a + w, 0);
+      }
+      return b;
+    },
     loss: (m, b) => ({ loss: nllLoss(m, b) }),
     onStep: (info) => {
-      if (info.step < 2) return; // warm-up steps compile kernels
-      ms += info.ms;
+      if (info.step - first >= 2) ms += info.ms; // warm-up steps compile kernels
     },
   });
-  // token and FLOP counts of the same number of batches from the same distribution
-  const rng = s.rng.fork();
-  let seqTokens = 0;
-  for (let i = 0; i < STEPS; i++) {
-    const b = next(rng);
-    seqTokens += b.B * b.T;
-    flops += b.B * trainFlops(s.model.config, b.T);
-    tokens += b.weight.reduce((a, w) => a + w, 0);
+  s.step = first + steps + 2;
+  const seconds = ms / 1000;
+  return { seconds, seqTokens, tokens, gflops: flops / seconds / 1e9 };
+}
+
+const results = [];
+const backend = await initBackend();
+for (const preset of PRESETS) {
+  const mmBefore = await matmulGflops();
+  const s = new VftSession(resolveVftConfig(preset, { steps: 3 * STEPS + 6 }));
+  const next = s.nextBatch;
+  const run = await trainRate(s, STEPS);
+  // the same model and data with tfjs's own kernels only (AFT_WASM_KERNELS=off), for comparison
+  let tfjsOnly: { tokensPerSecond: number; achievedGflops: number } | null = null;
+  if (usingWasmKernels()) {
+    setWasmKernelsEnabled(false);
+    const r = await trainRate(s, Math.max(3, Math.ceil(STEPS / 3)));
+    setWasmKernelsEnabled(true);
+    tfjsOnly = { tokensPerSecond: Math.round(r.seqTokens / r.seconds), achievedGflops: Number(r.gflops.toFixed(2)) };
   }
+  const rng = s.rng.fork();
   // where the time goes: kernels of one step
   const b = next(rng);
   const vars = [...s.model.params.values()];
@@ -109,31 +143,33 @@ for (const preset of ['tiny', 'small'] as const) {
   const total = [...byKernel.values()].reduce((a, x) => a + x, 0);
   // the two kinds of matMul of this step's shapes, alone: the model's 2-D projections and attention's batched ones
   const { dModel: D, nHead: H } = s.model.config;
+  const rates = async (a: number[], x: number[]) => {
+    const r = { tfjs: await shapeGflops(a, x, false), ours: usingWasmKernels() ? await shapeGflops(a, x, true) : null };
+    return { tfjs: Number(r.tfjs.toFixed(2)), ours: r.ours && Number(r.ours.toFixed(2)) };
+  };
   const shapes = {
-    mlp2d: await shapeGflops([b.B * b.T, D], [D, 4 * D]),
-    attentionBatched: await shapeGflops([b.B * H, b.T, D / H], [b.B * H, D / H, b.T]),
+    mlp2d: await rates([1, b.B * b.T, D], [1, D, 4 * D]),
+    attentionBatched: await rates([b.B * H, b.T, D / H], [b.B * H, D / H, b.T]),
+    matmul512: await rates([1, 512, 512], [1, 512, 512]),
   };
   // the plain-matMul rate, best of a measurement before and after training (it varies with the heap)
   const mm = Math.max(mmBefore, await matmulGflops());
-  const seconds = ms / 1000;
-  const achieved = flops / seconds / 1e9;
   results.push({
     preset,
     params: s.model.numParams,
     config: s.model.config,
     steps: STEPS,
-    secondsPerStep: Number((seconds / STEPS).toFixed(3)),
-    tokensPerSecond: Math.round(seqTokens / seconds),
-    responseTokensPerSecond: Math.round(tokens / seconds),
-    achievedGflops: Number(achieved.toFixed(2)),
+    secondsPerStep: Number((run.seconds / STEPS).toFixed(3)),
+    tokensPerSecond: Math.round(run.seqTokens / run.seconds),
+    responseTokensPerSecond: Math.round(run.tokens / run.seconds),
+    achievedGflops: Number(run.gflops.toFixed(2)),
     matmulGflops: Number(mm.toFixed(2)),
-    ratio: Number((achieved / mm).toFixed(3)),
+    ratio: Number((run.gflops / mm).toFixed(3)),
     target: 0.5,
-    /** GFLOP/s of this step's matMul shapes alone, fresh operands: where the ratio is lost. */
-    shapeGflops: {
-      mlp2d: Number(shapes.mlp2d.toFixed(2)),
-      attentionBatched: Number(shapes.attentionBatched.toFixed(2)),
-    },
+    /** The same steps on tfjs-wasm's own kernels (our SIMD matMul and buffer sharing off). */
+    tfjsOnly: tfjsOnly && { ...tfjsOnly, ratio: Number((tfjsOnly.achievedGflops / mm).toFixed(3)) },
+    /** GFLOP/s of this step's matMul shapes alone with fresh operands, tf.matMul and our SIMD kernel. */
+    shapeGflops: shapes,
     profile: [...byKernel]
       .sort((a, x) => x[1] - a[1])
       .slice(0, 8)
@@ -141,4 +177,4 @@ for (const preset of ['tiny', 'small'] as const) {
   });
   s.dispose();
 }
-console.log(JSON.stringify({ bench: 'train', backend: backend.name, results }, null, 2));
+console.log(JSON.stringify({ bench: 'train', backend: backend.name, kernels: backend.kernels, results }, null, 2));

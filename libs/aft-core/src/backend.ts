@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from './kernels/wasm-kernels';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -17,6 +18,8 @@ export interface BackendInfo {
   provider: string;
   /** Why earlier choices were skipped, for the run record. */
   skipped: string[];
+  /** Our own kernels in use on this backend (wasm: `simd-bmm`, the SIMD batched matMul), or why not. */
+  kernels?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -47,6 +50,20 @@ async function tryWasm(skipped: string[]): Promise<boolean> {
   return false;
 }
 
+/**
+ * Installs our SIMD kernels on the wasm backend unless `AFT_WASM_KERNELS=off`; a failure falls back to tfjs's
+ * kernels (slower, same results) and says why.
+ */
+async function wasmKernels(): Promise<string> {
+  if (process.env['AFT_WASM_KERNELS'] === 'off') return 'tfjs (AFT_WASM_KERNELS=off)';
+  try {
+    await installWasmKernels();
+    return 'simd-bmm';
+  } catch (e) {
+    return `tfjs (our kernels failed to load: ${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
 /** Selects and initialises the backend once per process; later calls return the same choice. */
 export async function initBackend(prefer: string | undefined = process.env['AFT_BACKEND']): Promise<BackendInfo> {
   if (chosen) return chosen;
@@ -61,7 +78,14 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
     if (want) throw new Error(`backend "tensorflow" is not available: ${skipped.join('; ')}`);
   }
   if (!want || want === 'wasm') {
-    if (await tryWasm(skipped)) return (chosen = { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped });
+    if (await tryWasm(skipped)) {
+      return (chosen = {
+        name: 'wasm',
+        provider: '@tensorflow/tfjs-backend-wasm',
+        skipped,
+        kernels: await wasmKernels(),
+      });
+    }
     if (want) throw new Error(`backend "wasm" is not available: ${skipped.join('; ')}`);
   }
   await tf.setBackend('cpu');

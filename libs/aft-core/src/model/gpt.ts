@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
 import { validateModelConfig, type GPTConfig } from './config';
-import { bmm, gelu, layerNorm, linear, linearT, oneHotF } from './ops';
+import { affine, causalAttention, gelu, layerNorm, linear, linearT, matMulT, oneHotF } from './ops';
 
 interface ParamSpec {
   name: string;
@@ -40,7 +40,7 @@ function paramSpecs(c: GPTConfig): ParamSpec[] {
   return specs;
 }
 
-/** Key/value cache for incremental decoding: per layer, keys stored transposed [B·H, hd, t] and values [B·H, t, hd]. */
+/** Key/value cache for incremental decoding: per layer, keys and values [B·H, t, hd]. */
 export interface KVCache {
   k: tf.Tensor3D[];
   v: tf.Tensor3D[];
@@ -51,7 +51,6 @@ export class GPT {
   readonly config: GPTConfig;
   readonly names: string[];
   readonly params: Map<string, tf.Variable>;
-  private readonly masks = new Map<number, Float32Array>();
   private static instances = 0;
 
   constructor(config: GPTConfig, rng: Rng) {
@@ -87,22 +86,12 @@ export class GPT {
     return n;
   }
 
-  /** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above (values cached per T, not tensors). */
-  private mask(T: number): tf.Tensor2D {
-    let m = this.masks.get(T);
-    if (!m) {
-      m = new Float32Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
-      this.masks.set(T, m);
-    }
-    return tf.tensor2d(m, [T, T]);
-  }
-
   /** Input embedding of tokens [B, T] starting at position `pos0` → [B·T, D]. */
   private embed(idx: tf.Tensor2D, pos0: number): tf.Tensor2D {
     const [B, T] = idx.shape;
     const { vocabSize: V, dModel: D } = this.config;
-    if (pos0 + T > this.config.blockSize) throw new Error(`sequence of ${pos0 + T} exceeds blockSize ${this.config.blockSize}`);
+    if (pos0 + T > this.config.blockSize)
+      throw new Error(`sequence of ${pos0 + T} exceeds blockSize ${this.config.blockSize}`);
     const oneHot = oneHotF(tf.reshape(idx, [-1]) as tf.Tensor1D, V); // [B·T, V]
     const tok = linear(oneHot, this.p('wte')); // [B·T, D]
     const pos = tf.slice(this.p<tf.Rank.R2>('wpe'), [pos0, 0], [T, D]); // [T, D]
@@ -122,8 +111,8 @@ export class GPT {
 
   private mlp(x: tf.Tensor2D, l: number): tf.Tensor2D {
     const h = layerNorm(x, this.p(`h${l}.ln2.g`), this.p(`h${l}.ln2.b`));
-    const u = gelu(tf.add(linear(h, this.p(`h${l}.mlp.w1`)), this.p(`h${l}.mlp.b1`))) as tf.Tensor2D; // [N, 4D]
-    return tf.add(linear(u, this.p(`h${l}.mlp.w2`)), this.p(`h${l}.mlp.b2`)); // [N, D]
+    const u = gelu(affine(h, this.p(`h${l}.mlp.w1`), this.p(`h${l}.mlp.b1`))) as tf.Tensor2D; // [N, 4D]
+    return affine(u, this.p(`h${l}.mlp.w2`), this.p(`h${l}.mlp.b2`)); // [N, D]
   }
 
   /**
@@ -137,17 +126,16 @@ export class GPT {
     let x = this.embed(idx, 0); // [B·T, D]
     for (let l = 0; l < nLayer; l++) {
       const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
-      const qkv = tf.add(linear(h, this.p(`h${l}.attn.wqkv`)), this.p(`h${l}.attn.bqkv`)); // [B·T, 3D]
+      const qkv = affine(h, this.p(`h${l}.attn.wqkv`), this.p(`h${l}.attn.bqkv`)); // [B·T, 3D]
       const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const kt = tf.transpose(this.heads(k, B, T), [0, 2, 1]); // [B·H, hd, T]
+      const kh = this.heads(k, B, T); // [B·H, T, hd]
       const vh = this.heads(v, B, T); // [B·H, T, hd]
       if (cache) {
-        cache.k[l] = tf.keep(kt);
+        cache.k[l] = tf.keep(kh);
         cache.v[l] = tf.keep(vh);
       }
-      const att = tf.add(tf.mul(bmm(this.heads(q, B, T), kt), scale), this.mask(T)); // [B·H, T, T]
-      const y = bmm(tf.softmax(att) as tf.Tensor3D, vh); // [B·H, T, hd]
-      x = tf.add(x, tf.add(linear(this.merge(y, B, T), this.p(`h${l}.attn.wo`)), this.p(`h${l}.attn.bo`)));
+      const y = causalAttention(this.heads(q, B, T), kh, vh, scale); // [B·H, T, hd]
+      x = tf.add(x, affine(this.merge(y, B, T), this.p(`h${l}.attn.wo`), this.p(`h${l}.attn.bo`)));
       x = tf.add(x, this.mlp(x, l));
     }
     if (cache) cache.length = T;
@@ -163,17 +151,17 @@ export class GPT {
     let x = this.embed(tf.reshape(tokens, [B, 1]), cache.length); // [B, D]
     for (let l = 0; l < nLayer; l++) {
       const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
-      const qkv = tf.add(linear(h, this.p(`h${l}.attn.wqkv`)), this.p(`h${l}.attn.bqkv`)); // [B, 3D]
+      const qkv = affine(h, this.p(`h${l}.attn.wqkv`), this.p(`h${l}.attn.bqkv`)); // [B, 3D]
       const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const kt = tf.concat([cache.k[l]!, tf.transpose(this.heads(k, B, 1), [0, 2, 1])], 2) as tf.Tensor3D; // [B·H, hd, t+1]
+      const kh = tf.concat([cache.k[l]!, this.heads(k, B, 1)], 1) as tf.Tensor3D; // [B·H, t+1, hd]
       const vh = tf.concat([cache.v[l]!, this.heads(v, B, 1)], 1) as tf.Tensor3D; // [B·H, t+1, hd]
       cache.k[l]!.dispose();
       cache.v[l]!.dispose();
-      cache.k[l] = tf.keep(kt);
+      cache.k[l] = tf.keep(kh);
       cache.v[l] = tf.keep(vh);
-      const att = tf.mul(tf.matMul(this.heads(q, B, 1), kt), scale); // [B·H, 1, t+1]
-      const y = tf.matMul(tf.softmax(att) as tf.Tensor3D, vh) as tf.Tensor3D; // [B·H, 1, hd]
-      x = tf.add(x, tf.add(linear(this.merge(y, B, 1), this.p(`h${l}.attn.wo`)), this.p(`h${l}.attn.bo`)));
+      const att = tf.mul(matMulT(this.heads(q, B, 1), kh, false, true), scale); // [B·H, 1, t+1]
+      const y = matMulT(tf.softmax(att) as tf.Tensor3D, vh, false, false); // [B·H, 1, hd]
+      x = tf.add(x, affine(this.merge(y, B, 1), this.p(`h${l}.attn.wo`), this.p(`h${l}.attn.bo`)));
       x = tf.add(x, this.mlp(x, l));
     }
     cache.length += 1;
