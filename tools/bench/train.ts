@@ -3,7 +3,8 @@
  * presets. Prints JSON: tokens/s, the model's achieved GFLOP/s (analytic FLOPs of forward + backward), the
  * plain 512³ matMul GFLOP/s measured in the same process, their ratio, the same steps on tfjs-wasm's own kernels
  * (`tfjsOnly`), matMul rates of the step's shapes, and where a step's time goes (kernels).
- * BENCH_STEPS (default 12) and BENCH_PRESETS (default tiny,small) narrow it.
+ * Measured in 3 rounds of (matMul reference, BENCH_STEPS training steps, default 8); BENCH_PRESETS (default
+ * tiny,small) narrows it.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -18,8 +19,14 @@ import {
   type GPTConfig,
 } from '@aft/aft-core';
 
-const STEPS = Number(process.env['BENCH_STEPS'] ?? 12);
+const STEPS = Number(process.env['BENCH_STEPS'] ?? 8);
+const ROUNDS = 3;
 const PRESETS = (process.env['BENCH_PRESETS'] ?? 'tiny,small').split(',') as ('tiny' | 'small')[];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
 
 /**
  * tf.matMul's rate on 512×512 operands (XNNPACK on wasm, packed right operand cached): the best of 3 rounds of 10,
@@ -75,9 +82,15 @@ function trainFlops(c: GPTConfig, T: number): number {
   return 3 * (perTokenMatmul * T + attention);
 }
 
-/** Trains `steps` steps (after 2 warm-up steps) and counts the tokens and FLOPs of exactly the batches it trained. */
+/**
+ * Trains `steps` steps (after 2 warm-up steps) and counts the tokens and FLOPs of exactly the batches it trained.
+ * Besides the totals, the median of the steps' own GFLOP/s: other processes on a shared machine stall single steps,
+ * and the median is what a step does when not stalled (the matMul reference is likewise the best of rounds).
+ */
 async function trainRate(s: VftSession, steps: number) {
-  let [batches, seqTokens, tokens, flops, ms] = [0, 0, 0, 0, 0];
+  const stepFlops: number[] = [];
+  const stepMs: number[] = [];
+  let [batches, seqTokens, tokens] = [0, 0, 0];
   const first = s.step;
   await trainLoop({
     model: s.model,
@@ -90,35 +103,53 @@ async function trainRate(s: VftSession, steps: number) {
       const b = s.nextBatch(rng);
       if (batches++ >= 2) {
         seqTokens += b.B * b.T;
-        flops += b.B * trainFlops(s.model.config, b.T);
+        stepFlops.push(b.B * trainFlops(s.model.config, b.T));
         tokens += b.weight.reduce((a, w) => a + w, 0);
       }
       return b;
     },
     loss: (m, b) => ({ loss: nllLoss(m, b) }),
     onStep: (info) => {
-      if (info.step - first >= 2) ms += info.ms; // warm-up steps compile kernels
+      if (info.step - first >= 2) stepMs.push(info.ms); // warm-up steps compile kernels
     },
   });
   s.step = first + steps + 2;
-  const seconds = ms / 1000;
-  return { seconds, seqTokens, tokens, gflops: flops / seconds / 1e9 };
+  const seconds = stepMs.reduce((a, x) => a + x, 0) / 1000;
+  const flops = stepFlops.reduce((a, x) => a + x, 0);
+  const rates = stepFlops.map((f, i) => f / stepMs[i]! / 1e6);
+  return { seconds, seqTokens, tokens, gflops: flops / seconds / 1e9, medianStepGflops: median(rates) };
 }
 
 const results = [];
 const backend = await initBackend();
 for (const preset of PRESETS) {
-  const mmBefore = await matmulGflops();
-  const s = new VftSession(resolveVftConfig(preset, { steps: 3 * STEPS + 6 }));
+  const s = new VftSession(resolveVftConfig(preset, { steps: (ROUNDS + 1) * (STEPS + 2) }));
   const next = s.nextBatch;
-  const run = await trainRate(s, STEPS);
+  // rounds of (matMul reference, STEPS training steps): each ratio pairs measurements taken moments apart
+  const rounds: { mm: number; run: Awaited<ReturnType<typeof trainRate>>; ratio: number }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const mm = await matmulGflops();
+    const run = await trainRate(s, STEPS);
+    rounds.push({ mm, run, ratio: run.medianStepGflops / mm });
+  }
+  const sum = (f: (x: (typeof rounds)[number]) => number) => rounds.reduce((a, x) => a + f(x), 0);
+  const run = {
+    seconds: sum((x) => x.run.seconds),
+    seqTokens: sum((x) => x.run.seqTokens),
+    tokens: sum((x) => x.run.tokens),
+    gflops: sum((x) => x.run.gflops * x.run.seconds) / sum((x) => x.run.seconds),
+  };
   // the same model and data with tfjs's own kernels only (AFT_WASM_KERNELS=off), for comparison
-  let tfjsOnly: { tokensPerSecond: number; achievedGflops: number } | null = null;
+  let tfjsOnly: { tokensPerSecond: number; achievedGflops: number; medianStepGflops: number } | null = null;
   if (usingWasmKernels()) {
     setWasmKernelsEnabled(false);
     const r = await trainRate(s, Math.max(3, Math.ceil(STEPS / 3)));
     setWasmKernelsEnabled(true);
-    tfjsOnly = { tokensPerSecond: Math.round(r.seqTokens / r.seconds), achievedGflops: Number(r.gflops.toFixed(2)) };
+    tfjsOnly = {
+      tokensPerSecond: Math.round(r.seqTokens / r.seconds),
+      achievedGflops: Number(r.gflops.toFixed(2)),
+      medianStepGflops: Number(r.medianStepGflops.toFixed(2)),
+    };
   }
   const rng = s.rng.fork();
   // where the time goes: kernels of one step
@@ -152,22 +183,31 @@ for (const preset of PRESETS) {
     attentionBatched: await rates([b.B * H, b.T, D / H], [b.B * H, D / H, b.T]),
     matmul512: await rates([1, 512, 512], [1, 512, 512]),
   };
-  // the plain-matMul rate, best of a measurement before and after training (it varies with the heap)
-  const mm = Math.max(mmBefore, await matmulGflops());
+  const mm = median(rounds.map((x) => x.mm));
   results.push({
     preset,
     params: s.model.numParams,
     config: s.model.config,
-    steps: STEPS,
-    secondsPerStep: Number((run.seconds / STEPS).toFixed(3)),
+    steps: ROUNDS * STEPS,
+    secondsPerStep: Number((run.seconds / (ROUNDS * STEPS)).toFixed(3)),
     tokensPerSecond: Math.round(run.seqTokens / run.seconds),
     responseTokensPerSecond: Math.round(run.tokens / run.seconds),
+    /** FLOPs of all measured steps over their total time. */
     achievedGflops: Number(run.gflops.toFixed(2)),
+    /** Median over rounds of the 512³ matMul rate. */
     matmulGflops: Number(mm.toFixed(2)),
-    ratio: Number((run.gflops / mm).toFixed(3)),
+    /** Median over rounds of (median step GFLOP/s) / (matMul GFLOP/s of the same round). */
+    ratio: Number(median(rounds.map((x) => x.ratio)).toFixed(3)),
+    /** achievedGflops / matmulGflops: counts stalled steps too. */
+    ratioOfTotals: Number((run.gflops / mm).toFixed(3)),
     target: 0.5,
+    rounds: rounds.map((x) => ({
+      matmulGflops: Number(x.mm.toFixed(2)),
+      medianStepGflops: Number(x.run.medianStepGflops.toFixed(2)),
+      ratio: Number(x.ratio.toFixed(3)),
+    })),
     /** The same steps on tfjs-wasm's own kernels (our SIMD matMul and buffer sharing off). */
-    tfjsOnly: tfjsOnly && { ...tfjsOnly, ratio: Number((tfjsOnly.achievedGflops / mm).toFixed(3)) },
+    tfjsOnly: tfjsOnly && { ...tfjsOnly, ratio: Number((tfjsOnly.medianStepGflops / mm).toFixed(3)) },
     /** GFLOP/s of this step's matMul shapes alone with fresh operands, tf.matMul and our SIMD kernel. */
     shapeGflops: shapes,
     profile: [...byKernel]

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchMatMul, initBackend, Rng, setWasmKernelsEnabled, usingWasmKernels } from '../src';
-import { affine, causalAttention, gelu, layerNorm } from '../src/model/ops';
+import { AdamW, batchMatMul, initBackend, OPTIM_DEFAULTS, Rng, setWasmKernelsEnabled, usingWasmKernels } from '../src';
+import { tokenLogProbsKernel } from '../src/kernels/wasm-kernels';
+import { affine, causalAttention, gelu, layerNorm, selfAttention } from '../src/model/ops';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -185,6 +186,81 @@ describe('our wasm kernels', () => {
       ours.forEach((o, i) => expect(maxDiff(o, theirs[i]!), `${name} output ${i}`).toBeLessThan(tol));
     }
     tf.dispose([x, g, b, w, bias, q, k, v, rLn, rAff, rAtt]);
+  });
+
+  it('AdamW steps (clipped, decayed and not) agree with the composite update', async () => {
+    const rng = new Rng(8);
+    const init = { 'h0.attn.wqkv': [13, 7], 'h0.ln1.g': [13] } as Record<string, number[]>;
+    const values = Object.fromEntries(
+      Object.entries(init).map(([n, shape]) => [
+        n,
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+      ]),
+    );
+    const states = [];
+    for (const on of [true, false]) {
+      setWasmKernelsEnabled(on);
+      const params = new Map(Object.entries(init).map(([n, shape]) => [n, tf.variable(tf.tensor(values[n]!, shape))]));
+      const opt = new AdamW({ ...OPTIM_DEFAULTS, clipNorm: 0.5, weightDecay: 0.1 }, params);
+      for (let step = 0; step < 3; step++) {
+        const grads = Object.fromEntries(
+          Object.entries(init).map(([n, shape]) => [n, tf.randomNormal(shape, 0, 1, 'float32', step + 1)]),
+        );
+        opt.apply(grads, 0.01);
+        tf.dispose(Object.values(grads));
+      }
+      const st = await opt.getState();
+      states.push({
+        p: await Promise.all([...params.values()].map((v) => v.data())),
+        m: Object.values(st.m),
+        v: Object.values(st.v),
+      });
+      opt.dispose();
+      params.forEach((v) => v.dispose());
+    }
+    setWasmKernelsEnabled(true);
+    const [ours, theirs] = states;
+    for (const k of ['p', 'm', 'v'] as const) {
+      ours![k].forEach((x, i) => expect(maxDiff(x, theirs![k][i]!), `${k}[${i}]`).toBeLessThan(1e-6));
+    }
+  });
+
+  it('token log-probabilities match log-softmax at the target, and refuse targets outside the vocabulary', () => {
+    const x = tf.mul(tf.randomNormal([37, 100], 0, 1, 'float32', 3), 4) as tf.Tensor2D;
+    const targets = tf.tensor1d(
+      Array.from({ length: 37 }, (_, i) => (i * 7) % 100),
+      'int32',
+    );
+    const want = tf.tidy(() => tf.sum(tf.mul(tf.logSoftmax(x), tf.cast(tf.oneHot(targets, 100), 'float32')), 1));
+    const got = tokenLogProbsKernel(x, targets);
+    expect(maxDiff(got.dataSync(), want.dataSync())).toBeLessThan(2e-6);
+    const bad = tf.tensor1d([...Array(36).fill(0), 100], 'int32');
+    expect(() => tokenLogProbsKernel(x, bad)).toThrow(/target 100 outside 0..99/);
+    tf.dispose([x, targets, want, got, bad]);
+  });
+
+  it('multi-head attention read straight from qkv equals split → heads → attention → merge, values and gradient', () => {
+    const [B, T, H, hd] = [3, 21, 4, 8];
+    const D = H * hd;
+    const qkv = tf.randomNormal([B * T, 3 * D], 0, 1, 'float32', 4) as tf.Tensor2D;
+    const r = tf.randomNormal([B * T, D], 0, 1, 'float32', 5);
+    const heads = (t: tf.Tensor) =>
+      tf.reshape(tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]) as tf.Tensor3D;
+    const viaHeads = (x: tf.Tensor) => {
+      const [q, k, v] = tf.split(x, 3, 1);
+      const y = causalAttention(heads(q!), heads(k!), heads(v!), 0.3);
+      return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, D]);
+    };
+    const [fused, reference] = [(x: tf.Tensor) => selfAttention(x as tf.Tensor2D, B, H, 0.3), viaHeads].map((f) =>
+      tf.tidy(() => [f(qkv), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x), r)))(qkv)].map((t) => t.dataSync())),
+    );
+    // the composite on tfjs's own kernels
+    const [, plain] = onAndOff(() => [viaHeads(qkv), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(viaHeads(x), r)))(qkv)]);
+    fused!.forEach((x, i) => {
+      expect(maxDiff(x, reference![i]!)).toBeLessThan(1e-6);
+      expect(maxDiff(x, plain[i]!)).toBeLessThan(1e-5);
+    });
+    tf.dispose([qkv, r]);
   });
 
   it('causal attention puts exactly zero weight on future keys', () => {

@@ -23,11 +23,12 @@ export const BMM_WAT = String.raw`
 
   ;; Packs a transposed B (stored N×K) into ceil(N/8) panels of K×8 floats at $dst, reading it sequentially: row j of
   ;; the storage is lane j mod 8 of panel j/8 (four values per vector load, stored lane by lane at stride 32).
-  (func $packBT (param $src i32) (param $dst i32) (param $N i32) (param $K i32)
-    (local $j i32) (local $k i32) (local $d i32) (local $v v128) (local $k4 i32) (local $nPad i32)
+  (func $packBT (param $base i32) (param $dst i32) (param $N i32) (param $K i32) (param $ldb i32)
+    (local $j i32) (local $k i32) (local $d i32) (local $v v128) (local $k4 i32) (local $nPad i32) (local $src i32)
     (local.set $k4 (i32.and (local.get $K) (i32.const -4)))
     (local.set $j (i32.const 0))
     (loop $rows
+      (local.set $src (i32.add (local.get $base) (i32.shl (i32.mul (local.get $j) (local.get $ldb)) (i32.const 2))))
       (local.set $d (i32.add (local.get $dst)
         (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (i32.shl (local.get $K) (i32.const 5)))
           (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2)))))
@@ -70,9 +71,9 @@ export const BMM_WAT = String.raw`
 
   ;; Packs an untransposed B (K×N) into ceil(N/8) panels of K×8 floats at $dst (two vector copies per k; the
   ;; ragged last panel element by element, zero-padded).
-  (func $packB (param $src i32) (param $dst i32) (param $N i32) (param $K i32)
+  (func $packB (param $src i32) (param $dst i32) (param $N i32) (param $K i32) (param $ldb i32)
     (local $jp i32) (local $k i32) (local $c i32) (local $j i32) (local $row i32) (local $rowBytes i32)
-    (local.set $rowBytes (i32.shl (local.get $N) (i32.const 2)))
+    (local.set $rowBytes (i32.shl (local.get $ldb) (i32.const 2)))
     (local.set $jp (i32.const 0))
     (loop $panels
       (local.set $row (i32.add (local.get $src) (i32.shl (local.get $jp) (i32.const 2))))
@@ -102,12 +103,13 @@ export const BMM_WAT = String.raw`
 
   ;; Packs all of a transposed A (stored K×M) into ceil(M/4) k-major strips of K×4 floats at $dst (strip s at
   ;; $dst + s·16K bytes), reading A sequentially: row k of the storage holds entry k of every strip.
-  (func $packAT (param $src i32) (param $dst i32) (param $M i32) (param $K i32)
-    (local $k i32) (local $s i32) (local $full i32) (local $stripBytes i32) (local $d i32) (local $r i32)
+  (func $packAT (param $base i32) (param $dst i32) (param $M i32) (param $K i32) (param $lda i32)
+    (local $k i32) (local $s i32) (local $full i32) (local $stripBytes i32) (local $d i32) (local $r i32) (local $src i32)
     (local.set $full (i32.shr_u (local.get $M) (i32.const 2)))
     (local.set $stripBytes (i32.shl (local.get $K) (i32.const 4)))
     (local.set $k (i32.const 0))
     (loop $ks
+      (local.set $src (i32.add (local.get $base) (i32.shl (i32.mul (local.get $k) (local.get $lda)) (i32.const 2))))
       (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $k) (i32.const 4))))
       (local.set $s (i32.const 0))
       (block $fullDone (loop $strips
@@ -127,15 +129,14 @@ export const BMM_WAT = String.raw`
                 (then (f32.load (i32.add (local.get $src) (i32.shl (local.get $r) (i32.const 2)))))
                 (else (f32.const 0))))
             (local.set $r (i32.add (local.get $r) (i32.const 1)))
-            (br_if $rs (i32.lt_u (local.get $r) (i32.const 4))))
-          (local.set $src (i32.add (local.get $src) (i32.shl (i32.and (local.get $M) (i32.const 3)) (i32.const 2))))))
+            (br_if $rs (i32.lt_u (local.get $r) (i32.const 4))))))
       (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br_if $ks (i32.lt_u (local.get $k) (local.get $K)))))
 
-  ;; Address of row min(i, M−1) of an untransposed A (M×K).
-  (func $rowPtr (param $a i32) (param $i i32) (param $M i32) (param $K i32) (result i32)
+  ;; Address of row min(i, M−1) of an untransposed A (M×K, rows lda apart).
+  (func $rowPtr (param $a i32) (param $i i32) (param $M i32) (param $lda i32) (result i32)
     (if (i32.ge_u (local.get $i) (local.get $M)) (then (local.set $i (i32.sub (local.get $M) (i32.const 1)))))
-    (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $K)) (i32.const 2))))
+    (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2))))
 
   ;; Stores the first $n (< 8) lanes of a row held in two vectors.
   (func $storePartial (param $dst i32) (param $lo v128) (param $hi v128) (param $n i32)
@@ -155,19 +156,24 @@ export const BMM_WAT = String.raw`
           (local.set $c (i32.add (local.get $c) (i32.const 1)))
           (br $cs)))))
 
-  ;; C[b] = op(A[b]) · op(B[b]) (+ bias) for b < batch. strideA/strideB: elements between batches (0 broadcasts).
+  ;; C[b] = op(A[b]) · op(B[b]) (+ bias) for b < batch, each matrix strided: batch b = (n, h) with n = b / H,
+  ;; h = b mod H starts at n·sXn + h·sXh elements from X's pointer, and its rows are ldX elements apart (so heads can
+  ;; be read from and written into a [tokens, heads·width] layout in place; sXn = 0 broadcasts).
   ;; $bias: N floats or 0 for none. Scratch: $ap ceil(M/4)·4·K floats (transA only), $bp ceil(N/8)·8·K floats,
   ;; $biasp ceil(N/8)·8 floats.
   (func (export "bmm")
-    (param $a i32) (param $b i32) (param $c i32) (param $batch i32)
-    (param $M i32) (param $N i32) (param $K i32) (param $transA i32) (param $transB i32)
-    (param $strideA i32) (param $strideB i32) (param $ap i32) (param $bp i32) (param $bias i32) (param $biasp i32)
+    (param $a0 i32) (param $b0 i32) (param $c0 i32) (param $batch i32)
+    (param $M i32) (param $N i32) (param $K i32) (param $transA i32) (param $transB i32) (param $H i32)
+    (param $lda i32) (param $sAn i32) (param $sAh i32) (param $ldb i32) (param $sBn i32) (param $sBh i32)
+    (param $ldc i32) (param $sCn i32) (param $sCh i32)
+    (param $ap i32) (param $bp i32) (param $bias i32) (param $biasp i32)
+    (local $a i32) (local $b i32) (local $c i32) (local $hn i32) (local $hh i32)
     (local $bi i32) (local $ip i32) (local $jp i32) (local $k i32) (local $pa i32) (local $pb i32)
     (local $rowBytes i32) (local $crow i32) (local $ncols i32) (local $nrows i32) (local $x v128) (local $y0 v128) (local $y1 v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
     (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $sa i32) (local $ko i32)
-    (local.set $rowBytes (i32.shl (local.get $N) (i32.const 2)))
+    (local.set $rowBytes (i32.shl (local.get $ldc) (i32.const 2)))
     ;; the bias, zero-padded to whole panels of 8
     (local.set $jp (i32.const 0))
     (loop $biasL
@@ -179,10 +185,18 @@ export const BMM_WAT = String.raw`
       (br_if $biasL (i32.or (i32.lt_u (local.get $jp) (local.get $N)) (i32.and (local.get $jp) (i32.const 7)))))
     (local.set $bi (i32.const 0))
     (loop $batches
+      (local.set $hn (i32.div_u (local.get $bi) (local.get $H)))
+      (local.set $hh (i32.rem_u (local.get $bi) (local.get $H)))
+      (local.set $a (i32.add (local.get $a0)
+        (i32.shl (i32.add (i32.mul (local.get $hn) (local.get $sAn)) (i32.mul (local.get $hh) (local.get $sAh))) (i32.const 2))))
+      (local.set $b (i32.add (local.get $b0)
+        (i32.shl (i32.add (i32.mul (local.get $hn) (local.get $sBn)) (i32.mul (local.get $hh) (local.get $sBh))) (i32.const 2))))
+      (local.set $c (i32.add (local.get $c0)
+        (i32.shl (i32.add (i32.mul (local.get $hn) (local.get $sCn)) (i32.mul (local.get $hh) (local.get $sCh))) (i32.const 2))))
       (if (local.get $transB)
-        (then (call $packBT (local.get $b) (local.get $bp) (local.get $N) (local.get $K)))
-        (else (call $packB (local.get $b) (local.get $bp) (local.get $N) (local.get $K))))
-      (if (local.get $transA) (then (call $packAT (local.get $a) (local.get $ap) (local.get $M) (local.get $K))))
+        (then (call $packBT (local.get $b) (local.get $bp) (local.get $N) (local.get $K) (local.get $ldb)))
+        (else (call $packB (local.get $b) (local.get $bp) (local.get $N) (local.get $K) (local.get $ldb))))
+      (if (local.get $transA) (then (call $packAT (local.get $a) (local.get $ap) (local.get $M) (local.get $K) (local.get $lda))))
       (local.set $ip (i32.const 0))
       (loop $rowBlocks
         ;; Rows ip..ip+3 of op(A): untransposed, read in place through four row pointers, k-stride 4 bytes (rows past M
@@ -196,10 +210,10 @@ export const BMM_WAT = String.raw`
             (local.set $r3 (i32.add (local.get $r0) (i32.const 12)))
             (local.set $sa (i32.const 16)))
           (else
-            (local.set $r0 (call $rowPtr (local.get $a) (local.get $ip) (local.get $M) (local.get $K)))
-            (local.set $r1 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 1)) (local.get $M) (local.get $K)))
-            (local.set $r2 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 2)) (local.get $M) (local.get $K)))
-            (local.set $r3 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 3)) (local.get $M) (local.get $K)))
+            (local.set $r0 (call $rowPtr (local.get $a) (local.get $ip) (local.get $M) (local.get $lda)))
+            (local.set $r1 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 1)) (local.get $M) (local.get $lda)))
+            (local.set $r2 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 2)) (local.get $M) (local.get $lda)))
+            (local.set $r3 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 3)) (local.get $M) (local.get $lda)))
             (local.set $sa (i32.const 4))))
         (local.set $nrows (i32.sub (local.get $M) (local.get $ip)))
         (local.set $jp (i32.const 0))
@@ -266,9 +280,6 @@ export const BMM_WAT = String.raw`
           (br_if $colBlocks (i32.lt_u (local.get $jp) (local.get $N))))
         (local.set $ip (i32.add (local.get $ip) (i32.const 4)))
         (br_if $rowBlocks (i32.lt_u (local.get $ip) (local.get $M))))
-      (local.set $a (i32.add (local.get $a) (i32.shl (local.get $strideA) (i32.const 2))))
-      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $strideB) (i32.const 2))))
-      (local.set $c (i32.add (local.get $c) (i32.mul (local.get $M) (local.get $rowBytes))))
       (local.set $bi (i32.add (local.get $bi) (i32.const 1)))
       (br_if $batches (i32.lt_u (local.get $bi) (local.get $batch)))))
 )

@@ -13,6 +13,11 @@
  *   P = softmax(scale·S + causal mask) over rows of t (row r is query r mod t; keys past it get exactly 0, as
  *   exp(−1e9) does), and dS = scale · P ⊙ (dP − Σⱼ dP·P). exp is Cody–Waite range reduction and a degree-6
  *   polynomial (relative error ~2e-7).
+ * - `adamw(p, g, m, v, p', m', v', n, gScale, β1, β2, bc1, bc2, eps, lr, decay)`: one AdamW update of a tensor
+ *   (clip scale, moments, bias correction, decoupled decay factor) instead of ~14 ops.
+ * - `tokenLogProbs(logits, targets, out, rows, v)`: log softmax(logits)[target] per row, and
+ *   `tokenLogProbsGrad(logits, targets, dy, dx, rows, v)`: dy · (onehot(target) − softmax(logits)). log is
+ *   ln2·exponent + 2·atanh series of the mantissa in [√½, √2) (relative error ~1e-9 before rounding).
  * - `colSum(x, out, rows, m)`: sums of the columns of a rows×m matrix (a bias's gradient), m a multiple of 4.
  *
  * Element-wise n may be any length: four lanes at a time, then the remainder one by one through the same vector
@@ -323,6 +328,146 @@ export const FUSED_WAT = String.raw`
       (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
       (local.set $dp (i32.add (local.get $dp) (local.get $rowBytes)))
       (local.set $ds (i32.add (local.get $ds) (local.get $rowBytes)))
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+      (br $rowsL))))
+
+  (func (export "adamw") (param $p i32) (param $g i32) (param $m i32) (param $v i32)
+    (param $po i32) (param $mo i32) (param $vo i32) (param $n i32)
+    (param $gs f32) (param $b1 f32) (param $b2 f32) (param $bc1 f32) (param $bc2 f32) (param $eps f32) (param $lr f32) (param $decay f32)
+    (local $i i32) (local $gv v128) (local $mv v128) (local $vv v128) (local $upd v128)
+    (local $gsv v128) (local $b1v v128) (local $b1c v128) (local $b2v v128) (local $b2c v128)
+    (local $ibc1 v128) (local $ibc2 v128) (local $epsv v128) (local $lrv v128) (local $dv v128) (local $left i32)
+    (local.set $gsv (f32x4.splat (local.get $gs)))
+    (local.set $b1v (f32x4.splat (local.get $b1)))
+    (local.set $b1c (f32x4.splat (f32.sub (f32.const 1) (local.get $b1))))
+    (local.set $b2v (f32x4.splat (local.get $b2)))
+    (local.set $b2c (f32x4.splat (f32.sub (f32.const 1) (local.get $b2))))
+    (local.set $ibc1 (f32x4.splat (local.get $bc1)))
+    (local.set $ibc2 (f32x4.splat (local.get $bc2)))
+    (local.set $epsv (f32x4.splat (local.get $eps)))
+    (local.set $lrv (f32x4.splat (local.get $lr)))
+    (local.set $dv (f32x4.splat (local.get $decay)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $l
+      (local.set $left (i32.sub (local.get $n) (local.get $i)))
+      (br_if $done (i32.le_s (local.get $left) (i32.const 0)))
+      (local.set $gv (f32x4.mul (call $loadN (i32.add (local.get $g) (i32.shl (local.get $i) (i32.const 2))) (local.get $left)) (local.get $gsv)))
+      (local.set $mv (f32x4.add
+        (f32x4.mul (call $loadN (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 2))) (local.get $left)) (local.get $b1v))
+        (f32x4.mul (local.get $gv) (local.get $b1c))))
+      (local.set $vv (f32x4.add
+        (f32x4.mul (call $loadN (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 2))) (local.get $left)) (local.get $b2v))
+        (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (local.get $b2c))))
+      (local.set $upd (f32x4.div (f32x4.div (local.get $mv) (local.get $ibc1))
+        (f32x4.add (f32x4.sqrt (f32x4.div (local.get $vv) (local.get $ibc2))) (local.get $epsv))))
+      (call $storeN (i32.add (local.get $mo) (i32.shl (local.get $i) (i32.const 2))) (local.get $mv) (local.get $left))
+      (call $storeN (i32.add (local.get $vo) (i32.shl (local.get $i) (i32.const 2))) (local.get $vv) (local.get $left))
+      (call $storeN (i32.add (local.get $po) (i32.shl (local.get $i) (i32.const 2)))
+        (f32x4.sub
+          (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2))) (local.get $left)) (local.get $dv))
+          (f32x4.mul (local.get $upd) (local.get $lrv)))
+        (local.get $left))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l))))
+
+  ;; min(n, 4) floats from $src, the other lanes 0 (never reads past them)
+  (func $loadN (param $src i32) (param $n i32) (result v128)
+    (local $v v128)
+    (if (i32.ge_s (local.get $n) (i32.const 4)) (then (return (v128.load (local.get $src)))))
+    (local.set $v (f32x4.replace_lane 0 (v128.const i32x4 0 0 0 0) (f32.load (local.get $src))))
+    (if (i32.ge_s (local.get $n) (i32.const 2)) (then (local.set $v (f32x4.replace_lane 1 (local.get $v) (f32.load offset=4 (local.get $src))))))
+    (if (i32.ge_s (local.get $n) (i32.const 3)) (then (local.set $v (f32x4.replace_lane 2 (local.get $v) (f32.load offset=8 (local.get $src))))))
+    (local.get $v))
+
+  ;; natural log of x > 0 (normal floats)
+  (func $log (param $x f32) (result f32)
+    (local $bits i32) (local $e i32) (local $m f32) (local $s f32) (local $s2 f32)
+    (local.set $bits (i32.reinterpret_f32 (local.get $x)))
+    (local.set $e (i32.sub (i32.shr_u (local.get $bits) (i32.const 23)) (i32.const 127)))
+    (local.set $m (f32.reinterpret_i32 (i32.or (i32.and (local.get $bits) (i32.const 0x007fffff)) (i32.const 0x3f800000))))
+    (if (f32.gt (local.get $m) (f32.const 1.41421356))
+      (then (local.set $m (f32.mul (local.get $m) (f32.const 0.5))) (local.set $e (i32.add (local.get $e) (i32.const 1)))))
+    (local.set $s (f32.div (f32.sub (local.get $m) (f32.const 1)) (f32.add (local.get $m) (f32.const 1))))
+    (local.set $s2 (f32.mul (local.get $s) (local.get $s)))
+    (f32.add
+      (f32.mul (f32.convert_i32_s (local.get $e)) (f32.const 0.693147181))
+      (f32.mul (f32.mul (f32.const 2) (local.get $s))
+        (f32.add (f32.const 1) (f32.mul (local.get $s2)
+          (f32.add (f32.const 0.333333333) (f32.mul (local.get $s2)
+            (f32.add (f32.const 0.2) (f32.mul (local.get $s2)
+              (f32.add (f32.const 0.142857143) (f32.mul (local.get $s2) (f32.const 0.111111111))))))))))))
+
+  ;; max and Σ exp(x − max) of the row of $v floats at $x
+  (func $rowMaxSumExp (param $x i32) (param $v i32) (result f32 f32)
+    (local $j i32) (local $mx v128) (local $m f32) (local $acc v128) (local $left i32)
+    (local.set $mx (f32x4.splat (f32.load (local.get $x))))
+    (local.set $j (i32.const 0))
+    (loop $maxL
+      (local.set $left (i32.sub (local.get $v) (local.get $j)))
+      (local.set $mx (f32x4.max (local.get $mx)
+        (v128.bitselect (call $loadN (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $mx)
+          (i32x4.gt_s (i32x4.splat (local.get $left)) (v128.const i32x4 0 1 2 3)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br_if $maxL (i32.lt_u (local.get $j) (local.get $v))))
+    (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
+      (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
+    (local.set $mx (f32x4.splat (local.get $m)))
+    (local.set $acc (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.const 0))
+    (loop $sumL
+      (local.set $left (i32.sub (local.get $v) (local.get $j)))
+      (local.set $acc (f32x4.add (local.get $acc) (call $firstLanes
+        (call $exp4 (f32x4.sub (call $loadN (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $mx)))
+        (select (local.get $left) (i32.const 4) (i32.lt_s (local.get $left) (i32.const 4))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br_if $sumL (i32.lt_u (local.get $j) (local.get $v))))
+    (local.get $m)
+    (call $hsum (local.get $acc)))
+
+  (func (export "tokenLogProbs") (param $x i32) (param $t i32) (param $out i32) (param $rows i32) (param $v i32)
+    (local $m f32) (local $sum f32) (local $rowBytes i32)
+    (local.set $rowBytes (i32.shl (local.get $v) (i32.const 2)))
+    (block $done (loop $rowsL
+      (br_if $done (i32.eqz (local.get $rows)))
+      (call $rowMaxSumExp (local.get $x) (local.get $v))
+      (local.set $sum)
+      (local.set $m)
+      (f32.store (local.get $out)
+        (f32.sub
+          (f32.sub (f32.load (i32.add (local.get $x) (i32.shl (i32.load (local.get $t)) (i32.const 2)))) (local.get $m))
+          (call $log (local.get $sum))))
+      (local.set $x (i32.add (local.get $x) (local.get $rowBytes)))
+      (local.set $t (i32.add (local.get $t) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+      (br $rowsL))))
+
+  (func (export "tokenLogProbsGrad") (param $x i32) (param $t i32) (param $dy i32) (param $dx i32) (param $rows i32) (param $v i32)
+    (local $m f32) (local $sum f32) (local $rowBytes i32) (local $j i32) (local $c v128) (local $mx v128) (local $left i32) (local $tgt i32)
+    (local.set $rowBytes (i32.shl (local.get $v) (i32.const 2)))
+    (block $done (loop $rowsL
+      (br_if $done (i32.eqz (local.get $rows)))
+      (call $rowMaxSumExp (local.get $x) (local.get $v))
+      (local.set $sum)
+      (local.set $m)
+      ;; dx = −dy·softmax, then + dy at the target
+      (local.set $c (f32x4.splat (f32.neg (f32.div (f32.load (local.get $dy)) (local.get $sum)))))
+      (local.set $mx (f32x4.splat (local.get $m)))
+      (local.set $j (i32.const 0))
+      (loop $cols
+        (local.set $left (i32.sub (local.get $v) (local.get $j)))
+        (call $storeN (i32.add (local.get $dx) (i32.shl (local.get $j) (i32.const 2)))
+          (f32x4.mul (local.get $c)
+            (call $exp4 (f32x4.sub (call $loadN (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $mx))))
+          (local.get $left))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br_if $cols (i32.lt_u (local.get $j) (local.get $v))))
+      (local.set $tgt (i32.add (local.get $dx) (i32.shl (i32.load (local.get $t)) (i32.const 2))))
+      (f32.store (local.get $tgt) (f32.add (f32.load (local.get $tgt)) (f32.load (local.get $dy))))
+      (local.set $x (i32.add (local.get $x) (local.get $rowBytes)))
+      (local.set $dx (i32.add (local.get $dx) (local.get $rowBytes)))
+      (local.set $t (i32.add (local.get $t) (i32.const 4)))
+      (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
       (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
       (br $rowsL))))
 

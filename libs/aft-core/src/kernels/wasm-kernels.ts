@@ -20,6 +20,11 @@ export const AFT_GELU_GRAD = 'AftGeluGrad';
 export const AFT_LAYER_NORM = 'AftLayerNorm';
 export const AFT_LAYER_NORM_GRAD = 'AftLayerNormGrad';
 export const AFT_COL_SUM = 'AftColSum';
+export const AFT_ADAMW = 'AftAdamW';
+export const AFT_TOKEN_LOGPROBS = 'AftTokenLogProbs';
+export const AFT_TOKEN_LOGPROBS_GRAD = 'AftTokenLogProbsGrad';
+export const AFT_ATTENTION = 'AftAttention';
+export const AFT_ATTENTION_GRAD = 'AftAttentionGrad';
 export const AFT_CAUSAL_SOFTMAX = 'AftCausalSoftmax';
 export const AFT_CAUSAL_SOFTMAX_GRAD = 'AftCausalSoftmaxGrad';
 
@@ -28,6 +33,29 @@ interface WasmBackendInternals {
   wasm: { asm: { memory: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void };
   dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+/** A strided matrix operand: byte address, row stride, and element strides between batches and heads. */
+interface Operand {
+  at: number;
+  ld: number;
+  sn: number;
+  sh?: number;
+}
+
+interface StridedProduct {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** Heads: batch b is (b / H, b mod H) for the strides. */
+  H?: number;
+  a: Operand;
+  b: Operand;
+  c: Operand;
+  bias?: number;
 }
 
 interface KernelExports {
@@ -49,11 +77,24 @@ interface KernelExports {
   colSum(x: number, out: number, rows: number, m: number): void;
   causalSoftmax(s: number, p: number, rows: number, t: number, scale: number): void;
   causalSoftmaxGrad(p: number, dp: number, ds: number, rows: number, t: number, scale: number): void;
+  adamw(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    po: number,
+    mo: number,
+    vo: number,
+    n: number,
+    ...hyper: number[]
+  ): void;
+  tokenLogProbs(x: number, t: number, out: number, rows: number, v: number): void;
+  tokenLogProbsGrad(x: number, t: number, dy: number, dx: number, rows: number, v: number): void;
 }
 
 async function assemble(name: string, wat: string, memory: WebAssembly.Memory): Promise<WebAssembly.Instance> {
   const wabt = await (await import('wabt')).default();
-  const mod = wabt.parseWat(name, wat, { simd: true });
+  const mod = wabt.parseWat(name, wat, { simd: true, multi_value: true });
   let bytes: Uint8Array;
   try {
     mod.validate();
@@ -80,16 +121,55 @@ export async function installWasmKernels(): Promise<void> {
   const offset = (be: unknown, t: tf.TensorInfo): number =>
     (be as WasmBackendInternals).dataIdMap.get(t.dataId)!.memoryOffset;
 
-  // scratch for the packed operands, grown on demand (freed and re-allocated: its contents never outlive a call)
-  let scratch = 0;
-  let scratchBytes = 0;
-  const ensureScratch = (bytes: number): number => {
-    if (bytes > scratchBytes) {
-      if (scratch) backend.wasm._free(scratch);
-      scratchBytes = Math.max(bytes, scratchBytes * 2, 1 << 16);
-      scratch = backend.wasm._malloc(scratchBytes);
-    }
-    return scratch;
+  // scratch, grown on demand (freed and re-allocated: contents never outlive a kernel call)
+  const scratch = (): ((bytes: number) => number) => {
+    let at = 0;
+    let size = 0;
+    return (bytes) => {
+      if (bytes > size) {
+        if (at) backend.wasm._free(at);
+        size = Math.max(bytes, size * 2, 1 << 16);
+        at = backend.wasm._malloc(size);
+        if (!at) throw new Error(`out of wasm memory allocating ${size} bytes of kernel scratch`);
+      }
+      return at;
+    };
+  };
+  const packScratch = scratch(); // packed operands of one product
+  const attentionScratch = scratch(); // dP/dS of the attention backward
+
+  /** One strided batched product (see bmm.wat.ts): pointers are byte offsets, strides in elements. */
+  const mm = (o: StridedProduct): void => {
+    const nPad = Math.ceil(o.N / 8) * 8;
+    const apBytes = 4 * o.K * (o.transA ? Math.ceil(o.M / 4) * 4 : 4);
+    const bpBytes = 4 * o.K * nPad;
+    const base = packScratch(apBytes + bpBytes + 4 * nPad);
+    const [A, B, C] = [o.a, o.b, o.c];
+    exports.bmm(
+      A.at,
+      B.at,
+      C.at,
+      o.batch,
+      o.M,
+      o.N,
+      o.K,
+      o.transA ? 1 : 0,
+      o.transB ? 1 : 0,
+      o.H ?? 1,
+      A.ld,
+      A.sn,
+      A.sh ?? 0,
+      B.ld,
+      B.sn,
+      B.sh ?? 0,
+      C.ld,
+      C.sn,
+      C.sh ?? 0,
+      base,
+      base + apBytes,
+      o.bias ?? 0,
+      base + apBytes + bpBytes,
+    );
   };
 
   tf.registerKernel({
@@ -117,27 +197,18 @@ export async function installWasmKernels(): Promise<void> {
       const out = wb.makeOutput([batch, M, N], 'float32');
       if (batch * M * N === 0) return out;
       if (K === 0) throw new Error(`${AFT_BATCH_MATMUL}: the inner dimension is empty`);
-      const nPad = Math.ceil(N / 8) * 8;
-      const apBytes = 4 * K * (transposeA ? Math.ceil(M / 4) * 4 : 4);
-      const bpBytes = 4 * K * nPad;
-      const base = ensureScratch(apBytes + bpBytes + 4 * nPad);
-      exports.bmm(
-        offset(wb, a),
-        offset(wb, b),
-        offset(wb, out),
+      mm({
         batch,
         M,
         N,
         K,
-        transposeA ? 1 : 0,
-        transposeB ? 1 : 0,
-        ba === 1 ? 0 : M * K,
-        bb === 1 ? 0 : K * N,
-        base,
-        base + apBytes,
-        bias ? offset(wb, bias) : 0,
-        base + apBytes + bpBytes,
-      );
+        transA: transposeA,
+        transB: transposeB,
+        a: { at: offset(wb, a), ld: transposeA ? M : K, sn: ba === 1 ? 0 : M * K },
+        b: { at: offset(wb, b), ld: transposeB ? K : N, sn: bb === 1 ? 0 : K * N },
+        c: { at: offset(wb, out), ld: N, sn: M * N },
+        bias: bias ? offset(wb, bias) : 0,
+      });
       return out;
     },
   });
@@ -238,6 +309,187 @@ export async function installWasmKernels(): Promise<void> {
       return out;
     },
   });
+  // Causal self-attention straight from the fused projection qkv [B·T, 3D] (q | k | v, heads of width hd side by
+  // side): every product reads and writes heads in place through strides, so no split, transpose or concat.
+  const attentionLayout = (x: tf.TensorInfo, attrs: unknown) => {
+    const { batch: B, heads: H, scale } = attrs as AttentionAttrs;
+    const [rows, D3] = x.shape as [number, number];
+    const T = rows / B;
+    const D = D3 / 3;
+    const hd = D / H;
+    if (x.shape.length !== 2 || !Number.isInteger(T) || !Number.isInteger(hd) || D3 % 3 !== 0) {
+      throw new Error(`${AFT_ATTENTION}: qkv of shape [${x.shape}] for batch ${B} and ${H} heads`);
+    }
+    // q, k, v of batch-head (n, h): rows 3D apart, n·T·3D + h·hd (+ D for k, + 2D for v) from qkv's start
+    const head = (at: number, ld: number): Operand => ({ at, ld, sn: T * ld, sh: hd });
+    const scores = (at: number): Operand => ({ at, ld: T, sn: H * T * T, sh: T * T });
+    return { B, H, T, D, hd, scale, head, scores };
+  };
+  tf.registerKernel({
+    kernelName: AFT_ATTENTION,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be, attrs }) => {
+      const wb = be as unknown as WasmBackendInternals;
+      const { qkv } = inputs as { qkv: tf.TensorInfo };
+      const { B, H, T, D, hd, scale, head, scores } = attentionLayout(qkv, attrs);
+      const y = wb.makeOutput([B * T, D], 'float32');
+      const p = wb.makeOutput([B * H, T, T], 'float32');
+      const [x, P] = [offset(be, qkv), offset(be, p)];
+      const common = { batch: B * H, H };
+      // S = Q·Kᵀ, written where P goes; P = softmax(scale·S + mask) in place; Y = P·V, heads into y's columns
+      mm({
+        ...common,
+        M: T,
+        N: T,
+        K: hd,
+        transA: false,
+        transB: true,
+        a: head(x, 3 * D),
+        b: head(x + 4 * D, 3 * D),
+        c: scores(P),
+      });
+      exports.causalSoftmax(P, P, B * H * T, T, scale);
+      mm({
+        ...common,
+        M: T,
+        N: hd,
+        K: T,
+        transA: false,
+        transB: false,
+        a: scores(P),
+        b: head(x + 8 * D, 3 * D),
+        c: head(offset(be, y), D),
+      });
+      return [y, p];
+    },
+  });
+  tf.registerKernel({
+    kernelName: AFT_ATTENTION_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be, attrs }) => {
+      const wb = be as unknown as WasmBackendInternals;
+      const { qkv, p, dy } = inputs as { qkv: tf.TensorInfo; p: tf.TensorInfo; dy: tf.TensorInfo };
+      const { B, H, T, D, hd, scale, head, scores } = attentionLayout(qkv, attrs);
+      const dqkv = wb.makeOutput(qkv.shape, 'float32');
+      const [x, P, dY, dX] = [offset(be, qkv), offset(be, p), offset(be, dy), offset(be, dqkv)];
+      const dS = attentionScratch(4 * B * H * T * T);
+      const common = { batch: B * H, H };
+      // dP = dY·Vᵀ; dS = scale·P⊙(dP − Σ dP·P) in place; dV = Pᵀ·dY; dQ = dS·K; dK = dSᵀ·Q
+      mm({
+        ...common,
+        M: T,
+        N: T,
+        K: hd,
+        transA: false,
+        transB: true,
+        a: head(dY, D),
+        b: head(x + 8 * D, 3 * D),
+        c: scores(dS),
+      });
+      exports.causalSoftmaxGrad(P, dS, dS, B * H * T, T, scale);
+      mm({
+        ...common,
+        M: T,
+        N: hd,
+        K: T,
+        transA: true,
+        transB: false,
+        a: scores(P),
+        b: head(dY, D),
+        c: head(dX + 8 * D, 3 * D),
+      });
+      mm({
+        ...common,
+        M: T,
+        N: hd,
+        K: T,
+        transA: false,
+        transB: false,
+        a: scores(dS),
+        b: head(x + 4 * D, 3 * D),
+        c: head(dX, 3 * D),
+      });
+      mm({
+        ...common,
+        M: T,
+        N: hd,
+        K: T,
+        transA: true,
+        transB: false,
+        a: scores(dS),
+        b: head(x, 3 * D),
+        c: head(dX + 4 * D, 3 * D),
+      });
+      return dqkv;
+    },
+  });
+  tf.registerKernel({
+    kernelName: AFT_ADAMW,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be, attrs }) => {
+      const { p: pr, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
+      const a = attrs as unknown as AdamWAttrs;
+      const wb = be as unknown as WasmBackendInternals;
+      const outs = [pr, m, v].map((t) => wb.makeOutput(t.shape, 'float32'));
+      const n = tf.util.sizeFromShape(pr.shape);
+      for (const t of [g, m, v]) {
+        if (tf.util.sizeFromShape(t.shape) !== n) throw new Error(`${AFT_ADAMW}: tensors of different sizes`);
+      }
+      exports.adamw(
+        offset(be, pr),
+        offset(be, g),
+        offset(be, m),
+        offset(be, v),
+        offset(be, outs[0]!),
+        offset(be, outs[1]!),
+        offset(be, outs[2]!),
+        n,
+        a.gradScale,
+        a.beta1,
+        a.beta2,
+        a.bc1,
+        a.bc2,
+        a.eps,
+        a.lr,
+        a.decay,
+      );
+      return outs;
+    },
+  });
+  const checkTargets = (t: tf.TensorInfo, be: unknown, rows: number, v: number): number => {
+    if (t.dtype !== 'int32' || tf.util.sizeFromShape(t.shape) !== rows) {
+      throw new Error(`${AFT_TOKEN_LOGPROBS}: targets must be ${rows} int32 values`);
+    }
+    const at = offset(be, t);
+    const ids = new Int32Array(memory.buffer, at, rows);
+    for (const id of ids)
+      if (!(id >= 0 && id < v)) throw new Error(`${AFT_TOKEN_LOGPROBS}: target ${id} outside 0..${v - 1}`);
+    return at;
+  };
+  tf.registerKernel({
+    kernelName: AFT_TOKEN_LOGPROBS,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be }) => {
+      const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
+      const [rows, v] = rowsOf(logits);
+      const t = checkTargets(targets, be, rows, v);
+      const out = (be as unknown as WasmBackendInternals).makeOutput([rows], 'float32');
+      exports.tokenLogProbs(offset(be, logits), t, offset(be, out), rows, v);
+      return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: AFT_TOKEN_LOGPROBS_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend: be }) => {
+      const { logits, targets, dy } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo; dy: tf.TensorInfo };
+      const [rows, v] = rowsOf(logits);
+      const t = checkTargets(targets, be, rows, v);
+      const out = (be as unknown as WasmBackendInternals).makeOutput(logits.shape, 'float32');
+      exports.tokenLogProbsGrad(offset(be, logits), t, offset(be, dy), offset(be, out), rows, v);
+      return out;
+    },
+  });
   shareBuffers();
   installed = true;
 }
@@ -289,6 +541,61 @@ export function layerNormKernel(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: n
 }
 export function layerNormGradKernel(x: tf.Tensor, g: tf.Tensor, dy: tf.Tensor, eps: number): tf.Tensor[] {
   return tf.engine().runKernel(AFT_LAYER_NORM_GRAD, { x, g, dy }, { eps }) as unknown as tf.Tensor[];
+}
+
+export interface AttentionAttrs {
+  batch: number;
+  heads: number;
+  scale: number;
+}
+
+/**
+ * Causal self-attention from the fused projection qkv [B·T, 3D] → [y [B·T, D] (heads merged), P [B·H, T, T]]; and
+ * the gradient with respect to qkv given P and dy.
+ */
+export function attentionKernel(qkv: tf.Tensor2D, attrs: AttentionAttrs): [tf.Tensor2D, tf.Tensor3D] {
+  return tf.engine().runKernel(AFT_ATTENTION, { qkv }, attrs as unknown as tf.NamedAttrMap) as unknown as [
+    tf.Tensor2D,
+    tf.Tensor3D,
+  ];
+}
+export function attentionGradKernel(
+  qkv: tf.Tensor2D,
+  p: tf.Tensor3D,
+  dy: tf.Tensor2D,
+  attrs: AttentionAttrs,
+): tf.Tensor2D {
+  return tf.engine().runKernel(AFT_ATTENTION_GRAD, { qkv, p, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+export interface AdamWAttrs {
+  /** Multiplies the gradient first (global-norm clipping). */
+  gradScale: number;
+  beta1: number;
+  beta2: number;
+  /** Bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ. */
+  bc1: number;
+  bc2: number;
+  eps: number;
+  lr: number;
+  /** Decoupled weight decay as a factor on the parameter: 1 − lr·λ, or 1. */
+  decay: number;
+}
+
+/** One AdamW step of a tensor: returns the new parameter and moments [p, m, v]. */
+export function adamwKernel(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, attrs: AdamWAttrs): tf.Tensor[] {
+  return tf
+    .engine()
+    .runKernel(AFT_ADAMW, { p, g, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+}
+
+/** log softmax(logits)[target] for each row of logits [N, V] and int32 targets [N] → [N]. */
+export function tokenLogProbsKernel(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  return tf.engine().runKernel(AFT_TOKEN_LOGPROBS, { logits, targets }, {}) as tf.Tensor1D;
+}
+/** Its gradient with respect to the logits for upstream dy [N]: dy · (onehot(target) − softmax(logits)). */
+export function tokenLogProbsGradKernel(logits: tf.Tensor2D, targets: tf.Tensor1D, dy: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(AFT_TOKEN_LOGPROBS_GRAD, { logits, targets, dy }, {}) as tf.Tensor2D;
 }
 
 /** softmax(scale·s + causal mask) over the last axis of s [N, T, T] (row r of each matrix attends to keys ≤ r). */

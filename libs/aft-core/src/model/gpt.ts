@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
 import { validateModelConfig, type GPTConfig } from './config';
-import { affine, causalAttention, gelu, layerNorm, linear, linearT, matMulT, oneHotF } from './ops';
+import { usingWasmKernels } from '../kernels/wasm-kernels';
+import { affine, causalAttention, gelu, layerNorm, linear, linearT, matMulT, oneHotF, selfAttention } from './ops';
 
 interface ParamSpec {
   name: string;
@@ -127,15 +128,20 @@ export class GPT {
     for (let l = 0; l < nLayer; l++) {
       const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
       const qkv = affine(h, this.p(`h${l}.attn.wqkv`), this.p(`h${l}.attn.bqkv`)); // [B·T, 3D]
-      const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const kh = this.heads(k, B, T); // [B·H, T, hd]
-      const vh = this.heads(v, B, T); // [B·H, T, hd]
-      if (cache) {
-        cache.k[l] = tf.keep(kh);
-        cache.v[l] = tf.keep(vh);
+      let y: tf.Tensor2D; // [B·T, D], heads merged
+      if (!cache && usingWasmKernels()) {
+        y = selfAttention(qkv, B, nHead, scale); // heads read and written in place
+      } else {
+        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const kh = this.heads(k, B, T); // [B·H, T, hd]
+        const vh = this.heads(v, B, T); // [B·H, T, hd]
+        if (cache) {
+          cache.k[l] = tf.keep(kh);
+          cache.v[l] = tf.keep(vh);
+        }
+        y = this.merge(causalAttention(this.heads(q, B, T), kh, vh, scale), B, T);
       }
-      const y = causalAttention(this.heads(q, B, T), kh, vh, scale); // [B·H, T, hd]
-      x = tf.add(x, affine(this.merge(y, B, T), this.p(`h${l}.attn.wo`), this.p(`h${l}.attn.bo`)));
+      x = tf.add(x, affine(y, this.p(`h${l}.attn.wo`), this.p(`h${l}.attn.bo`)));
       x = tf.add(x, this.mlp(x, l));
     }
     if (cache) cache.length = T;

@@ -9,6 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  attentionGradKernel,
+  attentionKernel,
   batchMatMul,
   causalSoftmaxGradKernel,
   causalSoftmaxKernel,
@@ -114,6 +116,27 @@ export function causalAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, 
     };
   });
   return f(q, k, v) as tf.Tensor3D;
+}
+
+/**
+ * Causal multi-head self-attention straight from the fused projection qkv [B·T, 3D] → [B·T, D] with heads merged
+ * (wasm kernels only: callers check usingWasmKernels()). The kernels read q, k, v and write y and dqkv per head
+ * through strides, so there is no split, transpose or concat either way; P is kept for the backward.
+ */
+export function selfAttention(qkv: tf.Tensor2D, batch: number, heads: number, scale: number): tf.Tensor2D {
+  const attrs = { batch, heads, scale };
+  const f = tf.customGrad((x, save) => {
+    const [y, p] = attentionKernel(x as tf.Tensor2D, attrs);
+    (save as tf.GradSaveFunc)([x as tf.Tensor2D, p]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, sp] = saved as [tf.Tensor2D, tf.Tensor3D];
+        return attentionGradKernel(sx, sp, dy as tf.Tensor2D, attrs);
+      },
+    };
+  });
+  return f(qkv) as tf.Tensor2D;
 }
 
 const masks = new Map<number, Float32Array>();

@@ -4,6 +4,7 @@
  * Its state — moments and step count — is plain data, saved in checkpoints for an exact resume.
  */
 import * as tf from '@tensorflow/tfjs';
+import { adamwKernel, usingWasmKernels } from '../kernels/wasm-kernels';
 
 export interface OptimConfig {
   lr: number;
@@ -77,10 +78,20 @@ export class AdamW {
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     const bc1 = 1 - beta1 ** t;
     const bc2 = 1 - beta2 ** t;
+    const fused = usingWasmKernels();
     tf.tidy(() => {
       for (const [n, p] of this.params) {
         const raw = grads[n];
         if (!raw) continue;
+        if (fused) {
+          const decay = this.decay(n) && weightDecay > 0 ? 1 - lr * weightDecay : 1;
+          const attrs = { gradScale: scale, beta1, beta2, bc1, bc2, eps, lr, decay };
+          const [p2, m2, v2] = adamwKernel(p, raw, this.m.get(n)!, this.v.get(n)!, attrs);
+          p.assign(p2!);
+          this.m.get(n)!.assign(m2!);
+          this.v.get(n)!.assign(v2!);
+          continue;
+        }
         const g = scale === 1 ? raw : tf.mul(raw, scale);
         const m = this.m.get(n)!;
         const v = this.v.get(n)!;
