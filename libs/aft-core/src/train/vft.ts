@@ -40,7 +40,7 @@ export const VFT_PRESETS: Record<'tiny' | 'small', VftConfig> = {
     seed: 1,
     // 700 steps of 20 sequences: ~0.1 s a step on one core of this machine (wasm with our kernels), 40–51% greedy
     // test accuracy in 70–95 s depending on seed and load
-    // (batch 32 reached 58% but took 7 min)
+    // (batch 32 reached 58%, at 1.6× the time)
     steps: 700,
     batchSize: 20,
     accumulate: 1,
