@@ -1,9 +1,14 @@
 /**
- * Our own kernels for tfjs-backend-wasm, registered under names of their own (tfjs's kernels stay as they are).
- * They run in the backend's linear memory: inputs and outputs are the backend's tensors, no copies.
+ * Our own kernels for tfjs-backend-wasm, registered under names of their own. They run in the backend's linear
+ * memory (the WebAssembly modules import it): inputs and outputs are the backend's tensors, no copies. Assembled
+ * from WAT text at start (wabt); `AFT_WASM_KERNELS=off` leaves them out.
  *
- * `AftBatchMatMul` (bmm.wat.ts): batched matMul with transpose flags at SIMD speed, where tfjs-wasm falls back to a
- * scalar loop. On other backends `batchMatMul` below calls tf.matMul, so callers need not care.
+ * - `AftBatchMatMul` (bmm.wat.ts): batched matMul with transpose flags and an optional bias at SIMD speed, where
+ *   tfjs-wasm falls back to a scalar loop; on other backends `batchMatMul` below is tf.matMul.
+ * - `AftAttention`/`AftAttentionGrad`: causal multi-head self-attention from the fused qkv projection, heads read
+ *   and written in place through strided products, with the fused causal softmax and its gradient.
+ * - fused.wat.ts: GELU, LayerNorm, bias column sums, AdamW, token log-probabilities, each with its gradient where
+ *   it has one. ops.ts and logprob.ts wrap them in tf.customGrad and keep tfjs composites for other backends.
  *
  * Two of tfjs-wasm's kernels are replaced: `Identity` and same-dtype `Cast` copy their input there, and tfjs's
  * autodiff calls Identity to save every recorded op's inputs for the backward pass (~450 copies per training step
