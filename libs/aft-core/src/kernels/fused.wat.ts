@@ -254,7 +254,7 @@ export const FUSED_WAT = String.raw`
       (local.set $j (i32.const 0))
       (loop $maxL
         (local.set $left (i32.sub (local.get $n) (local.get $j)))
-        (local.set $e (f32x4.mul (v128.load (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2)))) (local.get $sc)))
+        (local.set $e (f32x4.mul (call $loadN (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $sc)))
         (if (i32.lt_u (local.get $left) (i32.const 4))
           (then (local.set $e (v128.bitselect (local.get $e) (local.get $mx)
             (i32x4.gt_s (i32x4.splat (local.get $left)) (v128.const i32x4 0 1 2 3))))))
@@ -269,7 +269,7 @@ export const FUSED_WAT = String.raw`
       (local.set $j (i32.const 0))
       (loop $expL
         (local.set $e (call $firstLanes
-          (call $exp4 (f32x4.sub (f32x4.mul (v128.load (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2)))) (local.get $sc)) (local.get $mx)))
+          (call $exp4 (f32x4.sub (f32x4.mul (call $loadN (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2))) (i32.sub (local.get $n) (local.get $j))) (local.get $sc)) (local.get $mx)))
           (select (i32.sub (local.get $n) (local.get $j)) (i32.const 0) (i32.gt_s (i32.sub (local.get $n) (local.get $j)) (i32.const 0)))))
         (local.set $sum (f32x4.add (local.get $sum) (local.get $e)))
         (call $storeN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $e) (i32.sub (local.get $t) (local.get $j)))
@@ -280,7 +280,7 @@ export const FUSED_WAT = String.raw`
       (local.set $j (i32.const 0))
       (loop $normL
         (call $storeN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))
-          (f32x4.mul (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))) (local.get $inv))
+          (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (i32.sub (local.get $n) (local.get $j))) (local.get $inv))
           (i32.sub (local.get $n) (local.get $j)))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br_if $normL (i32.lt_u (local.get $j) (local.get $n))))
@@ -310,18 +310,19 @@ export const FUSED_WAT = String.raw`
       (loop $dotL
         (local.set $left (i32.sub (local.get $t) (local.get $j)))
         (local.set $acc (f32x4.add (local.get $acc) (call $firstLanes
-          (f32x4.mul (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))))
-            (v128.load (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2)))))
+          (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $left))
+            (call $loadN (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)))
           (select (local.get $left) (i32.const 4) (i32.lt_s (local.get $left) (i32.const 4))))))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br_if $dotL (i32.lt_u (local.get $j) (local.get $t))))
       (local.set $dot (f32x4.splat (call $hsum (local.get $acc))))
       (local.set $j (i32.const 0))
       (loop $gradL
-        (local.set $pv (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $left (i32.sub (local.get $t) (local.get $j)))
+        (local.set $pv (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)))
         (call $storeN (i32.add (local.get $ds) (i32.shl (local.get $j) (i32.const 2)))
           (f32x4.mul (local.get $sc) (f32x4.mul (local.get $pv)
-            (f32x4.sub (v128.load (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2)))) (local.get $dot))))
+            (f32x4.sub (call $loadN (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $dot))))
           (i32.sub (local.get $t) (local.get $j)))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br_if $gradL (i32.lt_u (local.get $j) (local.get $t))))
