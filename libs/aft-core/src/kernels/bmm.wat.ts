@@ -159,15 +159,19 @@ export const BMM_WAT = String.raw`
   ;; C[b] = op(A[b]) · op(B[b]) (+ bias) for b < batch, each matrix strided: batch b = (n, h) with n = b / H,
   ;; h = b mod H starts at n·sXn + h·sXh elements from X's pointer, and its rows are ldX elements apart (so heads can
   ;; be read from and written into a [tokens, heads·width] layout in place; sXn = 0 broadcasts).
+  ;; $causal skips work that a causal mask makes zero, for square T×T operands of attention: 1 — A is lower
+  ;; triangular (A[i][k] = 0 for k > i: P·V, dS·K), so row block ip stops at k = ip+4; 2 — op(A) is upper triangular
+  ;; (Pᵀ·dY, dSᵀ·Q), so it starts at k = ip; 3 — only C's lower triangle is wanted (Q·Kᵀ, dY·Vᵀ): column blocks past
+  ;; the row block are not computed and those entries are left unwritten. 0 — none.
   ;; $bias: N floats or 0 for none. Scratch: $ap ceil(M/4)·4·K floats (transA only), $bp ceil(N/8)·8·K floats,
   ;; $biasp ceil(N/8)·8 floats.
   (func (export "bmm")
     (param $a0 i32) (param $b0 i32) (param $c0 i32) (param $batch i32)
     (param $M i32) (param $N i32) (param $K i32) (param $transA i32) (param $transB i32) (param $H i32)
     (param $lda i32) (param $sAn i32) (param $sAh i32) (param $ldb i32) (param $sBn i32) (param $sBh i32)
-    (param $ldc i32) (param $sCn i32) (param $sCh i32)
+    (param $ldc i32) (param $sCn i32) (param $sCh i32) (param $causal i32)
     (param $ap i32) (param $bp i32) (param $bias i32) (param $biasp i32)
-    (local $a i32) (local $b i32) (local $c i32) (local $hn i32) (local $hh i32)
+    (local $a i32) (local $b i32) (local $c i32) (local $hn i32) (local $hh i32) (local $k0 i32) (local $k1 i32) (local $jEnd i32)
     (local $bi i32) (local $ip i32) (local $jp i32) (local $k i32) (local $pa i32) (local $pb i32)
     (local $rowBytes i32) (local $crow i32) (local $ncols i32) (local $nrows i32) (local $x v128) (local $y0 v128) (local $y1 v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
@@ -216,6 +220,15 @@ export const BMM_WAT = String.raw`
             (local.set $r3 (call $rowPtr (local.get $a) (i32.add (local.get $ip) (i32.const 3)) (local.get $M) (local.get $lda)))
             (local.set $sa (i32.const 4))))
         (local.set $nrows (i32.sub (local.get $M) (local.get $ip)))
+        ;; the k range and the column blocks this row block needs (see $causal above)
+        (local.set $k0 (i32.const 0))
+        (local.set $k1 (local.get $K))
+        (local.set $jEnd (local.get $N))
+        (if (i32.eq (local.get $causal) (i32.const 1))
+          (then (if (i32.lt_u (i32.add (local.get $ip) (i32.const 4)) (local.get $K)) (then (local.set $k1 (i32.add (local.get $ip) (i32.const 4)))))))
+        (if (i32.eq (local.get $causal) (i32.const 2)) (then (local.set $k0 (local.get $ip))))
+        (if (i32.eq (local.get $causal) (i32.const 3))
+          (then (if (i32.lt_u (i32.add (local.get $ip) (i32.const 4)) (local.get $N)) (then (local.set $jEnd (i32.add (local.get $ip) (i32.const 4)))))))
         (local.set $jp (i32.const 0))
         (loop $colBlocks
           (local.set $c00 (v128.load (i32.add (local.get $biasp) (i32.shl (local.get $jp) (i32.const 2)))))
@@ -223,9 +236,10 @@ export const BMM_WAT = String.raw`
           (local.set $c10 (local.get $c00)) (local.set $c11 (local.get $c01))
           (local.set $c20 (local.get $c00)) (local.set $c21 (local.get $c01))
           (local.set $c30 (local.get $c00)) (local.set $c31 (local.get $c01))
-          (local.set $pb (i32.add (local.get $bp) (i32.mul (local.get $jp) (i32.shl (local.get $K) (i32.const 2)))))
-          (local.set $k (local.get $K))
-          (local.set $ko (i32.const 0))
+          (local.set $pb (i32.add (i32.add (local.get $bp) (i32.mul (local.get $jp) (i32.shl (local.get $K) (i32.const 2))))
+            (i32.shl (local.get $k0) (i32.const 5))))
+          (local.set $k (i32.sub (local.get $k1) (local.get $k0)))
+          (local.set $ko (i32.mul (local.get $k0) (local.get $sa)))
           (loop $ks
             (local.set $y0 (v128.load (local.get $pb)))
             (local.set $y1 (v128.load offset=16 (local.get $pb)))
@@ -277,7 +291,7 @@ export const BMM_WAT = String.raw`
                     (local.set $crow (i32.add (local.get $crow) (local.get $rowBytes)))
                     (call $storePartial (local.get $crow) (local.get $c30) (local.get $c31) (local.get $ncols))))))))))
           (local.set $jp (i32.add (local.get $jp) (i32.const 8)))
-          (br_if $colBlocks (i32.lt_u (local.get $jp) (local.get $N))))
+          (br_if $colBlocks (i32.lt_u (local.get $jp) (local.get $jEnd))))
         (local.set $ip (i32.add (local.get $ip) (i32.const 4)))
         (br_if $rowBlocks (i32.lt_u (local.get $ip) (local.get $M))))
       (local.set $bi (i32.add (local.get $bi) (i32.const 1)))

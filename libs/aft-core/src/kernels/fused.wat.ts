@@ -240,6 +240,26 @@ export const FUSED_WAT = String.raw`
     (v128.and (local.get $v)
       (i32x4.gt_s (i32x4.splat (local.get $n)) (v128.const i32x4 0 1 2 3))))
 
+  ;; Zeros floats from..to−1 of the row at $row.
+  (func $zeroFill (param $row i32) (param $from i32) (param $to i32)
+    (block $done (loop $head
+      (br_if $done (i32.ge_u (local.get $from) (local.get $to)))
+      (br_if $done (i32.eqz (i32.and (local.get $from) (i32.const 3))))
+      (f32.store (i32.add (local.get $row) (i32.shl (local.get $from) (i32.const 2))) (f32.const 0))
+      (local.set $from (i32.add (local.get $from) (i32.const 1)))
+      (br $head)))
+    (block $done (loop $vec
+      (br_if $done (i32.gt_u (i32.add (local.get $from) (i32.const 4)) (local.get $to)))
+      (v128.store (i32.add (local.get $row) (i32.shl (local.get $from) (i32.const 2))) (v128.const i32x4 0 0 0 0))
+      (local.set $from (i32.add (local.get $from) (i32.const 4)))
+      (br $vec)))
+    (block $done (loop $tail
+      (br_if $done (i32.ge_u (local.get $from) (local.get $to)))
+      (f32.store (i32.add (local.get $row) (i32.shl (local.get $from) (i32.const 2))) (f32.const 0))
+      (local.set $from (i32.add (local.get $from) (i32.const 1)))
+      (br $tail))))
+
+  ;; Reads only keys ≤ the query of each row (s above the diagonal may be unwritten), writes all of p.
   (func (export "causalSoftmax") (param $s i32) (param $p i32) (param $rows i32) (param $t i32) (param $scale f32)
     (local $q i32) (local $n i32) (local $j i32) (local $rowBytes i32) (local $mx v128) (local $sum v128) (local $sc v128)
     (local $m f32) (local $e v128) (local $inv v128) (local $left i32)
@@ -249,7 +269,7 @@ export const FUSED_WAT = String.raw`
     (block $done (loop $rowsL
       (br_if $done (i32.eqz (local.get $rows)))
       (local.set $n (i32.add (local.get $q) (i32.const 1))) ;; keys 0..q
-      ;; max of scale·s over the n keys (partial last vector: unused lanes repeat lane 0 via max with itself)
+      ;; max of scale·s over the n keys (lanes past them repeat the running max)
       (local.set $mx (f32x4.splat (f32.mul (f32.load (local.get $s)) (local.get $scale))))
       (local.set $j (i32.const 0))
       (loop $maxL
@@ -264,26 +284,29 @@ export const FUSED_WAT = String.raw`
       (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
         (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
       (local.set $mx (f32x4.splat (local.get $m)))
-      ;; p = exp(scale·s − max) for keys ≤ q, 0 after; sum
+      ;; p = exp(scale·s − max) for the n keys, and their sum
       (local.set $sum (v128.const i32x4 0 0 0 0))
       (local.set $j (i32.const 0))
       (loop $expL
+        (local.set $left (i32.sub (local.get $n) (local.get $j)))
         (local.set $e (call $firstLanes
-          (call $exp4 (f32x4.sub (f32x4.mul (call $loadN (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2))) (i32.sub (local.get $n) (local.get $j))) (local.get $sc)) (local.get $mx)))
-          (select (i32.sub (local.get $n) (local.get $j)) (i32.const 0) (i32.gt_s (i32.sub (local.get $n) (local.get $j)) (i32.const 0)))))
+          (call $exp4 (f32x4.sub (f32x4.mul (call $loadN (i32.add (local.get $s) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $sc)) (local.get $mx)))
+          (select (local.get $left) (i32.const 4) (i32.lt_s (local.get $left) (i32.const 4)))))
         (local.set $sum (f32x4.add (local.get $sum) (local.get $e)))
-        (call $storeN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $e) (i32.sub (local.get $t) (local.get $j)))
+        (call $storeN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $e) (local.get $left))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br_if $expL (i32.lt_u (local.get $j) (local.get $t))))
-      ;; normalise keys ≤ q
+        (br_if $expL (i32.lt_u (local.get $j) (local.get $n))))
+      ;; normalise; keys past the query get 0
       (local.set $inv (f32x4.splat (f32.div (f32.const 1) (call $hsum (local.get $sum)))))
       (local.set $j (i32.const 0))
       (loop $normL
+        (local.set $left (i32.sub (local.get $n) (local.get $j)))
         (call $storeN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))
-          (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (i32.sub (local.get $n) (local.get $j))) (local.get $inv))
-          (i32.sub (local.get $n) (local.get $j)))
+          (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $inv))
+          (local.get $left))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br_if $normL (i32.lt_u (local.get $j) (local.get $n))))
+      (call $zeroFill (local.get $p) (local.get $n) (local.get $t))
       (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
       (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
       (local.set $q (i32.add (local.get $q) (i32.const 1)))
@@ -298,37 +321,43 @@ export const FUSED_WAT = String.raw`
     (if (i32.ge_s (local.get $n) (i32.const 2)) (then (f32.store offset=4 (local.get $dst) (f32x4.extract_lane 1 (local.get $v)))))
     (if (i32.ge_s (local.get $n) (i32.const 3)) (then (f32.store offset=8 (local.get $dst) (f32x4.extract_lane 2 (local.get $v))))))
 
+  ;; Reads p and dp only at keys ≤ the query of each row (dp above the diagonal may be unwritten), writes all of ds.
   (func (export "causalSoftmaxGrad") (param $p i32) (param $dp i32) (param $ds i32) (param $rows i32) (param $t i32) (param $scale f32)
     (local $j i32) (local $rowBytes i32) (local $acc v128) (local $pv v128) (local $dot v128) (local $sc v128) (local $left i32)
+    (local $q i32) (local $n i32)
     (local.set $rowBytes (i32.shl (local.get $t) (i32.const 2)))
     (local.set $sc (f32x4.splat (local.get $scale)))
+    (local.set $q (i32.const 0))
     (block $done (loop $rowsL
       (br_if $done (i32.eqz (local.get $rows)))
-      ;; Σ dP·P over the row (P is 0 past the query)
+      (local.set $n (i32.add (local.get $q) (i32.const 1)))
+      ;; Σ dP·P over the keys ≤ query (P is 0 after them)
       (local.set $acc (v128.const i32x4 0 0 0 0))
       (local.set $j (i32.const 0))
       (loop $dotL
-        (local.set $left (i32.sub (local.get $t) (local.get $j)))
-        (local.set $acc (f32x4.add (local.get $acc) (call $firstLanes
+        (local.set $left (i32.sub (local.get $n) (local.get $j)))
+        (local.set $acc (f32x4.add (local.get $acc)
           (f32x4.mul (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $left))
-            (call $loadN (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)))
-          (select (local.get $left) (i32.const 4) (i32.lt_s (local.get $left) (i32.const 4))))))
+            (call $loadN (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)))))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br_if $dotL (i32.lt_u (local.get $j) (local.get $t))))
+        (br_if $dotL (i32.lt_u (local.get $j) (local.get $n))))
       (local.set $dot (f32x4.splat (call $hsum (local.get $acc))))
       (local.set $j (i32.const 0))
       (loop $gradL
-        (local.set $left (i32.sub (local.get $t) (local.get $j)))
+        (local.set $left (i32.sub (local.get $n) (local.get $j)))
         (local.set $pv (call $loadN (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)))
         (call $storeN (i32.add (local.get $ds) (i32.shl (local.get $j) (i32.const 2)))
           (f32x4.mul (local.get $sc) (f32x4.mul (local.get $pv)
             (f32x4.sub (call $loadN (i32.add (local.get $dp) (i32.shl (local.get $j) (i32.const 2))) (local.get $left)) (local.get $dot))))
-          (i32.sub (local.get $t) (local.get $j)))
+          (local.get $left))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br_if $gradL (i32.lt_u (local.get $j) (local.get $t))))
+        (br_if $gradL (i32.lt_u (local.get $j) (local.get $n))))
+      (call $zeroFill (local.get $ds) (local.get $n) (local.get $t))
       (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
       (local.set $dp (i32.add (local.get $dp) (local.get $rowBytes)))
       (local.set $ds (i32.add (local.get $ds) (local.get $rowBytes)))
+      (local.set $q (i32.add (local.get $q) (i32.const 1)))
+      (if (i32.eq (local.get $q) (local.get $t)) (then (local.set $q (i32.const 0))))
       (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
       (br $rowsL))))
 

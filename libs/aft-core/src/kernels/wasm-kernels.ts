@@ -61,6 +61,8 @@ interface StridedProduct {
   b: Operand;
   c: Operand;
   bias?: number;
+  /** Work a causal mask makes zero, skipped (bmm.wat.ts): 1 lower-triangular A, 2 upper op(A), 3 lower C only. */
+  causal?: 0 | 1 | 2 | 3;
 }
 
 interface KernelExports {
@@ -170,6 +172,7 @@ export async function installWasmKernels(): Promise<void> {
       C.ld,
       C.sn,
       C.sh ?? 0,
+      o.causal ?? 0,
       base,
       base + apBytes,
       o.bias ?? 0,
@@ -341,7 +344,8 @@ export async function installWasmKernels(): Promise<void> {
       const p = wb.makeOutput([B * H, T, T], 'float32');
       const [x, P] = [offset(be, qkv), offset(be, p)];
       const common = { batch: B * H, H };
-      // S = Q·Kᵀ, written where P goes; P = softmax(scale·S + mask) in place; Y = P·V, heads into y's columns
+      // S = Q·Kᵀ (lower triangle), written where P goes; P = softmax(scale·S + mask) in place; Y = P·V, heads into
+      // y's columns. Blocks the causal mask makes zero are skipped throughout.
       mm({
         ...common,
         M: T,
@@ -349,6 +353,7 @@ export async function installWasmKernels(): Promise<void> {
         K: hd,
         transA: false,
         transB: true,
+        causal: 3,
         a: head(x, 3 * D),
         b: head(x + 4 * D, 3 * D),
         c: scores(P),
@@ -361,6 +366,7 @@ export async function installWasmKernels(): Promise<void> {
         K: T,
         transA: false,
         transB: false,
+        causal: 1,
         a: scores(P),
         b: head(x + 8 * D, 3 * D),
         c: head(offset(be, y), D),
@@ -387,6 +393,7 @@ export async function installWasmKernels(): Promise<void> {
         K: hd,
         transA: false,
         transB: true,
+        causal: 3,
         a: head(dY, D),
         b: head(x + 8 * D, 3 * D),
         c: scores(dS),
@@ -399,6 +406,7 @@ export async function installWasmKernels(): Promise<void> {
         K: T,
         transA: true,
         transB: false,
+        causal: 2,
         a: scores(P),
         b: head(dY, D),
         c: head(dX + 8 * D, 3 * D),
@@ -410,6 +418,7 @@ export async function installWasmKernels(): Promise<void> {
         K: T,
         transA: false,
         transB: false,
+        causal: 1,
         a: scores(dS),
         b: head(x + 4 * D, 3 * D),
         c: head(dX, 3 * D),
@@ -421,6 +430,7 @@ export async function installWasmKernels(): Promise<void> {
         K: T,
         transA: true,
         transB: false,
+        causal: 2,
         a: scores(dS),
         b: head(x, 3 * D),
         c: head(dX + 4 * D, 3 * D),
