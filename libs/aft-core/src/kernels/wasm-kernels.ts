@@ -84,17 +84,7 @@ interface KernelExports {
   colSum(x: number, out: number, rows: number, m: number): void;
   causalSoftmax(s: number, p: number, rows: number, t: number, scale: number): void;
   causalSoftmaxGrad(p: number, dp: number, ds: number, rows: number, t: number, scale: number): void;
-  adamw(
-    p: number,
-    g: number,
-    m: number,
-    v: number,
-    po: number,
-    mo: number,
-    vo: number,
-    n: number,
-    ...hyper: number[]
-  ): void;
+  adamw(...args: number[]): void;
   tokenLogProbs(x: number, t: number, out: number, rows: number, v: number): void;
   tokenLogProbsGrad(x: number, t: number, dy: number, dx: number, rows: number, v: number): void;
 }
@@ -125,8 +115,6 @@ export async function installWasmKernels(): Promise<void> {
     ...(await assemble('bmm.wat', BMM_WAT, memory)).exports,
     ...(await assemble('fused.wat', FUSED_WAT, memory)).exports,
   } as unknown as KernelExports;
-  const offset = (be: unknown, t: tf.TensorInfo): number =>
-    (be as WasmBackendInternals).dataIdMap.get(t.dataId)!.memoryOffset;
 
   // scratch, grown on demand (freed and re-allocated: contents never outlive a kernel call)
   const scratch = (): ((bytes: number) => number) => {
@@ -180,330 +168,204 @@ export async function installWasmKernels(): Promise<void> {
     );
   };
 
-  tf.registerKernel({
-    kernelName: AFT_BATCH_MATMUL,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const wb = be as unknown as WasmBackendInternals;
-      const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
-      const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`${AFT_BATCH_MATMUL} takes float32 tensors`);
-      if (a.shape.length !== 3 || b.shape.length !== 3) throw new Error(`${AFT_BATCH_MATMUL} takes rank-3 tensors`);
-      const [ba, a1, a2] = a.shape as [number, number, number];
-      const [bb, b1, b2] = b.shape as [number, number, number];
-      const [M, K] = transposeA ? [a2, a1] : [a1, a2];
-      const [Kb, N] = transposeB ? [b2, b1] : [b1, b2];
-      if (K !== Kb || (ba !== bb && ba !== 1 && bb !== 1)) {
-        throw new Error(
-          `${AFT_BATCH_MATMUL}: shapes [${a.shape}] and [${b.shape}] do not multiply (transposeA=${transposeA}, transposeB=${transposeB})`,
-        );
-      }
-      if (bias && (bias.shape.length !== 1 || bias.shape[0] !== N || bias.dtype !== 'float32')) {
-        throw new Error(`${AFT_BATCH_MATMUL}: bias of shape [${bias.shape}] for ${N} columns`);
-      }
-      const batch = Math.max(ba, bb);
-      const out = wb.makeOutput([batch, M, N], 'float32');
-      if (batch * M * N === 0) return out;
-      if (K === 0) throw new Error(`${AFT_BATCH_MATMUL}: the inner dimension is empty`);
-      mm({
-        batch,
-        M,
-        N,
-        K,
-        transA: transposeA,
-        transB: transposeB,
-        a: { at: offset(wb, a), ld: transposeA ? M : K, sn: ba === 1 ? 0 : M * K },
-        b: { at: offset(wb, b), ld: transposeB ? K : N, sn: bb === 1 ? 0 : K * N },
-        c: { at: offset(wb, out), ld: N, sn: M * N },
-        bias: bias ? offset(wb, bias) : 0,
-      });
-      return out;
-    },
-  });
-  tf.registerKernel({
-    kernelName: AFT_GELU,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be }) => {
-      const { x } = inputs as { x: tf.TensorInfo };
-      const out = (be as unknown as WasmBackendInternals).makeOutput(x.shape, 'float32');
-      exports.gelu(offset(be, x), offset(be, out), tf.util.sizeFromShape(x.shape));
-      return out;
-    },
-  });
-  tf.registerKernel({
-    kernelName: AFT_GELU_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be }) => {
-      const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-      const out = (be as unknown as WasmBackendInternals).makeOutput(x.shape, 'float32');
-      exports.geluGrad(offset(be, x), offset(be, dy), offset(be, out), tf.util.sizeFromShape(x.shape));
-      return out;
-    },
-  });
+  type Inputs = Record<string, tf.TensorInfo>;
+  type Attrs = Record<string, unknown>;
+  /** Registers a kernel for the wasm backend; kernels use `backend`, `at` and `output` from this closure. */
+  const register = (
+    kernelName: string,
+    kernelFunc: (inputs: Inputs, attrs: Attrs) => tf.TensorInfo | tf.TensorInfo[],
+  ) =>
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs }) => kernelFunc(inputs as Inputs, attrs as Attrs),
+    });
+  /** Byte address of a tensor's data in the wasm memory. */
+  const at = (t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  const output = (shape: number[]): tf.TensorInfo => backend.makeOutput(shape, 'float32');
+  /** [rows, length of the last axis]. */
   const rowsOf = (x: tf.TensorInfo): [number, number] => {
     const d = x.shape[x.shape.length - 1]!;
     return [tf.util.sizeFromShape(x.shape) / d, d];
   };
-  tf.registerKernel({
-    kernelName: AFT_LAYER_NORM,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const { x, g, b } = inputs as { x: tf.TensorInfo; g: tf.TensorInfo; b: tf.TensorInfo };
-      const [rows, d] = rowsOf(x);
-      const out = (be as unknown as WasmBackendInternals).makeOutput(x.shape, 'float32');
-      const eps = (attrs as unknown as { eps: number }).eps;
-      exports.layerNorm(offset(be, x), offset(be, g), offset(be, b), offset(be, out), rows, d, eps);
-      return out;
-    },
-  });
-  tf.registerKernel({
-    kernelName: AFT_LAYER_NORM_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const { x, g, dy } = inputs as { x: tf.TensorInfo; g: tf.TensorInfo; dy: tf.TensorInfo };
-      const [rows, d] = rowsOf(x);
-      const wb = be as unknown as WasmBackendInternals;
-      const [dx, dg, db] = [
-        wb.makeOutput(x.shape, 'float32'),
-        wb.makeOutput([d], 'float32'),
-        wb.makeOutput([d], 'float32'),
-      ];
-      const eps = (attrs as unknown as { eps: number }).eps;
-      exports.layerNormGrad(
-        offset(be, x),
-        offset(be, g),
-        offset(be, dy),
-        offset(be, dx!),
-        offset(be, dg!),
-        offset(be, db!),
-        rows,
-        d,
-        eps,
+
+  register(AFT_BATCH_MATMUL, ({ a, b, bias }, attrs) => {
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    if (a!.dtype !== 'float32' || b!.dtype !== 'float32') throw new Error(`${AFT_BATCH_MATMUL} takes float32 tensors`);
+    if (a!.shape.length !== 3 || b!.shape.length !== 3) throw new Error(`${AFT_BATCH_MATMUL} takes rank-3 tensors`);
+    const [ba, a1, a2] = a!.shape as [number, number, number];
+    const [bb, b1, b2] = b!.shape as [number, number, number];
+    const [M, K] = transposeA ? [a2, a1] : [a1, a2];
+    const [Kb, N] = transposeB ? [b2, b1] : [b1, b2];
+    if (K !== Kb || (ba !== bb && ba !== 1 && bb !== 1)) {
+      throw new Error(
+        `${AFT_BATCH_MATMUL}: shapes [${a!.shape}] and [${b!.shape}] do not multiply (transposeA=${transposeA}, transposeB=${transposeB})`,
       );
-      return [dx!, dg!, db!];
-    },
+    }
+    if (bias && (bias.shape.length !== 1 || bias.shape[0] !== N || bias.dtype !== 'float32')) {
+      throw new Error(`${AFT_BATCH_MATMUL}: bias of shape [${bias.shape}] for ${N} columns`);
+    }
+    const batch = Math.max(ba, bb);
+    const out = output([batch, M, N]);
+    if (batch * M * N === 0) return out;
+    if (K === 0) throw new Error(`${AFT_BATCH_MATMUL}: the inner dimension is empty`);
+    mm({
+      batch,
+      M,
+      N,
+      K,
+      transA: transposeA,
+      transB: transposeB,
+      a: { at: at(a!), ld: transposeA ? M : K, sn: ba === 1 ? 0 : M * K },
+      b: { at: at(b!), ld: transposeB ? K : N, sn: bb === 1 ? 0 : K * N },
+      c: { at: at(out), ld: N, sn: M * N },
+      bias: bias ? at(bias) : 0,
+    });
+    return out;
   });
-  tf.registerKernel({
-    kernelName: AFT_COL_SUM,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be }) => {
-      const { x } = inputs as { x: tf.TensorInfo };
-      const [rows, m] = rowsOf(x);
-      const out = (be as unknown as WasmBackendInternals).makeOutput([m], 'float32');
-      exports.colSum(offset(be, x), offset(be, out), rows, m);
-      return out;
-    },
+  register(AFT_GELU, ({ x }) => {
+    const out = output(x!.shape);
+    exports.gelu(at(x!), at(out), tf.util.sizeFromShape(x!.shape));
+    return out;
   });
-  tf.registerKernel({
-    kernelName: AFT_CAUSAL_SOFTMAX,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const { s: x } = inputs as { s: tf.TensorInfo };
-      const [rows, t] = rowsOf(x);
-      const out = (be as unknown as WasmBackendInternals).makeOutput(x.shape, 'float32');
-      exports.causalSoftmax(offset(be, x), offset(be, out), rows, t, (attrs as unknown as { scale: number }).scale);
-      return out;
-    },
+  register(AFT_GELU_GRAD, ({ x, dy }) => {
+    const out = output(x!.shape);
+    exports.geluGrad(at(x!), at(dy!), at(out), tf.util.sizeFromShape(x!.shape));
+    return out;
   });
-  tf.registerKernel({
-    kernelName: AFT_CAUSAL_SOFTMAX_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const { p: pr, dp } = inputs as { p: tf.TensorInfo; dp: tf.TensorInfo };
-      const [rows, t] = rowsOf(pr);
-      const out = (be as unknown as WasmBackendInternals).makeOutput(pr.shape, 'float32');
-      const scale = (attrs as unknown as { scale: number }).scale;
-      exports.causalSoftmaxGrad(offset(be, pr), offset(be, dp), offset(be, out), rows, t, scale);
-      return out;
-    },
+  register(AFT_LAYER_NORM, ({ x, g, b }, { eps }) => {
+    const [rows, d] = rowsOf(x!);
+    const out = output(x!.shape);
+    exports.layerNorm(at(x!), at(g!), at(b!), at(out), rows, d, eps as number);
+    return out;
   });
+  register(AFT_LAYER_NORM_GRAD, ({ x, g, dy }, { eps }) => {
+    const [rows, d] = rowsOf(x!);
+    const [dx, dg, db] = [output(x!.shape), output([d]), output([d])];
+    exports.layerNormGrad(at(x!), at(g!), at(dy!), at(dx), at(dg), at(db), rows, d, eps as number);
+    return [dx, dg, db];
+  });
+  register(AFT_COL_SUM, ({ x }) => {
+    const [rows, m] = rowsOf(x!);
+    const out = output([m]);
+    exports.colSum(at(x!), at(out), rows, m);
+    return out;
+  });
+  register(AFT_CAUSAL_SOFTMAX, ({ s: x }, { scale }) => {
+    const [rows, t] = rowsOf(x!);
+    const out = output(x!.shape);
+    exports.causalSoftmax(at(x!), at(out), rows, t, scale as number);
+    return out;
+  });
+  register(AFT_CAUSAL_SOFTMAX_GRAD, ({ p, dp }, { scale }) => {
+    const [rows, t] = rowsOf(p!);
+    const out = output(p!.shape);
+    exports.causalSoftmaxGrad(at(p!), at(dp!), at(out), rows, t, scale as number);
+    return out;
+  });
+
   // Causal self-attention straight from the fused projection qkv [B·T, 3D] (q | k | v, heads of width hd side by
   // side): every product reads and writes heads in place through strides, so no split, transpose or concat.
-  const attentionLayout = (x: tf.TensorInfo, attrs: unknown) => {
-    const { batch: B, heads: H, scale } = attrs as AttentionAttrs;
-    const [rows, D3] = x.shape as [number, number];
+  const attention = (qkv: tf.TensorInfo, attrs: Attrs) => {
+    const { batch: B, heads: H, scale } = attrs as unknown as AttentionAttrs;
+    const [rows, D3] = qkv.shape as [number, number];
     const T = rows / B;
     const D = D3 / 3;
     const hd = D / H;
-    if (x.shape.length !== 2 || !Number.isInteger(T) || !Number.isInteger(hd) || D3 % 3 !== 0) {
-      throw new Error(`${AFT_ATTENTION}: qkv of shape [${x.shape}] for batch ${B} and ${H} heads`);
+    if (qkv.shape.length !== 2 || !Number.isInteger(T) || !Number.isInteger(hd) || D3 % 3 !== 0) {
+      throw new Error(`${AFT_ATTENTION}: qkv of shape [${qkv.shape}] for batch ${B} and ${H} heads`);
     }
-    // q, k, v of batch-head (n, h): rows 3D apart, n·T·3D + h·hd (+ D for k, + 2D for v) from qkv's start
-    const head = (at: number, ld: number): Operand => ({ at, ld, sn: T * ld, sh: hd });
-    const scores = (at: number): Operand => ({ at, ld: T, sn: H * T * T, sh: T * T });
-    return { B, H, T, D, hd, scale, head, scores };
+    const x = at(qkv);
+    // a head of batch n, head h: rows ld apart, n·T·ld + h·hd from `addr` (q, k, v of qkv: + 0, D, 2D floats)
+    const head = (addr: number, ld: number): Operand => ({ at: addr, ld, sn: T * ld, sh: hd });
+    const [q, k, v] = [0, 1, 2].map((i) => head(x + 4 * i * D, 3 * D)) as [Operand, Operand, Operand];
+    const scores = (addr: number): Operand => ({ at: addr, ld: T, sn: H * T * T, sh: T * T });
+    /** One product per batch-head; `causal` as in bmm.wat.ts. */
+    const product = (
+      causal: StridedProduct['causal'],
+      transA: boolean,
+      transB: boolean,
+      K: number,
+      a: Operand,
+      b: Operand,
+      c: Operand,
+    ) => mm({ batch: B * H, H, M: T, N: transB ? T : hd, K, transA, transB, causal, a, b, c });
+    return { B, H, T, D, hd, scale, q, k, v, head, scores, product };
   };
-  tf.registerKernel({
-    kernelName: AFT_ATTENTION,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const wb = be as unknown as WasmBackendInternals;
-      const { qkv } = inputs as { qkv: tf.TensorInfo };
-      const { B, H, T, D, hd, scale, head, scores } = attentionLayout(qkv, attrs);
-      const y = wb.makeOutput([B * T, D], 'float32');
-      const p = wb.makeOutput([B * H, T, T], 'float32');
-      const [x, P] = [offset(be, qkv), offset(be, p)];
-      const common = { batch: B * H, H };
-      // S = Q·Kᵀ (lower triangle), written where P goes; P = softmax(scale·S + mask) in place; Y = P·V, heads into
-      // y's columns. Blocks the causal mask makes zero are skipped throughout.
-      mm({
-        ...common,
-        M: T,
-        N: T,
-        K: hd,
-        transA: false,
-        transB: true,
-        causal: 3,
-        a: head(x, 3 * D),
-        b: head(x + 4 * D, 3 * D),
-        c: scores(P),
-      });
-      exports.causalSoftmax(P, P, B * H * T, T, scale);
-      mm({
-        ...common,
-        M: T,
-        N: hd,
-        K: T,
-        transA: false,
-        transB: false,
-        causal: 1,
-        a: scores(P),
-        b: head(x + 8 * D, 3 * D),
-        c: head(offset(be, y), D),
-      });
-      return [y, p];
-    },
+  register(AFT_ATTENTION, ({ qkv }, attrs) => {
+    const { B, H, T, D, hd, scale, q, k, v, head, scores, product } = attention(qkv!, attrs);
+    const [y, p] = [output([B * T, D]), output([B * H, T, T])];
+    const P = at(p);
+    // S = Q·Kᵀ (lower triangle), written where P goes; P = softmax(scale·S + mask) in place; Y = P·V, heads into
+    // y's columns. Blocks the causal mask makes zero are skipped throughout.
+    product(3, false, true, hd, q, k, scores(P));
+    exports.causalSoftmax(P, P, B * H * T, T, scale);
+    product(1, false, false, T, scores(P), v, head(at(y), D));
+    return [y, p];
   });
-  tf.registerKernel({
-    kernelName: AFT_ATTENTION_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const wb = be as unknown as WasmBackendInternals;
-      const { qkv, p, dy } = inputs as { qkv: tf.TensorInfo; p: tf.TensorInfo; dy: tf.TensorInfo };
-      const { B, H, T, D, hd, scale, head, scores } = attentionLayout(qkv, attrs);
-      const dqkv = wb.makeOutput(qkv.shape, 'float32');
-      const [x, P, dY, dX] = [offset(be, qkv), offset(be, p), offset(be, dy), offset(be, dqkv)];
-      const dS = attentionScratch(4 * B * H * T * T);
-      const common = { batch: B * H, H };
-      // dP = dY·Vᵀ; dS = scale·P⊙(dP − Σ dP·P) in place; dV = Pᵀ·dY; dQ = dS·K; dK = dSᵀ·Q
-      mm({
-        ...common,
-        M: T,
-        N: T,
-        K: hd,
-        transA: false,
-        transB: true,
-        causal: 3,
-        a: head(dY, D),
-        b: head(x + 8 * D, 3 * D),
-        c: scores(dS),
-      });
-      exports.causalSoftmaxGrad(P, dS, dS, B * H * T, T, scale);
-      mm({
-        ...common,
-        M: T,
-        N: hd,
-        K: T,
-        transA: true,
-        transB: false,
-        causal: 2,
-        a: scores(P),
-        b: head(dY, D),
-        c: head(dX + 8 * D, 3 * D),
-      });
-      mm({
-        ...common,
-        M: T,
-        N: hd,
-        K: T,
-        transA: false,
-        transB: false,
-        causal: 1,
-        a: scores(dS),
-        b: head(x + 4 * D, 3 * D),
-        c: head(dX, 3 * D),
-      });
-      mm({
-        ...common,
-        M: T,
-        N: hd,
-        K: T,
-        transA: true,
-        transB: false,
-        causal: 2,
-        a: scores(dS),
-        b: head(x, 3 * D),
-        c: head(dX + 4 * D, 3 * D),
-      });
-      return dqkv;
-    },
+  register(AFT_ATTENTION_GRAD, ({ qkv, p, dy }, attrs) => {
+    const { B, H, T, D, hd, scale, q, k, v, head, scores, product } = attention(qkv!, attrs);
+    const dqkv = output(qkv!.shape);
+    const [P, dY] = [scores(at(p!)), head(at(dy!), D)];
+    const [dQ, dK, dV] = [0, 1, 2].map((i) => head(at(dqkv) + 4 * i * D, 3 * D)) as [Operand, Operand, Operand];
+    const dS = scores(attentionScratch(4 * B * H * T * T));
+    // dP = dY·Vᵀ; dS = scale·P⊙(dP − Σ dP·P) in place; dV = Pᵀ·dY; dQ = dS·K; dK = dSᵀ·Q
+    product(3, false, true, hd, dY, v, dS);
+    exports.causalSoftmaxGrad(P.at, dS.at, dS.at, B * H * T, T, scale);
+    product(2, true, false, T, P, dY, dV);
+    product(1, false, false, T, dS, k, dQ);
+    product(2, true, false, T, dS, q, dK);
+    return dqkv;
   });
-  tf.registerKernel({
-    kernelName: AFT_ADAMW,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be, attrs }) => {
-      const { p: pr, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
-      const a = attrs as unknown as AdamWAttrs;
-      const wb = be as unknown as WasmBackendInternals;
-      const outs = [pr, m, v].map((t) => wb.makeOutput(t.shape, 'float32'));
-      const n = tf.util.sizeFromShape(pr.shape);
-      for (const t of [g, m, v]) {
-        if (tf.util.sizeFromShape(t.shape) !== n) throw new Error(`${AFT_ADAMW}: tensors of different sizes`);
-      }
-      exports.adamw(
-        offset(be, pr),
-        offset(be, g),
-        offset(be, m),
-        offset(be, v),
-        offset(be, outs[0]!),
-        offset(be, outs[1]!),
-        offset(be, outs[2]!),
-        n,
-        a.gradScale,
-        a.beta1,
-        a.beta2,
-        a.bc1,
-        a.bc2,
-        a.eps,
-        a.lr,
-        a.decay,
-      );
-      return outs;
-    },
+
+  register(AFT_ADAMW, ({ p, g, m, v }, attrs) => {
+    const a = attrs as unknown as AdamWAttrs;
+    const n = tf.util.sizeFromShape(p!.shape);
+    for (const t of [g!, m!, v!]) {
+      if (tf.util.sizeFromShape(t.shape) !== n) throw new Error(`${AFT_ADAMW}: tensors of different sizes`);
+    }
+    const outs = [p!, m!, v!].map((t) => output(t.shape)) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+    exports.adamw(
+      at(p!),
+      at(g!),
+      at(m!),
+      at(v!),
+      ...outs.map(at),
+      n,
+      a.gradScale,
+      a.beta1,
+      a.beta2,
+      a.bc1,
+      a.bc2,
+      a.eps,
+      a.lr,
+      a.decay,
+    );
+    return outs;
   });
-  const checkTargets = (t: tf.TensorInfo, be: unknown, rows: number, v: number): number => {
+  /** Address of int32 targets [rows], each checked to lie in 0..v−1 before a kernel indexes with it. */
+  const targetsAt = (t: tf.TensorInfo, rows: number, v: number): number => {
     if (t.dtype !== 'int32' || tf.util.sizeFromShape(t.shape) !== rows) {
       throw new Error(`${AFT_TOKEN_LOGPROBS}: targets must be ${rows} int32 values`);
     }
-    const at = offset(be, t);
-    const ids = new Int32Array(memory.buffer, at, rows);
-    for (const id of ids)
+    for (const id of new Int32Array(memory.buffer, at(t), rows)) {
       if (!(id >= 0 && id < v)) throw new Error(`${AFT_TOKEN_LOGPROBS}: target ${id} outside 0..${v - 1}`);
-    return at;
+    }
+    return at(t);
   };
-  tf.registerKernel({
-    kernelName: AFT_TOKEN_LOGPROBS,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be }) => {
-      const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
-      const [rows, v] = rowsOf(logits);
-      const t = checkTargets(targets, be, rows, v);
-      const out = (be as unknown as WasmBackendInternals).makeOutput([rows], 'float32');
-      exports.tokenLogProbs(offset(be, logits), t, offset(be, out), rows, v);
-      return out;
-    },
+  register(AFT_TOKEN_LOGPROBS, ({ logits, targets }) => {
+    const [rows, v] = rowsOf(logits!);
+    const t = targetsAt(targets!, rows, v);
+    const out = output([rows]);
+    exports.tokenLogProbs(at(logits!), t, at(out), rows, v);
+    return out;
   });
-  tf.registerKernel({
-    kernelName: AFT_TOKEN_LOGPROBS_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: be }) => {
-      const { logits, targets, dy } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo; dy: tf.TensorInfo };
-      const [rows, v] = rowsOf(logits);
-      const t = checkTargets(targets, be, rows, v);
-      const out = (be as unknown as WasmBackendInternals).makeOutput(logits.shape, 'float32');
-      exports.tokenLogProbsGrad(offset(be, logits), t, offset(be, dy), offset(be, out), rows, v);
-      return out;
-    },
+  register(AFT_TOKEN_LOGPROBS_GRAD, ({ logits, targets, dy }) => {
+    const [rows, v] = rowsOf(logits!);
+    const t = targetsAt(targets!, rows, v);
+    const out = output(logits!.shape);
+    exports.tokenLogProbsGrad(at(logits!), t, at(dy!), at(out), rows, v);
+    return out;
   });
   shareBuffers();
   installed = true;
