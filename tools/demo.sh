@@ -57,7 +57,7 @@ cat <<MSG
 
   AFT Lab is running:   http://$HOST:$PORT
   Sign in as $DEMO_EMAIL with password $DEMO_PASSWORD (or create your own account there)
-  Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~7 min): http://$HOST:$PORT/sweeps/$SWEEP
+  Demo sweep (VFT → AFT/DPO/PRO with and without a constraint, ~4 min): http://$HOST:$PORT/sweeps/$SWEEP
   API key (demo team): $KEY
   Log a run from a script:
     AFT_URL=http://$HOST:$PORT AFT_API_KEY=$KEY npx tsx tools/examples/log-run.ts
