@@ -11,6 +11,8 @@
  *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
+ *   aft stats paired --control ARM [--resamples 2000] [--seed 1]
+ *              < lines of {"seed":1,"arm":"aft-detach","questionId":"q17","correct":true}  →  the paired report
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,6 +29,7 @@ import { resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../trai
 import { resolveAlignConfig, runAlign, type AlignConfig } from '../train/run-align';
 import { CONSTRAINTS } from '../losses';
 import { runLoss } from './loss';
+import { statsCommand } from './stats';
 import { reproduce } from './reproduce';
 import { Progress } from './progress';
 import { num, parseSets, UsageError } from './util';
@@ -38,7 +41,8 @@ const USAGE = `usage:
   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
-  aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)`;
+  aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)
+  aft stats paired --control ARM [--resamples N] [--seed N]  (JSON lines {"seed","arm","questionId","correct"} on stdin)`;
 
 const print = (o: unknown) => process.stdout.write(`${JSON.stringify(o, null, 2)}\n`);
 
@@ -356,6 +360,9 @@ try {
     }
     case 'grade':
       await cmdGrade();
+      break;
+    case 'stats':
+      await statsCommand(rest);
       break;
     case 'loss': {
       let text = '';

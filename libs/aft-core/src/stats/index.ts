@@ -1,0 +1,4 @@
+/** Statistics for comparing runs, free of TensorFlow: entered as `@aft/aft-core/stats` by the web and the CLI. */
+export * from './distributions';
+export * from './paired';
+export * from './rows';
