@@ -1,4 +1,4 @@
-// Lint for the whole monorepo. Module boundaries are the architecture of DESIGN.md §1, enforced:
+// Lint for the whole monorepo. Module boundaries are the layers of docs/architecture.md, enforced:
 // aft-core trains and knows nothing of databases, queues, HTTP or React; the web bundle never imports TensorFlow.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';

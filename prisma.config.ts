@@ -1,5 +1,5 @@
 // Prisma CLI configuration. The CLI cannot download its native schema engine here, so it runs the bundled
-// Wasm engine through a driver adapter (../shared/STACK.md, "Prisma offline"). The 7.x adapter is used only
+// Wasm engine through a driver adapter (no engine download: the project installs offline). The 7.x adapter is used only
 // here: the 6.19.3 one breaks the Wasm engine. The application uses @prisma/adapter-pg 6.19.3.
 import { defineConfig } from 'prisma/config';
 import { PrismaPg } from 'adapter-pg-7';

@@ -1,5 +1,5 @@
 /**
- * TensorFlow.js backend selection (DESIGN.md §3 "Backends"): `tensorflow` (tfjs-node-gpu, then tfjs-node, when
+ * TensorFlow.js backend selection (docs/architecture.md "Data and backends"): `tensorflow` (tfjs-node-gpu, then tfjs-node, when
  * installed — optional dependencies that cannot install where libtensorflow cannot be downloaded), else `wasm`,
  * else `cpu`. `AFT_BACKEND` (or the `prefer` argument) forces one. The chosen backend is recorded with every run.
  */

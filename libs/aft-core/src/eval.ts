@@ -1,5 +1,5 @@
 /**
- * Evaluation (DESIGN.md §3 "Metrics every run reports"), as one JSON object:
+ * Evaluation (docs/architecture.md "Metrics every run reports"), as one JSON object:
  * - task accuracy: greedy decoding on held-out questions, final-answer match;
  * - assessment accuracy: over held-out questions whose sampled COTs include both correct and incorrect ones, the
  *   fraction of (positive, negative) pairs the model scores in the right order (the paper's assessment view);

@@ -1,6 +1,6 @@
 /**
  * Sampling and scoring. Generation uses a key/value cache: prompts of equal length are batched, the prompt is
- * read once, then one token per step (DESIGN.md §4: 5× faster than recomputing, and the same result).
+ * read once, then one token per step (5× faster than recomputing, and the same result).
  * Scores are s(c) = mean log p(c_t | q, c_<t) over the response tokens, computed in padded batches.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   checkSteps,
   CharTokenizer,
+  defaultDataDir,
   extractAnswer,
   generateArith,
   grade,
@@ -80,7 +84,23 @@ describe('grader', () => {
   });
 });
 
-describe('GSM8K and AQUA-RAT from ../shared/data', () => {
+describe("GSM8K and AQUA-RAT from the repository's data/", () => {
+  it('ships the files byte-exact, as SHA256SUMS lists them', () => {
+    const dir = defaultDataDir();
+    expect(dir).toBe(resolve(import.meta.dirname, '../../../data'));
+    const sums = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').trim().split('\n');
+    expect(sums).toHaveLength(4);
+    for (const line of sums) {
+      const [sum, file] = line.split(/\s+/);
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(dir, file!)))
+          .digest('hex'),
+        file,
+      ).toBe(sum);
+    }
+    for (const licence of ['gsm8k/LICENSE', 'aqua_rat/LICENSE']) expect(existsSync(join(dir, licence))).toBe(true);
+  });
   it('extracts the gold answer of every GSM8K test row from its reference solution', () => {
     const test = loadGsm8k('test');
     expect(test).toHaveLength(1319);

@@ -22,7 +22,7 @@ const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const one = (s: LossSpec, scores: number[], ranks: number[], refScores?: number[]) =>
   lossAndGrads(s, [{ scores, ranks, refScores }]);
 
-describe('AFT (DESIGN.md reference definitions)', () => {
+describe('AFT (docs/architecture.md reference definitions)', () => {
   // one pair: i (rank 0) scores −1, j (rank 1) scores −2
   it('none: log(1 + e^{x_j − x_i}), pushing the better up and the worse down', () => {
     const r = one(spec('aft'), [-1, -2], [0, 1]);

@@ -1,7 +1,7 @@
 /**
  * `arith`: a seeded generator of short multi-step arithmetic word problems whose questions admit several correct
  * chains of thought (independent steps in either order, equivalent decompositions), with a step checker.
- * DESIGN.md §3 "Data": positives that differ from the reference must exist (the paper's point about MLE), and
+ * docs/architecture.md "Data and backends": positives that differ from the reference must exist (the paper's point about MLE), and
  * candidates can be ranked by how many of their steps are right.
  *
  * A COT is one step per line, `x op y=z`, then `#### answer`. Questions stay short because the model reads

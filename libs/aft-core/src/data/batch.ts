@@ -1,7 +1,7 @@
 /**
  * Examples → token batches. A sequence is `<bos> prompt response <eos>`; the model reads all but the last token
  * and predicts all but the first. Only response tokens (and the final <eos>) carry loss weight: the prompt is
- * masked out (VFT's NLL on the reference COT, DESIGN.md §3). Batches are right-padded to their longest sequence;
+ * masked out (VFT's NLL on the reference COT, docs/architecture.md "Pipeline"). Batches are right-padded to their longest sequence;
  * under causal attention padding at the end changes nothing before it.
  */
 import { BOS, EOS, PAD, type CharTokenizer } from '../tokenizer';

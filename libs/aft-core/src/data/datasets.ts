@@ -1,5 +1,6 @@
 /**
- * GSM8K and AQUA-RAT, read from `../shared/data/` (see its README) — never downloaded. GSM8K's test split is kept
+ * GSM8K and AQUA-RAT, shipped in the repository's `data/` (see its README, licences and checksums) — never
+ * downloaded. GSM8K's test split is kept
  * out of every training set: `trainingProblems` reads only train.jsonl and refuses a question that also appears in
  * test.jsonl. AQUA-RAT (dev and test only here) is for out-of-distribution evaluation.
  */
@@ -16,21 +17,21 @@ export interface ReasoningProblem {
   answer: string;
 }
 
-/** The shared data folder: $AFT_DATA_DIR, else `../shared/data` beside the repository root. */
+/** The data folder: $AFT_DATA_DIR, else the repository's own `data/`. */
 export function defaultDataDir(): string {
   const fromEnv = process.env['AFT_DATA_DIR'];
   if (fromEnv) return resolve(fromEnv);
   let dir = resolve(import.meta.dirname);
   while (dir !== dirname(dir)) {
-    if (existsSync(join(dir, 'nx.json'))) return resolve(dir, '..', 'shared', 'data');
+    if (existsSync(join(dir, 'nx.json'))) return resolve(dir, 'data');
     dir = dirname(dir);
   }
-  return resolve('..', 'shared', 'data');
+  return resolve('data');
 }
 
 function readJsonl(path: string): unknown[] {
   if (!existsSync(path))
-    throw new Error(`${path} not found: the data sets are read from ../shared/data (set AFT_DATA_DIR)`);
+    throw new Error(`${path} not found: the data sets are read from the repository's data/ (or AFT_DATA_DIR)`);
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim())

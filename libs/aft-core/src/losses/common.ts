@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the ranking losses (DESIGN.md §3, "Losses — the reference definitions").
+ * Shared pieces of the ranking losses (docs/architecture.md, "Scores and losses").
  *
  * A group is one question's candidates: scores x [M] and integer ranks r [M] (lower is better; binary feedback
  * uses 0 for correct, 1 for incorrect). A pair (i, j) is any two candidates with r_i < r_j (i better than j).
