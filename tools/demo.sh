@@ -9,7 +9,9 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/aft}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 PORT="${PORT:-3000}"
 HOST="${HOST:-127.0.0.1}"
-mkdir -p .demo
+# shellcheck source=lib/demo-secrets.sh
+. tools/lib/demo-secrets.sh
+secure_demo_dir .demo
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "▶ installing dependencies (npm ci)"
@@ -27,7 +29,7 @@ KEY=$(field apiKey)
 DEMO_EMAIL=$(field email)
 DEMO_PASSWORD=$(field password)
 # the secret that signs session cookies: made once, kept in .demo/ (git-ignored)
-[ -s .demo/auth-secret ] || node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))" >.demo/auth-secret
+ensure_auth_secret .demo
 export AFT_AUTH_SECRET="${AFT_AUTH_SECRET:-$(cat .demo/auth-secret)}"
 
 echo "▶ building the web app"
@@ -36,9 +38,9 @@ npx next build apps/web >.demo/build.log 2>&1 || { tail -40 .demo/build.log; exi
 bash tools/demo-stop.sh >/dev/null 2>&1 || true
 
 echo "▶ starting web on http://$HOST:$PORT and the worker"
-nohup node node_modules/next/dist/bin/next start apps/web -H "$HOST" -p "$PORT" >.demo/web.log 2>&1 &
+nohup node apps/web/server.mjs -H "$HOST" -p "$PORT" >.demo/web.log 2>&1 &
 echo $! >.demo/web.pid
-AFT_URL="http://127.0.0.1:$PORT" AFT_API_KEY="$KEY" AFT_ARTIFACT_DIR=.demo/artifacts nohup node --import tsx apps/worker/src/main.ts >.demo/worker.log 2>&1 &
+AFT_URL="http://127.0.0.1:$PORT" AFT_ARTIFACT_DIR=.demo/artifacts nohup node --import tsx apps/worker/src/main.ts >.demo/worker.log 2>&1 &
 echo $! >.demo/worker.pid
 
 for _ in $(seq 1 120); do

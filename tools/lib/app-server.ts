@@ -1,7 +1,8 @@
 /**
  * Stands up the real app for end-to-end tests and benchmarks: a fresh database migrated with
  * `prisma migrate deploy` (the path users take), the seed (a user who owns the team "local", and an API key of it),
- * and the built web app started with `next start` on a free port. `stop()` kills the server and drops the database.
+ * and the built web app started with `apps/web/server.mjs` (`next start` that knows client addresses) on a free
+ * port. `stop()` kills the server and drops the database.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -109,9 +110,8 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
       [
         // e.g. AFT_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server in a benchmark
         ...(process.env['AFT_SERVER_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-        'node_modules/next/dist/bin/next',
-        'start',
-        'apps/web',
+        // what production runs: it stamps each request with the socket's address (libs/api/src/client-ip.ts)
+        'apps/web/server.mjs',
         '-H',
         '127.0.0.1',
         '-p',
@@ -140,7 +140,7 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
     const worker = opts.worker
       ? spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
           cwd: ROOT,
-          env: { ...env, AFT_URL: baseUrl, AFT_API_KEY: apiKey, AFT_ARTIFACT_DIR: artifacts, AFT_CONCURRENCY: '2' },
+          env: { ...env, AFT_URL: baseUrl, AFT_ARTIFACT_DIR: artifacts, AFT_CONCURRENCY: '2' },
           stdio: ['ignore', 'pipe', 'pipe'],
         })
       : null;

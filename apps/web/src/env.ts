@@ -8,13 +8,21 @@ const schema = z.object({
   /** The dashboard's public URL (https://aft.example.org); unset, any localhost or 127.0.0.1 port over http. */
   AFT_PUBLIC_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().optional()),
   AFT_DB_POOL: z.coerce.number().int().min(1).max(100).default(16),
+  /** Longest one database statement of a request may run, in ms (then: 503); 0 turns the limit off. */
+  AFT_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
   /** Where launches are queued; empty turns launching off (runs can still be logged). */
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   AFT_QUEUE: z.string().min(1).default('aft-runs'),
   /** Points or samples an API key may write per second (over it: 429 with Retry-After); 0 turns the limit off. */
   /** Where files uploaded through the MLflow API (small artifacts) are kept. */
   AFT_MLFLOW_ARTIFACT_DIR: z.string().min(1).default('.aft/mlflow-artifacts'),
+  /** Bytes of uploaded artifacts one team may keep (default 10 GiB); an upload past it is refused with 413. */
+  AFT_TEAM_STORAGE_BYTES: z.coerce.number().int().min(0).default(10_737_418_240),
   AFT_RATE_PER_S: z.coerce.number().int().min(0).default(1_000_000),
+  /** Queued plus running runs one team may have at once; a launch past it is refused with 429 naming the limit. */
+  AFT_TEAM_MAX_ACTIVE_RUNS: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
+  /** Longest a live stream (a run page's updates) stays open, in seconds; the browser then reconnects on its own. */
+  AFT_STREAM_MAX_S: z.coerce.number().int().min(10).max(86_400).default(900),
 });
 
 let cached: z.infer<typeof schema> | null = null;

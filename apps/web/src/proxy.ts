@@ -1,5 +1,6 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getSessionCookie } from 'better-auth/cookies';
+import { safeNextPath } from './lib/safe-next';
 
 /**
  * Pages need a signed-in user: without a session cookie the browser goes to the sign-in page, which brings it back
@@ -8,7 +9,7 @@ import { getSessionCookie } from 'better-auth/cookies';
 export function proxy(req: NextRequest) {
   if (getSessionCookie(req)) return NextResponse.next();
   const url = new URL('/sign-in', req.url);
-  const next = req.nextUrl.pathname + req.nextUrl.search;
+  const next = safeNextPath(req.nextUrl.pathname + req.nextUrl.search);
   if (next !== '/') url.searchParams.set('next', next);
   return NextResponse.redirect(url);
 }

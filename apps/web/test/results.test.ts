@@ -48,6 +48,12 @@ describe('results table', () => {
     expect(groupOf(runs[0]!).key).toBe('vft-parent|none|');
   });
 
+  it('CSV never hands a spreadsheet a formula from a method or constraint name (logged runs name their own)', () => {
+    const csv = toCsv(resultRows([run('e1', '=HYPERLINK("http://evil","x")', '@SUM(1)', 1, 0.5)]));
+    const line = csv.split('\n')[1]!;
+    expect(line.startsWith(`"'=HYPERLINK(""http://evil"",""x"")",'@SUM(1),`)).toBe(true);
+  });
+
   it('diffs configs, keeping only the keys that differ', () => {
     expect(configDiff([{ id: 'a', config: { lr: 1, model: { d: 64 } } }, { id: 'b', config: { lr: 2, model: { d: 64 } } }])).toEqual([
       { key: 'lr', values: ['1', '2'] },

@@ -5,9 +5,8 @@ import { z } from 'zod';
 /** The worker's settings, validated once at start. The only place this app reads process.env. */
 const schema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  /** The platform's API, where runs report (through libs/tracker). */
+  /** The platform's API, where runs report (through libs/tracker, each job with its own run token: no key here). */
   AFT_URL: z.string().url().default('http://127.0.0.1:3000'),
-  AFT_API_KEY: z.string().min(1, 'AFT_API_KEY is required: a key with the log scope (npm run db:seed writes one to .demo/api-key)'),
   AFT_QUEUE: z.string().min(1).default('aft-runs'),
   /** Training jobs at once; each runs in its own process. Defaults to the number of cores. */
   AFT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(cpus().length),
@@ -20,8 +19,8 @@ const schema = z.object({
 });
 export type WorkerEnv = z.infer<typeof schema>;
 
-export function loadEnv(): WorkerEnv {
-  const parsed = schema.safeParse(process.env);
+export function loadEnv(env: Record<string, string | undefined> = process.env): WorkerEnv {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }

@@ -7,7 +7,6 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'bullmq';
 import { cancelChannel, controlQueueName, createRedis, JobProducer } from '@aft/queue';
-import { Transport } from '@aft/tracker';
 import { loadEnv } from './env';
 import { processRelease } from './release';
 import { SHUTDOWN } from './train';
@@ -16,7 +15,6 @@ const env = loadEnv();
 const connection = createRedis(env.REDIS_URL, 'worker');
 const subscriber = createRedis(env.REDIS_URL, 'worker');
 const producer = new JobProducer(createRedis(env.REDIS_URL, 'worker'), env.AFT_QUEUE);
-const api = new Transport({ url: env.AFT_URL, apiKey: env.AFT_API_KEY });
 const tag = `[worker ${process.pid}]`;
 
 const processorFile = fileURLToPath(new URL(`./processor${import.meta.url.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url));
@@ -27,7 +25,7 @@ const training = new Worker(env.AFT_QUEUE, processorFile, {
   stalledInterval: env.AFT_STALLED_MS,
   maxStalledCount: 3,
 });
-const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRelease(job, producer, api), {
+const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRelease(job, producer, env.AFT_URL), {
   connection,
   concurrency: 4,
 });

@@ -4,6 +4,7 @@
  */
 import { DelayedError, UnrecoverableError, type SandboxedJob } from 'bullmq';
 import { trainJobPayload, type TrainResult } from '@aft/queue';
+import { Transport } from '@aft/tracker';
 import { loadEnv } from './env';
 import { ArtifactStore } from './store';
 import { PermanentError, runTrainJob, ShutdownError } from './train';
@@ -14,16 +15,32 @@ if (process.send) process.on('disconnect', () => process.exit(1));
 const env = loadEnv();
 const store = new ArtifactStore(env.AFT_ARTIFACT_DIR);
 
+/**
+ * A payload the worker cannot read (written by another version, or by hand) still names its run and token: fail
+ * the run with the reason, so it is not left queued forever.
+ */
+async function failUnparsed(data: unknown, why: string): Promise<void> {
+  const { runId, runToken } = (data ?? {}) as { runId?: unknown; runToken?: unknown };
+  if (typeof runId !== 'string' || typeof runToken !== 'string') return;
+  await new Transport({ url: env.AFT_URL, apiKey: runToken, retryForMs: 10_000 })
+    .call('runs.setStatus', { id: runId, status: 'failed', error: why.slice(0, 2000) })
+    .catch(() => undefined);
+}
+
 export default async function process_(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<TrainResult> {
   const parsed = trainJobPayload.safeParse(job.data);
-  if (!parsed.success) throw new UnrecoverableError(`bad job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) {
+    const why = `bad job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+    await failUnparsed(job.data, why);
+    throw new UnrecoverableError(why);
+  }
   const attempts = job.opts.attempts ?? 1;
   try {
     return await runTrainJob(
       parsed.data,
       {
         store,
-        tracker: { url: env.AFT_URL, apiKey: env.AFT_API_KEY },
+        trackerUrl: env.AFT_URL,
         signal,
         progress: (p) => job.updateProgress(p),
         log: (line) => void job.log(line),

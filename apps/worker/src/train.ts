@@ -43,7 +43,8 @@ export class ShutdownError extends Error {
 
 export interface JobContext {
   store: ArtifactStore;
-  tracker: { url: string; apiKey: string };
+  /** The platform's API; the job reports there with its own run token (`p.runToken`). */
+  trackerUrl: string;
   signal?: AbortSignal;
   progress?: (p: TrainProgress) => void | Promise<void>;
   log?: (line: string) => void;
@@ -333,12 +334,18 @@ let backendName: Promise<string> | null = null;
  */
 export async function runTrainJob(p: TrainJobPayload, ctx: JobContext, attempt: { final: boolean } = { final: true }): Promise<TrainResult> {
   backendName ??= initBackend().then((b) => b.name);
-  const run = await attach({ runId: p.runId, url: ctx.tracker.url, apiKey: ctx.tracker.apiKey, backend: await backendName, retryForMs: 60_000 }).catch((e) => {
-    // the run was deleted after its job was queued: nothing to train, and retrying will not bring it back
-    if (e instanceof TrackerError && e.code === 'NOT_FOUND') throw new PermanentError(`run ${p.runId} no longer exists`);
-    throw e;
-  });
-  if (!run) return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
+  const run = await attach({ runId: p.runId, url: ctx.trackerUrl, apiKey: p.runToken, backend: await backendName, retryForMs: 60_000 }).catch(
+    (e) => {
+      // the run ended (canceled, finished) or was deleted after its job was queued, which revokes its token:
+      // nothing to train, and retrying will not bring it back
+      if (e instanceof TrackerError && (e.code === 'UNAUTHORIZED' || e.code === 'NOT_FOUND')) return null;
+      throw e;
+    },
+  );
+  if (!run) {
+    ctx.log?.(`run ${p.runId} is not to be trained: it was canceled, has finished, or no longer exists`);
+    return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
+  }
   try {
     // a bad config fails the run before it trains a step
     if (p.kind === 'vft') vftConfigOf(p.config);

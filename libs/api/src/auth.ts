@@ -3,11 +3,18 @@
  * passwords hashed with scrypt (memory-hard; node:crypto). better-auth's four tables are mapped onto the Prisma
  * schema's snake_case ones, so Prisma migrations own them. A new user gets a team of their own (they own it),
  * the way a W&B user gets a personal entity; sign-ups and sign-ins go to the audit log.
+ *
+ * Hostile input: sign-in attempts are throttled per account and per client address in Postgres (shared by every web
+ * server; 429 with Retry-After), the address being the one the socket's server stamped (client-ip.ts), never a
+ * header the client wrote. New passwords must pass password-policy.ts. Sign-up answers alike whether or not the
+ * email is taken (no session either way: the form signs in next), so it does not tell who has an account.
  */
 import { betterAuth } from 'better-auth';
-import { createAuthMiddleware, isAPIError } from 'better-auth/api';
-import type { Db } from '@aft/db';
+import { APIError, createAuthMiddleware, isAPIError } from 'better-auth/api';
+import { clearSignInAttempts, countSignInAttempt, refundSignInAttempt, type Db, type ThrottleRule } from '@aft/db';
 import { audit } from './audit';
+import { addressBucket, clientIp } from './client-ip';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, passwordProblem } from './password-policy';
 
 export interface AuthOptions {
   db: Db;
@@ -17,6 +24,26 @@ export interface AuthOptions {
   baseURL: string | { allowedHosts: string[]; protocol: 'http' | 'https' };
   /** Other origins allowed to call the auth endpoints. */
   trustedOrigins?: string[];
+  /** Sign-in attempts allowed per account and per client address (defaults: SIGN_IN_LIMITS). */
+  signInLimits?: Partial<typeof SIGN_IN_LIMITS>;
+}
+
+/**
+ * Failed sign-ins allowed per window. Per account, whatever addresses they come from (a botnet guessing one
+ * password); per address, whatever accounts they name (one machine spraying a password over many accounts) — an
+ * office behind one NAT address shares that budget, hence the higher number.
+ */
+export const SIGN_IN_LIMITS = {
+  perAccount: { max: 5, windowS: 15 * 60 } as ThrottleRule,
+  perAddress: { max: 30, windowS: 15 * 60 } as ThrottleRule,
+};
+
+/** Where the auth handler hands better-auth the verified client address (sessions' ip_address, its own limiter). */
+const AUTH_IP_HEADER = 'x-aft-auth-ip';
+
+/** The email a sign-in names, as accounts are keyed (better-auth lower-cases emails). */
+function accountKey(email: unknown): string | null {
+  return typeof email === 'string' && email.trim() ? `email:${email.trim().toLowerCase().slice(0, 320)}` : null;
 }
 
 const timestamps = { createdAt: 'created_at', updatedAt: 'updated_at' } as const;
@@ -33,13 +60,21 @@ function personalSlug(email: string): string {
 
 export function createAuth(opts: AuthOptions) {
   const { db } = opts;
-  return betterAuth({
+  const limits = { ...SIGN_IN_LIMITS, ...opts.signInLimits };
+  const auth = betterAuth({
     database: db.pool,
     secret: opts.secret,
     baseURL: opts.baseURL,
     trustedOrigins: opts.trustedOrigins ?? [],
     telemetry: { enabled: false },
-    emailAndPassword: { enabled: true, minPasswordLength: 10, maxPasswordLength: 256, autoSignIn: true },
+    emailAndPassword: {
+      enabled: true,
+      minPasswordLength: PASSWORD_MIN_LENGTH,
+      maxPasswordLength: PASSWORD_MAX_LENGTH,
+      // without auto sign-in, better-auth answers a sign-up for a taken email exactly like one for a new email
+      autoSignIn: false,
+    },
+    advanced: { ipAddress: { ipAddressHeaders: [AUTH_IP_HEADER] } },
     user: { modelName: 'app_user', fields: { emailVerified: 'email_verified', ...timestamps } },
     session: {
       modelName: 'auth_session',
@@ -69,12 +104,48 @@ export function createAuth(opts: AuthOptions) {
     },
     verification: { modelName: 'auth_verification', fields: { expiresAt: 'expires_at', ...timestamps } },
     hooks: {
-      // failed sign-ins go to the audit log too, under the account they tried (team owners see them)
+      before: createAuthMiddleware(async (ctx) => {
+        const newPassword =
+          ctx.path === '/sign-up/email'
+            ? { field: 'password', value: ctx.body?.password }
+            : ctx.path === '/change-password' || ctx.path === '/reset-password'
+              ? { field: 'newPassword', value: ctx.body?.newPassword }
+              : null;
+        const problem = newPassword && passwordProblem(newPassword.value, newPassword.field);
+        if (problem) throw new APIError('BAD_REQUEST', { message: problem, code: 'PASSWORD_TOO_WEAK' });
+        if (ctx.path !== '/sign-in/email') return;
+        // counted before the password is checked, so parallel guesses cannot all get in under the limit
+        const ip = ctx.headers ? clientIp(ctx.headers) : null;
+        const account = accountKey(ctx.body?.email);
+        const refused = await countSignInAttempt(db, [
+          ...(ip ? [{ key: `ip:${addressBucket(ip)}`, rule: limits.perAddress }] : []),
+          ...(account ? [{ key: account, rule: limits.perAccount }] : []),
+        ]);
+        if (refused) {
+          const whose = refused.key.startsWith('ip:') ? 'from your address' : 'for this account';
+          throw new APIError(
+            'TOO_MANY_REQUESTS',
+            {
+              message: `too many failed sign-in attempts ${whose}: try again in ${refused.retryAfterS} s`,
+              code: 'TOO_MANY_SIGN_IN_ATTEMPTS',
+            },
+            { 'retry-after': String(refused.retryAfterS) },
+          );
+        }
+      }),
       after: createAuthMiddleware(async (ctx) => {
-        if (ctx.path !== '/sign-in/email' || !isAPIError(ctx.context.returned)) return;
-        const email = typeof ctx.body?.email === 'string' ? ctx.body.email.slice(0, 320) : null;
+        if (ctx.path !== '/sign-in/email') return;
+        const ip = ctx.headers ? clientIp(ctx.headers) : null;
+        const account = accountKey(ctx.body?.email);
+        if (!isAPIError(ctx.context.returned)) {
+          // a success gives its attempt back; the account's owner proved the password, so its count starts over
+          if (ip) await refundSignInAttempt(db, `ip:${addressBucket(ip)}`);
+          if (account) await clearSignInAttempts(db, account);
+          return;
+        }
+        // failed sign-ins go to the audit log too, under the account they tried (team owners see them)
+        const email = account?.slice('email:'.length) ?? null;
         const user = email ? await db.prisma.user.findUnique({ where: { email }, select: { id: true } }) : null;
-        const ip = ctx.headers?.get('x-forwarded-for')?.split(',')[0]?.trim() ?? null;
         await audit(db, { userId: user?.id ?? null, action: 'user.sign_in_failed', target: email, ip }).catch(
           () => undefined,
         );
@@ -99,12 +170,23 @@ export function createAuth(opts: AuthOptions) {
       session: {
         create: {
           after: async (session) => {
-            await audit(db, { userId: session.userId, action: 'user.sign_in', ip: session.ipAddress ?? null });
+            await audit(db, { userId: session.userId, action: 'user.sign_in', ip: session.ipAddress || null });
           },
         },
       },
     },
   });
+  return {
+    ...auth,
+    /** better-auth's HTTP handler, told the verified client address (and nothing a client wrote in its place). */
+    handler: (req: Request) => {
+      const headers = new Headers(req.headers);
+      const ip = clientIp(req.headers);
+      if (ip) headers.set(AUTH_IP_HEADER, ip);
+      else headers.delete(AUTH_IP_HEADER);
+      return auth.handler(new Request(req, { headers }));
+    },
+  };
 }
 
 export type Auth = ReturnType<typeof createAuth>;

@@ -8,8 +8,10 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { exportArchiveGz } from '@aft/db';
 import { id } from '@aft/contracts';
+import { downloadHeaders } from './artifact-files';
 import { requestContext, type ApiHandlerOptions } from './http';
 import { appRouter } from './root';
+import { crossSiteRefusal } from './same-origin';
 import { createCallerFactory, describeZodError } from './trpc';
 
 const query = z
@@ -37,7 +39,11 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
     if (req.method !== 'GET') return errorResponse(405, 'METHOD_NOT_SUPPORTED', 'use GET');
     const parsed = query.safeParse(Object.fromEntries(new URL(req.url).searchParams));
     if (!parsed.success) return errorResponse(400, 'BAD_REQUEST', describeZodError(parsed.error));
-    const caller = createCallerFactory(appRouter)(await requestContext(opts, req.headers));
+    const ctx = await requestContext(opts, req.headers);
+    // the session cookie rides along on a link from any site: only our own pages may export with it
+    const refusal = ctx.userId && !ctx.apiKey ? crossSiteRefusal(req.headers, req.url, false) : null;
+    if (refusal) return errorResponse(403, 'FORBIDDEN', refusal);
+    const caller = createCallerFactory(appRouter)(ctx);
     let name: string;
     let projectId: string;
     try {
@@ -73,7 +79,7 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
     return new Response(body, {
       headers: {
         'content-type': 'application/gzip',
-        'content-disposition': `attachment; filename="${fileName(name)}.aft.tar.gz"`,
+        ...downloadHeaders(`${fileName(name)}.aft.tar.gz`),
         'cache-control': 'no-store',
       },
     });

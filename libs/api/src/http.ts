@@ -2,9 +2,14 @@ import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import type { Db, RunNotifier } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
 import type { RateLimiter } from './rate-limit';
+import { LIMITS } from '@aft/contracts';
+import { parsePythonJson, PythonJsonError } from './mlflow/python-json';
+import { BodyTooLargeError, withBodyLimit } from './body';
 import { appRouter } from './root';
 import { sessionUser, type Auth } from './auth';
 import { apiKeyFromHeaders, createContextInner, RateLimitedError } from './trpc';
+import { clientIp } from './client-ip';
+import type { StreamLimits } from './streams';
 
 export interface ApiHandlerOptions {
   db: Db;
@@ -15,8 +20,14 @@ export interface ApiHandlerOptions {
   rateLimiter?: RateLimiter | null;
   /** Where the router is mounted. */
   endpoint?: string;
+  /** The MLflow API's artifact directory (AFT_MLFLOW_ARTIFACT_DIR): a deleted run's uploaded files go with it. */
+  artifactDir?: string | null;
+  /** Queued plus running runs a team may have at once (AFT_TEAM_MAX_ACTIVE_RUNS); default in libs/db. */
+  maxActiveRuns?: number;
   /** Largest request body accepted, in bytes (a full 10,000-point batch is about 0.7 MB). */
   maxBodyBytes?: number;
+  /** How often live streams re-check access and how long each may stay open (AFT_STREAM_MAX_S). */
+  streams?: StreamLimits;
 }
 
 function jsonError(status: number, code: string, message: string): Response {
@@ -46,33 +57,79 @@ export const TEAM_COOKIE = 'aft_team';
 
 /** Who is calling: an API key if one was sent, else the session cookie's user and the team they work in. */
 export async function requestContext(
-  opts: Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth' | 'jobs' | 'rateLimiter'>,
+  opts: Pick<
+    ApiHandlerOptions,
+    'db' | 'notifier' | 'auth' | 'jobs' | 'rateLimiter' | 'maxActiveRuns' | 'streams' | 'artifactDir'
+  >,
   headers: Headers,
 ) {
   const apiKey = apiKeyFromHeaders(headers);
-  const user = !apiKey && opts.auth ? await sessionUser(opts.auth, headers) : null;
+  const auth = opts.auth;
+  const user = !apiKey && auth ? await sessionUser(auth, headers) : null;
   return createContextInner({
     db: opts.db,
     notifier: opts.notifier,
     jobs: opts.jobs ?? null,
     rateLimiter: opts.rateLimiter ?? null,
+    artifactDir: opts.artifactDir ?? null,
+    maxActiveRuns: opts.maxActiveRuns,
     apiKey,
     userId: user?.id ?? null,
+    revalidateSession: user && auth ? async () => (await sessionUser(auth, headers))?.id ?? null : null,
+    streams: opts.streams,
     team: headers.get('x-aft-team') ?? cookieValue(headers, TEAM_COOKIE),
-    ip: headers.get('x-forwarded-for')?.split(',')[0]?.trim() ?? headers.get('x-real-ip') ?? null,
+    ip: clientIp(headers),
   });
+}
+
+/**
+ * What a body's structure is bounded by before tRPC parses it. JSON.parse holds the event loop for seconds on 8 MB
+ * of `{},{},…` or `[[[[…`, within the byte limit; the largest real request (a 10,000-point batch as objects, a
+ * 1,000-sample batch) has about 100,000 commas, colons and brackets and nests a few levels.
+ */
+const TRPC_BODY_SHAPE = { structure: 500_000, depth: 64, nonFinite: Number.MAX_SAFE_INTEGER, checkOnly: true };
+
+/** Why `req`'s body is refused before parsing (too much structure, too deep), or null; the walk is linear. */
+async function shapeProblem(req: Request): Promise<string | null> {
+  if (!req.body) return null;
+  try {
+    await parsePythonJson(await req.clone().text(), TRPC_BODY_SHAPE);
+    return null;
+  } catch (e) {
+    if (e instanceof PythonJsonError) return e.message;
+    throw e;
+  }
 }
 
 /** The tRPC API as a fetch handler (Request → Response): mounted by the Next route, called directly in tests. */
 export function createApiHandler(opts: ApiHandlerOptions) {
   const maxBody = opts.maxBodyBytes ?? 8 * 1024 * 1024;
-  return async (req: Request): Promise<Response> => {
-    const len = Number(req.headers.get('content-length') ?? '0');
-    if (len > maxBody) {
-      return jsonError(413, 'PAYLOAD_TOO_LARGE', `request body is ${len} bytes; the limit is ${maxBody} bytes`);
+  const endpoint = opts.endpoint ?? '/api/trpc';
+  return async (original: Request): Promise<Response> => {
+    // counted before any call runs: each call of a batch may read up to the per-call limits
+    const url = new URL(original.url);
+    if (url.searchParams.get('batch') === '1') {
+      const calls = url.pathname.slice(endpoint.length).split(',').length;
+      if (calls > LIMITS.batchCalls) {
+        await original.body?.cancel().catch(() => undefined);
+        return jsonError(
+          413,
+          'PAYLOAD_TOO_LARGE',
+          `the batch has ${calls} calls; one request carries at most ${LIMITS.batchCalls}`,
+        );
+      }
+    }
+    let req: Request;
+    try {
+      req = await withBodyLimit(original, maxBody);
+      const shape = await shapeProblem(req);
+      if (shape) return jsonError(413, 'PAYLOAD_TOO_LARGE', shape);
+    } catch (e) {
+      if (e instanceof BodyTooLargeError) return jsonError(413, 'PAYLOAD_TOO_LARGE', e.message);
+      throw e;
     }
     return fetchRequestHandler({
-      endpoint: opts.endpoint ?? '/api/trpc',
+      endpoint,
       req,
       router: appRouter,
       createContext: () => requestContext(opts, req.headers),

@@ -8,7 +8,8 @@ export {
   type ContextInner,
   type Role,
 } from './trpc';
-export { createAuth, sessionUser, type Auth } from './auth';
+export { createAuth, sessionUser, SIGN_IN_LIMITS, type Auth } from './auth';
+export { clientIp, clientIpStamping, parseTrustedProxies, stampClientIp, CLIENT_IP_HEADER } from './client-ip';
 export { audit } from './audit';
 export { runListInput, configHash } from './router/runs';
 export type { WireSeries } from './router/metrics';
@@ -16,3 +17,4 @@ export { createApiHandler, requestContext, cookieValue, TEAM_COOKIE, type ApiHan
 export { RedisRateLimiter, type RateLimiter } from './rate-limit';
 export { createExportHandler } from './export';
 export { createMlflowHandler, MLFLOW_LIMITS, type MlflowOptions } from './mlflow/handler';
+export { bodyLimited, BodyTooLargeError, readBody, withBodyLimit } from './body';

@@ -1,8 +1,9 @@
 /** Fixtures for API tests: a team with an API key and a handler over a test database. Entered as `@aft/api/testing`. */
 import { generateApiKey, RunNotifier, type Db } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
-import { createApiHandler } from './http';
+import { createApiHandler, type ApiHandlerOptions } from './http';
 import type { Auth } from './auth';
+import { parseTrustedProxies, stampClientIp } from './client-ip';
 import type { RateLimiter } from './rate-limit';
 import type { Role } from './trpc';
 
@@ -38,9 +39,10 @@ export function createTestHandler(
   auth: Auth | null = null,
   jobs: JobProducer | null = null,
   rateLimiter: RateLimiter | null = null,
+  more: Partial<Pick<ApiHandlerOptions, 'streams' | 'maxActiveRuns' | 'maxBodyBytes'>> = {},
 ) {
   const notifier = new RunNotifier(connectionString);
-  const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter });
+  const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter, ...more });
   const call = async (
     path: string,
     input: unknown,
@@ -68,7 +70,10 @@ export function createTestHandler(
 /** Serves a fetch handler over node:http on 127.0.0.1 (port 0 = any free one). For SDK tests. */
 export async function serveFetch(handler: (req: Request) => Promise<Response>, port = 0) {
   const { createServer } = await import('node:http');
+  const noProxies = parseTrustedProxies('');
   const server = createServer(async (req, res) => {
+    // as apps/web/server.mjs does: the handler learns the client's address from the socket, not from its headers
+    stampClientIp(req, noProxies);
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? Buffer.concat(chunks) : undefined;

@@ -1,8 +1,24 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
-import { BadCursorError, hashApiKey, RunNotFoundError, type ApiKeyScope, type Db, type RunNotifier } from '@aft/db';
+import { findUnstorable, MAX_JSON_DEPTH } from '@aft/contracts';
+import {
+  ActiveRunCapError,
+  BadCursorError,
+  hashApiKey,
+  isRunToken,
+  isStatementTimeout,
+  MetricKeyCapError,
+  resolveRunToken,
+  RunNotFoundError,
+  type ApiKeyScope,
+  type Db,
+  type RunGrant,
+  type RunNotifier,
+} from '@aft/db';
 import type { JobProducer } from '@aft/queue';
 import type { RateLimiter } from './rate-limit';
+import { assertRunAccess } from './run-access';
+import type { StreamLimits } from './streams';
 
 export type Role = 'owner' | 'member' | 'viewer';
 /** What an actor may do: the API-key scopes, plus `manage` (members, invitations, keys, audit) for owners. */
@@ -15,15 +31,17 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: ['read', 'log', 'launch', 'manage'],
 };
 
-/** Who a request acts for: a team, through an API key or a signed-in member of it. */
+/** Who a request acts for: a team, through an API key, a signed-in member of it, or a training job's run token. */
 export interface Actor {
   teamId: string;
-  via: 'key' | 'user';
+  via: 'key' | 'user' | 'run';
   keyId: string | null;
   userId: string | null;
   /** The member's role; null for a key. */
   role: Role | null;
   scopes: readonly Permission[];
+  /** For a run token: the run it reports on and the runs it may read (run-access.ts); null otherwise. */
+  run: RunGrant | null;
 }
 
 export interface ContextInner {
@@ -33,6 +51,10 @@ export interface ContextInner {
   apiKey: string | null;
   /** The signed-in user (from the session cookie), if any. */
   userId?: string | null;
+  /** Looks the request's session up again (a long stream re-checks it was not signed out): the user, or null. */
+  revalidateSession?: (() => Promise<string | null>) | null;
+  /** How often long streams re-check access and how long they may stay open (streams.ts has the defaults). */
+  streams?: StreamLimits;
   /** Slug of the team a signed-in user acts in (`x-aft-team` header or `aft_team` cookie); else their first team. */
   team?: string | null;
   /** The client's address, for the audit log. */
@@ -41,6 +63,12 @@ export interface ContextInner {
   jobs?: JobProducer | null;
   /** Ingestion rate per API key; null = unlimited. */
   rateLimiter?: RateLimiter | null;
+  /** Where the MLflow API keeps uploaded files (one folder per run); null when this server keeps none. */
+  artifactDir?: string | null;
+  /** What this request has read so far, shared by the calls of a batch (LIMITS.pointsPerRequest). */
+  reads?: { points: number };
+  /** Queued plus running runs a team may have at once (launches past it are refused); default in libs/db. */
+  maxActiveRuns?: number;
 }
 
 /** A 429 that says when to come back; the HTTP handler turns `retryAfterS` into a `Retry-After` header. */
@@ -57,18 +85,25 @@ export class RateLimitedError extends Error {
 
 /** Charges a write of `units` points or samples to the caller's key (the dashboard's own requests are not limited). */
 export async function chargeRate(ctx: Context & { actor: Actor }, units: number): Promise<void> {
-  if (!ctx.rateLimiter || !ctx.actor.keyId) return;
+  const bucket = rateBucket(ctx.actor);
+  if (!ctx.rateLimiter || !bucket) return;
   // the limiter failing (Redis away) must not stop ingestion: it fails open
-  const r = await ctx.rateLimiter.take(ctx.actor.keyId, units).catch(() => ({ ok: true as const }));
+  const r = await ctx.rateLimiter.take(bucket, units).catch(() => ({ ok: true as const }));
   if (!r.ok) {
     const cause = new RateLimitedError(r.retryAfterS, r.limit);
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
   }
 }
 
+/** Whose ingestion rate a write counts against: the API key, or the run a run token reports on (users: none). */
+export function rateBucket(actor: Actor): string | null {
+  return actor.keyId ?? (actor.run ? `run:${actor.run.runId}` : null);
+}
+
 /** What tests use directly (with `createCaller`); the route handler wraps it with the request's headers. */
 export function createContextInner(opts: ContextInner) {
-  return { ...opts };
+  // one object per request: middlewares copy the context, and every copy must count into the same budget
+  return { ...opts, reads: opts.reads ?? { points: 0 } };
 }
 export type Context = ReturnType<typeof createContextInner>;
 
@@ -82,7 +117,11 @@ export function apiKeyFromHeaders(headers: Headers): string | null {
 
 /** Turns zod issues into one line a person can act on: `points.3.step: step must be an integer; …`. */
 export function describeZodError(e: ZodError): string {
-  const issues = e.issues.slice(0, 8).map((i) => `${i.path.length ? i.path.join('.') : 'input'}: ${i.message}`);
+  const issues = e.issues.slice(0, 8).map((i) => {
+    // a record key's own issue says what is wrong with it; the wrapper only says "Invalid key in record"
+    const why = i.code === 'invalid_key' && i.issues[0] ? `a key ${i.issues[0].message}` : i.message;
+    return `${i.path.length ? i.path.join('.') : 'input'}: ${why}`;
+  });
   const more = e.issues.length > 8 ? `; and ${e.issues.length - 8} more` : '';
   return `invalid input — ${issues.join('; ')}${more}`;
 }
@@ -127,13 +166,49 @@ const errors = t.middleware(async ({ next }) => {
       throw new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
     }
     if (cause instanceof BadCursorError) throw new TRPCError({ code: 'BAD_REQUEST', message: cause.message, cause });
+    if (cause instanceof MetricKeyCapError) throw new TRPCError({ code: 'BAD_REQUEST', message: cause.message, cause });
+    if (isStatementTimeout(cause)) {
+      throw new TRPCError({
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'the database query took too long and was stopped: ask for less (fewer runs, keys or steps), or retry',
+        cause,
+      });
+    }
+    if (cause instanceof ActiveRunCapError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
   }
   return res;
 });
 
-export const publicProcedure = t.procedure.use(errors);
+/**
+ * Text Postgres cannot store (NUL, lone surrogates) is refused in every input, naming the field, before it is parsed.
+ * The schemas refuse it too (`pgText`); this is for the string a schema missed, which must still be a 400, not a 500.
+ */
+const storableInput = t.middleware(async ({ next, getRawInput }) => {
+  const bad = findUnstorable(await getRawInput(), 2 * MAX_JSON_DEPTH);
+  if (bad) {
+    const at = bad.path.length ? bad.path.join('.') : 'input';
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `invalid input — ${at}: ${bad.message}` });
+  }
+  return next();
+});
 
-export async function resolveActor(ctx: Context): Promise<Actor> {
+export const publicProcedure = t.procedure.use(errors).use(storableInput);
+
+/**
+ * Who the request acts for. Run tokens are accepted only where the caller can enforce their run scope (`runTokens`:
+ * the tRPC procedures, through `assertRunAccess`); elsewhere (the MLflow API, exports) they are refused.
+ */
+export async function resolveActor(ctx: Context, opts: { runTokens?: boolean } = {}): Promise<Actor> {
+  if (ctx.apiKey && isRunToken(ctx.apiKey)) {
+    if (!opts.runTokens) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: 'a run token only reports on its run through the platform API; use an API key here' });
+    }
+    const grant = await resolveRunToken(ctx.db.pool, ctx.apiKey);
+    if (!grant) {
+      throw new TRPCError({ code: 'UNAUTHORIZED', message: 'run token not recognised, expired, or its run has ended' });
+    }
+    return { teamId: grant.teamId, via: 'run', keyId: null, userId: null, role: null, scopes: ['read', 'log'], run: grant };
+  }
   if (ctx.apiKey) {
     // Not cached: a revoked key must be refused on its very next request, by every server process.
     const res = await ctx.db.pool.query<{
@@ -162,6 +237,7 @@ export async function resolveActor(ctx: Context): Promise<Actor> {
       userId: null,
       role: null,
       scopes: key.scopes as ApiKeyScope[],
+      run: null,
     };
   }
   if (ctx.userId) {
@@ -185,6 +261,7 @@ export async function resolveActor(ctx: Context): Promise<Actor> {
       userId: ctx.userId,
       role: m.role,
       scopes: ROLE_PERMISSIONS[m.role],
+      run: null,
     };
   }
   throw new TRPCError({
@@ -195,12 +272,14 @@ export async function resolveActor(ctx: Context): Promise<Actor> {
 }
 
 /** Every procedure that touches team data: knows which team it acts for. */
-export const teamProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const actor = await resolveActor(ctx);
+export const teamProcedure = publicProcedure.use(async ({ ctx, next, path, getRawInput }) => {
+  const actor = await resolveActor(ctx, { runTokens: true });
+  if (actor.run) assertRunAccess(actor.run, path, await getRawInput());
   return next({ ctx: { ...ctx, actor } });
 });
 
 function denial(actor: Actor, need: Permission): string {
+  if (actor.via === 'run') return `a run token cannot ${need}`;
   if (actor.via === 'key') {
     return need === 'manage'
       ? 'managing members, invitations and keys needs a signed-in owner, not an API key'
@@ -227,7 +306,7 @@ export const writeProcedure = teamProcedure.meta({ scope: 'log' }).use(requireSc
 export const logProcedure = teamProcedure
   .meta({ scope: 'log', keyOnly: true })
   .use(async ({ ctx, next }) => {
-    if (ctx.actor.via !== 'key') {
+    if (ctx.actor.via === 'user') {
       throw new TRPCError({
         code: 'FORBIDDEN',
         message: 'logging needs an API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`',

@@ -1,7 +1,9 @@
 /**
- * Accounts over HTTP, as the dashboard uses them: sign-up gives a session cookie and a team of one's own; the
- * password is stored as a scrypt hash; sign-in with a wrong password is refused; the cookie authorizes tRPC calls;
- * sign-out ends the session in Postgres, after which the same cookie is refused. Invitations add members.
+ * Accounts over HTTP, as the dashboard uses them: sign-up makes an account and a team of one's own (no session: the
+ * form signs in next, so sign-up answers alike for a taken email); the password is stored as a scrypt hash;
+ * sign-in with a wrong password is refused; the cookie authorizes tRPC calls; sign-out ends the session in
+ * Postgres, after which the same cookie is refused. Invitations add members — only the person one names, if it
+ * names one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
@@ -42,6 +44,15 @@ async function authPost(path: string, body: unknown, cookie?: string) {
   };
 }
 
+/** Signs up, then in (as the sign-in form does): the session cookie. */
+async function signUpAndIn(email: string, password: string, name: string): Promise<string> {
+  const up = await authPost('sign-up/email', { email, password, name });
+  expect(up.status).toBe(200);
+  const inn = await authPost('sign-in/email', { email, password });
+  expect(inn.status).toBe(200);
+  return inn.cookie;
+}
+
 async function trpcGet(path: string, cookie: string, input?: unknown) {
   const q = input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`;
   const res = await api.handler(new Request(`${ORIGIN}/api/trpc/${path}${q}`, { headers: { cookie } }));
@@ -69,7 +80,9 @@ describe('sign-up, sign-in, sign-out', () => {
     const email = 'ada@lab.test';
     const up = await authPost('sign-up/email', { email, password: 'correct horse battery', name: 'Ada' });
     expect(up.status).toBe(200);
-    expect(up.cookie).toMatch(/session_token=/);
+    expect(up.cookie).not.toMatch(/session_token=/);
+    const first = await authPost('sign-in/email', { email, password: 'correct horse battery' });
+    expect(first.cookie).toMatch(/session_token=/);
 
     const user = await t.db.prisma.user.findUniqueOrThrow({ where: { email } });
     const account = await t.db.prisma.account.findFirstOrThrow({ where: { userId: user.id } });
@@ -80,7 +93,7 @@ describe('sign-up, sign-in, sign-out', () => {
     expect(memberships[0]!.role).toBe('owner');
     expect(memberships[0]!.team.name).toBe("Ada's team");
 
-    const me = await trpcGet('teams.me', up.cookie);
+    const me = await trpcGet('teams.me', first.cookie);
     expect(me.status).toBe(200);
     expect(me.json.result!.data).toMatchObject({ user: { email }, current: { role: 'owner' } });
 
@@ -120,26 +133,21 @@ describe('sign-up, sign-in, sign-out', () => {
     await authPost('sign-up/email', { email: 'carol@lab.test', password: 'long enough password', name: 'Carol' });
     const twice = await authPost('sign-up/email', {
       email: 'carol@lab.test',
-      password: 'long enough password',
+      password: 'another long password',
       name: 'Carol',
     });
-    expect(twice.status).toBe(422);
+    expect(twice.status).toBe(200); // alike for a taken email: see "does not tell whether an email has an account"
     expect(await t.db.prisma.user.count({ where: { email: 'carol@lab.test' } })).toBe(1);
+    // the account keeps its password
+    const other = await authPost('sign-in/email', { email: 'carol@lab.test', password: 'another long password' });
+    expect(other.status).toBe(401);
   });
 });
 
 describe('invitations', () => {
   it('add a member once, with the role the owner chose, and the team switch follows the cookie', async () => {
-    const owner = await authPost('sign-up/email', {
-      email: 'owner@lab.test',
-      password: 'owner password 1',
-      name: 'Olive',
-    });
-    const guest = await authPost('sign-up/email', {
-      email: 'guest@lab.test',
-      password: 'guest password 1',
-      name: 'Gus',
-    });
+    const owner = { cookie: await signUpAndIn('owner@lab.test', 'owner password 1', 'Olive') };
+    const guest = { cookie: await signUpAndIn('guest@lab.test', 'guest password 1', 'Gus') };
     const inv = await trpcPost('invitations.create', owner.cookie, { role: 'viewer', email: 'guest@lab.test' });
     expect(inv.status).toBe(200);
     const { token } = inv.json.result!.data as { token: string };
@@ -165,5 +173,32 @@ describe('invitations', () => {
     expect(create.json.error?.message).toBe('your role in this team is viewer; this needs member or owner');
     // without the cookie the guest works in their own team, as its owner
     expect((await trpcPost('projects.create', guest.cookie, { name: 'mine' })).status).toBe(200);
+  });
+});
+
+describe('an invitation that names an email', () => {
+  it('can be accepted only by the account with that email (any case); others get 403 and it stays usable', async () => {
+    const s = Math.random().toString(36).slice(2, 8);
+    const owner = await signUpAndIn(`own-${s}@lab.test`, 'owner password 2', 'Owen');
+    const other = await signUpAndIn(`other-${s}@lab.test`, 'other password 2', 'Otto');
+    const named = await signUpAndIn(`named-${s}@lab.test`, 'named password 2', 'Nina');
+    const inv = await trpcPost('invitations.create', owner, { role: 'member', email: `Named-${s}@Lab.test` });
+    const { token } = inv.json.result!.data as { token: string };
+
+    const preview = await trpcGet('invitations.preview', other, { token });
+    expect(preview.json.result!.data).toMatchObject({ email: `Named-${s}@Lab.test`, forYou: false });
+    const refused = await trpcPost('invitations.accept', other, { token });
+    expect(refused.status).toBe(403);
+    expect(refused.json.error?.message).toBe(
+      `this invitation is for Named-${s}@Lab.test, and you are signed in as other-${s}@lab.test: ` +
+        'sign in with that address to accept it',
+    );
+    const otherUser = await t.db.prisma.user.findUniqueOrThrow({ where: { email: `other-${s}@lab.test` } });
+    expect(await t.db.prisma.membership.count({ where: { userId: otherUser.id } })).toBe(1); // their own team only
+
+    expect((await trpcGet('invitations.preview', named, { token })).json.result!.data).toMatchObject({ forYou: true });
+    const ok = await trpcPost('invitations.accept', named, { token });
+    expect(ok.status).toBe(200);
+    expect(ok.json.result!.data).toMatchObject({ role: 'member' });
   });
 });

@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createRedis, JobProducer, testQueueName } from '@aft/queue';
 import { appRouter, createAuth, createCallerFactory, createContextInner } from '../src';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
+import { watchEventLoop } from './event-loop';
 import { fixture, INPUTS, procedures, type Fx } from './procedure-table';
 
 const ORIGIN = 'http://127.0.0.1:3998';
@@ -26,13 +27,17 @@ beforeAll(async () => {
   const auth = createAuth({ db: t.db, secret: 'malformed-secret-malformed-secret-0123', baseURL: ORIGIN });
   producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), testQueueName());
   api = createTestHandler(t.db, t.url, auth, producer);
-  const res = await auth.handler(
-    new Request(`${ORIGIN}/api/auth/sign-up/email`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', origin: ORIGIN },
-      body: JSON.stringify({ email: 'fuzz@lab.test', password: 'fuzz password 123', name: 'Fuzz' }),
-    }),
-  );
+  // sign-up makes the account, sign-in the session (as the sign-in form does)
+  const authPost = (path: string, body: unknown) =>
+    auth.handler(
+      new Request(`${ORIGIN}/api/auth/${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: ORIGIN },
+        body: JSON.stringify(body),
+      }),
+    );
+  await authPost('sign-up/email', { email: 'fuzz@lab.test', password: 'fuzz password 123', name: 'Fuzz' });
+  const res = await authPost('sign-in/email', { email: 'fuzz@lab.test', password: 'fuzz password 123' });
   cookie = res.headers
     .getSetCookie()
     .map((c) => c.split(';')[0]!)
@@ -84,7 +89,13 @@ const inputArb = (valid: unknown) =>
 const seen = new Set<number>();
 
 describe('malformed input', () => {
+  // no input may hold the event loop (every other user of the server waits): measured over the whole suite
+  let loop: ReturnType<typeof watchEventLoop>;
+  beforeAll(() => {
+    loop = watchEventLoop('tRPC malformed input (all procedures)');
+  });
   afterAll(() => {
+    loop.stop();
     // the generators reached the procedures: some inputs were refused as malformed, some were accepted
     expect(seen.has(400)).toBe(true);
     expect(seen.has(200)).toBe(true);
@@ -151,4 +162,42 @@ describe('malformed input', () => {
       );
     },
   );
+});
+
+describe('hostile bodies up to the size limit', () => {
+  it('are answered with a 4xx without holding the event loop', async () => {
+    const MAX = 8 * 1024 * 1024 - 1024;
+    const fill = (head: string, unit: string, tail: string) =>
+      head + unit.repeat(Math.floor((MAX - head.length - tail.length) / unit.length)) + tail;
+    const bodies: [string, string][] = [
+      ['8 MB of spaces', fill('{"runId":"r","points":[', ' ', ']}')],
+      ['an 8 MB string', fill('{"runId":"', 'NaN ', '","points":[]}')],
+      ['escaped quotes', fill('{"runId":"', '\\"', '","points":[]}')],
+      // JSON.parse alone held the loop ~3 s on these: refused by their shape before they are parsed
+      ['8 MB of empty objects', fill('{"runId":"r","points":[', '{},', '{}]}')],
+      ['8 MB of nesting', fill('', '[', '')],
+      ['8 MB of numbers', fill('{"runId":"r","points":[', '1,', '1]}')],
+    ];
+    const loop = watchEventLoop('tRPC hostile bodies', { p99: false });
+    let worst = { what: '', ms: 0 };
+    for (const [what, body] of bodies) {
+      const t0 = performance.now();
+      const res = await api.handler(
+        new Request(`${ORIGIN}/api/trpc/metrics.log`, {
+          method: 'POST',
+          headers: { 'x-api-key': key, 'content-type': 'application/json' },
+          body,
+        }),
+      );
+      await res.arrayBuffer();
+      const ms = performance.now() - t0;
+      console.info(`[tRPC hostile bodies] ${what}: ${res.status} in ${ms.toFixed(0)} ms`);
+      if (ms > worst.ms) worst = { what, ms };
+      expect(res.status, what).toBeGreaterThanOrEqual(400);
+      if (/empty objects|nesting|numbers/.test(what)) expect(res.status, what).toBe(413);
+      expect(res.status, what).toBeLessThan(500);
+    }
+    loop.stop();
+    console.info(`[tRPC hostile bodies] worst answer: ${worst.what} in ${worst.ms.toFixed(0)} ms`);
+  }, 120_000);
 });

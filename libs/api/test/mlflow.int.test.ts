@@ -14,6 +14,7 @@ import MLflow from 'mlflow';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createMlflowHandler } from '../src';
 import { createTeamWithKey, createTestHandler, serveFetch } from '../src/testing';
+import { watchEventLoop } from './event-loop';
 
 let t: TestDatabase;
 let api: ReturnType<typeof createTestHandler>;
@@ -466,7 +467,23 @@ describe('malformed requests', () => {
     'metrics/get-history',
     'artifacts/list',
   ];
+  // MLflow's reads are GET (their input in the query string); the searches and every write are POST
+  const GETS = new Set([
+    'experiments/get',
+    'experiments/get-by-name',
+    'experiments/list',
+    'runs/get',
+    'metrics/get-history',
+    'artifacts/list',
+  ]);
+  const query = (b: unknown) =>
+    new URLSearchParams(
+      b && typeof b === 'object' && !Array.isArray(b)
+        ? Object.entries(b).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])
+        : [],
+    ).toString();
   it.each(ENDPOINTS)('%s never answers 5xx, and every refusal has an error_code and a message', async (endpoint) => {
+    const loop = watchEventLoop(`mlflow fuzz ${endpoint}`);
     const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
     const runId = r.run.info.run_id;
     const body = fc.oneof(
@@ -497,7 +514,9 @@ describe('malformed requests', () => {
     );
     await fc.assert(
       fc.asyncProperty(body, async (b) => {
-        const res = await raw('POST', `/api/2.0/mlflow/${endpoint}`, JSON.stringify(b));
+        const res = GETS.has(endpoint)
+          ? await raw('GET', `/api/2.0/mlflow/${endpoint}?${query(b)}`)
+          : await raw('POST', `/api/2.0/mlflow/${endpoint}`, JSON.stringify(b));
         expect(res.status, `${endpoint} ${JSON.stringify(b).slice(0, 200)} → ${JSON.stringify(res.json)}`).toBeLessThan(
           500,
         );
@@ -508,5 +527,263 @@ describe('malformed requests', () => {
       }),
       { numRuns: 40, seed: 7 },
     );
+    loop.stop();
   });
+});
+
+describe("MLflow's methods and content types (no writes from a link or a form)", () => {
+  let runId: string;
+  beforeAll(async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0', tags: [{ key: 'keep', value: 'me' }] })) as {
+      run: { info: { run_id: string } };
+    };
+    runId = r.run.info.run_id;
+  });
+  const tags = async () =>
+    (await t.db.pool.query<{ kv_tags: Record<string, string> }>('SELECT kv_tags FROM run WHERE id = $1', [runId]))
+      .rows[0]?.kv_tags;
+
+  it.each(['/api/2.0/mlflow', '/ajax-api/2.0/mlflow'])(
+    'refuses writes by GET on %s with 405 and MLflow’s error shape, and changes nothing',
+    async (prefix) => {
+      for (const path of [
+        `runs/delete?run_id=${runId}`,
+        `runs/update?run_id=${runId}&status=KILLED`,
+        `runs/set-tag?run_id=${runId}&key=keep&value=changed`,
+        `runs/log-metric?run_id=${runId}&key=loss&value=1&step=0`,
+        'experiments/create?name=from-a-link',
+      ]) {
+        const res = await fetch(`${server.url}${prefix}/${path}`, { headers: { authorization: `Bearer ${key}` } });
+        expect(res.status, path).toBe(405);
+        expect(res.headers.get('allow')).toBe('POST');
+        const body = (await res.json()) as { error_code: string; message: string };
+        expect(body.error_code).toMatch(/^[A-Z_]+$/);
+        expect(body.message).toMatch(/use POST/);
+      }
+      const run = await raw('GET', `${prefix}/runs/get?run_id=${runId}`);
+      expect(run.status).toBe(200);
+      expect((run.json['run'] as { info: { status: string } }).info.status).toBe('RUNNING');
+      expect(await tags()).toMatchObject({ keep: 'me' });
+      expect(await t.db.prisma.project.count({ where: { name: 'from-a-link' } })).toBe(0);
+    },
+  );
+
+  it('refuses other methods on reads and writes with 405 naming the allowed ones', async () => {
+    for (const [method, path, allow] of [
+      ['POST', `runs/get`, 'GET'],
+      ['PUT', 'runs/set-tag', 'POST'],
+      ['PATCH', 'runs/update', 'POST'],
+      ['DELETE', 'runs/delete', 'POST'],
+      ['DELETE', 'runs/search', 'GET, POST'],
+    ] as const) {
+      const r = await raw(method, `/api/2.0/mlflow/${path}`, { run_id: runId });
+      expect(r.status, `${method} ${path}`).toBe(405);
+      expect(r.json.message).toContain(allow.replace(', ', ' or '));
+    }
+    // the searches are POST in MLflow's REST API, and GET too
+    expect((await raw('GET', '/api/2.0/mlflow/runs/search?experiment_ids=0')).status).toBe(200);
+    expect((await raw('POST', '/api/2.0/mlflow/experiments/search', {})).status).toBe(200);
+  });
+
+  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', null])(
+    'refuses a POST whose Content-Type is %s (415, naming Content-Type) and writes nothing',
+    async (type) => {
+      const res = await fetch(`${server.url}/api/2.0/mlflow/runs/set-tag`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, ...(type ? { 'content-type': type } : {}) },
+        body: JSON.stringify({ run_id: runId, key: 'keep', value: 'changed' }),
+      });
+      expect(res.status).toBe(415);
+      const body = (await res.json()) as { error_code: string; message: string };
+      expect(body.error_code).toBe('INVALID_PARAMETER_VALUE');
+      expect(body.message).toMatch(/Content-Type must be application\/json/);
+      expect(await tags()).toMatchObject({ keep: 'me' });
+    },
+  );
+
+  it('reads a POST from its JSON body only, not the query string (as MLflow does)', async () => {
+    const r = await raw('POST', `/api/2.0/mlflow/runs/set-tag?key=keep&value=changed`, { run_id: runId });
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/tag key is required/);
+    expect(await tags()).toMatchObject({ keep: 'me' });
+    const charset = await fetch(`${server.url}/api/2.0/mlflow/runs/set-tag`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ run_id: runId, key: 'other', value: 'x' }),
+    });
+    expect(charset.status).toBe(200);
+  });
+});
+
+describe('inputs that reached Postgres and failed there are 400 INVALID_PARAMETER_VALUE naming the field', () => {
+  let runId: string;
+  beforeAll(async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    runId = r.run.info.run_id;
+  });
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  const refused = (r: { status: number; json: { error_code?: string; message?: string } }, field: string | RegExp) => {
+    expect(r.status, JSON.stringify(r.json)).toBe(400);
+    expect(r.json.error_code).toBe('INVALID_PARAMETER_VALUE');
+    expect(r.json.message).toMatch(field);
+  };
+
+  it.each([b64('1e20'), b64('100000000000000000000'), b64('-1'), b64('1.5'), b64(' 7'), '1e20', '%%%', b64('\u0000')])(
+    'refuses page_token %s on each endpoint that pages',
+    async (token) => {
+      refused(
+        await raw('POST', '/api/2.0/mlflow/runs/search', { experiment_ids: ['0'], page_token: token }),
+        /page_token/,
+      );
+      refused(await raw('POST', '/api/2.0/mlflow/experiments/search', { page_token: token }), /page_token/);
+      refused(
+        await raw(
+          'GET',
+          `/api/2.0/mlflow/metrics/get-history?run_id=${runId}&metric_key=loss&page_token=${encodeURIComponent(token)}`,
+        ),
+        /page_token/,
+      );
+    },
+  );
+
+  it.each([1e20, -1e20, -8e15, 8.64e15, '100000000000000000000'])(
+    'refuses start_time, end_time and a metric timestamp of %s',
+    async (time) => {
+      refused(await raw('POST', '/api/2.0/mlflow/runs/create', { experiment_id: '0', start_time: time }), /start_time/);
+      refused(await raw('POST', '/api/2.0/mlflow/runs/update', { run_id: runId, end_time: time }), /end_time/);
+      refused(
+        await raw('POST', '/api/2.0/mlflow/runs/log-metric', { run_id: runId, key: 'loss', value: 1, timestamp: time }),
+        /timestamp/,
+      );
+    },
+  );
+
+  it('still takes times across the years Postgres and JS share', async () => {
+    for (const time of [0, -62_135_596_800_000, 253_402_300_799_999]) {
+      expect((await raw('POST', '/api/2.0/mlflow/runs/create', { experiment_id: '0', start_time: time })).status).toBe(
+        200,
+      );
+    }
+  });
+
+  it.each([
+    ['NUL', '\u0000'],
+    ['a lone surrogate', '\ud800'],
+  ])('refuses %s in names, keys, values and filters', async (what, bad) => {
+    const message = what === 'NUL' ? /NUL/ : /surrogate/;
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['runs/search', { experiment_ids: ['0'], filter: `tags.a = 'x${bad}'` }, 'filter'],
+      ['runs/search', { experiment_ids: ['0'], filter: `params.\`k${bad}\` = 'x'` }, 'filter'],
+      ['runs/search', { experiment_ids: [`0${bad}`] }, 'experiment_ids.0'],
+      ['experiments/search', { filter: `name = 'x${bad}'` }, 'filter'],
+      ['experiments/create', { name: `exp${bad}` }, 'name'],
+      ['runs/create', { experiment_id: '0', run_name: `run${bad}` }, 'run_name'],
+      ['runs/create', { experiment_id: '0', tags: [{ key: 'k', value: `v${bad}` }] }, 'tags.0.value'],
+      ['runs/update', { run_id: runId, run_name: `run${bad}` }, 'run_name'],
+      ['runs/set-tag', { run_id: runId, key: 'k', value: `v${bad}` }, 'value'],
+      ['runs/set-tag', { run_id: runId, key: `k${bad}`, value: 'v' }, 'key'],
+      ['runs/log-parameter', { run_id: runId, key: 'p', value: `v${bad}` }, 'value'],
+      ['runs/log-batch', { run_id: runId, tags: [{ key: 't', value: `v${bad}` }] }, 'tags.0.value'],
+      ['runs/log-batch', { run_id: runId, params: [{ key: 'p', value: `v${bad}` }] }, 'params.0.value'],
+      ['runs/log-batch', { run_id: runId, metrics: [{ key: `m${bad}`, value: 1 }] }, 'metrics.0.key'],
+      ['runs/delete-tag', { run_id: runId, key: `k${bad}` }, 'key'],
+    ];
+    for (const [endpoint, body, field] of cases) {
+      const r = await raw('POST', `/api/2.0/mlflow/${endpoint}`, body);
+      refused(r, new RegExp(field.replace(/\./g, '\\.')));
+      expect(r.json.message, endpoint).toMatch(message);
+    }
+    // a lone surrogate cannot be put in a URL (its UTF-8 does not exist); NUL can
+    if (what !== 'NUL') return;
+    for (const path of [
+      `experiments/get-by-name?experiment_name=x%00`,
+      `runs/get?run_id=%00`,
+      `metrics/get-history?run_id=${runId}&metric_key=m%00`,
+    ]) {
+      refused(await raw('GET', `/api/2.0/mlflow/${path}`), message);
+    }
+  });
+});
+
+describe('hostile bodies up to the size limits hold the event loop briefly', () => {
+  const MAX = 8 * 1024 * 1024;
+  let runId: string;
+  let experimentId: string;
+  beforeAll(async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as {
+      run: { info: { run_id: string; experiment_id: string } };
+    };
+    runId = r.run.info.run_id;
+    experimentId = r.run.info.experiment_id;
+  });
+
+  it('answers each within the bounds, with a 4xx or a 200, never a 5xx', async () => {
+    const fill = (head: string, unit: string, tail: string) =>
+      head + unit.repeat(Math.floor((MAX - 1024 - head.length - tail.length) / unit.length)) + tail;
+    const id = JSON.stringify(runId);
+    const filter = (f: string) => JSON.stringify({ experiment_ids: ['0'], filter: f });
+    const bodies: [string, string, string][] = [
+      ['8 MB of spaces before a NaN', 'runs/log-metric', fill(`{"run_id":${id},"key":"loss","value":`, ' ', 'NaN}')],
+      ['8 MB of spaces in a batch', 'runs/log-batch', fill(`{"run_id":${id},"metrics":[`, ' ', ']}')],
+      ['2 million bare NaN', 'runs/log-batch', fill(`{"run_id":${id},"metrics":[`, 'NaN,', 'NaN]}')],
+      ['NaN-lookalikes outside strings', 'runs/log-batch', fill(`{"run_id":${id},"m":[`, 'NaNaN', ']}')],
+      [
+        'NaN, Infinity inside one string',
+        'runs/set-tag',
+        fill(`{"run_id":${id},"key":"k","value":"`, 'NaN,-Infinity ', '"}'),
+      ],
+      ['escaped quotes in a string', 'runs/set-tag', fill(`{"run_id":${id},"key":"k","value":"`, '\\"', '"}')],
+      ['millions of empty objects', 'runs/log-batch', fill(`{"run_id":${id},"metrics":[`, '{},', '{}]}')],
+      ['millions of empty strings', 'runs/log-batch', fill(`{"run_id":${id},"x":[`, '"",', '""], "y": NaN}')],
+      ['deep nesting', 'runs/log-batch', fill(`{"run_id":${id},"x":`, '[', '')],
+      ['a 10,000-character nested filter', 'runs/search', filter('('.repeat(9_990))],
+      ['100 AND-ed metric clauses, the most', 'runs/search', filter(Array(100).fill('metrics.a > 1').join(' AND '))],
+      ['555 AND-ed metric clauses', 'runs/search', filter(Array(555).fill('metrics.a > 1').join(' AND '))],
+      ['a long backquoted key', 'runs/search', filter(`metrics.\`${'x'.repeat(9_980)}\` > 1`)],
+      ['an unterminated backquote', 'runs/search', filter(`metrics.\`${'\\`'.repeat(4_990)}`)],
+      ['spaces inside an IN list', 'runs/search', filter(`attributes.run_id IN ('a'${' '.repeat(9_950)}`)],
+      [
+        'order_by with spaces between key and direction',
+        'runs/search',
+        JSON.stringify({ experiment_ids: ['0'], order_by: Array(20).fill(`metrics.a${' '.repeat(280)}x DESC`) }),
+      ],
+      [
+        'thousands of order_by entries',
+        'runs/search',
+        JSON.stringify({ experiment_ids: ['0'], order_by: Array(20_000).fill(`a${' '.repeat(290)}b`) }),
+      ],
+      ['an experiment filter of spaces', 'experiments/search', JSON.stringify({ filter: ' '.repeat(1_999) + 'x' })],
+    ];
+    const paths: [string, string][] = [
+      [
+        'an artifact path of slashes',
+        `/api/2.0/mlflow-artifacts/artifacts/${experimentId}/${runId}/artifacts/a${'/'.repeat(14_000)}b`,
+      ],
+      [
+        'an artifact listing of slashes',
+        `/api/2.0/mlflow-artifacts/artifacts?path=${experimentId}/${runId}/artifacts/a${'/'.repeat(14_000)}b`,
+      ],
+      ['a get-artifact path of slashes', `/get-artifact?run_id=${runId}&path=a${'/'.repeat(14_000)}b`],
+    ];
+    const loop = watchEventLoop('mlflow hostile bodies', { p99: false });
+    let worst = { what: '', ms: 0 };
+    const timed = async (what: string, send: () => Promise<{ status: number; json: { error_code?: string } }>) => {
+      const t0 = performance.now();
+      const r = await send();
+      const ms = performance.now() - t0;
+      console.info(`[hostile bodies] ${what}: ${r.status} in ${ms.toFixed(0)} ms`);
+      if (ms > worst.ms) worst = { what, ms };
+      expect(r.status, `${what}: ${JSON.stringify(r.json).slice(0, 300)}`).toBeLessThan(500);
+      if (r.status >= 400) expect(r.json.error_code, what).toMatch(/^[A-Z_]+$/);
+    };
+    for (const [what, endpoint, body] of bodies) {
+      expect(body.length, what).toBeLessThanOrEqual(MAX);
+      await timed(what, () => raw('POST', `/api/2.0/mlflow/${endpoint}`, body));
+    }
+    for (const [what, path] of paths) await timed(what, () => raw('GET', path));
+    const { p99, max } = loop.stop();
+    console.info(
+      `[hostile bodies] worst answer: ${worst.what} in ${worst.ms.toFixed(0)} ms; event loop p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    );
+  }, 120_000);
 });

@@ -1,3 +1,4 @@
 export * from './wire';
 export * from './limits';
 export * from './tracking';
+export * from './text';

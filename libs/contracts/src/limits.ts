@@ -10,4 +10,10 @@ export const LIMITS = {
   tags: 50,
   maxStep: 2_147_483_647,
   textField: 100_000,
+  /** Calls in one batched tRPC request. */
+  batchCalls: 20,
+  /** Points (raw points or buckets) one request may read: each series call is charged runs × keys × buckets. */
+  pointsPerRequest: 2_000_000,
+  /** Distinct metric keys one run may log. */
+  metricKeysPerRun: 1_000,
 } as const;

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { LIMITS } from './limits';
+import { checkStorableJson, pgText } from './text';
 import { wireNumber } from './wire';
 
 /** Names shared by the tracking API and the SDK. Every schema is bounded: no input can be unbounded. */
-export const id = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+export const id = pgText.min(1, 'must not be empty').max(64, 'must be at most 64 characters');
 
 export const metricKey = z
   .string()
@@ -21,13 +22,17 @@ export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancel
 export const runStatus = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof runStatus>;
 
-export const tag = z.string().min(1).max(64).regex(/^[^\s,]+$/, 'a tag has no spaces or commas');
+export const tag = pgText.min(1).max(64).regex(/^[^\s,]+$/, 'a tag has no spaces or commas');
 export const tags = z.array(tag).max(LIMITS.tags, `at most ${LIMITS.tags} tags`);
 
-/** A JSON object (config, summary, metadata); at most 64 KiB when serialised. */
-export const jsonObject = z
-  .record(z.string().max(200), z.unknown())
-  .refine((o) => JSON.stringify(o).length <= 65_536, 'must serialise to at most 64 KiB of JSON');
+/** A JSON object (config, summary, metadata) Postgres can store; at most 64 KiB when serialised. */
+export const jsonObject = z.record(z.string().max(200), z.unknown()).superRefine((o, ctx) => {
+  // the depth check comes first: JSON.stringify of a hostile nesting would overflow the stack
+  if (!checkStorableJson(o, ctx)) return;
+  if (JSON.stringify(o).length > 65_536) {
+    ctx.addIssue({ code: 'custom', message: 'must serialise to at most 64 KiB of JSON' });
+  }
+});
 
 export const metricPointInput = z.object({
   key: metricKey,
@@ -87,13 +92,13 @@ export type MetricsLogInput = z.infer<typeof metricsLogInput>;
 
 export const sampleInput = z.object({
   step,
-  split: z.string().min(1).max(32).default('train'),
-  questionId: z.string().min(1).max(200),
+  split: pgText.min(1).max(32).default('train'),
+  questionId: pgText.min(1).max(200),
   sampleIdx: z.number().int().min(0).max(1_000_000).default(0),
-  prompt: z.string().max(LIMITS.textField),
-  completion: z.string().max(LIMITS.textField),
-  extractedAnswer: z.string().max(1000).nullable().optional(),
-  gold: z.string().max(1000).nullable().optional(),
+  prompt: pgText.max(LIMITS.textField),
+  completion: pgText.max(LIMITS.textField),
+  extractedAnswer: pgText.max(1000).nullable().optional(),
+  gold: pgText.max(1000).nullable().optional(),
   correct: z.boolean().nullable().optional(),
   score: wireNumber.nullable().optional(),
   rank: z.number().int().min(0).max(1_000_000).nullable().optional(),
@@ -112,8 +117,8 @@ export const ARTIFACT_KINDS = ['checkpoint', 'sample-set', 'dataset', 'report', 
 export const artifactInput = z.object({
   runId: id,
   kind: z.enum(ARTIFACT_KINDS),
-  name: z.string().min(1).max(200),
-  uri: z.string().min(1).max(2000),
+  name: pgText.min(1).max(200),
+  uri: pgText.min(1).max(2000),
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/, 'sha256 is 64 lowercase hex digits')
@@ -132,16 +137,16 @@ export const eventInput = z.object({
 });
 
 export const runCreateInput = z.object({
-  project: z.string().min(1).max(100),
-  name: z.string().min(1).max(200).optional(),
-  method: z.string().min(1).max(32).default('external'),
-  constraint: z.string().min(1).max(32).default('none'),
+  project: pgText.min(1).max(100),
+  name: pgText.min(1).max(200).optional(),
+  method: pgText.min(1).max(32).default('external'),
+  constraint: pgText.min(1).max(32).default('none'),
   config: jsonObject.default({}),
   tags: tags.default([]),
-  notes: z.string().max(10_000).default(''),
+  notes: pgText.max(10_000).default(''),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
-  datasetHash: z.string().max(128).optional(),
-  backend: z.string().max(32).optional(),
+  datasetHash: pgText.max(128).optional(),
+  backend: pgText.max(32).optional(),
   parentRunId: id.optional(),
   sweepId: id.optional(),
   /** Resume an existing run of this team instead of creating one (idempotent restarts). */
@@ -152,11 +157,11 @@ export type RunCreateInput = z.input<typeof runCreateInput>;
 export const runSetStatusInput = z.object({
   id,
   status: runStatus,
-  error: z.string().max(10_000).optional(),
+  error: pgText.max(10_000).optional(),
 });
 
 export const runSetSummaryInput = z.object({
   id,
   /** Merged into the stored summary; non-finite numbers travel as "NaN"/"Infinity"/"-Infinity". */
-  summary: z.record(z.string().max(200), z.union([wireNumber, z.string().max(1000), z.boolean(), z.null()])),
+  summary: z.record(pgText.max(200), z.union([wireNumber, pgText.max(1000), z.boolean(), z.null()])),
 });

@@ -17,11 +17,24 @@ export interface DbOptions {
   connectionString: string;
   /** Pool size; the bulk insert and series queries run one statement per connection in parallel. */
   max?: number;
+  /**
+   * Longest a statement may run, in ms, before Postgres cancels it (SQLSTATE 57014, see isStatementTimeout);
+   * unset or 0 = no limit. The web sets one so a costly request cannot hold a connection for long; batch tools
+   * (import, seed, bench) leave it off.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** One pg pool shared by Prisma (through the driver adapter) and the raw queries. */
-export function createDb({ connectionString, max = 10 }: DbOptions): Db {
-  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 });
+export function createDb({ connectionString, max = 10, statementTimeoutMs }: DbOptions): Db {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    // a startup parameter: every connection of the pool gets it, including Prisma's
+    ...(statementTimeoutMs ? { statement_timeout: statementTimeoutMs } : {}),
+  });
   // An idle client that errors (database restarted) must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
@@ -33,4 +46,18 @@ export function createDb({ connectionString, max = 10 }: DbOptions): Db {
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Whether `e` (a pg error, or a Prisma error wrapping one) is Postgres cancelling a statement that ran past
+ * `statement_timeout`. Handlers answer it with 503 instead of a 500 carrying the database's message.
+ */
+export function isStatementTimeout(e: unknown): boolean {
+  for (let c = e, depth = 0; c && typeof c === 'object' && depth < 6; depth++) {
+    const o = c as { code?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown } };
+    if (o.code === '57014') return true;
+    if (typeof o.message === 'string' && o.message.includes('canceling statement due to statement timeout')) return true;
+    c = o.cause ?? o.meta?.driverAdapterError;
+  }
+  return false;
 }

@@ -18,9 +18,26 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Pool } from 'pg';
+import { csvCell } from './csv';
 import { insertMetricPoints, withTransaction } from './metrics';
 import { insertSamples, type SampleRow } from './run-writes';
-import { readTar, TAR_END, tarEntry } from './tar';
+import {
+  artifactLine,
+  decodeWire,
+  eventLine,
+  ImportError,
+  jsonFile,
+  jsonLines,
+  manifestFile,
+  metricLine,
+  projectFile,
+  runLine,
+  sampleLine,
+  sweepLine,
+} from './import-rows';
+import { readTar, TAR_END, tarEntry, type TarLimits } from './tar';
+
+export { ImportError } from './import-rows';
 
 export const EXPORT_FORMAT = 'aft-export/1';
 const ROOT = 'aft-export';
@@ -40,7 +57,6 @@ export interface ExportCounts {
 }
 
 const num = (v: number | null) => (v === null || Number.isFinite(v) ? v : String(v));
-const unnum = (v: unknown) => (typeof v === 'string' ? Number(v) : (v as number | null));
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
 /** Lines collected into tar entries of at most `partBytes` each. */
@@ -67,12 +83,6 @@ class Parts {
     this.lines = [];
     this.bytes = 0;
   }
-}
-
-function csvCell(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 interface RunRow {
@@ -305,46 +315,59 @@ export async function* exportArchiveGz(
   if (size) yield await gzipAsync(Buffer.concat(pending, size));
 }
 
-const lines = (b: Buffer) =>
-  b
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l.length)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const date = (v: number | null | undefined) => (v === null || v === undefined ? null : new Date(v));
 
-const date = (v: unknown) => (v === null || v === undefined ? null : new Date(v as number));
+/** Limits on an archive being imported: what reading it may cost, whatever the archive claims. */
+export interface ImportLimits extends TarLimits {
+  /** Longest line of a JSON-lines file. */
+  maxLineBytes?: number;
+}
+
+/** An archive's files, by their path under its top folder; the parts are numbered. */
+const ARCHIVE_FILE =
+  /^[^/]+\/(project\.json|sweeps\.jsonl|runs\.jsonl|runs\.csv|artifacts\.jsonl|manifest\.json|(?:metrics|samples|events)\/part-\d{1,9}\.jsonl)$/;
 
 /**
  * Imports an archive into a new project of `teamId` (named as exported, or `projectName`; a taken name gets a
- * suffix). Runs, sweeps and lineage get new ids. On any error everything imported so far is removed again.
+ * suffix). Runs, sweeps and lineage get new ids. Every line is checked before it is written, reading is bounded by
+ * `limits` (entry sizes, bytes and entries in all, line lengths), and on any error — ImportError (a TarError) for
+ * a refused archive — everything imported so far is removed again.
  */
 export async function importArchive(
   pool: Pool,
   chunks: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
-  opts: { teamId: string; projectName?: string },
+  opts: { teamId: string; projectName?: string; limits?: ImportLimits },
 ): Promise<{ projectId: string; counts: ExportCounts; manifest: ExportCounts | null }> {
   const counts: ExportCounts = { runs: 0, metrics: 0, samples: 0, events: 0, artifacts: 0, sweeps: 0 };
+  const maxLine = opts.limits?.maxLineBytes ?? 8 * 1024 * 1024;
   let manifest: ExportCounts | null = null;
   let projectId: string | null = null;
   const runIds = new Map<string, string>();
   const sweepIds = new Map<string, string>();
   const parents: [string, string][] = [];
+  const seen = new Set<string>();
   const newId = (p: string) => `${p}${randomBytes(12).toString('hex')}`;
-  const runOf = (old: unknown) => {
-    const id = runIds.get(old as string);
-    if (!id) throw new Error(`the archive refers to run ${String(old)}, which is not in its runs.jsonl`);
+  const runOf = (old: string) => {
+    const id = runIds.get(old);
+    if (!id) throw new ImportError(`the archive refers to run ${old}, which is not in its runs.jsonl`);
     return id;
   };
+  const keep = (name: string) => {
+    const m = ARCHIVE_FILE.exec(name);
+    if (!m) throw new ImportError(`unexpected file ${name} in the archive: this is not an AFT Lab export`);
+    // one of each, except the numbered parts: a second runs.jsonl would import its runs again
+    if (seen.has(m[1]!)) throw new ImportError(`${name} is in the archive twice`);
+    seen.add(m[1]!);
+    // runs.csv is for people; everything in it is in runs.jsonl, so it is skipped unread
+    return m[1] !== 'runs.csv';
+  };
   try {
-    for await (const { name, content } of readTar(chunks)) {
+    for await (const { name, content } of readTar(chunks, { ...opts.limits, keep })) {
       const file = name.replace(/^[^/]+\//, '');
       if (file === 'project.json') {
-        const meta = JSON.parse(content.toString('utf8')) as {
-          format?: string;
-          project: { name: string; description: string };
-        };
+        const meta = jsonFile(projectFile, content, name);
         if (meta.format !== EXPORT_FORMAT)
-          throw new Error(`unknown archive format ${String(meta.format)}; this server reads ${EXPORT_FORMAT}`);
+          throw new ImportError(`unknown archive format ${String(meta.format)}; this server reads ${EXPORT_FORMAT}`);
         const base = opts.projectName ?? meta.project.name;
         const taken = await pool.query('SELECT 1 FROM project WHERE team_id = $1 AND name = $2', [opts.teamId, base]);
         const pname = taken.rowCount
@@ -358,23 +381,23 @@ export async function importArchive(
           meta.project.description ?? '',
         ]);
       } else if (!projectId) {
-        throw new Error('not an AFT Lab export: project.json must come first');
+        throw new ImportError('not an AFT Lab export: project.json must come first');
       } else if (file === 'sweeps.jsonl') {
-        for (const s of lines(content)) {
+        for (const s of jsonLines(sweepLine, content, name, maxLine)) {
           const id = newId('s');
-          sweepIds.set(s['id'] as string, id);
+          sweepIds.set(s.id, id);
           await pool.query(
             'INSERT INTO sweep (id, project_id, name, spec, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-            [id, projectId, s['name'], JSON.stringify(s['spec'] ?? {}), s['status'], date(s['created_at'])],
+            [id, projectId, s.name, JSON.stringify(s.spec ?? {}), s.status, date(s.created_at) ?? new Date()],
           );
           counts.sweeps++;
         }
       } else if (file === 'runs.jsonl') {
         await withTransaction(pool, async (c) => {
-          for (const r of lines(content)) {
+          for (const r of jsonLines(runLine, content, name, maxLine)) {
             const id = newId('r');
-            runIds.set(r['id'] as string, id);
-            if (r['parent_run_id']) parents.push([id, r['parent_run_id'] as string]);
+            runIds.set(r.id, id);
+            if (r.parent_run_id) parents.push([id, r.parent_run_id]);
             await c.query(
               `INSERT INTO run (id, project_id, sweep_id, name, method, "constraint", config, config_hash, seed, dataset_hash, backend,
                                 status, summary, tags, notes, error, created_at, updated_at, started_at, finished_at, heartbeat_at)
@@ -382,25 +405,25 @@ export async function importArchive(
               [
                 id,
                 projectId,
-                r['sweep_id'] ? (sweepIds.get(r['sweep_id'] as string) ?? null) : null,
-                r['name'],
-                r['method'],
-                r['constraint'],
-                JSON.stringify(r['config'] ?? {}),
-                r['config_hash'] ?? '',
-                r['seed'],
-                r['dataset_hash'],
-                r['backend'],
-                r['status'],
-                JSON.stringify(r['summary'] ?? {}),
-                r['tags'] ?? [],
-                r['notes'] ?? '',
-                r['error'],
-                date(r['created_at']),
-                date(r['updated_at']),
-                date(r['started_at']),
-                date(r['finished_at']),
-                date(r['heartbeat_at']),
+                r.sweep_id ? (sweepIds.get(r.sweep_id) ?? null) : null,
+                r.name,
+                r.method,
+                r.constraint,
+                JSON.stringify(r.config ?? {}),
+                r.config_hash ?? '',
+                r.seed ?? null,
+                r.dataset_hash ?? null,
+                r.backend ?? null,
+                r.status,
+                JSON.stringify(r.summary ?? {}),
+                r.tags ?? [],
+                r.notes ?? '',
+                r.error ?? null,
+                date(r.created_at) ?? new Date(),
+                date(r.updated_at) ?? new Date(),
+                date(r.started_at),
+                date(r.finished_at),
+                date(r.heartbeat_at),
               ],
             );
             counts.runs++;
@@ -421,19 +444,19 @@ export async function importArchive(
             time: (number | null)[];
           }
         >();
-        for (const p of lines(content)) {
-          const run = runOf(p['run']);
+        for (const p of jsonLines(metricLine, content, name, maxLine)) {
+          const run = runOf(p.run);
           let b = byRun.get(run);
           if (!b) byRun.set(run, (b = { keys: [], index: new Map(), key: [], step: [], value: [], time: [] }));
-          let k = b.index.get(p['key'] as string);
+          let k = b.index.get(p.key);
           if (k === undefined) {
-            b.index.set(p['key'] as string, (k = b.keys.length));
-            b.keys.push(p['key'] as string);
+            b.index.set(p.key, (k = b.keys.length));
+            b.keys.push(p.key);
           }
           b.key.push(k);
-          b.step.push(p['step'] as number);
-          b.value.push(unnum(p['value']) as number);
-          b.time.push((p['time'] as number | null) ?? null);
+          b.step.push(p.step);
+          b.value.push(decodeWire(p.value));
+          b.time.push(p.time ?? null);
         }
         for (const [run, b] of byRun) {
           for (let i = 0; i < b.key.length; i += 10_000) {
@@ -449,20 +472,20 @@ export async function importArchive(
         }
       } else if (file.startsWith('samples/')) {
         const byRun = new Map<string, SampleRow[]>();
-        for (const s of lines(content)) {
-          const run = runOf(s['run']);
+        for (const s of jsonLines(sampleLine, content, name, maxLine)) {
+          const run = runOf(s.run);
           const row: SampleRow = {
-            step: s['step'] as number,
-            split: s['split'] as string,
-            questionId: s['question_id'] as string,
-            sampleIdx: s['sample_idx'] as number,
-            prompt: s['prompt'] as string,
-            completion: s['completion'] as string,
-            extractedAnswer: s['extracted_answer'] as string | null,
-            gold: s['gold'] as string | null,
-            correct: s['correct'] as boolean | null,
-            score: unnum(s['score']),
-            rank: s['rank'] as number | null,
+            step: s.step,
+            split: s.split,
+            questionId: s.question_id,
+            sampleIdx: s.sample_idx,
+            prompt: s.prompt,
+            completion: s.completion,
+            extractedAnswer: s.extracted_answer ?? null,
+            gold: s.gold ?? null,
+            correct: s.correct ?? null,
+            score: s.score === null || s.score === undefined ? null : decodeWire(s.score),
+            rank: s.rank ?? null,
           };
           (byRun.get(run) ?? byRun.set(run, []).get(run)!).push(row);
         }
@@ -471,40 +494,39 @@ export async function importArchive(
             counts.samples += (await insertSamples(pool, run, opts.teamId, rows.slice(i, i + 2000))).inserted;
         }
       } else if (file.startsWith('events/')) {
-        for (const e of lines(content)) {
+        for (const e of jsonLines(eventLine, content, name, maxLine)) {
           await pool.query('INSERT INTO event (run_id, kind, step, details, created_at) VALUES ($1, $2, $3, $4, $5)', [
-            runOf(e['run']),
-            e['kind'],
-            e['step'],
-            JSON.stringify(e['details'] ?? {}),
-            date(e['created_at']),
+            runOf(e.run),
+            e.kind,
+            e.step ?? null,
+            JSON.stringify(e.details ?? {}),
+            date(e.created_at) ?? new Date(),
           ]);
           counts.events++;
         }
       } else if (file === 'artifacts.jsonl') {
-        for (const a of lines(content)) {
+        for (const a of jsonLines(artifactLine, content, name, maxLine)) {
           await pool.query(
             `INSERT INTO artifact (id, run_id, kind, name, uri, sha256, bytes, step, metadata) VALUES ($1, $2, $3::"ArtifactKind", $4, $5, $6, $7, $8, $9)`,
             [
               newId('a'),
-              runOf(a['run']),
-              a['kind'],
-              a['name'],
-              a['uri'],
-              a['sha256'],
-              a['bytes'],
-              a['step'],
-              JSON.stringify(a['metadata'] ?? {}),
+              runOf(a.run),
+              a.kind,
+              a.name,
+              a.uri,
+              a.sha256 ?? null,
+              a.bytes ?? null,
+              a.step ?? null,
+              JSON.stringify(a.metadata ?? {}),
             ],
           );
           counts.artifacts++;
         }
       } else if (file === 'manifest.json') {
-        manifest = (JSON.parse(content.toString('utf8')) as { counts: ExportCounts }).counts;
+        manifest = jsonFile(manifestFile, content, name).counts;
       }
-      // runs.csv is for people; everything in it is in runs.jsonl
     }
-    if (!projectId) throw new Error('not an AFT Lab export: the archive holds no project.json');
+    if (!projectId) throw new ImportError('not an AFT Lab export: the archive holds no project.json');
     return { projectId, counts, manifest };
   } catch (e) {
     if (projectId) {

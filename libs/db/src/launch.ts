@@ -4,6 +4,24 @@
  */
 import type { Pool } from 'pg';
 import { RUN_CHANNEL, withTransaction } from './metrics';
+import { createRunTokens } from './run-tokens';
+
+/** Queued plus running runs a team may have at once, unless the server sets another cap. */
+export const DEFAULT_MAX_ACTIVE_RUNS = 2_000;
+
+/** A launch that would take a team past its cap of queued plus running runs. */
+export class ActiveRunCapError extends Error {
+  constructor(
+    readonly active: number,
+    readonly adding: number,
+    readonly cap: number,
+  ) {
+    super(
+      `this team has ${active} queued or running runs; launching ${adding} more would pass its limit of ${cap} ` +
+        `(wait for runs to finish, or cancel some)`,
+    );
+  }
+}
 
 export interface NewRun {
   /** Caller's handle for wiring parents: alignment runs name their parent's `ref`. */
@@ -20,8 +38,10 @@ export interface NewRun {
 }
 
 /**
- * Creates a project (if new), optionally a sweep, and its runs, all queued, in one transaction.
- * Returns the ids by `ref`.
+ * Creates a project (if new), optionally a sweep, and its runs, all queued, in one transaction, each with its run
+ * token (libs/db/src/run-tokens.ts). Returns ids and tokens by `ref`. Refuses (ActiveRunCapError, nothing written)
+ * when the team would have more than `maxActive` queued plus running runs; launches of one team are serialized so
+ * two at once cannot both pass the check.
  */
 export async function createQueuedRuns(
   pool: Pool,
@@ -29,8 +49,17 @@ export async function createQueuedRuns(
   project: string,
   runs: readonly NewRun[],
   sweep?: { name: string; spec: unknown },
-): Promise<{ projectId: string; sweepId: string | null; ids: Map<string, string> }> {
+  maxActive = DEFAULT_MAX_ACTIVE_RUNS,
+): Promise<{ projectId: string; sweepId: string | null; ids: Map<string, string>; tokens: Map<string, string> }> {
   return withTransaction(pool, async (c) => {
+    await c.query(`SELECT pg_advisory_xact_lock(hashtextextended('launch:' || $1, 0))`, [teamId]);
+    const act = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM run r JOIN project p ON p.id = r.project_id
+       WHERE p.team_id = $1 AND r.status IN ('queued', 'running')`,
+      [teamId],
+    );
+    const active = act.rows[0]!.n;
+    if (active + runs.length > maxActive) throw new ActiveRunCapError(active, runs.length, maxActive);
     const p = await c.query<{ id: string }>(
       `INSERT INTO project (id, team_id, name) VALUES ('p' || replace(gen_random_uuid()::text, '-', ''), $1, $2)
        ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
@@ -55,7 +84,9 @@ export async function createQueuedRuns(
       );
       ids.set(r.ref, res.rows[0]!.id);
     }
-    return { projectId, sweepId, ids };
+    const byRun = await createRunTokens(c, [...ids.values()]);
+    const tokens = new Map([...ids].map(([ref, runId]) => [ref, byRun.get(runId)!]));
+    return { projectId, sweepId, ids, tokens };
   });
 }
 

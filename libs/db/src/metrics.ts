@@ -33,21 +33,78 @@ export class RunNotFoundError extends Error {
 /** The Postgres NOTIFY channel on which every write to a run announces the run id. */
 export const RUN_CHANNEL = 'aft_run_update';
 
-// Metric names are interned in metric_key; ids are cached per pool (each database has its own ids).
+/** Distinct metric keys one run may log (LIMITS.metricKeysPerRun in @aft/contracts says the same to clients). */
+export const MAX_METRIC_KEYS_PER_RUN = 1_000;
+
+/** A batch that would take its run past its cap on distinct metric keys; nothing of it is stored. */
+export class MetricKeyCapError extends Error {
+  constructor(
+    readonly runId: string,
+    readonly limit: number,
+    have: number | null,
+    adding: number,
+  ) {
+    const what =
+      have === null
+        ? `this batch logs ${adding} distinct metric keys`
+        : `run ${runId} has ${have} metric keys and this batch adds ${adding} more`;
+    super(`${what}; a run logs at most ${limit.toLocaleString('en-US')} distinct metric keys`);
+  }
+}
+
+/**
+ * Key ids remembered per pool (each database has its own ids). Bounded: every team's every key name would
+ * otherwise stay in memory for the life of the process. A Map keeps insertion order, so re-inserting on use
+ * makes its first entry the least recently used.
+ */
+export const KEY_CACHE_SIZE = 20_000;
 const keyCache = new WeakMap<Pool, Map<string, number>>();
 
+/** Entries the key-id cache of `pool` holds now (for tests). */
+export const keyCacheSize = (pool: Pool) => keyCache.get(pool)?.size ?? 0;
+
+/** Ids of metric key names, interned in metric_key (created if new); the result holds exactly `names`. */
 export async function resolveKeyIds(pool: Pool, names: readonly string[]): Promise<Map<string, number>> {
   let cache = keyCache.get(pool);
   if (!cache) keyCache.set(pool, (cache = new Map()));
-  const missing = names.filter((n) => !cache.has(n));
+  const out = new Map<string, number>();
+  const missing: string[] = [];
+  for (const n of names) {
+    const id = cache.get(n);
+    if (id === undefined) missing.push(n);
+    else {
+      out.set(n, id);
+      cache.delete(n);
+      cache.set(n, id);
+    }
+  }
   if (missing.length) {
     await pool.query('INSERT INTO metric_key (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING', [missing]);
     const res = await pool.query<{ id: number; name: string }>('SELECT id, name FROM metric_key WHERE name = ANY($1)', [
       missing,
     ]);
-    for (const r of res.rows) cache.set(r.name, r.id);
+    for (const r of res.rows) {
+      out.set(r.name, r.id);
+      cache.set(r.name, r.id);
+    }
+    for (const oldest of cache.keys()) {
+      if (cache.size <= KEY_CACHE_SIZE) break;
+      cache.delete(oldest);
+    }
   }
-  return cache;
+  return out;
+}
+
+/** Refuses (MetricKeyCapError) a batch that would give the locked run more than `limit` distinct keys. */
+async function assertKeyCap(c: PoolClient, runId: string, keys: readonly string[], limit: number) {
+  const res = await c.query<{ total: number; present: number }>(
+    `SELECT count(*)::int AS total, count(*) FILTER (WHERE key = ANY($2::text[]))::int AS present
+     FROM run_metric WHERE run_id = $1`,
+    [runId, keys],
+  );
+  const { total, present } = res.rows[0]!;
+  const adding = keys.length - present;
+  if (total + adding > limit) throw new MetricKeyCapError(runId, limit, total, adding);
 }
 
 interface Agg {
@@ -182,7 +239,7 @@ export async function insertMetricPoints(
   pool: Pool,
   runId: string,
   input: PointColumns | readonly MetricPoint[],
-  opts: { teamId?: string } = {},
+  opts: { teamId?: string; maxKeys?: number } = {},
 ): Promise<InsertResult> {
   let cols = Array.isArray(input) ? pointsToColumns(input as readonly MetricPoint[]) : (input as PointColumns);
   if (new Set(cols.keys).size !== cols.keys.length) {
@@ -191,7 +248,11 @@ export async function insertMetricPoints(
     cols = { ...cols, key: cols.key.map((k) => canon[k]!) };
   }
   const total = cols.key.length;
-  const keyIds = await resolveKeyIds(pool, [...new Set(cols.keys)]);
+  const names = [...new Set(cols.keys)];
+  const maxKeys = opts.maxKeys ?? MAX_METRIC_KEYS_PER_RUN;
+  // a batch alone over the cap is refused before its names are interned (metric_key is shared by every team)
+  if (names.length > maxKeys) throw new MetricKeyCapError(runId, maxKeys, null, names.length);
+  const keyIds = await resolveKeyIds(pool, names);
   const idOf = cols.keys.map((k) => keyIds.get(k)!);
   const rows = distinctRows(cols);
   const ks = numArray(rows.map((i) => idOf[cols.key[i]!]!));
@@ -200,6 +261,8 @@ export async function insertMetricPoints(
   const times = numArray(cols.time ? rows.map((i) => cols.time![i] ?? null) : rows.map(() => null));
   return withTransaction(pool, async (c) => {
     const { num, writeSeq } = await lockRun(c, runId, opts.teamId);
+    // checked under the run's lock, so concurrent batches of one run cannot together pass the cap
+    await assertKeyCap(c, runId, names, maxKeys);
     let inserted = rows;
     await c.query('SAVEPOINT points');
     try {

@@ -173,6 +173,9 @@ export async function deleteRun(
   within?: (c: PoolClient, run: { name: string }) => Promise<void>,
 ): Promise<void> {
   await withTransaction(pool, async (c) => {
+    // a long run's points take longer to delete than a request's statement_timeout allows; a delete cut short
+    // would roll back and leave the run undeletable
+    await c.query('SET LOCAL statement_timeout = 0');
     const res = await c.query<{ num: string; name: string }>(
       `DELETE FROM run WHERE id = $1 AND ${TEAM_SCOPE} RETURNING num::text AS num, name`,
       [runId, teamId],

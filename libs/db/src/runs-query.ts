@@ -109,11 +109,12 @@ export async function listRuns(pool: Pool, q: RunListQuery): Promise<{ items: Ru
     cursorOf = (row) => [row['_k0'] instanceof Date ? (row['_k0'] as Date).toISOString() : row['_k0'], row['id']];
   }
   if (q.cursor) {
-    const c = decodeCursor(q.cursor, keyCols.length);
+    const kinds: CursorKind[] = q.sortBy.startsWith('summary.')
+      ? ['boolean', 'number', 'text']
+      : [q.sortBy in TEXT_SORTS ? 'text' : 'timestamp', 'text'];
+    const c = decodeCursor(q.cursor, kinds);
     const cmp = q.sortBy.startsWith('summary.') || !desc ? '>' : '<';
-    const casts = q.sortBy.startsWith('summary.')
-      ? ['::boolean', '::float8', '::text']
-      : [q.sortBy in TEXT_SORTS ? '::text' : '::timestamptz', '::text'];
+    const casts = kinds.map((k) => CURSOR_CASTS[k]);
     where.push(`(${keyCols.join(', ')}) ${cmp} (${c.map((v, i) => `${p(v)}${casts[i]}`).join(', ')})`);
   }
   const limit = p(q.limit + 1);
@@ -143,12 +144,36 @@ function encodeCursor(v: unknown[]): string {
   return Buffer.from(JSON.stringify(v)).toString('base64url');
 }
 
-function decodeCursor(s: string, n: number): unknown[] {
+type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
+const CURSOR_CASTS: Record<CursorKind, string> = {
+  timestamp: '::timestamptz',
+  text: '::text',
+  number: '::float8',
+  boolean: '::boolean',
+};
+
+/** Each key of a cursor must be what this sort wrote, or the query's cast fails in Postgres (a 500, not a 400). */
+function cursorValueFits(x: unknown, kind: CursorKind): boolean {
+  switch (kind) {
+    case 'timestamp':
+      // exactly what encodeCursor wrote (Date.toISOString): anything else Postgres may refuse to cast
+      // (four-digit years only: Postgres does not read toISOString's signed six-digit years)
+      return (
+        typeof x === 'string' && /^\d{4}-/.test(x) && Number.isFinite(Date.parse(x)) && new Date(x).toISOString() === x
+      );
+    case 'text':
+      return typeof x === 'string' && !x.includes('\u0000');
+    case 'number':
+      return typeof x === 'number' && Number.isFinite(x);
+    case 'boolean':
+      return typeof x === 'boolean';
+  }
+}
+
+function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === n && v.every((x) => ['string', 'number', 'boolean'].includes(typeof x))) {
-      return v;
-    }
+    if (Array.isArray(v) && v.length === kinds.length && v.every((x, i) => cursorValueFits(x, kinds[i]!))) return v;
   } catch {
     // fall through
   }

@@ -39,13 +39,38 @@ export function tarEntry(name: string, content: Buffer): Buffer[] {
 /** The end of an archive: two zero blocks. */
 export const TAR_END = Buffer.alloc(BLOCK * 2);
 
+/** A tar stream this reader refuses: corrupt, of a kind export archives never hold, or over a limit. */
+export class TarError extends Error {}
+
+export interface TarLimits {
+  /** Largest entry kept whole in memory; a header declaring more is refused before its content is read. */
+  maxEntryBytes?: number;
+  /** Most bytes read from the stream in all (after gunzip): where a gzip bomb stops. */
+  maxTotalBytes?: number;
+  /** Most entries. */
+  maxEntries?: number;
+}
+
+export const TAR_LIMITS: Required<TarLimits> = {
+  maxEntryBytes: 64 * 1024 * 1024,
+  maxTotalBytes: 32 * 1024 * 1024 * 1024,
+  maxEntries: 100_000,
+};
+
+const asBuffer = (c: Buffer | Uint8Array) =>
+  Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+
 /**
- * Reads a tar stream entry by entry; each file's content is yielded whole (export parts are bounded, so this is
- * bounded too). Throws on a corrupt header.
+ * Reads a tar stream entry by entry; each file's content is yielded whole, so memory is bounded by
+ * `maxEntryBytes` (export parts are far smaller). Entries `keep` turns down (it may also throw to refuse one) and
+ * directories are skipped as they stream, without being buffered. Throws TarError on a corrupt header, a link or
+ * other special entry, or a limit passed.
  */
 export async function* readTar(
   chunks: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
+  opts: TarLimits & { keep?: (name: string) => boolean } = {},
 ): AsyncGenerator<{ name: string; content: Buffer }> {
+  const limits = { ...TAR_LIMITS, ...opts };
   // chunks are joined only once enough have arrived for the next header or file: linear in the archive's size
   let parts: Buffer[] = [];
   let len = 0;
@@ -55,9 +80,29 @@ export async function* readTar(
     len = all.length - n;
     return all.subarray(0, n);
   };
-  let need: { name: string; size: number } | null = null;
-  for await (const c of chunks) {
-    parts.push(Buffer.from(c));
+  const drop = (n: number) => {
+    while (n > 0 && parts.length) {
+      const p = parts[0]!;
+      if (p.length <= n) {
+        parts.shift();
+        n -= p.length;
+        len -= p.length;
+      } else {
+        parts[0] = p.subarray(n);
+        len -= n;
+        n = 0;
+      }
+    }
+  };
+  let total = 0;
+  let entries = 0;
+  let need: { name: string; size: number; skip: number | null } | null = null;
+  for await (const chunk of chunks) {
+    const c = asBuffer(chunk);
+    total += c.length;
+    if (total > limits.maxTotalBytes)
+      throw new TarError(`archive is over ${limits.maxTotalBytes} bytes uncompressed (the import's limit)`);
+    parts.push(c);
     len += c.length;
     for (;;) {
       if (!need) {
@@ -67,8 +112,39 @@ export async function* readTar(
         let sum = 0;
         for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
         const field = (a: number, b: number) => h.subarray(a, b).toString('utf8').replace(/\0.*$/s, '').trim();
-        if (sum !== parseInt(field(148, 156), 8)) throw new Error('not a tar archive (bad header checksum)');
-        need = { name: field(0, 100), size: parseInt(field(124, 136) || '0', 8) };
+        if (!/^[0-7]{1,8}$/.test(field(148, 156)) || sum !== parseInt(field(148, 156), 8))
+          throw new TarError('not a tar archive (bad header checksum)');
+        const prefix = h.subarray(257, 263).toString('latin1') === 'ustar\0' ? field(345, 500) : '';
+        const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
+        // base-256 sizes (high bit set) and anything but octal digits are refused, not read as NaN
+        const sizeField = field(124, 136);
+        if (!/^[0-7]{0,11}$/.test(sizeField))
+          throw new TarError(`tar entry ${name}: size field is not an octal number`);
+        const size = sizeField ? parseInt(sizeField, 8) : 0;
+        const type = String.fromCharCode(h[156]!);
+        if (++entries > limits.maxEntries)
+          throw new TarError(`archive has over ${limits.maxEntries} entries (the import's limit)`);
+        if (!name) throw new TarError('tar entry without a name');
+        let skip: number | null = null;
+        if (type === '5') skip = size;
+        else if (type !== '0' && type !== '\0')
+          throw new TarError(
+            `tar entry ${name} is not a regular file (type '${type}'); export archives hold files only`,
+          );
+        else if (opts.keep && !opts.keep(name)) skip = size;
+        else if (size > limits.maxEntryBytes)
+          throw new TarError(
+            `tar entry ${name} declares ${size} bytes; entries are at most ${limits.maxEntryBytes} bytes`,
+          );
+        need = { name, size, skip: skip === null ? null : Math.ceil(skip / BLOCK) * BLOCK };
+      }
+      if (need.skip !== null) {
+        const n = Math.min(need.skip, len);
+        drop(n);
+        need.skip -= n;
+        if (need.skip > 0) break;
+        need = null;
+        continue;
       }
       const padded = Math.ceil(need.size / BLOCK) * BLOCK;
       if (len < padded) break;
@@ -78,5 +154,5 @@ export async function* readTar(
       yield { name, content };
     }
   }
-  if (need) throw new Error(`archive ends inside ${need.name}`);
+  if (need) throw new TarError(`archive ends inside ${need.name}`);
 }

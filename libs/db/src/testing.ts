@@ -125,3 +125,5 @@ export { readTar } from './tar';
 export { insertMetricPoints } from './metrics';
 export { insertSamples } from './run-writes';
 export { RunNotifier } from './notifier';
+/** Queued runs with their tokens, for tests that put jobs on the queue by hand (as another version might). */
+export { createQueuedRuns } from './launch';

@@ -4,6 +4,7 @@
  * the job at once, unrecoverably).
  */
 import { z } from 'zod';
+import { ALIGN_OVERRIDE_BOUNDS, boundedOverrides, VFT_OVERRIDE_BOUNDS } from './overrides';
 
 export const PRESETS = ['tiny', 'small'] as const;
 /** `vft` as an alignment method is continued fine-tuning (the control); `rft` is rejection-sampling fine-tuning. */
@@ -13,14 +14,15 @@ export const FEEDBACK = ['binary', 'ranked'] as const;
 export const DEGRADATION_POLICIES = ['flag', 'stop'] as const;
 
 const runId = z.string().min(1).max(64);
+/** The job's own credential for its run (libs/db/src/run-tokens.ts): the worker logs with it, holding no team key. */
+const runToken = z.string().startsWith('aftrun_', 'runToken must be a run token').max(100);
 const seed = z.number().int('seed must be an integer').min(0, 'seed must be ≥ 0').max(2 ** 31 - 1);
-/** Dotted trainer settings, e.g. `{ "optim.lr": 1e-3, "model.nLayer": 3 }`; the trainer rejects unknown keys. */
-const overrides = z
-  .record(
-    z.string().regex(/^[a-zA-Z]\w*(\.[a-zA-Z]\w*)*$/, 'an override key is a dotted path such as optim.lr'),
-    z.union([z.number(), z.string().max(200), z.boolean()]),
-  )
-  .refine((o) => Object.keys(o).length <= 50, 'at most 50 overrides');
+/**
+ * Dotted trainer settings, e.g. `{ "optim.lr": 1e-3, "model.nLayer": 3 }`: known keys only, each within its
+ * bounds (overrides.ts), so a launch cannot ask a worker for an unbounded model or run.
+ */
+const vftOverrides = boundedOverrides(VFT_OVERRIDE_BOUNDS, 'VFT');
+const alignOverrides = boundedOverrides(ALIGN_OVERRIDE_BOUNDS, 'alignment');
 
 export const samplingSpec = z.object({
   k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64, 'k is at most 64'),
@@ -36,8 +38,8 @@ export const sampleSetName = (s: SamplingSpec) => `samples-k${s.k}-t${s.temperat
 export const vftJobConfig = z.object({
   preset: z.enum(PRESETS),
   seed,
-  steps: z.number().int().min(1, 'steps must be at least 1').max(1_000_000).optional(),
-  overrides: overrides.default({}),
+  steps: z.number().int().min(1, 'steps must be at least 1').max(1_000_000, 'steps is at most 1,000,000').optional(),
+  overrides: vftOverrides.default({}),
   /** Sample sets to draw and label after training (what this parent's alignment runs need). */
   sampling: z.array(samplingSpec).max(16).default([]),
 });
@@ -50,20 +52,21 @@ export const alignJobConfig = z.object({
   dpoBeta: z.number().gt(0, 'dpoBeta must be > 0').max(100).default(0.1),
   wNll: z.number().min(0, 'wNll must be ≥ 0').max(100).default(1),
   lr: z.number().gt(0, 'lr must be > 0').max(1, 'lr is at most 1').default(3e-4),
-  steps: z.number().int().min(1, 'steps must be at least 1').max(100_000).default(120),
+  steps: z.number().int().min(1, 'steps must be at least 1').max(100_000, 'steps is at most 100,000').default(120),
   feedback: z.enum(FEEDBACK).default('binary'),
   seed,
   sampling: samplingSpec,
   onDegradation: z.enum(DEGRADATION_POLICIES).default('flag'),
-  overrides: overrides.default({}),
+  overrides: alignOverrides.default({}),
 });
 export type AlignJobConfig = z.infer<typeof alignJobConfig>;
 
 export const trainJobPayload = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('vft'), runId, sweepId: runId.optional(), config: vftJobConfig }),
+  z.object({ kind: z.literal('vft'), runId, runToken, sweepId: runId.optional(), config: vftJobConfig }),
   z.object({
     kind: z.literal('align'),
     runId,
+    runToken,
     sweepId: runId.optional(),
     parentRunId: runId,
     /** A fork: start from this run's last good checkpoint instead of the parent's weights. */
@@ -83,7 +86,7 @@ export const releaseJobPayload = z.object({
   parentRunId: runId,
   /** Alignment runs started side by side at most (the sweep's cap shared among its parents). */
   lanes: z.number().int().min(1).max(64),
-  runs: z.array(z.object({ runId, config: alignJobConfig })).max(1000),
+  runs: z.array(z.object({ runId, runToken, config: alignJobConfig })).max(1000),
 });
 export type ReleaseJobPayload = z.infer<typeof releaseJobPayload>;
 

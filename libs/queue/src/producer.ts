@@ -65,7 +65,14 @@ export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[]
   return lanes.map((lane) => {
     let flow: FlowJob | null = null;
     for (const r of lane) {
-      const data = trainJobPayload.parse({ kind: 'align', runId: r.runId, sweepId: release.sweepId, parentRunId: release.parentRunId, config: r.config });
+      const data = trainJobPayload.parse({
+        kind: 'align',
+        runId: r.runId,
+        runToken: r.runToken,
+        sweepId: release.sweepId,
+        parentRunId: release.parentRunId,
+        config: r.config,
+      });
       flow = { name: 'train', queueName: queue, data, opts: { ...CHILD_OPTIONS, jobId: r.runId }, children: flow ? [flow] : undefined };
     }
     return flow!;

@@ -19,6 +19,8 @@ import {
 
 /** The most runs one sweep may expand to. */
 export const MAX_SWEEP_RUNS = 256;
+/** The largest grid a random search samples from (grid indices stay exact integers far below 2^53). */
+export const MAX_RANDOM_GRID = 1e12;
 
 const axis = <T extends z.ZodTypeAny>(name: string, item: T) =>
   z
@@ -105,7 +107,12 @@ export const sweepSpec = z
           .object({
             kind: z.literal('random'),
             count: z.number().int().min(1, 'search.count must be at least 1').max(MAX_SWEEP_RUNS, `search.count is at most ${MAX_SWEEP_RUNS}`),
-            seed: z.number().int().min(0).default(0),
+            seed: z
+              .number()
+              .int()
+              .min(0, 'search.seed must be ≥ 0')
+              .max(2 ** 32 - 1, 'search.seed is at most 2^32 - 1')
+              .default(0),
           })
           .strict(),
       ])
@@ -123,6 +130,15 @@ export const sweepSpec = z
         code: 'custom',
         path: ['axes'],
         message: `the grid has ${grid} runs; a sweep holds at most ${MAX_SWEEP_RUNS}: drop axis values, or use search {kind: "random", count}`,
+      });
+    }
+    if (s.search.kind === 'random' && grid > MAX_RANDOM_GRID) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['axes'],
+        message:
+          `the grid has ${grid.toExponential(2)} runs; a random search samples from at most ` +
+          `${MAX_RANDOM_GRID.toExponential(0)}: drop axis values`,
       });
     }
     if (s.search.kind === 'random' && s.search.count > grid) {
@@ -163,13 +179,66 @@ function mulberry32(seed: number) {
 
 const fmt = (v: number) => String(Number(v.toPrecision(3)));
 
+/** Raw grid indices a random search draws at most, to find `count` distinct runs among indices that collapse. */
+const MAX_RANDOM_DRAWS = 200_000;
+
+/**
+ * Up to `count` distinct runs of the grid (base points × axis values) in random order, without expanding it: a
+ * grid index is decoded digit by digit (mixed radix, the last axis fastest, as the grid search orders it), and
+ * indices are drawn without replacement by a Fisher–Yates shuffle that only records the positions it swapped,
+ * so time and memory follow the draws, not the grid's size. Repeated axis values and base points that differ only
+ * in axis-set fields are dropped first, so fewer indices collapse into one run.
+ */
+function sampleGrid(
+  spec: SweepSpec,
+  bases: readonly Point[],
+  count: number,
+  rand: () => number,
+  distinct: (p: Point) => Point | null,
+): Point[] {
+  const axes = AXIS_ORDER.flatMap((a) => {
+    const values = spec.axes[a] as readonly Point[AxisName][] | undefined;
+    return values ? [{ a, values: [...new Set(values)] }] : [];
+  });
+  const free = AXIS_ORDER.filter((a) => !axes.some((x) => x.a === a));
+  const byFree = new Map(bases.map((p) => [JSON.stringify(free.map((a) => p[a])), p]));
+  const roots = [...byFree.values()];
+  const size = axes.reduce((n, x) => n * x.values.length, roots.length);
+  const decode = (index: number): Point => {
+    let rest = index;
+    const digits: number[] = [];
+    for (let d = axes.length - 1; d >= 0; d--) {
+      const n = axes[d]!.values.length;
+      digits[d] = rest % n;
+      rest = Math.floor(rest / n);
+    }
+    const p: Record<string, unknown> = { ...roots[rest]! };
+    axes.forEach((x, d) => (p[x.a] = x.values[digits[d]!]));
+    return p as Point;
+  };
+  // 53 random bits: the grid can hold far more than 2^32 indices
+  const uniform = () => (Math.floor(rand() * 2 ** 21) * 2 ** 32 + Math.floor(rand() * 2 ** 32)) / 2 ** 53;
+  const swapped = new Map<number, number>();
+  const out: Point[] = [];
+  const draws = Math.min(size, MAX_RANDOM_DRAWS);
+  for (let i = 0; i < draws && out.length < count; i++) {
+    const j = i + Math.floor(uniform() * (size - i));
+    const pick = swapped.get(j) ?? j;
+    swapped.set(j, swapped.get(i) ?? i);
+    swapped.delete(i);
+    const p = distinct(decode(pick));
+    if (p) out.push(p);
+  }
+  return out;
+}
+
 /**
  * Expands a parsed spec. Settings a method ignores are normalised away (β without a boundary constraint, the
  * constraint of plain fine-tuning), so the grid never trains the same run twice.
  */
 export function planSweep(spec: SweepSpec): SweepPlan {
   const b = spec.base;
-  let points: Point[] = (spec.points ?? [{}]).map((p) => ({
+  const bases: Point[] = (spec.points ?? [{}]).map((p) => ({
     method: b.method,
     constraint: b.constraint,
     beta: b.beta,
@@ -180,31 +249,31 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     preset: b.preset,
     ...p,
   }));
-  for (const a of AXIS_ORDER) {
-    const values = spec.axes[a];
-    if (!values) continue;
-    points = points.flatMap((p) => values.map((v) => ({ ...p, [a]: v })));
-  }
   const seen = new Set<string>();
-  points = points
-    .map((p) => {
-      const noRanking = p.method === 'vft' || p.method === 'rft';
-      const constraint = noRanking ? 'none' : p.constraint;
-      return { ...p, constraint, beta: constraint === 'boundary' ? p.beta : b.beta };
-    })
-    .filter((p) => {
-      const key = JSON.stringify(AXIS_ORDER.map((a) => p[a]));
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+  /** `p` as it trains (ignored settings normalised), or null when an earlier point already trains the same. */
+  const distinct = (p: Point): Point | null => {
+    const noRanking = p.method === 'vft' || p.method === 'rft';
+    const constraint = noRanking ? 'none' : p.constraint;
+    const q = { ...p, constraint, beta: constraint === 'boundary' ? p.beta : b.beta };
+    const key = JSON.stringify(AXIS_ORDER.map((a) => q[a]));
+    if (seen.has(key)) return null;
+    seen.add(key);
+    return q;
+  };
+  let points: Point[];
   if (spec.search.kind === 'random') {
-    const rand = mulberry32(spec.search.seed);
-    for (let i = points.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [points[i], points[j]] = [points[j]!, points[i]!];
+    points = sampleGrid(spec, bases, spec.search.count, mulberry32(spec.search.seed), distinct);
+  } else {
+    // the product first: a grid over the cap is refused before anything is expanded
+    const size = AXIS_ORDER.reduce((n, a) => n * (spec.axes[a]?.length ?? 1), bases.length);
+    if (size > MAX_SWEEP_RUNS) throw new Error(`the grid has ${size} runs; a sweep holds at most ${MAX_SWEEP_RUNS}`);
+    points = bases;
+    for (const a of AXIS_ORDER) {
+      const values = spec.axes[a];
+      if (!values) continue;
+      points = points.flatMap((p) => values.map((v) => ({ ...p, [a]: v })));
     }
-    points = points.slice(0, spec.search.count);
+    points = points.flatMap((p) => distinct(p) ?? []);
   }
   const parents = new Map<string, PlannedParent>();
   const runs: PlannedRun[] = points.map((p) => {

@@ -48,6 +48,30 @@ describe('planSweep', () => {
     expect(a).toEqual(b);
   });
 
+  it('samples a random search from a 64⁴ grid without expanding it', () => {
+    const values = (f: (i: number) => number) => Array.from({ length: 64 }, (_, i) => f(i));
+    const axes = { lr: values((i) => (i + 1) / 1e5), beta: values((i) => i / 8), seed: values((i) => i), k: values((i) => i + 1) };
+    const s = sweepSpec.parse(spec({ axes, search: { kind: 'random', count: MAX_SWEEP_RUNS, seed: 7 } }));
+    const t0 = performance.now();
+    const runs = planSweep(s).runs;
+    // expanding the 16.8M-point grid took ~100 s and ~9 GB; sampling takes milliseconds
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(runs).toHaveLength(MAX_SWEEP_RUNS);
+    expect(new Set(runs.map((r) => JSON.stringify(r.config))).size).toBe(MAX_SWEEP_RUNS);
+    expect(planSweep(s).runs.map((r) => r.name)).toEqual(runs.map((r) => r.name));
+  });
+
+  it('samples distinct runs when axis values repeat or settings collapse', () => {
+    // vft ignores constraint and β: the 2 × 3 × 3 × 4 raw grid trains only 2 × 2 distinct runs
+    const s = spec({
+      axes: { method: ['vft', 'aft'], constraint: ['none', 'none', 'detach'], beta: [1, 2, 3], seed: [1, 1, 2, 2] },
+      search: { kind: 'random', count: 50, seed: 3 },
+    });
+    const runs = planSweep(sweepSpec.parse(s)).runs.map((r) => r.name);
+    expect(new Set(runs).size).toBe(runs.length);
+    expect([...runs].sort()).toEqual(['aft-detach-s1', 'aft-detach-s2', 'aft-none-s1', 'aft-none-s2', 'vft-s1', 'vft-s2']);
+  });
+
   it('crosses explicit points with the axes', () => {
     const plan = planSweep(
       sweepSpec.parse(spec({ points: [{ method: 'aft', constraint: 'detach' }, { method: 'dpo', constraint: 'none' }], axes: { seed: [1, 2] } })),
@@ -74,6 +98,23 @@ describe('sweepSpec rejects', () => {
   it('a grid larger than allowed, saying how large it is', () => {
     const big = { lr: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => x / 1e4), beta: [0.1, 0.2, 0.5, 1, 2, 4, 8, 16], seed: [1, 2, 3, 4, 5] };
     expect(errorOf(spec({ axes: big }))).toMatch(new RegExp(`^axes: the grid has 320 runs; a sweep holds at most ${MAX_SWEEP_RUNS}`));
+  });
+  it('a random search over a grid too large to index, naming the axes', () => {
+    const values = Array.from({ length: 64 }, (_, i) => i + 1);
+    const axes = {
+      seed: values,
+      k: values,
+      lr: values.map((v) => v / 1e3),
+      beta: values,
+      temperature: values.map((v) => v / 32),
+      method: ['vft', 'rft', 'aft', 'dpo', 'rrhf', 'pro'],
+      constraint: ['none', 'detach', 'boundary'],
+      preset: ['tiny', 'small'],
+    };
+    const points = Array.from({ length: 30 }, () => ({}));
+    expect(errorOf(spec({ axes, points, search: { kind: 'random', count: 10 } }))).toMatch(
+      /^axes: the grid has 1\.16e\+12 runs; a random search samples from at most 1e\+12/,
+    );
   });
   it('unknown fields and a random count beyond the grid', () => {
     expect(errorOf(spec({ axes: { learningRate: [1] } }))).toMatch(/learningRate/);

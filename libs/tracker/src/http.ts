@@ -10,9 +10,14 @@ export class TrackerError extends Error {
     super(message);
     this.name = 'TrackerError';
   }
-  /** Worth retrying: the server or the database is briefly down, or asks us to slow down. */
+  /**
+   * Worth retrying: the server could not be reached, is briefly down or overloaded, or asks us to slow down. Any
+   * other 4xx is a refusal of this very request, and 501/505 say the server will never take it: sent again, they
+   * would only fail again.
+   */
   get retryable(): boolean {
-    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+    const s = this.status;
+    return s === 0 || s === 408 || s === 429 || (s >= 500 && s !== 501 && s !== 505);
   }
 }
 
@@ -21,6 +26,11 @@ export interface TransportOptions {
   apiKey: string;
   /** Give up on a request after retrying for this long (default 10 minutes). */
   retryForMs?: number;
+  /**
+   * A 500 is retried for at most this long (default 1 minute): it is what a database outage looks like, but also
+   * what a server bug answers every time, and that must not hold a batch for the whole `retryForMs`.
+   */
+  retryServerErrorForMs?: number;
   fetch?: typeof fetch;
   /** Called before each retry, e.g. to log. */
   onRetry?: (err: TrackerError, attempt: number, delayMs: number) => void;
@@ -75,12 +85,15 @@ export class Transport {
    * Safe for every write the SDK makes: the server stores each point, sample and artifact once, however often sent.
    */
   async call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
-    const deadline = Date.now() + (this.opts.retryForMs ?? 600_000);
+    const started = Date.now();
+    const retryFor = this.opts.retryForMs ?? 600_000;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once<T>(path, input, method);
       } catch (e) {
         const err = e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
+        const budget = err.status === 500 ? Math.min(retryFor, this.opts.retryServerErrorForMs ?? 60_000) : retryFor;
+        const deadline = started + budget;
         if (!err.retryable || Date.now() >= deadline) throw err;
         const hinted = (err as TrackerError & { retryAfterMs?: number }).retryAfterMs;
         const delay = Math.min(hinted ?? 250 * 2 ** Math.min(attempt - 1, 6) * (0.5 + Math.random()), 15_000);

@@ -84,10 +84,12 @@ export async function init(opts: InitOptions): Promise<Run> {
     batchPoints,
     flushIntervalMs,
     maxInFlight,
+    onError,
     ...create
   } = opts;
   const info = await transport.call<RunInfo>('runs.create', create);
-  const run = new Run(info, url, transport, { batchPoints, flushIntervalMs, maxInFlight }, (r) => live.delete(r));
+  const batching = { batchPoints, flushIntervalMs, maxInFlight, onError };
+  const run = new Run(info, url, transport, batching, (r) => live.delete(r));
   if (finishOnExit) {
     live.add(run);
     hookExit();
@@ -122,6 +124,7 @@ export async function attach(opts: AttachOptions): Promise<Run | null> {
     batchPoints: opts.batchPoints,
     flushIntervalMs: opts.flushIntervalMs,
     maxInFlight: opts.maxInFlight,
+    onError: opts.onError,
   });
 }
 

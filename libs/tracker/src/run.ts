@@ -3,6 +3,7 @@ import {
   encodeNumber,
   LIMITS,
   metricKey,
+  sampleInput,
   type ArtifactInput,
   type RunStatus,
   type WireNumber,
@@ -24,6 +25,11 @@ export interface BatchOptions {
   flushIntervalMs?: number;
   /** Requests in flight per run before `log` asks its caller to wait (default 4). */
   maxInFlight?: number;
+  /**
+   * Called once for each batch that was not stored: the server refused it (a 4xx other than 408/429), or it still
+   * failed when the retries ran out. Without it, the next `flush` or `finish` throws it instead, once.
+   */
+  onError?: (err: TrackerError) => void;
 }
 
 export type SampleRow = Omit<SampleInput, 'score'> & { score?: number | null };
@@ -52,7 +58,9 @@ export class Run {
   private points: PointBuffer = emptyBuffer();
   private samples: SampleInput[] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private failure: TrackerError | null = null;
+  /** Batches not stored since the last `flush` reported them (when there is no `onError`). */
+  private unreported: TrackerError[] = [];
+  private readonly onError: ((err: TrackerError) => void) | undefined;
   private readonly timer: ReturnType<typeof setInterval>;
   private finished = false;
   private readonly batchPoints: number;
@@ -71,6 +79,7 @@ export class Run {
     this.url = `${baseUrl.replace(/\/+$/, '')}/runs/${info.id}`;
     this.batchPoints = Math.min(opts.batchPoints ?? 5_000, LIMITS.pointsPerBatch);
     this.maxInFlight = opts.maxInFlight ?? 4;
+    this.onError = opts.onError;
     this.timer = setInterval(() => this.send(), opts.flushIntervalMs ?? 1_000);
     this.timer.unref?.();
   }
@@ -78,7 +87,7 @@ export class Run {
   /**
    * Logs metrics at a step: `run.log({ loss: 0.7, 'eval/acc': 0.31 }, step)`. NaN and ±Infinity are kept.
    * Returns at once unless too many batches are in flight; awaiting it gives backpressure. It never rejects:
-   * a request that fails for good is reported by `flush` and `finish`.
+   * a batch that is not stored is reported once, to `onError` or by the next `flush` or `finish`.
    */
   log(metrics: Record<string, number>, step: number, time: number = Date.now()): Promise<void> {
     this.assertOpen();
@@ -86,6 +95,7 @@ export class Run {
       throw new TypeError(`step must be an integer in [0, ${LIMITS.maxStep}], got ${step}`);
     }
     const t = Math.round(time);
+    if (!(t >= 0 && t <= 8.64e15)) throw new TypeError(`time must be milliseconds since the epoch, got ${time}`);
     const buf = this.points;
     for (const key in metrics) {
       const value = metrics[key]!;
@@ -109,10 +119,26 @@ export class Run {
     return this.inFlight.size >= this.maxInFlight ? Promise.race(this.inFlight) : Promise.resolve();
   }
 
-  /** Logs sampled completions (buffered; sent in batches of up to 1,000). */
+  /**
+   * Logs sampled completions (buffered; sent in batches of up to 1,000). Checked here against what the server
+   * stores: a row it would refuse (a NUL in a completion, a field too long) throws, naming the row and field, and
+   * none of the call's rows is taken, so one bad row never costs a whole batch of good ones.
+   */
   logSamples(rows: readonly SampleRow[]): void {
     this.assertOpen();
-    for (const r of rows) this.samples.push({ ...r, score: r.score === undefined || r.score === null ? r.score : encodeNumber(r.score) });
+    const encoded = rows.map((r) => ({
+      ...r,
+      score: r.score === undefined || r.score === null ? r.score : encodeNumber(r.score),
+    }));
+    encoded.forEach((r, i) => {
+      const ok = sampleInput.safeParse(r);
+      if (!ok.success) {
+        const issue = ok.error.issues[0]!;
+        const field = issue.path.join('.') || 'row';
+        throw new TypeError(`sample ${i}: ${field}: ${issue.message}; no sample of this call was taken`);
+      }
+    });
+    this.samples.push(...encoded);
     if (this.samples.length >= LIMITS.samplesPerBatch) this.send();
   }
 
@@ -145,11 +171,20 @@ export class Run {
     return typeof v === 'number' ? v : null;
   }
 
-  /** Sends everything buffered and waits for every request in flight; throws if any failed for good. */
+  /**
+   * Sends everything buffered and waits for every request in flight. Throws, once, if batches were not stored since
+   * the last flush (and there is no `onError`); the run stays usable: later batches are sent as usual.
+   */
   async flush(): Promise<void> {
     this.send();
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
-    if (this.failure) throw this.failure;
+    const lost = this.unreported.splice(0);
+    if (lost.length === 1) throw lost[0];
+    if (lost.length > 1) {
+      const first = lost[0]!;
+      const all = lost.map((e) => e.message).join('; ');
+      throw new TrackerError(`${lost.length} batches were not stored: ${all}`, first.status, first.code);
+    }
   }
 
   /** Flushes, then marks the run finished. Safe to call twice. */
@@ -186,20 +221,31 @@ export class Run {
           value: buf.value.slice(off, end),
           time: buf.time.slice(off, end),
         };
-        this.track(this.transport.call('metrics.log', { runId: this.id, columns }));
+        this.track(this.transport.call('metrics.log', { runId: this.id, columns }), `${columns.key.length} points`);
       }
     }
     while (this.samples.length) {
       const rows = this.samples.splice(0, LIMITS.samplesPerBatch);
-      this.track(this.transport.call('samples.log', { runId: this.id, rows }));
+      this.track(this.transport.call('samples.log', { runId: this.id, rows }), `${rows.length} samples`);
     }
   }
 
-  private track(p: Promise<unknown>): void {
+  /** Waits for a batch in the background; one that is not stored is reported once and never blocks later ones. */
+  private track(p: Promise<unknown>, what: string): void {
     const q: Promise<void> = p.then(
       () => undefined,
       (e: unknown) => {
-        this.failure ??= e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
+        const cause = e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
+        const message = `${what} of run ${this.id} were not stored: ${cause.message}`;
+        const err = new TrackerError(message, cause.status, cause.code);
+        if (!this.onError) this.unreported.push(err);
+        else {
+          try {
+            this.onError(err);
+          } catch {
+            // the caller's handler failing must not turn into an unhandled rejection here
+          }
+        }
       },
     );
     const done = q.finally(() => this.inFlight.delete(done));

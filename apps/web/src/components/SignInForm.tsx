@@ -1,10 +1,15 @@
 'use client';
 import { useState, type FormEvent } from 'react';
+import { safeNextPath } from '../lib/safe-next';
 import { useReady } from '../lib/use-ready';
 
 type Mode = 'sign-in' | 'sign-up';
 
-/** Email and password sign-in and sign-up (better-auth's endpoints); on success, back to where the user was going. */
+/**
+ * Email and password sign-in and sign-up (better-auth's endpoints); on success, back to where the user was going.
+ * Sign-up makes the account without a session (it answers alike for a taken email, so it does not reveal who has an
+ * account); the form then signs in.
+ */
 export function SignInForm({ next, initialMode }: { next: string; initialMode: Mode }) {
   const [mode, setMode] = useState<Mode>(initialMode);
   const [error, setError] = useState<string | null>(null);
@@ -24,18 +29,31 @@ export function SignInForm({ next, initialMode }: { next: string; initialMode: M
         : { email: String(f.get('email') ?? ''), password: String(f.get('password') ?? ''), rememberMe: true };
     setBusy(true);
     setError(null);
-    try {
-      const res = await fetch(`/api/auth/${mode}/email`, {
+    const post = (path: string, b: unknown) =>
+      fetch(`/api/auth/${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+        body: JSON.stringify(b),
       });
-      if (!res.ok) {
-        const j = (await res.json().catch(() => null)) as { message?: string } | null;
-        setError(j?.message ?? `${mode === 'sign-up' ? 'sign-up' : 'sign-in'} failed (HTTP ${res.status})`);
-        return;
+    const failed = async (res: Response, what: string) => {
+      const j = (await res.json().catch(() => null)) as { message?: string } | null;
+      setError(j?.message ?? `${what} failed (HTTP ${res.status})`);
+    };
+    try {
+      if (mode === 'sign-up') {
+        const up = await post('sign-up/email', body);
+        if (!up.ok) return await failed(up, 'sign-up');
       }
-      window.location.assign(next);
+      const res = await post('sign-in/email', { email: body.email, password: body.password, rememberMe: true });
+      if (!res.ok) {
+        if (mode === 'sign-up' && res.status === 401) {
+          setError('could not sign in with that password: if the email already has an account, use its password');
+          setMode('sign-in');
+          return;
+        }
+        return await failed(res, 'sign-in');
+      }
+      window.location.assign(safeNextPath(next));
     } catch (err) {
       setError(`could not reach the server: ${(err as Error).message}`);
     } finally {

@@ -2,6 +2,7 @@
  * The paper-style results table: one row per method × constraint (× β for the boundary), mean ± std over seeds of
  * the final metrics the worker writes to each run's summary, exportable as CSV, Markdown and LaTeX.
  */
+import { csvCell } from '@aft/db/csv';
 
 export interface ResultRun {
   id: string;
@@ -125,7 +126,6 @@ const pm = (s: Stat | null, scale: number, digits: number, sep = ' ± ') =>
   s ? `${(s.mean * scale).toFixed(digits)}${sep}${(s.std * scale).toFixed(digits)}` : '—';
 
 export function toCsv(rows: readonly ResultRow[]): string {
-  const q = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   const head = [
     'method',
     'constraint',
@@ -148,10 +148,10 @@ export function toCsv(rows: readonly ResultRow[]): string {
         return s ? [s.mean, s.std, s.n] : ['', '', 0];
       }),
     ]
-      .map((v) => q(String(v)))
+      .map(csvCell)
       .join(','),
   );
-  return [head.join(','), ...lines].join('\n') + '\n';
+  return [head.map(csvCell).join(','), ...lines].join('\n') + '\n';
 }
 
 export function toMarkdown(rows: readonly ResultRow[]): string {

@@ -5,6 +5,7 @@ import { cache } from 'react';
 import { TRPCError } from '@trpc/server';
 import {
   appRouter,
+  clientIpStamping,
   createApiHandler,
   createAuth,
   createCallerFactory,
@@ -34,7 +35,11 @@ const g = globalThis as typeof globalThis & { __aftServer?: Server };
 export function server(): Server {
   if (!g.__aftServer) {
     const e = env();
-    const db = createDb({ connectionString: e.DATABASE_URL, max: e.AFT_DB_POOL });
+    const db = createDb({
+      connectionString: e.DATABASE_URL,
+      max: e.AFT_DB_POOL,
+      statementTimeoutMs: e.AFT_STATEMENT_TIMEOUT_MS,
+    });
     const notifier = new RunNotifier(e.DATABASE_URL);
     const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
     const rateLimiter =
@@ -49,15 +54,32 @@ export function server(): Server {
         protocol: 'http' as const,
       },
     });
-    const handler = createApiHandler({ db, notifier, auth, jobs, rateLimiter });
+    const artifactDir = resolve(e.AFT_MLFLOW_ARTIFACT_DIR);
+    const handler = createApiHandler({
+      db,
+      notifier,
+      auth,
+      jobs,
+      rateLimiter,
+      maxActiveRuns: e.AFT_TEAM_MAX_ACTIVE_RUNS,
+      artifactDir,
+      streams: { maxLifetimeMs: e.AFT_STREAM_MAX_S * 1000 },
+    });
     const mlflow = createMlflowHandler({
       db,
       notifier,
       auth,
       rateLimiter,
-      artifactDir: resolve(e.AFT_MLFLOW_ARTIFACT_DIR),
+      artifactDir,
+      teamStorageBytes: e.AFT_TEAM_STORAGE_BYTES,
     });
     g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler, mlflow };
+    if (!clientIpStamping()) {
+      console.warn(
+        '[web] not served by apps/web/server.mjs: client addresses are unknown, so sign-in throttling counts per ' +
+          'account only, per-address limits share one bucket, and the audit log records no addresses',
+      );
+    }
   }
   return g.__aftServer;
 }
@@ -66,7 +88,16 @@ export function server(): Server {
  * The request's caller context: the signed-in user (session cookie) and the team they are working in. Cached per
  * request, so the layout and the page look the session up once.
  */
-const context = cache(async () => requestContext(server(), await headers()));
+const context = cache(async () =>
+  requestContext(
+    {
+      ...server(),
+      maxActiveRuns: env().AFT_TEAM_MAX_ACTIVE_RUNS,
+      artifactDir: resolve(env().AFT_MLFLOW_ARTIFACT_DIR),
+    },
+    await headers(),
+  ),
+);
 
 /**
  * A tRPC caller for server components: the same procedures, authorization and validation as over HTTP, acting

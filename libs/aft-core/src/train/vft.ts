@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { generateArith, ARITH_DEFAULTS, type ArithOptions, type ArithProblem } from '../data/arith';
 import { makeBatch, promptOf, type TokenBatch } from '../data/batch';
 import { evaluate, EVAL_DEFAULTS, type EvalOptions, type EvalProblem, type EvalReport } from '../eval';
-import { MODEL_PRESETS, resolveConfig, type GPTConfig } from '../model/config';
+import { MODEL_PRESETS, resolveConfig, validateModelConfig, type GPTConfig } from '../model/config';
 import { GPT } from '../model/gpt';
 import { nllLoss } from '../model/logprob';
 import { Rng } from '../rng';
@@ -99,6 +99,9 @@ export function resolveVftConfig(preset: string, overrides: Record<string, unkno
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`${k} must be a positive integer, got ${cfg[k]}`);
   }
   if (!(cfg.optim.lr > 0)) throw new Error(`optim.lr must be > 0, got ${cfg.optim.lr}`);
+  // the model's shape is checked here too, so a bad one fails the run before it trains a step (the vocabulary
+  // size comes from the data later and is always valid)
+  validateModelConfig({ ...cfg.model, vocabSize: 1 });
   return cfg;
 }
 

@@ -52,6 +52,8 @@ const ATTRIBUTES: Record<string, Attr> = {
 };
 
 const NUMERIC_OPS = ['=', '!=', '>', '>=', '<', '<='];
+/** Clauses a filter may join: far more than anyone writes, few enough that Postgres plans the query at once. */
+export const MAX_CLAUSES = 100;
 const STRING_OPS = ['=', '!=', 'LIKE', 'ILIKE'];
 
 class Scanner {
@@ -197,8 +199,10 @@ export function compileRunFilter(filter: string, params: unknown[] = []): Compil
       if (!NUMERIC_OPS.includes(op) || val.kind !== 'number') {
         throw new FilterError(`${label}: metrics compare with =, !=, >, >=, <, <= against a number`);
       }
+      // a scalar subquery (one row per run and key, NULL when absent: no match), not EXISTS: Postgres turns each
+      // EXISTS into a join and plans them together, in time that grows steeply (20 clauses: half a second)
       where.push(
-        `EXISTS (SELECT 1 FROM run_metric m WHERE m.run_id = r.id AND m.key = ${p(id.key)} AND m.last_value ${sqlOp} ${p(val.v)})`,
+        `(SELECT m.last_value FROM run_metric m WHERE m.run_id = r.id AND m.key = ${p(id.key)}) ${sqlOp} ${p(val.v)}`,
       );
     } else if (id.entity === 'param' || id.entity === 'tag') {
       const col = id.entity === 'param' ? `(r.config->>${p(id.key)})` : `(r.kv_tags->>${p(id.key)})`;
@@ -239,6 +243,7 @@ export function compileRunFilter(filter: string, params: unknown[] = []): Compil
       }
     }
     if (sc.done()) break;
+    if (where.length >= MAX_CLAUSES) throw new FilterError(`a filter joins at most ${MAX_CLAUSES} clauses with AND`);
     const joiner = sc.word().toUpperCase();
     if (joiner !== 'AND') {
       throw new FilterError(
@@ -258,12 +263,15 @@ export function compileOrderBy(orderBy: readonly string[], params: unknown[]): s
     return `$${params.length}`;
   };
   return orderBy.map((o) => {
-    const m = /^\s*(.+?)(?:\s+(ASC|DESC))?\s*$/i.exec(o);
-    if (!m) throw new FilterError(`invalid order_by "${o}"`);
-    const sc = new Scanner(m[1]!);
+    // not one regex with a lazy `(.+?)` before `\s+(ASC|DESC)`: that rescans a run of spaces from each position in it
+    const t = o.trim();
+    const m = /\s(ASC|DESC)$/i.exec(t);
+    const ident = m ? t.slice(0, m.index).trimEnd() : t;
+    if (!ident) throw new FilterError(`invalid order_by "${o}"`);
+    const sc = new Scanner(ident);
     const id = identifier(sc);
     if (!sc.done()) throw new FilterError(`invalid order_by "${o}": expected <identifier> [ASC|DESC]`);
-    const dir = (m[2] ?? 'ASC').toUpperCase();
+    const dir = (m?.[1] ?? 'ASC').toUpperCase();
     let expr: string;
     if (id.entity === 'metric')
       expr = `(SELECT m.last_value FROM run_metric m WHERE m.run_id = r.id AND m.key = ${p(id.key)})`;

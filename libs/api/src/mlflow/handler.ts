@@ -13,23 +13,40 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
-import { deleteRun, insertMetricPoints, RUN_CHANNEL, RunNotFoundError, withTransaction, type Db } from '@aft/db';
+import { findUnstorable } from '@aft/contracts';
+import {
+  artifactPathClash,
+  deleteRun,
+  insertMetricPoints,
+  lockTeamStorage,
+  RUN_CHANNEL,
+  RunNotFoundError,
+  teamArtifactBytes,
+  withTransaction,
+  type Db,
+} from '@aft/db';
+import { downloadHeaders, removeRunArtifactFiles } from '../artifact-files';
 import { audit } from '../audit';
+import { BodyTooLargeError, readBody, readBodyText } from '../body';
 import { requestContext, type ApiHandlerOptions } from '../http';
 import { configHash } from '../router/runs';
+import { crossSiteRefusal } from '../same-origin';
 import { resolveActor, type Actor, type Permission } from '../trpc';
 import { compileOrderBy, compileRunFilter, FilterError } from './filter';
+import { parsePythonJson, PythonJsonError } from './python-json';
 
 export interface MlflowOptions extends Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth' | 'rateLimiter'> {
   /** Where uploaded artifacts are kept (one folder per run). */
   artifactDir: string;
   /** Largest artifact upload, in bytes (default 16 MiB): this is for small files — configs, plots, reports. */
   maxArtifactBytes?: number;
+  /** Bytes of uploaded artifacts a team may keep in all (default 10 GiB); deleting runs frees theirs. */
+  teamStorageBytes?: number;
   /** Largest JSON request body (default 8 MiB). */
   maxBodyBytes?: number;
 }
@@ -102,6 +119,13 @@ const int64 = z
       .transform(Number),
   ])
   .pipe(z.number().int('must be an integer'));
+/** Milliseconds since the epoch that Postgres and JS dates both hold: years 1 to 9999 (1e20 is neither). */
+const MS_RANGE = [-62_135_596_800_000, 253_402_300_799_999] as const; // 0001-01-01, 9999-12-31T23:59:59.999Z
+const epochMs = (what: string) =>
+  int64.refine(
+    (t) => t >= MS_RANGE[0] && t <= MS_RANGE[1],
+    `${what} is milliseconds since the epoch, between year 1 and year 9999`,
+  );
 const double = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity']).transform(Number)], {
   message: 'a metric value is a number (or "NaN", "Infinity", "-Infinity")',
 });
@@ -134,7 +158,7 @@ const param = z.object({
 const metric = z.object({
   key: name('metric key'),
   value: double,
-  timestamp: int64.optional(),
+  timestamp: epochMs('timestamp').optional(),
   step: int64.default(0).refine((s) => s >= -(2 ** 31) && s < 2 ** 31, 'step must fit in 32 bits'),
 });
 const pageToken = z.string().max(200).optional();
@@ -145,7 +169,9 @@ const maxResults = (max: number, dflt: number) =>
     .min(1, 'max_results must be at least 1')
     .max(max, `max_results is at most ${max}`)
     .default(dflt);
-const list = <T extends z.ZodTypeAny>(t: T) => z.union([z.array(t), t.transform((v) => [v])]);
+/** One value or a list of at most `max` (each entry costs a query or a compile: a body could carry thousands). */
+const list = <T extends z.ZodTypeAny>(t: T, max: number) =>
+  z.union([z.array(t).max(max, `at most ${max} entries`), t.transform((v) => [v])]);
 
 function runIdOf(i: { run_id?: string | undefined; run_uuid?: string | undefined }): string {
   const id = i.run_id ?? i.run_uuid;
@@ -154,6 +180,9 @@ function runIdOf(i: { run_id?: string | undefined; run_uuid?: string | undefined
 }
 
 function parse<T extends z.ZodTypeAny>(schema: T, input: unknown): z.infer<T> {
+  // NUL and lone surrogates are refused by Postgres (a 500 there): every MLflow input string is checked here first
+  const unstorable = findUnstorable(input);
+  if (unstorable) throw bad(`Invalid request: ${unstorable.path.join('.') || 'request'} ${unstorable.message}`);
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   const issues = (r.error as ZodError).issues
@@ -374,20 +403,26 @@ async function logParams(ctx: Ctx, c: Pick<Db['pool'], 'query'>, run: RunRow, ps
   ]);
 }
 
+/**
+ * Charges a write to the key's ingestion rate (as tRPC's chargeRate does), before anything is written: a batch by
+ * what it holds, any other write as one unit, so a key cannot flood tags or params either. Fails open like it.
+ */
+async function chargeWrite(ctx: Ctx, units: number) {
+  if (!ctx.opts.rateLimiter || !ctx.actor.keyId) return;
+  const r = await ctx.opts.rateLimiter.take(ctx.actor.keyId, Math.max(1, units)).catch(() => ({ ok: true as const }));
+  if (!r.ok) {
+    throw new MlflowError(
+      'REQUEST_LIMIT_EXCEEDED',
+      `this API key is over its ingestion rate; retry after ${r.retryAfterS} s`,
+      429,
+      { 'retry-after': String(r.retryAfterS) },
+    );
+  }
+}
+
 /** Stores points of a run of the team (RunNotFoundError, answered as RESOURCE_DOES_NOT_EXIST, when it is not). */
 async function logMetrics(ctx: Ctx, runId: string, ms: z.infer<typeof metric>[]) {
   if (!ms.length) return;
-  if (ctx.opts.rateLimiter && ctx.actor.keyId) {
-    const r = await ctx.opts.rateLimiter.take(ctx.actor.keyId, ms.length).catch(() => ({ ok: true as const }));
-    if (!r.ok) {
-      throw new MlflowError(
-        'REQUEST_LIMIT_EXCEEDED',
-        `this API key is over its ingestion rate; retry after ${r.retryAfterS} s`,
-        429,
-        { 'retry-after': String(r.retryAfterS) },
-      );
-    }
-  }
   const keys = [...new Set(ms.map((m) => m.key))];
   const idx = new Map(keys.map((k, i) => [k, i]));
   const now = Date.now();
@@ -415,9 +450,10 @@ async function logMetrics(ctx: Ctx, runId: string, ms: z.infer<typeof metric>[])
 
 function pageOffset(token: string | undefined): number {
   if (!token) return 0;
-  const n = Number(Buffer.from(token, 'base64url').toString('utf8'));
-  if (!Number.isInteger(n) || n < 0) throw bad('Invalid page_token: pass the next_page_token of the previous page');
-  return n;
+  // our tokens are base64url of a plain offset; anything else (1e20, -1, junk) would reach OFFSET and fail there
+  const s = Buffer.from(token, 'base64url').toString('utf8');
+  if (!/^\d{1,12}$/.test(s)) throw bad('Invalid page_token: pass the next_page_token of the previous page');
+  return Number(s);
 }
 const nextToken = (offset: number, got: number, limit: number) =>
   got > limit ? Buffer.from(String(offset + limit)).toString('base64url') : undefined;
@@ -504,7 +540,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
           experiment_id: z.string().min(1).max(64).default('0'),
           user_id: z.string().max(200).optional(),
           run_name: z.string().max(200).optional(),
-          start_time: int64.optional(),
+          start_time: epochMs('start_time').optional(),
           tags: z.array(tag).max(1000, 'a request can contain at most 1000 tags').default([]),
         }),
         input,
@@ -550,7 +586,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
               message: 'status is one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED',
             })
             .optional(),
-          end_time: int64.optional(),
+          end_time: epochMs('end_time').optional(),
           run_name: z.string().min(1).max(200).optional(),
         }),
         input,
@@ -595,6 +631,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
           c,
         ),
       );
+      await removeRunArtifactFiles(ctx.opts.artifactDir, id);
       return {};
     },
   ],
@@ -719,7 +756,7 @@ async function searchExperiments(ctx: Ctx, input: Record<string, unknown>) {
       max_results: maxResults(50_000, 1000),
       page_token: pageToken,
       filter: z.string().max(2000).optional(),
-      order_by: list(z.string().max(200)).optional(),
+      order_by: list(z.string().max(200), 20).optional(),
       view_type: z.enum(['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']).default('ACTIVE_ONLY'),
     }),
     input,
@@ -727,7 +764,8 @@ async function searchExperiments(ctx: Ctx, input: Record<string, unknown>) {
   if (i.view_type === 'DELETED_ONLY') return { experiments: [] };
   const where = ['p.team_id = $1'];
   const ps: unknown[] = [ctx.actor.teamId];
-  for (const clause of (i.filter ?? '').split(/\s+AND\s+/i).filter((s) => s.trim())) {
+  // one whitespace character on each side, not \s+: that retried each run of spaces from every position in it
+  for (const clause of (i.filter ?? '').split(/\sAND\s/i).filter((s) => s.trim())) {
     const m = /^\s*(?:attributes?\.)?(name|experiment_name)\s*(=|!=|LIKE|ILIKE)\s*(['"])(.*)\3\s*$/i.exec(clause);
     if (!m)
       throw bad(
@@ -762,11 +800,11 @@ async function searchExperiments(ctx: Ctx, input: Record<string, unknown>) {
 async function searchRuns(ctx: Ctx, input: Record<string, unknown>) {
   const i = parse(
     z.object({
-      experiment_ids: list(z.string().min(1).max(64)).default([]),
+      experiment_ids: list(z.string().min(1).max(64), 1000).default([]),
       filter: z.string().max(10_000).optional(),
       run_view_type: z.enum(['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']).default('ACTIVE_ONLY'),
       max_results: maxResults(MLFLOW_LIMITS.searchMaxResults, 1000),
-      order_by: list(z.string().max(300)).optional(),
+      order_by: list(z.string().max(300), 20).optional(),
       page_token: pageToken,
     }),
     input,
@@ -804,8 +842,20 @@ async function searchRuns(ctx: Ctx, input: Record<string, unknown>) {
 // ---------------------------------------------------------------------------------------------------------------
 // Artifacts: small files kept on the server's disk, recorded in the artifact table.
 
+/**
+ * `p` without leading and trailing slashes. Not `replace(/^\/+|\/+$/g)`: its `\/+$` retries a run of slashes from
+ * each position in it, seconds for a 16 KB URL of slashes.
+ */
+function trimSlashes(p: string): string {
+  let a = 0;
+  let b = p.length;
+  while (a < b && p[a] === '/') a++;
+  while (b > a && p[b - 1] === '/') b--;
+  return p.slice(a, b);
+}
+
 function artifactRelPath(p: string): string {
-  const clean = p.replace(/^\/+|\/+$/g, '');
+  const clean = trimSlashes(p);
   if (clean.split('/').some((s) => s === '..' || s === '.' || s === '') && clean !== '')
     throw bad(`Invalid artifact path '${p}'`);
   if (/[\0\\]/.test(clean)) throw bad(`Invalid artifact path '${p}'`);
@@ -832,13 +882,46 @@ async function listArtifacts(ctx: Ctx, run: RunRow, path: string) {
   return [...seen.values()];
 }
 
+/** A body read within its limit; over it, MLflow's error shape with 413. */
+async function limitedBody<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof BodyTooLargeError) throw new MlflowError('INVALID_PARAMETER_VALUE', e.message, 413);
+    throw e;
+  }
+}
+
+/** A %-escaped artifact path decoded; a malformed escape (`%E0%A4%A`) is the caller's mistake, not a 500. */
+function decodePath(p: string, decode: (s: string) => string): string {
+  try {
+    return decode(p);
+  } catch {
+    throw bad(`Invalid artifact path '${p}': it holds a malformed % escape`);
+  }
+}
+
+const DEFAULT_TEAM_STORAGE = 10 * 1024 ** 3;
+
+/** MLflow's shape for a refusal over the team's storage quota (413: a client must not retry it as it would a 429). */
+const overQuota = (quota: number, used: number) =>
+  new MlflowError(
+    'RESOURCE_EXHAUSTED',
+    `this artifact would take the team past its artifact storage quota of ${quota} bytes (AFT_TEAM_STORAGE_BYTES); ${used} bytes are in use — delete runs to free space`,
+    413,
+  );
+
+/** A file where a folder is (or a folder where a file is): refused with what is in the way, not a 500 from the disk. */
+const clash = (rel: string, what: string) =>
+  new MlflowError('RESOURCE_ALREADY_EXISTS', `Cannot upload artifact '${rel}': ${what}`, 409);
+
 /** `<experiment>/<run>/artifacts/<path>` → the run, the relative path and where the file lives. */
 async function artifactTarget(ctx: Ctx, path: string) {
   const m = /^([^/]+)\/([^/]+)\/artifacts(?:\/(.*))?$/.exec(path.replace(/^\/+/, ''));
   if (!m) throw bad(`Invalid artifact path '${path}': expected <experiment_id>/<run_id>/artifacts/<path>`);
   const run = await runOf(ctx, m[2]!);
   if (run.project_id !== m[1] && m[1] !== '0') throw runNotFound(m[2]!);
-  const rel = artifactRelPath(decodeURIComponent(m[3] ?? ''));
+  const rel = artifactRelPath(decodePath(m[3] ?? '', decodeURIComponent));
   const base = resolve(ctx.opts.artifactDir, 'mlflow', run.id);
   const file = resolve(base, rel);
   if (file !== base && !file.startsWith(base + sep)) throw bad(`Invalid artifact path '${path}'`);
@@ -851,38 +934,57 @@ async function artifactRequest(ctx: Ctx, req: Request, path: string): Promise<Re
     const { run, rel, file } = await artifactTarget(ctx, path);
     if (!rel) throw bad('give the artifact a file name');
     const max = ctx.opts.maxArtifactBytes ?? 16 * 1024 * 1024;
-    const len = Number(req.headers.get('content-length') ?? '0');
-    if (len > max)
-      throw new MlflowError(
-        'INVALID_PARAMETER_VALUE',
-        `artifact is ${len} bytes; this server keeps artifacts up to ${max} bytes`,
-        413,
-      );
-    const body = Buffer.from(await req.arrayBuffer());
-    if (body.length > max)
-      throw new MlflowError(
-        'INVALID_PARAMETER_VALUE',
-        `artifact is ${body.length} bytes; this server keeps artifacts up to ${max} bytes`,
-        413,
-      );
-    await mkdir(dirname(file), { recursive: true });
+    const quota = ctx.opts.teamStorageBytes ?? DEFAULT_TEAM_STORAGE;
+    const root = `${runInfo(run).artifact_uri}/`;
+    const uri = `${root}${rel}`;
+    const above = await artifactPathClash(ctx.db.pool, run.id, root, rel);
+    if (above?.kind === 'file-above') throw clash(rel, `'${above.path}' is a file, so it cannot be a folder`);
+    if (above?.kind === 'folder') throw clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`);
+    // the bytes are counted as they arrive and the read stops at what the quota has left: an upload never
+    // costs more than that, whatever Content-Length says (a chunked body has none)
+    const used = await teamArtifactBytes(ctx.db.pool, ctx.actor.teamId, { runId: run.id, uri });
+    const room = Math.max(0, quota - used);
+    let body: Buffer;
+    try {
+      body = Buffer.from(await readBody(req, Math.min(max, room), 'artifact'));
+    } catch (e) {
+      if (e instanceof BodyTooLargeError && room < max) throw overQuota(quota, used);
+      throw e instanceof BodyTooLargeError ? new MlflowError('INVALID_PARAMETER_VALUE', e.message, 413) : e;
+    }
+    await mkdir(dirname(file), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'EEXIST' || e.code === 'ENOTDIR' ? clash(rel, 'a file is in the way of its folder') : e;
+    });
     const tmp = `${file}.${randomBytes(4).toString('hex')}.part`;
     await writeFile(tmp, body);
-    await rename(tmp, file);
-    const uri = `${runInfo(run).artifact_uri}/${rel}`;
-    await ctx.db.pool.query(
-      `INSERT INTO artifact (id, run_id, kind, name, uri, sha256, bytes, metadata) VALUES ($1, $2, 'other', $3, $4, $5, $6, $7)
-       ON CONFLICT (run_id, uri) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes, metadata = excluded.metadata`,
-      [
-        `a${randomBytes(12).toString('hex')}`,
-        run.id,
-        rel.split('/').pop(),
-        uri,
-        createHash('sha256').update(body).digest('hex'),
-        body.length,
-        JSON.stringify({ source: 'mlflow', path: rel }),
-      ],
-    );
+    try {
+      await withTransaction(ctx.db.pool, async (c) => {
+        // checked again under the team's lock: uploads running side by side cannot both fit in the last of it
+        await lockTeamStorage(c, ctx.actor.teamId);
+        const now = await teamArtifactBytes(c, ctx.actor.teamId, { runId: run.id, uri });
+        if (now + body.length > quota) throw overQuota(quota, now);
+        await c.query(
+          `INSERT INTO artifact (id, run_id, kind, name, uri, sha256, bytes, metadata) VALUES ($1, $2, 'other', $3, $4, $5, $6, $7)
+           ON CONFLICT (run_id, uri) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes, metadata = excluded.metadata`,
+          [
+            `a${randomBytes(12).toString('hex')}`,
+            run.id,
+            rel.split('/').pop(),
+            uri,
+            createHash('sha256').update(body).digest('hex'),
+            body.length,
+            JSON.stringify({ source: 'mlflow', path: rel }),
+          ],
+        );
+        await rename(tmp, file).catch((e: NodeJS.ErrnoException) => {
+          throw e.code === 'EISDIR' || e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY'
+            ? clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`)
+            : e;
+        });
+      });
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
     await notify(ctx.db.pool, run.id);
     return json({});
   }
@@ -892,18 +994,18 @@ async function artifactRequest(ctx: Ctx, req: Request, path: string): Promise<Re
     const q = new URL(req.url).searchParams.get('path') ?? '';
     const { run, rel } = await artifactTarget(ctx, q);
     const files = await listArtifacts(ctx, run, rel);
-    const root = `${q
-      .replace(/^\/+|\/+$/g, '')
-      .split('/')
-      .slice(0, 3)
-      .join('/')}/`;
+    const root = `${trimSlashes(q).split('/').slice(0, 3).join('/')}/`;
     return json({ files: files.map((f) => ({ ...f, path: f.path.slice(rel ? rel.length + 1 : 0) || f.path })), root });
   }
-  const { file } = await artifactTarget(ctx, path);
+  const { file, rel } = await artifactTarget(ctx, path);
   const s = await stat(file).catch(() => null);
   if (!s || !s.isFile()) throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No artifact at '${path}'`);
   return new Response(Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, {
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(s.size) },
+    headers: {
+      'content-type': 'application/octet-stream',
+      'content-length': String(s.size),
+      ...downloadHeaders(rel.split('/').pop()!),
+    },
   });
 }
 
@@ -911,6 +1013,25 @@ async function artifactRequest(ctx: Ctx, req: Request, path: string): Promise<Re
 
 const API = /^\/(?:ajax-)?api\/2\.0\/mlflow\/(.+?)\/?$/;
 const ARTIFACTS = /^\/(?:ajax-)?api\/2\.0\/mlflow-artifacts\/artifacts(?:\/(.*))?$/;
+
+/**
+ * The most a request body may hold, far above what any MLflow request does (a full log-batch: 1000 metrics of four
+ * fields, about 6,000 commas and brackets, nesting 3 deep): beyond it, parsing alone would hold the event loop.
+ */
+const BODY_SHAPE = { nonFinite: MLFLOW_LIMITS.metricsPerBatch, structure: 100_000, depth: 32 };
+
+/** The searches, which MLflow's REST API takes as POST (and GET); its other reads are GET. */
+const SEARCHES = new Set(['experiments/search', 'runs/search']);
+/** Trainer logging: as tRPC's logProcedure, only with an API key, never with the session cookie. */
+const KEY_ONLY = new Set(['runs/log-metric', 'runs/log-parameter', 'runs/log-batch']);
+
+/** The methods MLflow defines for an endpoint: writes are POST only, so a link or an <img> cannot make one. */
+const methodsOf = (path: string, permission: Permission): string[] =>
+  permission !== 'read' ? ['POST'] : SEARCHES.has(path) ? ['GET', 'POST'] : ['GET'];
+
+/** What a write is charged to the key's rate: the metrics, params and tags it holds (at least one unit). */
+const writeUnits = (input: Record<string, unknown>) =>
+  ['metrics', 'params', 'tags'].reduce((n, k) => n + (Array.isArray(input[k]) ? (input[k] as unknown[]).length : 0), 0);
 
 /** The MLflow API as a fetch handler (Request → Response), mounted by the web app's routes. */
 export function createMlflowHandler(opts: MlflowOptions) {
@@ -929,7 +1050,32 @@ export function createMlflowHandler(opts: MlflowOptions) {
           404,
         );
       }
+      const method = req.method === 'HEAD' ? 'GET' : req.method; // Next answers HEAD with the GET handler
+      const allowed = endpoint ? methodsOf(api![1]!, endpoint[0]) : art ? ['GET', 'PUT'] : ['GET'];
+      if (!allowed.includes(method)) {
+        throw new MlflowError(
+          'ENDPOINT_NOT_FOUND',
+          `${req.method} is not allowed on ${url.pathname}: use ${allowed.join(' or ')}, as MLflow's REST API does`,
+          405,
+          { allow: allowed.join(', ') },
+        );
+      }
+      if (endpoint && method === 'POST') {
+        // a form or a no-cors fetch from another site can only send text/plain, form or multipart bodies
+        const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+        if (type !== 'application/json')
+          throw new MlflowError(
+            'INVALID_PARAMETER_VALUE',
+            `Content-Type must be application/json for POST requests (got ${type ? `'${type}'` : 'none'})`,
+            415,
+          );
+      }
       const base = await requestContext(opts, req.headers);
+      if (!base.apiKey && base.userId) {
+        // a browser sends the session cookie with any request a foreign page makes: only ours may use it here
+        const refusal = crossSiteRefusal(req.headers, req.url, method !== 'GET');
+        if (refusal) throw new MlflowError('PERMISSION_DENIED', refusal, 403);
+      }
       let actor: Actor;
       try {
         actor = await resolveActor(base);
@@ -945,7 +1091,14 @@ export function createMlflowHandler(opts: MlflowOptions) {
         throw e;
       }
       const ctx: Ctx = { db: opts.db, actor, ip: base.ip ?? null, opts };
-      if (art) return await artifactRequest(ctx, req, decodeURI(art[1] ?? ''));
+      if (actor.via === 'user' && ((api && KEY_ONLY.has(api[1]!)) || (art && method === 'PUT'))) {
+        throw new MlflowError(
+          'PERMISSION_DENIED',
+          'logging needs an API key, not a signed-in session: MLflow clients set MLFLOW_TRACKING_TOKEN to an AFT Lab API key',
+          403,
+        );
+      }
+      if (art) return await artifactRequest(ctx, req, decodePath(art[1] ?? '', decodeURI));
       if (getArtifact) {
         const q = url.searchParams;
         const run = await runOf(ctx, q.get('run_uuid') ?? q.get('run_id') ?? '');
@@ -957,37 +1110,29 @@ export function createMlflowHandler(opts: MlflowOptions) {
       }
       const [permission, handle] = endpoint!;
       let input: Record<string, unknown> = {};
-      for (const [k, v] of url.searchParams) {
+      // as in MLflow, a GET reads its query string and a POST its JSON body only
+      for (const [k, v] of method === 'GET' ? url.searchParams : []) {
         // repeated GET parameters (experiment_ids=1&experiment_ids=2) become lists
         input[k] = k in input ? ([] as unknown[]).concat(input[k], v) : v;
       }
-      if (req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT') {
-        const len = Number(req.headers.get('content-length') ?? '0');
-        if (len > maxBody)
-          throw new MlflowError(
-            'INVALID_PARAMETER_VALUE',
-            `request body is ${len} bytes; the limit is ${maxBody} bytes`,
-            413,
-          );
-        const text = await req.text();
-        if (text.length > maxBody)
-          throw new MlflowError('INVALID_PARAMETER_VALUE', `request body is over ${maxBody} bytes`, 413);
+      if (method === 'POST') {
+        const text = await limitedBody(() => readBodyText(req, maxBody));
         if (text.trim()) {
           let body: unknown;
           try {
             // Python's json module writes NaN and Infinity bare; read them as MLflow's server does
-            body = JSON.parse(text.replace(/(?<=[:,[]\s*)(-?Infinity|NaN)(?=\s*[,}\]])/g, '"$1"'));
-          } catch {
-            throw new MlflowError('MALFORMED_REQUEST', 'request body is not valid JSON');
+            body = await parsePythonJson(text, BODY_SHAPE);
+          } catch (e) {
+            if (e instanceof PythonJsonError) throw new MlflowError('MALFORMED_REQUEST', e.message);
+            throw e;
           }
           if (!body || typeof body !== 'object' || Array.isArray(body))
             throw new MlflowError('MALFORMED_REQUEST', 'request body must be a JSON object');
           input = { ...input, ...(body as Record<string, unknown>) };
         }
-      } else if (req.method !== 'GET') {
-        throw new MlflowError('ENDPOINT_NOT_FOUND', `${req.method} is not supported here; use GET or POST`, 405);
       }
       need(ctx, permission);
+      if (permission !== 'read') await chargeWrite(ctx, writeUnits(input));
       return json(await handle(ctx, input));
     } catch (e) {
       if (e instanceof MlflowError) return errorResponse(e);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { eventInput, id, LIMITS } from '@aft/contracts';
+import { eventInput, id, LIMITS, pgText } from '@aft/contracts';
 import { insertEvent } from '@aft/db';
 import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
@@ -12,7 +12,7 @@ export const eventsRouter = {
   }),
 
   list: readProcedure
-    .input(z.object({ runId: id, kind: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.pageSize).default(100) }))
+    .input(z.object({ runId: id, kind: pgText.max(64).optional(), limit: z.number().int().min(1).max(LIMITS.pageSize).default(100) }))
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
       const rows = await ctx.db.prisma.event.findMany({

@@ -2,7 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
 import { insertMetricPoints, querySeries, type Db, type MetricPoint, type PointColumns, type Series } from '@aft/db';
-import { chargeRate, logProcedure, readProcedure } from '../trpc';
+import { chargeRate, logProcedure, readProcedure, type Context } from '../trpc';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
 export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
@@ -17,6 +17,21 @@ export async function assertRuns(db: Db, teamId: string, runIds: readonly string
   }
 }
 
+/**
+ * Counts `points` (the most a call can return: series × buckets) against the request's read budget before the
+ * call reads anything: the calls of one batch share LIMITS.pointsPerRequest.
+ */
+function chargeReads(ctx: Context, points: number) {
+  const total = ctx.reads.points + points;
+  if (total > LIMITS.pointsPerRequest) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `this request asks for up to ${total.toLocaleString('en-US')} points (runs × keys × buckets over its calls); one request reads at most ${LIMITS.pointsPerRequest.toLocaleString('en-US')}: ask for fewer runs, keys or buckets, or split the request`,
+    });
+  }
+  ctx.reads.points = total;
+}
+
 /** A series as the API returns it: columns (what uPlot draws), non-finite values as "NaN"/"Infinity"/"-Infinity". */
 export type WireSeries = Series;
 
@@ -27,7 +42,10 @@ export const metricsRouter = {
     const batch: PointColumns | MetricPoint[] = input.columns
       ? { ...input.columns, value: input.columns.value.map(decodeNumber) }
       : input.points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));
-    return insertMetricPoints(ctx.db.pool, input.runId, batch, { teamId: ctx.actor.teamId });
+    return insertMetricPoints(ctx.db.pool, input.runId, batch, {
+      teamId: ctx.actor.teamId,
+      maxKeys: LIMITS.metricKeysPerRun,
+    });
   }),
 
   /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */
@@ -53,9 +71,11 @@ export const metricsRouter = {
     )
     .query(async ({ ctx, input }) => {
       const runIds = [...new Set(input.runIds)];
+      const keys = [...new Set(input.keys)];
+      chargeReads(ctx, runIds.length * keys.length * input.buckets);
       await assertRuns(ctx.db, ctx.actor.teamId, runIds);
       const reqs = runIds.flatMap((runId) =>
-        [...new Set(input.keys)].map((key) => ({
+        keys.map((key) => ({
           runId,
           key,
           buckets: input.buckets,

@@ -1,5 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
+import { id, pgText } from '@aft/contracts';
 import { readProcedure, writeProcedure } from '../trpc';
 
 const projectName = z
@@ -13,7 +14,7 @@ const projectSelect = { id: true, name: true, description: true, createdAt: true
 
 export const projectsRouter = {
   create: writeProcedure
-    .input(z.object({ name: projectName, description: z.string().max(2000).default('') }))
+    .input(z.object({ name: projectName, description: pgText.max(2000).default('') }))
     .mutation(async ({ ctx, input }) => {
       const exists = await ctx.db.prisma.project.findUnique({
         where: { teamId_name: { teamId: ctx.actor.teamId, name: input.name } },
@@ -48,7 +49,7 @@ export const projectsRouter = {
     return res.rows;
   }),
 
-  get: readProcedure.input(z.object({ id: z.string().min(1).max(64) })).query(async ({ ctx, input }) => {
+  get: readProcedure.input(z.object({ id })).query(async ({ ctx, input }) => {
     const p = await ctx.db.prisma.project.findFirst({
       where: { id: input.id, teamId: ctx.actor.teamId },
       select: projectSelect,

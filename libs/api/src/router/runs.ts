@@ -5,6 +5,7 @@ import {
   encodeNumber,
   id,
   LIMITS,
+  pgText,
   runCreateInput,
   runSetStatusInput,
   runSetSummaryInput,
@@ -12,10 +13,12 @@ import {
   tags,
 } from '@aft/contracts';
 import { deleteRun, listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
+import { removeRunArtifactFiles } from '../artifact-files';
 import { audit } from '../audit';
+import { streamGuard } from '../streams';
 import { logProcedure, runAdminProcedure, readProcedure, writeProcedure } from '../trpc';
 
-const scalar = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);
+const scalar = z.union([pgText.max(500), z.number(), z.boolean(), z.null()]);
 const valueFilter = z.object({
   path: z
     .string()
@@ -30,10 +33,10 @@ export const runListInput = z.object({
   projectId: id.optional(),
   sweepId: id.optional(),
   status: z.array(runStatus).max(5).optional(),
-  method: z.array(z.string().min(1).max(32)).max(20).optional(),
-  constraint: z.array(z.string().min(1).max(32)).max(20).optional(),
+  method: z.array(pgText.min(1).max(32)).max(20).optional(),
+  constraint: z.array(pgText.min(1).max(32)).max(20).optional(),
   tags: tags.optional(),
-  search: z.string().max(200).optional(),
+  search: pgText.max(200).optional(),
   config: z.array(valueFilter).max(20).optional(),
   summary: z.array(valueFilter).max(20).optional(),
   sortBy: z
@@ -45,7 +48,7 @@ export const runListInput = z.object({
     )
     .default('createdAt'),
   sortDir: z.enum(['asc', 'desc']).default('desc'),
-  cursor: z.string().max(1000).optional(),
+  cursor: pgText.max(1000).optional(),
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(50),
 });
 
@@ -188,8 +191,8 @@ export const runsRouter = {
         .object({
           id,
           tags: tags.optional(),
-          notes: z.string().max(10_000).optional(),
-          name: z.string().min(1).max(200).optional(),
+          notes: pgText.max(10_000).optional(),
+          name: pgText.min(1).max(200).optional(),
         })
         .refine((v) => v.tags !== undefined || v.notes !== undefined || v.name !== undefined, {
           message: 'give at least one of tags, notes, name',
@@ -222,6 +225,8 @@ export const runsRouter = {
         c,
       ),
     );
+    // after the commit: the rows are gone for good, the files are now only bytes to free (failures are logged)
+    await removeRunArtifactFiles(ctx.artifactDir, input.id);
     return { id: input.id, deleted: true };
   }),
 
@@ -239,12 +244,15 @@ export const runsRouter = {
    * Live updates of one run over SSE. Back-fills from Postgres: the first message is the run's current state
    * (unless the client already saw it: `lastEventId`), then one message per write, woken by Postgres NOTIFY
    * (with a slow poll as a fallback). Each message is tracked by the run's write sequence, so a reconnecting
-   * client resumes where it left off and never misses the latest state.
+   * client resumes where it left off and never misses the latest state. The caller's access is re-checked before
+   * each message and every few seconds (streams.ts): a revoked key or removed member ends the stream; so does its
+   * maximum lifetime, after which the client reconnects.
    */
   onUpdate: readProcedure
     .input(z.object({ runId: id, lastEventId: z.string().max(32).nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
       const teamId = ctx.actor.teamId;
+      const guard = streamGuard(ctx, 'read');
       let seen = input.lastEventId ? Number(input.lastEventId) : -1;
       if (!Number.isFinite(seen)) seen = -1;
       const first = await runState(ctx.db, teamId, input.runId);
@@ -252,11 +260,14 @@ export const runsRouter = {
       let state: typeof first | null = first;
       while (!signal?.aborted && state) {
         if (state.writeSeq > seen) {
+          // checked after the read, before the send: nothing read after a revocation goes out
+          await guard.check(true);
           seen = state.writeSeq;
           yield tracked(String(seen), state);
         }
-        await ctx.notifier.wait(input.runId, 5_000, signal);
+        await ctx.notifier.wait(input.runId, guard.waitMs(5_000), signal);
         if (signal?.aborted) break;
+        await guard.check(false);
         state = await runState(ctx.db, teamId, input.runId);
       }
     }),

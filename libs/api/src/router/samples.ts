@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decodeNumber, encodeNumber, id, LIMITS, samplesLogInput, step } from '@aft/contracts';
+import { decodeNumber, encodeNumber, id, LIMITS, pgText, samplesLogInput, step } from '@aft/contracts';
 import { insertSamples } from '@aft/db';
 import { chargeRate, logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
@@ -22,8 +22,8 @@ export const samplesRouter = {
       z.object({
         runId: id,
         step: step.optional(),
-        split: z.string().max(32).optional(),
-        questionId: z.string().max(200).optional(),
+        split: pgText.max(32).optional(),
+        questionId: pgText.max(200).optional(),
         correct: z.boolean().optional(),
         cursor: z.number().int().min(0).optional(),
         limit: z.number().int().min(1).max(LIMITS.pageSize).default(100),

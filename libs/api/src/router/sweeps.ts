@@ -6,7 +6,7 @@
  */
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { encodeDeep, id, tags } from '@aft/contracts';
+import { encodeDeep, id, pgText, tags } from '@aft/contracts';
 import { cancelRuns, createQueuedRuns, deleteQueuedRuns, startRun, sweepStatus, type Db, type NewRun, type SweepStatus } from '@aft/db';
 import {
   alignJobConfig,
@@ -18,7 +18,7 @@ import {
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
 import { configHash } from './runs';
 
-const launchBase = { project: z.string().trim().min(1).max(100), name: z.string().min(1).max(200).optional(), tags: tags.default([]) };
+const launchBase = { project: pgText.trim().min(1).max(100), name: pgText.min(1).max(200).optional(), tags: tags.default([]) };
 export const runLaunchInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vft'), ...launchBase, config: vftJobConfig }).strict(),
   z
@@ -92,12 +92,13 @@ export const launchRouter = {
       seed: c.seed,
       tags: [...new Set(input.tags)],
     };
-    const { ids } = await createQueuedRuns(ctx.db.pool, teamId, input.project, [run]);
+    const { ids, tokens } = await createQueuedRuns(ctx.db.pool, teamId, input.project, [run], undefined, ctx.maxActiveRuns);
     const runId = ids.get('run')!;
+    const runToken = tokens.get('run')!;
     await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
       input.kind === 'vft'
-        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, config: input.config })
-        : ctx.jobs.enqueueRun({ kind: 'align', runId, parentRunId: parentRunId!, initFromRunId: input.forkOf, config: input.config }),
+        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken, config: input.config })
+        : ctx.jobs.enqueueRun({ kind: 'align', runId, runToken, parentRunId: parentRunId!, initFromRunId: input.forkOf, config: input.config }),
     );
     return { runId };
   }),
@@ -113,7 +114,7 @@ export const launchRouter = {
 
   /** A worker takes up a run (or resumes it after a crash); `started: false` means skip it (canceled or finished). */
   start: logProcedure
-    .input(z.object({ id, backend: z.string().min(1).max(64).optional() }))
+    .input(z.object({ id, backend: pgText.min(1).max(64).optional() }))
     .mutation(async ({ ctx, input }) => {
       const res = await startRun(ctx.db.pool, input.id, ctx.actor.teamId, input.backend ?? null);
       if (!res) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
@@ -198,14 +199,23 @@ export const sweepsRouter = {
         tags: ['sweep'],
       })),
     ];
-    const { sweepId, ids } = await createQueuedRuns(ctx.db.pool, ctx.actor.teamId, input.project, rows, { name: input.name, spec: input });
+    const { sweepId, ids, tokens } = await createQueuedRuns(
+      ctx.db.pool,
+      ctx.actor.teamId,
+      input.project,
+      rows,
+      { name: input.name, spec: input },
+      ctx.maxActiveRuns,
+    );
     const jobs: SweepParentJob[] = plan.parents.map((p) => ({
-      vft: { kind: 'vft', runId: ids.get(p.key)!, sweepId: sweepId!, config: p.config },
+      vft: { kind: 'vft', runId: ids.get(p.key)!, runToken: tokens.get(p.key)!, sweepId: sweepId!, config: p.config },
       release: {
         sweepId: sweepId!,
         parentRunId: ids.get(p.key)!,
         lanes,
-        runs: plan.runs.flatMap((r, i) => (r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, config: r.config }] : [])),
+        runs: plan.runs.flatMap((r, i) =>
+          r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)!, config: r.config }] : [],
+        ),
       },
     }));
     await enqueueOrUndo(ctx.db.pool, [...ids.values()], sweepId, () => ctx.jobs.enqueueSweep(jobs));

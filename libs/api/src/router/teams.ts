@@ -5,14 +5,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
+import { pgText } from '@aft/contracts';
 import { API_KEY_SCOPES, generateApiKey, withTransaction } from '@aft/db';
 import { audit } from '../audit';
 import { accountProcedure, manageProcedure, readProcedure, type Actor, type Context, type Role } from '../trpc';
 
 const role = z.enum(['owner', 'member', 'viewer'], { message: 'a role is one of owner, member, viewer' });
-const cuid = z.string().min(1, 'an id must not be empty').max(64, 'an id is at most 64 characters');
-const teamName = z
-  .string()
+const cuid = pgText.min(1, 'an id must not be empty').max(64, 'an id is at most 64 characters');
+const teamName = pgText
   .trim()
   .min(1, 'a team name must not be empty')
   .max(100, 'a team name is at most 100 characters');
@@ -209,6 +209,7 @@ export const invitationsRouter = {
       where: { hash: hashToken(input.token) },
       select: {
         role: true,
+        email: true,
         expiresAt: true,
         acceptedAt: true,
         revokedAt: true,
@@ -217,20 +218,48 @@ export const invitationsRouter = {
     });
     if (!inv || inv.revokedAt || inv.acceptedAt)
       throw new TRPCError({ code: 'NOT_FOUND', message: INVITATION_NOT_FOUND });
-    return { team: inv.team, role: inv.role as Role, expiresAt: inv.expiresAt, expired: inv.expiresAt < new Date() };
+    const me = inv.email
+      ? await ctx.db.prisma.user.findUnique({ where: { id: ctx.userId }, select: { email: true } })
+      : null;
+    return {
+      team: inv.team,
+      role: inv.role as Role,
+      expiresAt: inv.expiresAt,
+      expired: inv.expiresAt < new Date(),
+      /** Who the invitation is for (null: whoever has the link), and whether that is the signed-in user. */
+      email: inv.email,
+      forYou: !inv.email || inv.email.toLowerCase() === me?.email.toLowerCase(),
+    };
   }),
 
   /** Joins the team (once per link). A member who already has a role keeps the higher of the two. */
   accept: accountProcedure.input(z.object({ token })).mutation(async ({ ctx, input }) => {
     return withTransaction(ctx.db.pool, async (c) => {
-      const res = await c.query<{ id: string; team_id: string; role: Role; expired: boolean; slug: string }>(
+      const res = await c.query<{
+        id: string;
+        team_id: string;
+        role: Role;
+        expired: boolean;
+        slug: string;
+        invited: string | null;
+        email: string;
+      }>(
         `UPDATE invitation i SET accepted_at = now(), accepted_by = $2
-         FROM team t WHERE t.id = i.team_id AND i.hash = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL
-         RETURNING i.id, i.team_id, i.role, i.expires_at < now() AS expired, t.slug`,
+         FROM team t, app_user u
+         WHERE t.id = i.team_id AND u.id = $2 AND i.hash = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL
+         RETURNING i.id, i.team_id, i.role, i.expires_at < now() AS expired, t.slug, i.email AS invited, u.email`,
         [hashToken(input.token), ctx.userId],
       );
       const inv = res.rows[0];
       if (!inv) throw new TRPCError({ code: 'NOT_FOUND', message: INVITATION_NOT_FOUND });
+      // a link that names a person is theirs alone, whoever else it reaches (throwing undoes the UPDATE)
+      if (inv.invited && inv.invited.toLowerCase() !== inv.email.toLowerCase())
+        throw new TRPCError({
+          code: 'FORBIDDEN',
+          message:
+            `this invitation is for ${inv.invited}, and you are signed in as ${inv.email}: ` +
+            'sign in with that address to accept it',
+        });
       if (inv.expired)
         throw new TRPCError({
           code: 'BAD_REQUEST',
@@ -288,8 +317,7 @@ export const keysRouter = {
   create: manageProcedure
     .input(
       z.object({
-        name: z
-          .string()
+        name: pgText
           .trim()
           .min(1, 'a key needs a name, e.g. "cluster workers"')
           .max(100, 'a key name is at most 100 characters'),

@@ -31,7 +31,13 @@ export default async function InvitePage(props: { params: Promise<{ token: strin
           ? 'The invitation has expired: ask an owner of the team for a new link.'
           : `The link expires on ${inv.expiresAt.toLocaleDateString()}.`}
       </p>
-      {inv.expired ? null : <AcceptInvitation token={token} />}
+      {inv.expired ? null : inv.forYou ? (
+        <AcceptInvitation token={token} />
+      ) : (
+        <p className="field-error" role="alert">
+          This invitation is for {inv.email}: sign out and sign in (or sign up) with that address to accept it.
+        </p>
+      )}
     </div>
   );
 }

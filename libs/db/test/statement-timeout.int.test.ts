@@ -1,0 +1,53 @@
+/** A pool's statement_timeout stops slow statements, except where a write must be allowed to finish. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { createDb, deleteRun, insertMetricPoints, isStatementTimeout } from '../src';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t?.drop();
+});
+
+/** Locks metric_point for `ms` from another connection: statements that write it wait that long. */
+async function holdPointsLock(ms: number) {
+  const c = await t.db.pool.connect();
+  await c.query('BEGIN');
+  await c.query('LOCK TABLE metric_point IN SHARE MODE');
+  const released = (async () => {
+    await new Promise((r) => setTimeout(r, ms));
+    await c.query('ROLLBACK');
+    c.release();
+  })();
+  return { released };
+}
+
+describe('statementTimeoutMs', () => {
+  it('cancels a statement that runs past it, recognisably (isStatementTimeout)', async () => {
+    const db = createDb({ connectionString: t.url, max: 2, statementTimeoutMs: 100 });
+    try {
+      const e = await db.pool.query('SELECT pg_sleep(1)').catch((err: unknown) => err);
+      expect(isStatementTimeout(e)).toBe(true);
+      const p = await db.prisma.$queryRawUnsafe('SELECT pg_sleep(1)').catch((err: unknown) => err);
+      expect(isStatementTimeout(p)).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('lets deleteRun finish however long its deletes take', async () => {
+    const db = createDb({ connectionString: t.url, max: 3, statementTimeoutMs: 100 });
+    try {
+      const { team, run } = await seedRun(t.db);
+      await insertMetricPoints(t.db.pool, run.id, [{ key: 'loss', step: 0, value: 1 }]);
+      const lock = await holdPointsLock(600);
+      await deleteRun(db.pool, run.id, team.id);
+      await lock.released;
+      expect(await t.db.prisma.run.count({ where: { id: run.id } })).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+});
