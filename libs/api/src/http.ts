@@ -4,6 +4,7 @@ import type { JobProducer } from '@aft/queue';
 import type { RateLimiter } from './rate-limit';
 import { LIMITS } from '@aft/contracts';
 import { parsePythonJson, PythonJsonError } from './mlflow/python-json';
+import { crossSiteRefusal } from './same-origin';
 import { BodyTooLargeError, withBodyLimit } from './body';
 import { appRouter } from './root';
 import { sessionUser, type Auth } from './auth';
@@ -83,6 +84,22 @@ export async function requestContext(
 }
 
 /**
+ * Requests refused before anything is read. A POST must say it is JSON: tRPC's adapter would also take a form or
+ * octet-stream body, which a foreign page can POST without asking first. A request with the session cookie (and no
+ * key) must come from this site's own pages (same-origin.ts), as on the MLflow and export routes.
+ */
+function requestRefusal(req: Request): { status: number; code: string; message: string } | null {
+  if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
+    return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'content-type: a POST to the API sends application/json' };
+  }
+  if (!apiKeyFromHeaders(req.headers) && req.headers.get('cookie')) {
+    const why = crossSiteRefusal(req.headers, req.url, req.method !== 'GET');
+    if (why) return { status: 403, code: 'FORBIDDEN', message: why };
+  }
+  return null;
+}
+
+/**
  * What a body's structure is bounded by before tRPC parses it. JSON.parse holds the event loop for seconds on 8 MB
  * of `{},{},…` or `[[[[…`, within the byte limit; the largest real request (a 10,000-point batch as objects, a
  * 1,000-sample batch) has about 100,000 commas, colons and brackets and nests a few levels.
@@ -109,7 +126,15 @@ export function createApiHandler(opts: ApiHandlerOptions) {
     // counted before any call runs: each call of a batch may read up to the per-call limits
     const url = new URL(original.url);
     if (url.searchParams.get('batch') === '1') {
-      const calls = url.pathname.slice(endpoint.length).split(',').length;
+      // tRPC decodes the path before it splits it: `%2C` separates calls as a comma does
+      let path: string;
+      try {
+        path = decodeURIComponent(url.pathname.slice(endpoint.length));
+      } catch {
+        await original.body?.cancel().catch(() => undefined);
+        return jsonError(400, 'BAD_REQUEST', 'the procedure path has a malformed % escape');
+      }
+      const calls = path.split(',').length;
       if (calls > LIMITS.batchCalls) {
         await original.body?.cancel().catch(() => undefined);
         return jsonError(
@@ -118,6 +143,11 @@ export function createApiHandler(opts: ApiHandlerOptions) {
           `the batch has ${calls} calls; one request carries at most ${LIMITS.batchCalls}`,
         );
       }
+    }
+    const refused = requestRefusal(original);
+    if (refused) {
+      await original.body?.cancel().catch(() => undefined);
+      return jsonError(refused.status, refused.code, refused.message);
     }
     let req: Request;
     try {
@@ -132,6 +162,7 @@ export function createApiHandler(opts: ApiHandlerOptions) {
       endpoint,
       req,
       router: appRouter,
+      maxBatchSize: LIMITS.batchCalls,
       createContext: () => requestContext(opts, req.headers),
       responseMeta({ errors }) {
         const limited = errors.map((e) => e.cause).find((c): c is RateLimitedError => c instanceof RateLimitedError);

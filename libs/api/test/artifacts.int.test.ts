@@ -175,6 +175,24 @@ describe('team storage quota', () => {
     expect(pulled).toBeLessThan(6);
   });
 
+  it("tRPC's artifacts.register cannot claim an upload (and rewrite its size to nothing)", async () => {
+    await freeQuota();
+    const { runId, art } = await newRun();
+    expect((await call('PUT', `${art}/big.bin`, Buffer.alloc(900))).status).toBe(200);
+    const { rows } = await t.db.pool.query<{ uri: string }>('SELECT uri FROM artifact WHERE run_id = $1', [runId]);
+    const trpc = createApiHandler({ db: t.db, notifier, auth: null });
+    const res = await trpc(
+      new Request('http://test/api/trpc/artifacts.register', {
+        method: 'POST',
+        headers: { 'x-api-key': key, 'content-type': 'application/json' },
+        body: JSON.stringify({ runId, kind: 'other', name: 'x', uri: rows[0]!.uri }),
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^uri: mlflow-artifacts: URIs/);
+    expect(await teamBytes()).toBe(900);
+  });
+
   it('deleting a run gives its bytes back', async () => {
     await freeQuota();
     const { runId, art } = await newRun();

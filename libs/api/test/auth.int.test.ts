@@ -65,7 +65,7 @@ async function trpcPost(path: string, cookie: string, input: unknown) {
   const res = await api.handler(
     new Request(`${ORIGIN}/api/trpc/${path}`, {
       method: 'POST',
-      headers: { cookie, 'content-type': 'application/json' },
+      headers: { cookie, 'content-type': 'application/json', 'sec-fetch-site': 'same-origin' },
       body: JSON.stringify(input),
     }),
   );

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunNotifier } from '@aft/db';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createRedis } from '@aft/queue';
-import { createAuth, createExportHandler, createMlflowHandler, RedisRateLimiter } from '../src';
+import { createApiHandler, createAuth, createExportHandler, createMlflowHandler, RedisRateLimiter } from '../src';
 import { crossSiteRefusal } from '../src/same-origin';
 import { createTeamWithKey } from '../src/testing';
 
@@ -270,5 +270,54 @@ describe("MLflow writes and the key's ingestion rate", () => {
       body: { run_id: id, key: 'one', value: 'more' },
     });
     expect(tag.status).toBe(429);
+  });
+});
+
+describe('tRPC', () => {
+  const trpc = () => createApiHandler({ db: t.db, notifier, auth: createAuth({ db: t.db, secret: SECRET, baseURL: ORIGIN }) });
+  const invitations = async () => (await t.db.pool.query('SELECT count(*)::int AS n FROM invitation')).rows[0].n as number;
+
+  it('refuses a POST that is not JSON (a foreign form can send those without asking), writing nothing', async () => {
+    const before = await invitations();
+    for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+      const res = await trpc()(
+        new Request(`${ORIGIN}/api/trpc/invitations.create`, {
+          method: 'POST',
+          headers: { cookie, 'content-type': type, ...SAME },
+          body: type.startsWith('multipart') ? '--x--\r\n' : '{}',
+        }),
+      );
+      expect(res.status, type).toBe(415);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/content-type/);
+    }
+    expect(await invitations()).toBe(before);
+  });
+
+  it('refuses a cookie request from another site, and takes it from this one', async () => {
+    const before = await invitations();
+    const post = (headers: Record<string, string>) =>
+      trpc()(
+        new Request(`${ORIGIN}/api/trpc/invitations.create`, {
+          method: 'POST',
+          headers: { cookie, 'content-type': 'application/json', ...headers },
+          body: '{}',
+        }),
+      );
+    expect((await post(CROSS)).status).toBe(403);
+    expect((await post({ 'sec-fetch-site': 'same-site' })).status).toBe(403);
+    expect((await post({ origin: 'https://evil.example' })).status).toBe(403);
+    expect((await post({})).status).toBe(403);
+    expect(await invitations()).toBe(before);
+    expect((await post(SAME)).status).toBe(200);
+    expect((await post({ origin: ORIGIN })).status).toBe(200);
+    expect(await invitations()).toBe(before + 2);
+  });
+
+  it('counts calls of a batch whose commas are %-encoded', async () => {
+    const paths = Array.from({ length: 40 }, () => 'projects.list').join('%2C');
+    const input = encodeURIComponent(JSON.stringify(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [i, {}]))));
+    const res = await trpc()(new Request(`${ORIGIN}/api/trpc/${paths}?batch=1&input=${input}`, { headers: { authorization: `Bearer ${key}` } }));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/40 calls; one request carries at most 20/);
   });
 });

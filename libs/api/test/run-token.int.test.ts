@@ -144,7 +144,12 @@ describe('run tokens', () => {
     const child = runs.find((x) => x.method !== 'vft')!;
     const release = await producer.control.getJob(`release-${parent.id}`);
     const { runToken } = (release!.data as { runs: { runId: string; runToken: string }[] }).runs.find((x) => x.runId === child.id)!;
-    expect((await api.call('runs.get', { id: parent.id }, { key: runToken, method: 'GET' })).status).toBe(200);
+    const got = await api.call('runs.get', { id: parent.id }, { key: runToken, method: 'GET' });
+    expect(got.status).toBe(200);
+    // nothing of the sweep's other runs comes with it
+    expect(got.json.result!.data).toMatchObject({ id: parent.id, children: [], parent: null });
+    const full = await api.call('runs.get', { id: parent.id }, { key: keyA, method: 'GET' });
+    expect((full.json.result!.data as { children: unknown[] }).children.length).toBeGreaterThan(0);
     const series = await api.call('metrics.series', { runIds: [parent.id], keys: ['train/loss'] }, { key: runToken, method: 'GET' });
     expect(series.status).toBe(200);
     expect((await api.call('runs.setSummary', { id: parent.id, summary: { x: 1 } }, { key: runToken })).status).toBe(403);

@@ -5,6 +5,7 @@
 import type { Pool } from 'pg';
 import { RUN_CHANNEL, withTransaction } from './metrics';
 import { createRunTokens } from './run-tokens';
+import { REVOKE_ENDED } from './run-writes';
 
 /** Queued plus running runs a team may have at once, unless the server sets another cap. */
 export const DEFAULT_MAX_ACTIVE_RUNS = 2_000;
@@ -121,11 +122,14 @@ export async function startRun(pool: Pool, runId: string, teamId: string, backen
 /** Marks unfinished runs canceled; returns the ids that were (those already finished are left alone). */
 export async function cancelRuns(pool: Pool, teamId: string, where: { runIds?: readonly string[]; sweepId?: string }, reason: string): Promise<string[]> {
   const res = await pool.query<{ id: string }>(
-    `UPDATE run SET status = 'canceled', error = $4, finished_at = now(), updated_at = now(), write_seq = write_seq + 1
-     WHERE project_id IN (SELECT id FROM project WHERE team_id = $1)
-       AND status IN ('queued', 'running')
-       AND (($2::text[] IS NOT NULL AND id = ANY($2::text[])) OR ($3::text IS NOT NULL AND sweep_id = $3))
-     RETURNING id, pg_notify('${RUN_CHANNEL}', id)`,
+    `WITH u AS (
+       UPDATE run SET status = 'canceled', error = $4, finished_at = now(), updated_at = now(), write_seq = write_seq + 1
+       WHERE project_id IN (SELECT id FROM project WHERE team_id = $1)
+         AND status IN ('queued', 'running')
+         AND (($2::text[] IS NOT NULL AND id = ANY($2::text[])) OR ($3::text IS NOT NULL AND sweep_id = $3))
+       RETURNING id, status),
+     ${REVOKE_ENDED}
+     SELECT id, pg_notify('${RUN_CHANNEL}', id) FROM u`,
     [teamId, where.runIds ?? null, where.sweepId ?? null, reason],
   );
   return res.rows.map((r) => r.id);

@@ -2,8 +2,9 @@
  * Run tokens: the credential a training job carries. One is made when its run is queued (in the same transaction),
  * travels in the job's payload, and lets whichever worker takes the job log to that run, start and finish it, and
  * read the runs it trains from (its VFT parent, the run it forks) — nothing else. So a worker needs no team key and
- * serves every team. Only the SHA-256 is stored (the token has 192 bits of entropy); a token expires, and the
- * `run_token_revoke` trigger deletes it when its run ends, whatever ended it.
+ * serves every team. Only the SHA-256 is stored (the token has 192 bits of entropy); a token expires, and is
+ * deleted by the statement that ends its run (REVOKE_ENDED in run-writes.ts, used by every status update in
+ * libs/db). A token is also refused whenever its run is not queued or running, whatever ended it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
@@ -44,10 +45,7 @@ export interface RunGrant {
   readable: string[];
 }
 
-/**
- * The grant behind a token, or null when it is unknown, expired, or its run has ended (the trigger deletes a
- * finished run's tokens; the status check also covers a row written by hand).
- */
+/** The grant behind a token, or null when it is unknown, expired, or its run has ended. */
 export async function resolveRunToken(pool: Pool, token: string): Promise<RunGrant | null> {
   const res = await pool.query<{ run_id: string; team_id: string; parent_run_id: string | null; fork_of: string | null }>(
     `SELECT r.id AS run_id, p.team_id, r.parent_run_id, r.config->>'forkOf' AS fork_of
@@ -59,4 +57,9 @@ export async function resolveRunToken(pool: Pool, token: string): Promise<RunGra
   if (!row) return null;
   const readable = [row.run_id, row.parent_run_id, row.fork_of].filter((x): x is string => typeof x === 'string');
   return { runId: row.run_id, teamId: row.team_id, readable: [...new Set(readable)] };
+}
+
+/** Deletes a run's tokens (inside the caller's transaction), for status writers outside libs/db's own. */
+export async function revokeRunTokens(c: PoolClient | Pool, runId: string): Promise<void> {
+  await c.query('DELETE FROM run_token WHERE run_id = $1', [runId]);
 }

@@ -4,6 +4,13 @@ import { bumpWriteSeq, RUN_CHANNEL, RunNotFoundError, withTransaction } from './
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
 
 /**
+ * A CTE that deletes the run tokens of the rows `u` (id, status) left ended: a run's token is revoked in the same
+ * statement that ends the run (libs/db/src/run-tokens.ts). Postgres runs every data-modifying CTE of a statement.
+ */
+export const REVOKE_ENDED = `revoked AS (
+       DELETE FROM run_token WHERE run_id IN (SELECT id FROM u WHERE status IN ('succeeded', 'failed', 'canceled')))`;
+
+/**
  * Runs one UPDATE on a run of the team, bumps its write sequence and announces it, in one statement.
  * `set` is SQL over parameters $3…; throws RunNotFoundError when the run is not the team's.
  */
@@ -11,7 +18,8 @@ async function updateRun(pool: Pool, runId: string, teamId: string, set: string,
   const res = await pool.query<{ id: string; write_seq: number }>(
     `WITH u AS (
        UPDATE run SET ${set}, write_seq = write_seq + 1, updated_at = now()
-       WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id, write_seq)
+       WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id, write_seq, status),
+     ${REVOKE_ENDED}
      SELECT u.id, u.write_seq, pg_notify('${RUN_CHANNEL}', u.id) FROM u`,
     [runId, teamId, ...params],
   );

@@ -24,6 +24,7 @@ import {
   deleteRun,
   insertMetricPoints,
   lockTeamStorage,
+  revokeRunTokens,
   RUN_CHANNEL,
   RunNotFoundError,
   teamArtifactBytes,
@@ -602,6 +603,7 @@ const ENDPOINTS: Record<string, [Permission, Handler]> = {
            WHERE id = $1`,
           [id, status, i.run_name ?? null, Boolean(terminal), i.end_time !== undefined ? new Date(i.end_time) : null],
         );
+        if (terminal) await revokeRunTokens(c, id);
         if (i.run_name)
           await c.query(
             `UPDATE run SET kv_tags = kv_tags || jsonb_build_object('mlflow.runName', $2::text) WHERE id = $1`,

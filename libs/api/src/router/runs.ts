@@ -178,7 +178,11 @@ export const runsRouter = {
       return getRun(ctx.db, teamId, created.id);
     }),
 
-  get: readProcedure.input(z.object({ id })).query(({ ctx, input }) => getRun(ctx.db, ctx.actor.teamId, input.id)),
+  get: readProcedure.input(z.object({ id })).query(async ({ ctx, input }) => {
+    const run = await getRun(ctx.db, ctx.actor.teamId, input.id);
+    // a run token reads the runs it trains from, not their lineage: a parent's children are a whole sweep
+    return ctx.actor.run ? { ...run, parent: null, children: [] } : run;
+  }),
 
   list: readProcedure.input(runListInput).query(async ({ ctx, input }) => {
     return listRuns(ctx.db.pool, { ...input, teamId: ctx.actor.teamId });
