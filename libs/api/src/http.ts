@@ -102,9 +102,10 @@ function requestRefusal(req: Request): { status: number; code: string; message: 
 /**
  * What a body's structure is bounded by before tRPC parses it. JSON.parse holds the event loop for seconds on 8 MB
  * of `{},{},…` or `[[[[…`, within the byte limit; the largest real request (a 10,000-point batch as objects, a
- * 1,000-sample batch) has about 100,000 commas, colons and brackets and nests a few levels.
+ * 1,000-sample batch) has about 100,000 commas, colons and brackets and nests a few levels. Deeper than 64 is
+ * refused by the schemas (naming the field); past 256 by this check, before JSON.parse.
  */
-const TRPC_BODY_SHAPE = { structure: 500_000, depth: 64, nonFinite: Number.MAX_SAFE_INTEGER, checkOnly: true };
+const TRPC_BODY_SHAPE = { structure: 500_000, depth: 256, nonFinite: Number.MAX_SAFE_INTEGER, checkOnly: true };
 
 /** Why `req`'s body is refused before parsing (too much structure, too deep), or null; the walk is linear. */
 async function shapeProblem(req: Request): Promise<string | null> {
