@@ -255,6 +255,17 @@ describe("MLflow's limits and errors", () => {
     Array.from({ length: n }, (_, i) => ({ key: 'loss', value: 1 / (i + 1), timestamp: 1, step: i }));
   const kv = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: String(i) }));
 
+  it('refuses a metric key past the per-run cap of distinct keys with a 400 naming it, not a 500', async () => {
+    const r = (await client.Runs.create!({ experiment_id: '0' })) as { run: { info: { run_id: string } } };
+    const id = r.run.info.run_id;
+    const keys = Array.from({ length: 1000 }, (_, i) => ({ key: `cap${i}`, value: 1, timestamp: 1, step: 0 }));
+    expect((await raw('POST', '/api/2.0/mlflow/runs/log-batch', { run_id: id, metrics: keys })).status).toBe(200);
+    const over = await raw('POST', '/api/2.0/mlflow/runs/log-metric', { run_id: id, key: 'one-more', value: 1, timestamp: 1 });
+    expect(over.status).toBe(400);
+    expect(over.json.error_code).toBe('INVALID_PARAMETER_VALUE');
+    expect(over.json.message).toMatch(/1000/);
+  });
+
   it.each([
     ['1001 metrics', { metrics: metrics(1001) }, /at most 1000 metrics\. Got 1001 metrics/],
     ['101 params', { params: kv(101) }, /at most 100 params\. Got 101 params/],
