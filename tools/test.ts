@@ -1,5 +1,5 @@
 /**
- * `npm test`: lint (with module boundaries), typecheck, build the web app, then every test tier — unit,
+ * `npm test`: lint (module boundaries, format), typecheck, build the web app, then every test tier — unit,
  * integration (real Postgres and Redis) and end-to-end (the built app in Debian's Chromium) — in one vitest run.
  * Ends with a plain `N passed, N failed` line computed from vitest's JSON report, so a run that executed no test
  * is visible. Extra arguments go to vitest (e.g. `npm test -- --project unit`).
@@ -27,14 +27,23 @@ rmSync(resolve(ROOT, 'tmp/test-summary.txt'), { force: true });
 const failed: string[] = [];
 if (!quick) {
   // the module-boundaries rule reads Nx's project graph: compute it first, or the rule is skipped
-  if (!step('lint', 'sh', ['-c', 'npx nx show projects > /dev/null && npx eslint . --max-warnings=0'])) failed.push('lint');
-  if (!step('typecheck', 'npx', ['nx', 'run-many', '-t', 'typecheck', '--outputStyle=static'])) failed.push('typecheck');
+  // eslint (with module boundaries, which need Nx's project graph first) and prettier's format (.prettierignore)
+  if (!step('lint', 'npm', ['run', 'lint', '--silent'])) failed.push('lint');
+  if (!step('typecheck', 'npx', ['nx', 'run-many', '-t', 'typecheck', '--outputStyle=static']))
+    failed.push('typecheck');
   if (!step('build web', 'npx', ['next', 'build', 'apps/web'])) failed.push('build');
 }
 
 const report = resolve(ROOT, 'tmp/vitest-report.json');
 rmSync(report, { force: true });
-step('tests', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra]);
+step('tests', 'npx', [
+  'vitest',
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${report}`,
+  ...extra,
+]);
 
 let passed = 0;
 let failedTests: number;

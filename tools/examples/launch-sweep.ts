@@ -21,7 +21,9 @@ try {
   const spec = JSON.parse(await readFile(file, 'utf8')) as unknown;
   const res = await api.call<{ sweepId: string; parents: number; runs: number }>('sweeps.launch', spec);
   const view = await api.call<{ runs: { id: string; name: string }[] }>('sweeps.get', { id: res.sweepId }, 'GET');
-  console.log(JSON.stringify({ ...res, runs: view.runs.map((r) => ({ name: r.name, url: `${url}/runs/${r.id}` })) }, null, 2));
+  console.log(
+    JSON.stringify({ ...res, runs: view.runs.map((r) => ({ name: r.name, url: `${url}/runs/${r.id}` })) }, null, 2),
+  );
 } catch (e) {
   console.error(`launch-sweep: ${e instanceof TrackerError ? e.message : (e as Error).message}`);
   process.exit(1);

@@ -36,15 +36,41 @@ const run = await init({
 console.log(JSON.stringify({ id: run.id, url: run.url }));
 
 for (let step = 0; step < steps; step++) {
-  const loss = 2.5 * Math.exp(-step / (steps / 4)) + 0.3 + 0.05 * (rand() - 0.5) + (step === Math.floor(steps * 0.6) ? 3 : 0);
+  const loss =
+    2.5 * Math.exp(-step / (steps / 4)) + 0.3 + 0.05 * (rand() - 0.5) + (step === Math.floor(steps * 0.6) ? 3 : 0);
   if (step % every === 0) await run.log({ 'train/loss': loss, 'train/lr': 3e-3 * Math.min(1, step / 100) }, step);
   if (step % 100 === 0) await run.log({ 'eval/accuracy': Math.min(0.65, step / steps) + 0.02 * rand() }, step);
   if (delay) await new Promise((r) => setTimeout(r, delay));
 }
 run.logSamples([
-  { step: steps, questionId: 'arith-1', prompt: 'Tom has 3 apples and buys 4 more. How many?', completion: '3+4=7\n#### 7', gold: '7', extractedAnswer: '7', correct: true, score: -0.21 },
-  { step: steps, questionId: 'arith-1', sampleIdx: 1, prompt: 'Tom has 3 apples and buys 4 more. How many?', completion: '3*4=12\n#### 12', gold: '7', extractedAnswer: '12', correct: false, score: -0.93 },
+  {
+    step: steps,
+    questionId: 'arith-1',
+    prompt: 'Tom has 3 apples and buys 4 more. How many?',
+    completion: '3+4=7\n#### 7',
+    gold: '7',
+    extractedAnswer: '7',
+    correct: true,
+    score: -0.21,
+  },
+  {
+    step: steps,
+    questionId: 'arith-1',
+    sampleIdx: 1,
+    prompt: 'Tom has 3 apples and buys 4 more. How many?',
+    completion: '3*4=12\n#### 12',
+    gold: '7',
+    extractedAnswer: '12',
+    correct: false,
+    score: -0.93,
+  },
 ]);
-await run.logArtifact({ kind: 'checkpoint', name: `step-${steps}`, uri: `file:///tmp/aft-example/${run.id}/step-${steps}.ckpt`, step: steps, bytes: 1_664_512 });
+await run.logArtifact({
+  kind: 'checkpoint',
+  name: `step-${steps}`,
+  uri: `file:///tmp/aft-example/${run.id}/step-${steps}.ckpt`,
+  step: steps,
+  bytes: 1_664_512,
+});
 await run.setSummary({ 'eval/accuracy': 0.63, 'train/loss': 0.31 });
 await run.finish();

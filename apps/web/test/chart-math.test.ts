@@ -5,7 +5,14 @@ import { flatten, fmtNumber } from '../src/lib/format';
 
 describe('toColumns', () => {
   it('turns non-finite raw values into counted gaps', () => {
-    const c = toColumns({ runId: 'r', key: 'k', mode: 'raw', steps: [0, 1, 2, 3], values: [1, 'NaN', 'Infinity', 2], times: [0, 0, 0, 0] });
+    const c = toColumns({
+      runId: 'r',
+      key: 'k',
+      mode: 'raw',
+      steps: [0, 1, 2, 3],
+      values: [1, 'NaN', 'Infinity', 2],
+      times: [0, 0, 0, 0],
+    });
     expect(c.y).toEqual([1, null, null, 2]);
     expect(c.nonFinite).toBe(2);
     expect(c.lo).toBeNull();
@@ -100,9 +107,28 @@ describe('runs view URL state', () => {
 
 describe('withWallTime', () => {
   it('puts each point at its minutes since t0, and drops points that carry no time', () => {
-    const raw: WireSeries = { runId: 'r', key: 'k', mode: 'raw', steps: [0, 1, 2], values: [1, 2, 3], times: [60_000, 120_000, 240_000] };
+    const raw: WireSeries = {
+      runId: 'r',
+      key: 'k',
+      mode: 'raw',
+      steps: [0, 1, 2],
+      values: [1, 2, 3],
+      times: [60_000, 120_000, 240_000],
+    };
     expect(withWallTime(toColumns(raw), raw, 60_000).x).toEqual([0, 1, 3]);
-    const b = { runId: 'r', key: 'k', mode: 'buckets', width: 2, steps: [0, 2], count: [2, 2], nan: [0, 0], min: [1, 2], max: [2, 3], first: [1, 2], last: [2, 3] } as WireSeries;
+    const b = {
+      runId: 'r',
+      key: 'k',
+      mode: 'buckets',
+      width: 2,
+      steps: [0, 2],
+      count: [2, 2],
+      nan: [0, 0],
+      min: [1, 2],
+      max: [2, 3],
+      first: [1, 2],
+      last: [2, 3],
+    } as WireSeries;
     expect(withWallTime(toColumns(b), b, 0).x).toEqual([]);
     const bt = { ...b, times: [0, 90_000] } as WireSeries;
     expect(withWallTime(toColumns(bt), bt, 0).x).toEqual([0, 1.5]);
@@ -120,7 +146,12 @@ describe('remapX', () => {
 
 describe('parseFilter', () => {
   it('reads summary and config filters with their operators', () => {
-    expect(parseFilter('test/task_accuracy>=0.4')).toEqual({ on: 'summary', path: 'test/task_accuracy', op: 'gte', value: 0.4 });
+    expect(parseFilter('test/task_accuracy>=0.4')).toEqual({
+      on: 'summary',
+      path: 'test/task_accuracy',
+      op: 'gte',
+      value: 0.4,
+    });
     expect(parseFilter('config.optim.lr < 1e-3')).toEqual({ on: 'config', path: 'optim.lr', op: 'lt', value: 0.001 });
     expect(parseFilter('config.method=aft')).toEqual({ on: 'config', path: 'method', op: 'eq', value: 'aft' });
     expect(parseFilter('degraded!=true')).toEqual({ on: 'summary', path: 'degraded', op: 'ne', value: true });

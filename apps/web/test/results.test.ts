@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { configDiff, groupOf, resultRows, toCsv, toLatex, toMarkdown, type ResultRun } from '../src/lib/results';
 import { groupSeries } from '../src/lib/group-series';
 
-const run = (id: string, method: string, constraint: string, seed: number, acc: number | null, extra: Partial<ResultRun> = {}): ResultRun => ({
+const run = (
+  id: string,
+  method: string,
+  constraint: string,
+  seed: number,
+  acc: number | null,
+  extra: Partial<ResultRun> = {},
+): ResultRun => ({
   id,
   name: id,
   method,
@@ -28,7 +35,14 @@ describe('results table', () => {
 
   it('groups by method × constraint × β, puts the VFT parent first, and computes mean ± sample std over finished runs', () => {
     const rows = resultRows(runs);
-    expect(rows.map((r) => r.label)).toEqual(['VFT', 'VFT (continued)', 'AFT none', 'AFT boundary β=1', 'AFT boundary β=2', 'DPO none']);
+    expect(rows.map((r) => r.label)).toEqual([
+      'VFT',
+      'VFT (continued)',
+      'AFT none',
+      'AFT boundary β=1',
+      'AFT boundary β=2',
+      'DPO none',
+    ]);
     const b1 = rows.find((r) => r.label === 'AFT boundary β=1')!;
     expect(b1.stats['test/task_accuracy']!.mean).toBeCloseTo(0.46, 12);
     expect(b1.stats['test/task_accuracy']!.std).toBeCloseTo(Math.SQRT2 * 0.01, 12);
@@ -55,9 +69,12 @@ describe('results table', () => {
   });
 
   it('diffs configs, keeping only the keys that differ', () => {
-    expect(configDiff([{ id: 'a', config: { lr: 1, model: { d: 64 } } }, { id: 'b', config: { lr: 2, model: { d: 64 } } }])).toEqual([
-      { key: 'lr', values: ['1', '2'] },
-    ]);
+    expect(
+      configDiff([
+        { id: 'a', config: { lr: 1, model: { d: 64 } } },
+        { id: 'b', config: { lr: 2, model: { d: 64 } } },
+      ]),
+    ).toEqual([{ key: 'lr', values: ['1', '2'] }]);
   });
 });
 

@@ -11,7 +11,11 @@ const schema = z.object({
   /** Training jobs at once; each runs in its own process. Defaults to the number of cores. */
   AFT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(cpus().length),
   /** The artifact store: checkpoints and sample sets, one folder per run. */
-  AFT_ARTIFACT_DIR: z.string().min(1).default('artifacts').transform((p) => resolve(p)),
+  AFT_ARTIFACT_DIR: z
+    .string()
+    .min(1)
+    .default('artifacts')
+    .transform((p) => resolve(p)),
   /** How long a job's lock lasts without renewal; a worker that dies loses its jobs after this long. */
   AFT_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   /** How often a worker looks for stalled jobs (those whose worker died) to take them back. */

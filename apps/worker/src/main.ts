@@ -17,7 +17,9 @@ const subscriber = createRedis(env.REDIS_URL, 'worker');
 const producer = new JobProducer(createRedis(env.REDIS_URL, 'worker'), env.AFT_QUEUE);
 const tag = `[worker ${process.pid}]`;
 
-const processorFile = fileURLToPath(new URL(`./processor${import.meta.url.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url));
+const processorFile = fileURLToPath(
+  new URL(`./processor${import.meta.url.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url),
+);
 const training = new Worker(env.AFT_QUEUE, processorFile, {
   connection,
   concurrency: env.AFT_CONCURRENCY,
@@ -32,12 +34,18 @@ const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRele
 
 for (const w of [training, control]) {
   w.on('error', (e) => console.error(`${tag} error:`, e.message));
-  w.on('failed', (job, e) => console.error(`${tag} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${e.message}`));
+  w.on('failed', (job, e) =>
+    console.error(`${tag} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${e.message}`),
+  );
 }
 training.on('active', (job) => console.log(`${tag} job ${job.id} started (${(job.data as { kind?: string }).kind})`));
-training.on('completed', (job, res) => console.log(`${tag} job ${job.id} ${(res as { status?: string }).status ?? 'done'}`));
+training.on('completed', (job, res) =>
+  console.log(`${tag} job ${job.id} ${(res as { status?: string }).status ?? 'done'}`),
+);
 training.on('ready', () =>
-  console.log(`${tag} listening on ${env.AFT_QUEUE} (concurrency ${env.AFT_CONCURRENCY}, artifacts in ${env.AFT_ARTIFACT_DIR})`),
+  console.log(
+    `${tag} listening on ${env.AFT_QUEUE} (concurrency ${env.AFT_CONCURRENCY}, artifacts in ${env.AFT_ARTIFACT_DIR})`,
+  ),
 );
 
 await subscriber.subscribe(cancelChannel(env.AFT_QUEUE));

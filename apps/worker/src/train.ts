@@ -57,7 +57,8 @@ const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 /** An evaluation as metrics: `val/task_accuracy`, `val/ref_perplexity`, … (numbers only; examples stay out). */
 export function evalMetrics(prefix: string, r: EvalReport): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && k !== 'questions') out[`${prefix}/${snake(k)}`] = v;
+  for (const [k, v] of Object.entries(r))
+    if (typeof v === 'number' && k !== 'questions') out[`${prefix}/${snake(k)}`] = v;
   return out;
 }
 
@@ -87,7 +88,17 @@ function stepMetrics(s: StepInfo, tokens: TokenCount): Record<string, number> {
 
 /** An evaluation's greedy generations, as samples on the run page. */
 function logExamples(run: Run, split: string, step: number, r: EvalReport) {
-  run.logSamples(r.examples.map((e, i) => ({ step, split, questionId: e.id, sampleIdx: i, prompt: e.question, completion: e.output, correct: e.correct })));
+  run.logSamples(
+    r.examples.map((e, i) => ({
+      step,
+      split,
+      questionId: e.id,
+      sampleIdx: i,
+      prompt: e.question,
+      completion: e.output,
+      correct: e.correct,
+    })),
+  );
 }
 
 /** Progress for the job and the run page: step, total and an ETA from the recent pace, at most every 2 s. */
@@ -109,9 +120,20 @@ class ProgressReporter {
     this.last = now;
     const done = step - this.firstStep + 1;
     const eta = done > 0 ? ((now - this.t0) / 1000 / done) * (this.total - step) : null;
-    const p: TrainProgress = { phase, step, total: this.total, etaSeconds: eta === null ? null : Math.round(eta), metrics };
+    const p: TrainProgress = {
+      phase,
+      step,
+      total: this.total,
+      etaSeconds: eta === null ? null : Math.round(eta),
+      metrics,
+    };
     await this.ctx.progress?.(p);
-    await this.run.setSummary({ 'progress/step': step, 'progress/total': this.total, 'progress/eta_s': p.etaSeconds, 'progress/phase': phase });
+    await this.run.setSummary({
+      'progress/step': step,
+      'progress/total': this.total,
+      'progress/eta_s': p.etaSeconds,
+      'progress/phase': phase,
+    });
   }
 }
 
@@ -136,7 +158,17 @@ export function vftConfigOf(p: Extract<TrainJobPayload, { kind: 'vft' }>['config
 export function alignConfigOf(p: Extract<TrainJobPayload, { kind: 'align' }>['config']): AlignConfig {
   return permanent('bad alignment config', () =>
     resolveAlignConfig(
-      { method: p.method, constraint: p.constraint, beta: p.beta, dpoBeta: p.dpoBeta, wNll: p.wNll, feedback: p.feedback, steps: p.steps, seed: p.seed, lr: p.lr },
+      {
+        method: p.method,
+        constraint: p.constraint,
+        beta: p.beta,
+        dpoBeta: p.dpoBeta,
+        wNll: p.wNll,
+        feedback: p.feedback,
+        steps: p.steps,
+        seed: p.seed,
+        lr: p.lr,
+      },
       p.overrides,
     ),
   );
@@ -146,7 +178,13 @@ export function alignConfigOf(p: Extract<TrainJobPayload, { kind: 'align' }>['co
  * Draws and labels a VFT parent's sample set if the store lacks it (seeded: any worker draws the same set), and
  * records it on the parent run. Written under a temporary name, then renamed.
  */
-async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: SamplingSpec, run: Run | null, seed: number): Promise<string> {
+async function ensureSampleSet(
+  ctx: JobContext,
+  parentRunId: string,
+  s: SamplingSpec,
+  run: Run | null,
+  seed: number,
+): Promise<string> {
   const path = ctx.store.sampleSet(parentRunId, s);
   if (existsSync(path)) return path;
   const { model, tok, meta } = await loadModel(ctx.store.checkpointDir(parentRunId));
@@ -154,7 +192,13 @@ async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: Sampling
     const data = generateArith((meta.config as unknown as VftConfig).data);
     const problems = data.train.slice(0, s.questions);
     ctx.log?.(`sampling k=${s.k} T=${s.temperature} on ${problems.length} questions`);
-    const { questions, summary } = await labelQuestions(model, tok, problems, { k: s.k, temperature: s.temperature }, new Rng(seed + 104_729));
+    const { questions, summary } = await labelQuestions(
+      model,
+      tok,
+      problems,
+      { k: s.k, temperature: s.temperature },
+      new Rng(seed + 104_729),
+    );
     const tmp = `${path}.${process.pid}.tmp`;
     await mkdir(dirname(path), { recursive: true });
     await writeLabelledSet(tmp, questions);
@@ -163,7 +207,17 @@ async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: Sampling
       const tag = `k${s.k}-t${s.temperature}`;
       // the reference COT of each question, so the samples browser can diff candidates against it
       run.logSamples(
-        questions.map((q) => ({ step: meta.step, split: 'reference', questionId: q.id, sampleIdx: 0, prompt: q.question, completion: q.reference, gold: q.answer, correct: true, rank: 0 })),
+        questions.map((q) => ({
+          step: meta.step,
+          split: 'reference',
+          questionId: q.id,
+          sampleIdx: 0,
+          prompt: q.question,
+          completion: q.reference,
+          gold: q.answer,
+          correct: true,
+          rank: 0,
+        })),
       );
       run.logSamples(
         questions.flatMap((q) =>
@@ -181,8 +235,17 @@ async function ensureSampleSet(ctx: JobContext, parentRunId: string, s: Sampling
           })),
         ),
       );
-      await run.logArtifact({ kind: 'sample-set', name: `samples-${tag}-q${s.questions}`, step: meta.step, ...(await ctx.store.describe(path)), metadata: { ...s, ...summary } });
-      await run.setSummary({ [`samples/${tag}/mixed_fraction`]: summary.mixedFraction, [`samples/${tag}/positive_fraction`]: summary.positiveFraction });
+      await run.logArtifact({
+        kind: 'sample-set',
+        name: `samples-${tag}-q${s.questions}`,
+        step: meta.step,
+        ...(await ctx.store.describe(path)),
+        metadata: { ...s, ...summary },
+      });
+      await run.setSummary({
+        [`samples/${tag}/mixed_fraction`]: summary.mixedFraction,
+        [`samples/${tag}/positive_fraction`]: summary.positiveFraction,
+      });
     }
     return path;
   } finally {
@@ -201,7 +264,15 @@ async function keepLastGood(ctx: JobContext, run: Run, onset: number): Promise<v
   await cp(ctx.store.checkpointDir(run.id), good, { recursive: true });
   const meta = (await ctx.store.checkpointMeta(good))!;
   const { size } = await stat(join(good, 'tensors.bin'));
-  await run.logArtifact({ kind: 'checkpoint', name: 'last-good', uri: ctx.store.uri(good), sha256: meta.sha256, bytes: size, step: meta.step, metadata: { onset } });
+  await run.logArtifact({
+    kind: 'checkpoint',
+    name: 'last-good',
+    uri: ctx.store.uri(good),
+    sha256: meta.sha256,
+    bytes: size,
+    step: meta.step,
+    metadata: { onset },
+  });
 }
 
 /** The step of the run's last checkpoint in the store (0 if none): where a retried or crashed job resumes. */
@@ -232,7 +303,14 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
     },
     beforeCheckpoint: () => run.flush(),
     onCheckpoint: async (step, saved) => {
-      await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(saved.dir), sha256: saved.sha256, bytes: saved.bytes, step });
+      await run.logArtifact({
+        kind: 'checkpoint',
+        name: 'checkpoint',
+        uri: ctx.store.uri(saved.dir),
+        sha256: saved.sha256,
+        bytes: saved.bytes,
+        step,
+      });
     },
   });
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary: {} };
@@ -246,12 +324,20 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
   return { runId: p.runId, status: 'succeeded', steps: res.steps, summary };
 }
 
-async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
+async function trainAlign(
+  p: Extract<TrainJobPayload, { kind: 'align' }>,
+  ctx: JobContext,
+  run: Run,
+): Promise<TrainResult> {
   const cfg = alignConfigOf(p.config);
   if (!ctx.store.hasCheckpoint(p.parentRunId)) {
-    throw new PermanentError(`parent run ${p.parentRunId} has no checkpoint in the artifact store (${ctx.store.checkpointDir(p.parentRunId)})`);
+    throw new PermanentError(
+      `parent run ${p.parentRunId} has no checkpoint in the artifact store (${ctx.store.checkpointDir(p.parentRunId)})`,
+    );
   }
-  const parentSeed = ((await ctx.store.checkpointMeta(ctx.store.checkpointDir(p.parentRunId)))!.config as unknown as VftConfig).seed;
+  const parentSeed = (
+    (await ctx.store.checkpointMeta(ctx.store.checkpointDir(p.parentRunId)))!.config as unknown as VftConfig
+  ).seed;
   const samples = await ensureSampleSet(ctx, p.parentRunId, p.config.sampling, null, parentSeed);
   const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
   const stop = new AbortController();
@@ -264,48 +350,63 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
     initFrom = ctx.store.lastGoodDir(p.initFromRunId);
     const from = await ctx.store.checkpointMeta(initFrom);
     if (!from) throw new PermanentError(`run ${p.initFromRunId} has no last good checkpoint to fork from`);
-    if (!ctx.store.hasCheckpoint(p.runId)) await run.logEvent('forked', 0, { fromRun: p.initFromRunId, fromStep: from.step });
+    if (!ctx.store.hasCheckpoint(p.runId))
+      await run.logEvent('forked', 0, { fromRun: p.initFromRunId, fromStep: from.step });
   }
-  const res = await runAlign(ctx.store.checkpointDir(p.parentRunId), samples, cfg, ctx.store.runDir(p.runId), {
-    signal,
-    onStep: async (s) => {
-      const m = stepMetrics(s, tokens);
-      await run.log(m, s.step + 1);
-      await progress.step(s.step + 1, m);
+  const res = await runAlign(
+    ctx.store.checkpointDir(p.parentRunId),
+    samples,
+    cfg,
+    ctx.store.runDir(p.runId),
+    {
+      signal,
+      onStep: async (s) => {
+        const m = stepMetrics(s, tokens);
+        await run.log(m, s.step + 1);
+        await progress.step(s.step + 1, m);
+      },
+      onScores: async (step, dist) => {
+        const m: Record<string, number> = { 'dist/boundary': dist.boundary };
+        DIST_QUANTILES.forEach((q, i) => {
+          m[`dist/positive_p${Math.round(q * 100)}`] = dist.positive[i]!;
+          m[`dist/negative_p${Math.round(q * 100)}`] = dist.negative[i]!;
+        });
+        await run.log(m, step);
+      },
+      onEval: async (step, r, d) => {
+        await run.log(evalMetrics('val', r), step);
+        logExamples(run, 'val', step, r);
+        if (!d.degraded || flagged !== null) return;
+        flagged = d.onsetStep;
+        const evidence = d.evidence.map((e) => `${e.signal} ${e.value.toFixed(3)} > ${e.limit.toFixed(3)}`).join(', ');
+        await run.logEvent('degradation-detected', d.onsetStep ?? step, {
+          evidence: d.evidence,
+          before: d.before,
+          after: d.after,
+          parent: d.parent,
+          policy: p.config.onDegradation,
+        });
+        await run.setSummary({ degraded: true, degraded_step: d.onsetStep });
+        await keepLastGood(ctx, run, d.onsetStep ?? step);
+        if (p.config.onDegradation === 'stop') {
+          stopReason = `degraded at step ${d.onsetStep} (${evidence}); stopped by the sweep's policy`;
+          stop.abort(stopReason);
+        }
+      },
+      beforeCheckpoint: () => run.flush(),
+      onCheckpoint: async (step, saved) => {
+        await run.logArtifact({
+          kind: 'checkpoint',
+          name: 'checkpoint',
+          uri: ctx.store.uri(saved.dir),
+          sha256: saved.sha256,
+          bytes: saved.bytes,
+          step,
+        });
+      },
     },
-    onScores: async (step, dist) => {
-      const m: Record<string, number> = { 'dist/boundary': dist.boundary };
-      DIST_QUANTILES.forEach((q, i) => {
-        m[`dist/positive_p${Math.round(q * 100)}`] = dist.positive[i]!;
-        m[`dist/negative_p${Math.round(q * 100)}`] = dist.negative[i]!;
-      });
-      await run.log(m, step);
-    },
-    onEval: async (step, r, d) => {
-      await run.log(evalMetrics('val', r), step);
-      logExamples(run, 'val', step, r);
-      if (!d.degraded || flagged !== null) return;
-      flagged = d.onsetStep;
-      const evidence = d.evidence.map((e) => `${e.signal} ${e.value.toFixed(3)} > ${e.limit.toFixed(3)}`).join(', ');
-      await run.logEvent('degradation-detected', d.onsetStep ?? step, {
-        evidence: d.evidence,
-        before: d.before,
-        after: d.after,
-        parent: d.parent,
-        policy: p.config.onDegradation,
-      });
-      await run.setSummary({ degraded: true, degraded_step: d.onsetStep });
-      await keepLastGood(ctx, run, d.onsetStep ?? step);
-      if (p.config.onDegradation === 'stop') {
-        stopReason = `degraded at step ${d.onsetStep} (${evidence}); stopped by the sweep's policy`;
-        stop.abort(stopReason);
-      }
-    },
-    beforeCheckpoint: () => run.flush(),
-    onCheckpoint: async (step, saved) => {
-      await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(saved.dir), sha256: saved.sha256, bytes: saved.bytes, step });
-    },
-  }, { initFrom });
+    { initFrom },
+  );
   if (stopReason) throw new PermanentError(stopReason);
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.evals.at(-1)?.step ?? 0, summary: {} };
   const summary: Summary = {
@@ -317,10 +418,23 @@ async function trainAlign(p: Extract<TrainJobPayload, { kind: 'align' }>, ctx: J
   };
   logExamples(run, 'test', cfg.steps, res.finalEval);
   if (res.degradation.degraded && flagged === null) {
-    await run.logEvent('degradation-detected', res.degradation.onsetStep ?? cfg.steps, { evidence: res.degradation.evidence, before: res.degradation.before, after: res.degradation.after, parent: res.degradation.parent, policy: p.config.onDegradation });
+    await run.logEvent('degradation-detected', res.degradation.onsetStep ?? cfg.steps, {
+      evidence: res.degradation.evidence,
+      before: res.degradation.before,
+      after: res.degradation.after,
+      parent: res.degradation.parent,
+      policy: p.config.onDegradation,
+    });
   }
   if (res.checkpoint) {
-    await run.logArtifact({ kind: 'checkpoint', name: 'checkpoint', uri: ctx.store.uri(res.checkpoint.dir), sha256: res.checkpoint.sha256, bytes: res.checkpoint.bytes, step: cfg.steps });
+    await run.logArtifact({
+      kind: 'checkpoint',
+      name: 'checkpoint',
+      uri: ctx.store.uri(res.checkpoint.dir),
+      sha256: res.checkpoint.sha256,
+      bytes: res.checkpoint.bytes,
+      step: cfg.steps,
+    });
   }
   return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };
 }
@@ -332,16 +446,24 @@ let backendName: Promise<string> | null = null;
  * canceled or finished before the job started); throws `PermanentError` for what retrying cannot fix and anything
  * else for what it may (the tracker unreachable, a full disk). The run's status is set on every path.
  */
-export async function runTrainJob(p: TrainJobPayload, ctx: JobContext, attempt: { final: boolean } = { final: true }): Promise<TrainResult> {
+export async function runTrainJob(
+  p: TrainJobPayload,
+  ctx: JobContext,
+  attempt: { final: boolean } = { final: true },
+): Promise<TrainResult> {
   backendName ??= initBackend().then((b) => b.name);
-  const run = await attach({ runId: p.runId, url: ctx.trackerUrl, apiKey: p.runToken, backend: await backendName, retryForMs: 60_000 }).catch(
-    (e) => {
-      // the run ended (canceled, finished) or was deleted after its job was queued, which revokes its token:
-      // nothing to train, and retrying will not bring it back
-      if (e instanceof TrackerError && (e.code === 'UNAUTHORIZED' || e.code === 'NOT_FOUND')) return null;
-      throw e;
-    },
-  );
+  const run = await attach({
+    runId: p.runId,
+    url: ctx.trackerUrl,
+    apiKey: p.runToken,
+    backend: await backendName,
+    retryForMs: 60_000,
+  }).catch((e) => {
+    // the run ended (canceled, finished) or was deleted after its job was queued, which revokes its token:
+    // nothing to train, and retrying will not bring it back
+    if (e instanceof TrackerError && (e.code === 'UNAUTHORIZED' || e.code === 'NOT_FOUND')) return null;
+    throw e;
+  });
   if (!run) {
     ctx.log?.(`run ${p.runId} is not to be trained: it was canceled, has finished, or no longer exists`);
     return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
@@ -353,10 +475,15 @@ export async function runTrainJob(p: TrainJobPayload, ctx: JobContext, attempt: 
     const res = p.kind === 'vft' ? await trainVft(p, ctx, run) : await trainAlign(p, ctx, run);
     if (res.status === 'canceled' && ctx.signal?.reason === SHUTDOWN) {
       await run.flush();
-      throw new ShutdownError(`stopped at step ${res.steps}: the worker is shutting down; the run resumes from its checkpoint`);
+      throw new ShutdownError(
+        `stopped at step ${res.steps}: the worker is shutting down; the run resumes from its checkpoint`,
+      );
     }
     await run.setSummary({ ...res.summary, 'progress/eta_s': null, 'progress/phase': null });
-    await run.finish(res.status === 'canceled' ? 'canceled' : 'succeeded', res.status === 'canceled' ? String(ctx.signal?.reason ?? 'canceled') : undefined);
+    await run.finish(
+      res.status === 'canceled' ? 'canceled' : 'succeeded',
+      res.status === 'canceled' ? String(ctx.signal?.reason ?? 'canceled') : undefined,
+    );
     return res;
   } catch (e) {
     if (e instanceof ShutdownError) throw e;

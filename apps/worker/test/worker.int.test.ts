@@ -230,7 +230,16 @@ describe('teams', () => {
     const spec = (project: string): SweepSpecInput => ({
       name: 'two teams',
       project,
-      base: { preset: 'tiny', seed: 3, steps: 4, k: 4, questions: 12, vftSteps: 30, vftOverrides: VFT_OVERRIDES, alignOverrides: ALIGN_OVERRIDES },
+      base: {
+        preset: 'tiny',
+        seed: 3,
+        steps: 4,
+        k: 4,
+        questions: 12,
+        vftSteps: 30,
+        vftOverrides: VFT_OVERRIDES,
+        alignOverrides: ALIGN_OVERRIDES,
+      },
       axes: { method: ['aft'] },
       maxConcurrent: 1,
     });
@@ -483,7 +492,16 @@ describe('failures', () => {
   it('fails a run whose job payload it cannot read, instead of leaving it queued', async () => {
     if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
     const team = await t.db.prisma.team.findFirstOrThrow({ where: { slug: 'workers' } });
-    const row = { ref: 'r', name: 'unreadable', method: 'vft', constraint: 'none', config: {}, configHash: '', seed: 1, tags: [] };
+    const row = {
+      ref: 'r',
+      name: 'unreadable',
+      method: 'vft',
+      constraint: 'none',
+      config: {},
+      configHash: '',
+      seed: 1,
+      tags: [],
+    };
     const { ids, tokens } = await createQueuedRuns(t.db.pool, team.id, 'worker-test', [row]);
     const runId = ids.get('r')!;
     // as another version of the platform might have written it: the producer's own check is bypassed
@@ -502,7 +520,13 @@ describe('failures', () => {
     const { run, job, state } = await failedRun({
       ...vftConfig(200),
       // within the launch bounds, and still diverging: AdamW's decay multiplies the weights by 1 − lr·wd = −9 a step
-      overrides: { ...VFT_OVERRIDES, 'optim.lr': 1, 'optim.weightDecay': 10, 'optim.clipNorm': 0, 'optim.warmupSteps': 0 },
+      overrides: {
+        ...VFT_OVERRIDES,
+        'optim.lr': 1,
+        'optim.weightDecay': 10,
+        'optim.clipNorm': 0,
+        'optim.warmupSteps': 0,
+      },
     });
     expect(run.status).toBe('failed');
     expect(run.error).toMatch(/non-finite loss/);

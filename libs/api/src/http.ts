@@ -90,7 +90,11 @@ export async function requestContext(
  */
 function requestRefusal(req: Request): { status: number; code: string; message: string } | null {
   if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.headers.get('content-type') ?? '')) {
-    return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'content-type: a POST to the API sends application/json' };
+    return {
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      message: 'content-type: a POST to the API sends application/json',
+    };
   }
   if (!apiKeyFromHeaders(req.headers) && req.headers.get('cookie')) {
     const why = crossSiteRefusal(req.headers, req.url, req.method !== 'GET');

@@ -24,10 +24,18 @@ export class RedisRateLimiter implements RateLimiter {
     const window = Math.floor(now / this.windowMs);
     const k = `${this.prefix}:${keyId}:${window}`;
     const allowed = (this.perSecond * this.windowMs) / 1000;
-    const [[, used]] = (await this.redis.multi().incrby(k, cost).pexpire(k, 2 * this.windowMs).exec()) as [[Error | null, number]];
+    const [[, used]] = (await this.redis
+      .multi()
+      .incrby(k, cost)
+      .pexpire(k, 2 * this.windowMs)
+      .exec()) as [[Error | null, number]];
     // a first request bigger than the window's allowance still goes through (one batch is never refused for good)
     if (used > allowed && used - cost > 0) {
-      return { ok: false as const, retryAfterS: Math.max(1, Math.ceil(((window + 1) * this.windowMs - now) / 1000)), limit: this.perSecond };
+      return {
+        ok: false as const,
+        retryAfterS: Math.max(1, Math.ceil(((window + 1) * this.windowMs - now) / 1000)),
+        limit: this.perSecond,
+      };
     }
     return { ok: true as const };
   }

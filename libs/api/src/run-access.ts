@@ -37,7 +37,10 @@ export function assertRunAccess(grant: RunGrant, path: string, input: unknown): 
   for (const id of ids) {
     if (typeof id !== 'string') continue;
     if (access.write && id !== grant.runId) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `${access.field}: this run token may only write run ${grant.runId}` });
+      throw new TRPCError({
+        code: 'FORBIDDEN',
+        message: `${access.field}: this run token may only write run ${grant.runId}`,
+      });
     }
     if (!access.write && !grant.readable.includes(id)) {
       throw new TRPCError({ code: 'NOT_FOUND', message: `run ${id} not found` });

@@ -174,7 +174,8 @@ const errors = t.middleware(async ({ next }) => {
         cause,
       });
     }
-    if (cause instanceof ActiveRunCapError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
+    if (cause instanceof ActiveRunCapError)
+      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
   }
   return res;
 });
@@ -201,13 +202,24 @@ export const publicProcedure = t.procedure.use(errors).use(storableInput);
 export async function resolveActor(ctx: Context, opts: { runTokens?: boolean } = {}): Promise<Actor> {
   if (ctx.apiKey && isRunToken(ctx.apiKey)) {
     if (!opts.runTokens) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: 'a run token only reports on its run through the platform API; use an API key here' });
+      throw new TRPCError({
+        code: 'FORBIDDEN',
+        message: 'a run token only reports on its run through the platform API; use an API key here',
+      });
     }
     const grant = await resolveRunToken(ctx.db.pool, ctx.apiKey);
     if (!grant) {
       throw new TRPCError({ code: 'UNAUTHORIZED', message: 'run token not recognised, expired, or its run has ended' });
     }
-    return { teamId: grant.teamId, via: 'run', keyId: null, userId: null, role: null, scopes: ['read', 'log'], run: grant };
+    return {
+      teamId: grant.teamId,
+      via: 'run',
+      keyId: null,
+      userId: null,
+      role: null,
+      scopes: ['read', 'log'],
+      run: grant,
+    };
   }
   if (ctx.apiKey) {
     // Not cached: a revoked key must be refused on its very next request, by every server process.

@@ -189,7 +189,9 @@ describe('team storage quota', () => {
       }),
     );
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^uri: mlflow-artifacts: URIs/);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /^uri: mlflow-artifacts: URIs/,
+    );
     expect(await teamBytes()).toBe(900);
   });
 

@@ -274,12 +274,19 @@ describe("MLflow writes and the key's ingestion rate", () => {
 });
 
 describe('tRPC', () => {
-  const trpc = () => createApiHandler({ db: t.db, notifier, auth: createAuth({ db: t.db, secret: SECRET, baseURL: ORIGIN }) });
-  const invitations = async () => (await t.db.pool.query('SELECT count(*)::int AS n FROM invitation')).rows[0].n as number;
+  const trpc = () =>
+    createApiHandler({ db: t.db, notifier, auth: createAuth({ db: t.db, secret: SECRET, baseURL: ORIGIN }) });
+  const invitations = async () =>
+    (await t.db.pool.query('SELECT count(*)::int AS n FROM invitation')).rows[0].n as number;
 
   it('refuses a POST that is not JSON (a foreign form can send those without asking), writing nothing', async () => {
     const before = await invitations();
-    for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+    for (const type of [
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/octet-stream',
+    ]) {
       const res = await trpc()(
         new Request(`${ORIGIN}/api/trpc/invitations.create`, {
           method: 'POST',
@@ -316,8 +323,14 @@ describe('tRPC', () => {
   it('counts calls of a batch whose commas are %-encoded', async () => {
     const paths = Array.from({ length: 40 }, () => 'projects.list').join('%2C');
     const input = encodeURIComponent(JSON.stringify(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [i, {}]))));
-    const res = await trpc()(new Request(`${ORIGIN}/api/trpc/${paths}?batch=1&input=${input}`, { headers: { authorization: `Bearer ${key}` } }));
+    const res = await trpc()(
+      new Request(`${ORIGIN}/api/trpc/${paths}?batch=1&input=${input}`, {
+        headers: { authorization: `Bearer ${key}` },
+      }),
+    );
     expect(res.status).toBe(413);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/40 calls; one request carries at most 20/);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /40 calls; one request carries at most 20/,
+    );
   });
 });

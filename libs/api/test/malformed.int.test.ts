@@ -110,7 +110,9 @@ describe('malformed input', () => {
     await fc.assert(
       fc.asyncProperty(inputArb(valid), async (inp) => {
         const body = 'raw' in inp ? inp.raw : JSON.stringify(inp.json ?? null);
-        const headers: Record<string, string> = keyOnly ? { 'x-api-key': key } : { cookie: `${cookie}; aft_team=home`, 'sec-fetch-site': 'same-origin' };
+        const headers: Record<string, string> = keyOnly
+          ? { 'x-api-key': key }
+          : { cookie: `${cookie}; aft_team=home`, 'sec-fetch-site': 'same-origin' };
         const url =
           type === 'query'
             ? `${ORIGIN}/api/trpc/${path}?input=${encodeURIComponent(body)}`

@@ -260,7 +260,12 @@ describe("MLflow's limits and errors", () => {
     const id = r.run.info.run_id;
     const keys = Array.from({ length: 1000 }, (_, i) => ({ key: `cap${i}`, value: 1, timestamp: 1, step: 0 }));
     expect((await raw('POST', '/api/2.0/mlflow/runs/log-batch', { run_id: id, metrics: keys })).status).toBe(200);
-    const over = await raw('POST', '/api/2.0/mlflow/runs/log-metric', { run_id: id, key: 'one-more', value: 1, timestamp: 1 });
+    const over = await raw('POST', '/api/2.0/mlflow/runs/log-metric', {
+      run_id: id,
+      key: 'one-more',
+      value: 1,
+      timestamp: 1,
+    });
     expect(over.status).toBe(400);
     expect(over.json.error_code).toBe('INVALID_PARAMETER_VALUE');
     expect(over.json.message).toMatch(/1000/);

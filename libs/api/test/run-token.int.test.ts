@@ -62,10 +62,24 @@ describe('run tokens', () => {
     const start = await api.call('runs.start', { id: runId, backend: 'wasm' }, { key: token });
     expect(start.json.result?.data).toEqual({ started: true, status: 'running' });
     expect((await api.call('metrics.log', points(runId), { key: token })).status).toBe(200);
-    expect((await api.call('samples.log', { runId, rows: [{ step: 1, questionId: 'q1', prompt: 'p', completion: 'x' }] }, { key: token })).status).toBe(200);
-    expect((await api.call('events.log', { runId, kind: 'resumed', step: 1, details: {} }, { key: token })).status).toBe(200);
+    expect(
+      (
+        await api.call(
+          'samples.log',
+          { runId, rows: [{ step: 1, questionId: 'q1', prompt: 'p', completion: 'x' }] },
+          { key: token },
+        )
+      ).status,
+    ).toBe(200);
+    expect(
+      (await api.call('events.log', { runId, kind: 'resumed', step: 1, details: {} }, { key: token })).status,
+    ).toBe(200);
     expect((await api.call('runs.setSummary', { id: runId, summary: { a: 1 } }, { key: token })).status).toBe(200);
-    const series = await api.call('metrics.series', { runIds: [runId], keys: ['train/loss'] }, { key: token, method: 'GET' });
+    const series = await api.call(
+      'metrics.series',
+      { runIds: [runId], keys: ['train/loss'] },
+      { key: token, method: 'GET' },
+    );
     expect(series.status).toBe(200);
     expect((await api.call('runs.get', { id: runId }, { key: token, method: 'GET' })).status).toBe(200);
     expect((await api.call('runs.setStatus', { id: runId, status: 'succeeded' }, { key: token })).status).toBe(200);
@@ -111,7 +125,9 @@ describe('run tokens', () => {
       const r = await api.call(path, input, { key: token, method });
       expect(r.status, path).toBe(403);
     }
-    expect((await t.db.pool.query('SELECT status FROM run WHERE id = $1', [other.runId])).rows[0].status).toBe('queued');
+    expect((await t.db.pool.query('SELECT status FROM run WHERE id = $1', [other.runId])).rows[0].status).toBe(
+      'queued',
+    );
   });
 
   it("answers another team's runs exactly as missing ones", async () => {
@@ -120,7 +136,11 @@ describe('run tokens', () => {
     const r = await api.call('runs.get', { id: b.runId }, { key: token, method: 'GET' });
     expect(r.status).toBe(404);
     expect(r.json.error!.message).toBe(`run ${b.runId} not found`);
-    const s = await api.call('metrics.series', { runIds: [b.runId], keys: ['train/loss'] }, { key: token, method: 'GET' });
+    const s = await api.call(
+      'metrics.series',
+      { runIds: [b.runId], keys: ['train/loss'] },
+      { key: token, method: 'GET' },
+    );
     expect(s.status).toBe(404);
     expect((await api.call('metrics.log', points(b.runId), { key: token })).status).toBe(403);
     const written = await t.db.pool.query(
@@ -143,16 +163,24 @@ describe('run tokens', () => {
     const parent = runs.find((x) => x.method === 'vft')!;
     const child = runs.find((x) => x.method !== 'vft')!;
     const release = await producer.control.getJob(`release-${parent.id}`);
-    const { runToken } = (release!.data as { runs: { runId: string; runToken: string }[] }).runs.find((x) => x.runId === child.id)!;
+    const { runToken } = (release!.data as { runs: { runId: string; runToken: string }[] }).runs.find(
+      (x) => x.runId === child.id,
+    )!;
     const got = await api.call('runs.get', { id: parent.id }, { key: runToken, method: 'GET' });
     expect(got.status).toBe(200);
     // nothing of the sweep's other runs comes with it
     expect(got.json.result!.data).toMatchObject({ id: parent.id, children: [], parent: null });
     const full = await api.call('runs.get', { id: parent.id }, { key: keyA, method: 'GET' });
     expect((full.json.result!.data as { children: unknown[] }).children.length).toBeGreaterThan(0);
-    const series = await api.call('metrics.series', { runIds: [parent.id], keys: ['train/loss'] }, { key: runToken, method: 'GET' });
+    const series = await api.call(
+      'metrics.series',
+      { runIds: [parent.id], keys: ['train/loss'] },
+      { key: runToken, method: 'GET' },
+    );
     expect(series.status).toBe(200);
-    expect((await api.call('runs.setSummary', { id: parent.id, summary: { x: 1 } }, { key: runToken })).status).toBe(403);
+    expect((await api.call('runs.setSummary', { id: parent.id, summary: { x: 1 } }, { key: runToken })).status).toBe(
+      403,
+    );
   });
 
   it('is refused once its run is canceled or deleted', async () => {
@@ -172,7 +200,13 @@ describe('run tokens', () => {
 
   it('is refused by the MLflow API, which cannot hold it to its run', async () => {
     const { token } = await launch(keyA, 10);
-    const mlflow = createMlflowHandler({ db: t.db, notifier: api.notifier, auth: null, rateLimiter: null, artifactDir: '/nonexistent' });
+    const mlflow = createMlflowHandler({
+      db: t.db,
+      notifier: api.notifier,
+      auth: null,
+      rateLimiter: null,
+      artifactDir: '/nonexistent',
+    });
     const res = await mlflow(
       new Request('http://test/api/2.0/mlflow/experiments/search', {
         method: 'POST',
@@ -200,9 +234,18 @@ describe('active runs per team', () => {
     try {
       expect((await call('runs.launch', vft(1))).status).toBe(200);
       const runs = async () =>
-        (await t.db.pool.query(`SELECT count(*)::int AS n FROM run r JOIN project p ON p.id = r.project_id JOIN team tm ON tm.id = p.team_id WHERE tm.slug = $1`, [`capped-${suffix}`])).rows[0].n;
+        (
+          await t.db.pool.query(
+            `SELECT count(*)::int AS n FROM run r JOIN project p ON p.id = r.project_id JOIN team tm ON tm.id = p.team_id WHERE tm.slug = $1`,
+            [`capped-${suffix}`],
+          )
+        ).rows[0].n;
       // a parent and four alignment runs: 1 + 5 > 4
-      const res = await call('sweeps.launch', { name: 'big', project: 'tokens', axes: { method: ['aft', 'dpo', 'pro', 'rrhf'] } });
+      const res = await call('sweeps.launch', {
+        name: 'big',
+        project: 'tokens',
+        axes: { method: ['aft', 'dpo', 'pro', 'rrhf'] },
+      });
       expect(res.status).toBe(429);
       const body = (await res.json()) as { error: { message: string } };
       expect(body.error.message).toMatch(/has 1 queued or running runs; launching 5 more would pass its limit of 4/);

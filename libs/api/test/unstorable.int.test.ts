@@ -79,7 +79,8 @@ describe('text Postgres cannot store', () => {
 
   it('JSON nested without end is refused, not a stack overflow', async () => {
     // written by hand: JSON.stringify itself cannot nest this deep
-    const nested = (n: number) => `{"runId":"${runId}","kind":"note","details":{"deep":${'['.repeat(n)}1${']'.repeat(n)}}}`;
+    const nested = (n: number) =>
+      `{"runId":"${runId}","kind":"note","details":{"deep":${'['.repeat(n)}1${']'.repeat(n)}}}`;
     // deeper than any request: refused by its shape before it is parsed (libs/api/src/http.ts)
     const r = await api.call('events.log', null, { key, body: nested(100_000) });
     expect(r.status, JSON.stringify(r.json).slice(0, 500)).toBe(413);

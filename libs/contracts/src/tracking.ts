@@ -10,7 +10,10 @@ export const metricKey = z
   .string()
   .min(1, 'a metric key must not be empty')
   .max(200, 'a metric key is at most 200 characters')
-  .regex(/^[\p{L}\p{N}_.\-/:@ ()[\]+=,]+$/u, 'a metric key may hold letters, digits, spaces and _ . - / : @ ( ) [ ] + = ,');
+  .regex(
+    /^[\p{L}\p{N}_.\-/:@ ()[\]+=,]+$/u,
+    'a metric key may hold letters, digits, spaces and _ . - / : @ ( ) [ ] + = ,',
+  );
 
 export const step = z
   .number({ error: 'step must be a number' })
@@ -22,7 +25,10 @@ export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancel
 export const runStatus = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof runStatus>;
 
-export const tag = pgText.min(1).max(64).regex(/^[^\s,]+$/, 'a tag has no spaces or commas');
+export const tag = pgText
+  .min(1)
+  .max(64)
+  .regex(/^[^\s,]+$/, 'a tag has no spaces or commas');
 export const tags = z.array(tag).max(LIMITS.tags, `at most ${LIMITS.tags} tags`);
 
 /** A JSON object (config, summary, metadata) Postgres can store; at most 64 KiB when serialised. */
@@ -51,7 +57,9 @@ export const metricColumns = z
   .object({
     keys: z.array(metricKey).min(1).max(1000, 'at most 1000 distinct keys per batch'),
     /** Index into `keys` for each point. */
-    key: z.array(z.number().int().min(0)).max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
+    key: z
+      .array(z.number().int().min(0))
+      .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
     step: z.array(step),
     value: z.array(wireNumber),
     /** Milliseconds since the epoch for each point; the server's clock when absent. */
@@ -63,12 +71,20 @@ export const metricColumns = z
     for (const f of ['step', 'value', 'time'] as const) {
       const len = c[f]?.length;
       if (len !== undefined && len !== n) {
-        ctx.addIssue({ code: 'custom', message: `${f} has ${len} entries but key has ${n}; columns must be the same length`, path: [f] });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${f} has ${len} entries but key has ${n}; columns must be the same length`,
+          path: [f],
+        });
       }
     }
     const bad = c.key.findIndex((k) => k >= c.keys.length);
     if (bad >= 0) {
-      ctx.addIssue({ code: 'custom', message: `key index ${c.key[bad]} is not an index into keys (${c.keys.length} keys)`, path: ['key', bad] });
+      ctx.addIssue({
+        code: 'custom',
+        message: `key index ${c.key[bad]} is not an index into keys (${c.keys.length} keys)`,
+        path: ['key', bad],
+      });
     }
   });
 export type MetricColumns = z.infer<typeof metricColumns>;
@@ -131,7 +147,11 @@ export type ArtifactInput = z.input<typeof artifactInput>;
 
 export const eventInput = z.object({
   runId: id,
-  kind: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'an event kind is lowercase words joined by -'),
+  kind: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'an event kind is lowercase words joined by -'),
   step: step.optional(),
   details: jsonObject.optional(),
 });
@@ -144,7 +164,12 @@ export const runCreateInput = z.object({
   config: jsonObject.default({}),
   tags: tags.default([]),
   notes: pgText.max(10_000).default(''),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional(),
   datasetHash: pgText.max(128).optional(),
   backend: pgText.max(32).optional(),
   parentRunId: id.optional(),

@@ -56,7 +56,8 @@ export function isStatementTimeout(e: unknown): boolean {
   for (let c = e, depth = 0; c && typeof c === 'object' && depth < 6; depth++) {
     const o = c as { code?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown } };
     if (o.code === '57014') return true;
-    if (typeof o.message === 'string' && o.message.includes('canceling statement due to statement timeout')) return true;
+    if (typeof o.message === 'string' && o.message.includes('canceling statement due to statement timeout'))
+      return true;
     c = o.cause ?? o.meta?.driverAdapterError;
   }
   return false;

@@ -81,7 +81,18 @@ export async function createQueuedRuns(
       const res = await c.query<{ id: string }>(
         `INSERT INTO run (id, project_id, sweep_id, parent_run_id, name, method, "constraint", config, config_hash, seed, tags, status)
          VALUES ('r' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, 'queued') RETURNING id`,
-        [projectId, sweepId, parent, r.name, r.method, r.constraint, JSON.stringify(r.config), r.configHash, r.seed, r.tags],
+        [
+          projectId,
+          sweepId,
+          parent,
+          r.name,
+          r.method,
+          r.constraint,
+          JSON.stringify(r.config),
+          r.configHash,
+          r.seed,
+          r.tags,
+        ],
       );
       ids.set(r.ref, res.rows[0]!.id);
     }
@@ -95,7 +106,10 @@ export async function createQueuedRuns(
 export async function deleteQueuedRuns(pool: Pool, runIds: readonly string[], sweepId: string | null): Promise<void> {
   await withTransaction(pool, async (c) => {
     await c.query(`DELETE FROM run WHERE id = ANY($1::text[]) AND status = 'queued'`, [runIds]);
-    if (sweepId) await c.query(`DELETE FROM sweep WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM run WHERE sweep_id = $1)`, [sweepId]);
+    if (sweepId)
+      await c.query(`DELETE FROM sweep WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM run WHERE sweep_id = $1)`, [
+        sweepId,
+      ]);
   });
 }
 
@@ -103,7 +117,12 @@ export async function deleteQueuedRuns(pool: Pool, runIds: readonly string[], sw
  * A worker starts (or, after a crash, resumes) a run: only a queued or running run becomes running.
  * Returns the status it found, so a job for a canceled or finished run is skipped.
  */
-export async function startRun(pool: Pool, runId: string, teamId: string, backend: string | null): Promise<{ started: boolean; status: string } | null> {
+export async function startRun(
+  pool: Pool,
+  runId: string,
+  teamId: string,
+  backend: string | null,
+): Promise<{ started: boolean; status: string } | null> {
   const res = await pool.query<{ status: string; started: boolean }>(
     `WITH cur AS (
        SELECT r.id, r.status::text AS status FROM run r JOIN project p ON p.id = r.project_id
@@ -120,7 +139,12 @@ export async function startRun(pool: Pool, runId: string, teamId: string, backen
 }
 
 /** Marks unfinished runs canceled; returns the ids that were (those already finished are left alone). */
-export async function cancelRuns(pool: Pool, teamId: string, where: { runIds?: readonly string[]; sweepId?: string }, reason: string): Promise<string[]> {
+export async function cancelRuns(
+  pool: Pool,
+  teamId: string,
+  where: { runIds?: readonly string[]; sweepId?: string },
+  reason: string,
+): Promise<string[]> {
   const res = await pool.query<{ id: string }>(
     `WITH u AS (
        UPDATE run SET status = 'canceled', error = $4, finished_at = now(), updated_at = now(), write_seq = write_seq + 1

@@ -79,7 +79,9 @@ export async function resolveKeyIds(pool: Pool, names: readonly string[]): Promi
     }
   }
   if (missing.length) {
-    await pool.query('INSERT INTO metric_key (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING', [missing]);
+    await pool.query('INSERT INTO metric_key (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING', [
+      missing,
+    ]);
     const res = await pool.query<{ id: number; name: string }>('SELECT id, name FROM metric_key WHERE name = ANY($1)', [
       missing,
     ]);
@@ -121,7 +123,16 @@ interface Agg {
 function fold(a: Agg | undefined, step: number, value: number): Agg {
   const nan = Number.isNaN(value);
   if (!a) {
-    return { count: 1, nan: nan ? 1 : 0, min: nan ? null : value, max: nan ? null : value, firstStep: step, firstValue: value, lastStep: step, lastValue: value };
+    return {
+      count: 1,
+      nan: nan ? 1 : 0,
+      min: nan ? null : value,
+      max: nan ? null : value,
+      firstStep: step,
+      firstValue: value,
+      lastStep: step,
+      lastValue: value,
+    };
   }
   a.count++;
   if (nan) a.nan++;
@@ -334,7 +345,7 @@ async function foldAggregates(
     const next = new Map<number, Rollup>();
     for (const [id, a] of level) {
       const bucket = Math.floor(a.bucket / 2);
-      const nid = (id - a.bucket) + bucket; // same key, parent bucket
+      const nid = id - a.bucket + bucket; // same key, parent bucket
       const b = next.get(nid);
       if (b) merge(b, a);
       else next.set(nid, { ...a, width, bucket });
@@ -376,7 +387,11 @@ const LOCK_RUN_SQL = `UPDATE run SET write_seq = write_seq + 1, heartbeat_at = n
   RETURNING num::text AS num, write_seq`;
 
 /** Locks the run row for this transaction and bumps its write sequence; throws RunNotFoundError on a miss. */
-export async function lockRun(c: PoolClient, runId: string, teamId?: string): Promise<{ num: string; writeSeq: number }> {
+export async function lockRun(
+  c: PoolClient,
+  runId: string,
+  teamId?: string,
+): Promise<{ num: string; writeSeq: number }> {
   const res = await c.query<{ num: string; write_seq: number }>(LOCK_RUN_SQL, [runId, teamId ?? null]);
   const row = res.rows[0];
   if (!row) throw new RunNotFoundError(runId);

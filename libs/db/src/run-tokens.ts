@@ -47,7 +47,12 @@ export interface RunGrant {
 
 /** The grant behind a token, or null when it is unknown, expired, or its run has ended. */
 export async function resolveRunToken(pool: Pool, token: string): Promise<RunGrant | null> {
-  const res = await pool.query<{ run_id: string; team_id: string; parent_run_id: string | null; fork_of: string | null }>(
+  const res = await pool.query<{
+    run_id: string;
+    team_id: string;
+    parent_run_id: string | null;
+    fork_of: string | null;
+  }>(
     `SELECT r.id AS run_id, p.team_id, r.parent_run_id, r.config->>'forkOf' AS fork_of
      FROM run_token t JOIN run r ON r.id = t.run_id JOIN project p ON p.id = r.project_id
      WHERE t.hash = $1 AND t.expires_at > now() AND r.status IN ('queued', 'running')`,

@@ -61,7 +61,10 @@ const OPS: Record<CompareOp, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', 
  * The runs list: team-scoped, filtered on columns, tags and JSON config/summary values, sorted by any column or
  * summary metric, with keyset pagination (stable under inserts). Summary sorts put runs without the metric last.
  */
-export async function listRuns(pool: Pool, q: RunListQuery): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
+export async function listRuns(
+  pool: Pool,
+  q: RunListQuery,
+): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
   const params: unknown[] = [];
   const p = (v: unknown) => {
     params.push(v);
@@ -82,7 +85,9 @@ export async function listRuns(pool: Pool, q: RunListQuery): Promise<{ items: Ru
     for (const f of filters ?? []) {
       const path = `${col} #> ${p(f.path.split('.'))}::text[]`;
       if (typeof f.value === 'number' && f.op !== 'eq' && f.op !== 'ne') {
-        where.push(`(CASE WHEN jsonb_typeof(${path}) = 'number' THEN (${path} #>> '{}')::float8 END) ${OPS[f.op]} ${p(f.value)}`);
+        where.push(
+          `(CASE WHEN jsonb_typeof(${path}) = 'number' THEN (${path} #>> '{}')::float8 END) ${OPS[f.op]} ${p(f.value)}`,
+        );
       } else if (f.op === 'eq' || f.op === 'ne') {
         const cmp = `${path} = ${p(JSON.stringify(f.value))}::jsonb`;
         where.push(f.op === 'eq' ? cmp : `(${path} IS NULL OR NOT (${cmp}))`);
@@ -122,7 +127,10 @@ export async function listRuns(pool: Pool, q: RunListQuery): Promise<{ items: Ru
     SELECT r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId", r.name,
            r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed,
            r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
-           r.heartbeat_at AS "heartbeatAt", ${keyCols.slice(0, -1).map((c, i) => `${c} AS _k${i}`).join(', ')}
+           r.heartbeat_at AS "heartbeatAt", ${keyCols
+             .slice(0, -1)
+             .map((c, i) => `${c} AS _k${i}`)
+             .join(', ')}
     FROM run r JOIN project pr ON pr.id = r.project_id
     WHERE ${where.join(' AND ')}
     ORDER BY ${order}

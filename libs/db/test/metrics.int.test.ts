@@ -35,7 +35,9 @@ describe('insertMetricPoints', () => {
       [run.id],
     );
     expect(roll.rows).toEqual(ROLLUP_WIDTHS.map((width) => ({ width, n: 5000 })));
-    const stats = await t.db.prisma.runMetric.findUniqueOrThrow({ where: { runId_key: { runId: run.id, key: 'loss' } } });
+    const stats = await t.db.prisma.runMetric.findUniqueOrThrow({
+      where: { runId_key: { runId: run.id, key: 'loss' } },
+    });
     expect(stats).toMatchObject({ count: 5000, minStep: 0, lastStep: 4999, lastValue: 1 / 5000 });
   });
 
@@ -61,9 +63,9 @@ describe('insertMetricPoints', () => {
   });
 
   it('refuses an unknown run and writes nothing', async () => {
-    await expect(insertMetricPoints(t.db.pool, 'no-such-run', [{ key: 'a', step: 0, value: 1 }])).rejects.toBeInstanceOf(
-      RunNotFoundError,
-    );
+    await expect(
+      insertMetricPoints(t.db.pool, 'no-such-run', [{ key: 'a', step: 0, value: 1 }]),
+    ).rejects.toBeInstanceOf(RunNotFoundError);
     expect(await count('no-such-run')).toBe(0);
   });
 
@@ -202,7 +204,9 @@ describe('deleteRun', () => {
     await expect(deleteRun(t.db.pool, run.id, other.team.id)).rejects.toBeInstanceOf(RunNotFoundError);
     expect(await count(run.id)).toBe(1);
     await deleteRun(t.db.pool, run.id, team.id);
-    expect(await t.db.pool.query('SELECT 1 FROM metric_point WHERE run_num = $1', [run.num]).then((r) => r.rowCount)).toBe(0);
+    expect(
+      await t.db.pool.query('SELECT 1 FROM metric_point WHERE run_num = $1', [run.num]).then((r) => r.rowCount),
+    ).toBe(0);
     const rollups = await t.db.pool.query('SELECT 1 FROM metric_rollup WHERE run_num = $1', [run.num]);
     expect(rollups.rowCount).toBe(0);
   });

@@ -16,7 +16,11 @@ export const DEGRADATION_POLICIES = ['flag', 'stop'] as const;
 const runId = z.string().min(1).max(64);
 /** The job's own credential for its run (libs/db/src/run-tokens.ts): the worker logs with it, holding no team key. */
 const runToken = z.string().startsWith('aftrun_', 'runToken must be a run token').max(100);
-const seed = z.number().int('seed must be an integer').min(0, 'seed must be ≥ 0').max(2 ** 31 - 1);
+const seed = z
+  .number()
+  .int('seed must be an integer')
+  .min(0, 'seed must be ≥ 0')
+  .max(2 ** 31 - 1);
 /**
  * Dotted trainer settings, e.g. `{ "optim.lr": 1e-3, "model.nLayer": 3 }`: known keys only, each within its
  * bounds (overrides.ts), so a launch cannot ask a worker for an unbounded model or run.

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { releaseJobPayload, trainJobPayload, type AlignJobConfig, type ReleaseJobPayload, type TrainJobInput } from './jobs';
+import {
+  releaseJobPayload,
+  trainJobPayload,
+  type AlignJobConfig,
+  type ReleaseJobPayload,
+  type TrainJobInput,
+} from './jobs';
 
 export const QUEUE_RUNS = 'aft-runs';
 /** Light jobs the worker runs in its own process (a sweep parent's release). */
@@ -42,7 +48,10 @@ function timeout<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS / 1000} s (${what})`)), ENQUEUE_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS / 1000} s (${what})`)),
+        ENQUEUE_TIMEOUT_MS,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -60,7 +69,10 @@ const CHILD_OPTIONS: JobsOptions = { ...TRAIN_JOB_OPTIONS, ignoreDependencyOnFai
 
 /** Alignment runs in `lanes` chains: each chain is a nested flow, so its runs train one after another. */
 export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[] {
-  const lanes: ReleaseJobPayload['runs'][] = Array.from({ length: Math.min(release.lanes, release.runs.length) }, () => []);
+  const lanes: ReleaseJobPayload['runs'][] = Array.from(
+    { length: Math.min(release.lanes, release.runs.length) },
+    () => [],
+  );
   release.runs.forEach((r, i) => lanes[i % lanes.length]!.push(r));
   return lanes.map((lane) => {
     let flow: FlowJob | null = null;
@@ -73,7 +85,13 @@ export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[]
         parentRunId: release.parentRunId,
         config: r.config,
       });
-      flow = { name: 'train', queueName: queue, data, opts: { ...CHILD_OPTIONS, jobId: r.runId }, children: flow ? [flow] : undefined };
+      flow = {
+        name: 'train',
+        queueName: queue,
+        data,
+        opts: { ...CHILD_OPTIONS, jobId: r.runId },
+        children: flow ? [flow] : undefined,
+      };
     }
     return flow!;
   });
@@ -102,7 +120,10 @@ export class JobProducer {
   /** Enqueues one run's training job; the job id is the run id, so enqueueing twice is a no-op. */
   async enqueueRun(payload: TrainJobInput): Promise<string> {
     const data = trainJobPayload.parse(payload);
-    const job = await timeout(this.runs.add('train', data, { ...TRAIN_JOB_OPTIONS, jobId: data.runId }), 'enqueue a run');
+    const job = await timeout(
+      this.runs.add('train', data, { ...TRAIN_JOB_OPTIONS, jobId: data.runId }),
+      'enqueue a run',
+    );
     return job.id ?? data.runId;
   }
 
@@ -119,8 +140,15 @@ export class JobProducer {
           name: 'release',
           queueName: this.control.name,
           data: release,
-          opts: { jobId: `release-${vft.runId}`, attempts: 10, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { age: 7 * 24 * 3600 } },
-          children: [{ name: 'train', queueName: this.queueName, data: vft, opts: { ...CHILD_OPTIONS, jobId: vft.runId } }],
+          opts: {
+            jobId: `release-${vft.runId}`,
+            attempts: 10,
+            backoff: { type: 'exponential', delay: 1_000 },
+            removeOnComplete: { age: 7 * 24 * 3600 },
+          },
+          children: [
+            { name: 'train', queueName: this.queueName, data: vft, opts: { ...CHILD_OPTIONS, jobId: vft.runId } },
+          ],
         };
       }),
     );

@@ -41,7 +41,12 @@ const base = z
     lr: posNumber('lr').max(1, 'lr is at most 1').default(3e-4),
     steps: z.number().int().min(1, 'steps must be at least 1').max(100_000).default(120),
     feedback: z.enum(FEEDBACK).default('binary'),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(1),
     k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64).default(8),
     temperature: posNumber('temperature').max(2).default(0.8),
     questions: z.number().int().min(1).max(5000).default(500),
@@ -58,7 +63,11 @@ const axisValues = {
   lr: posNumber('lr').max(1, 'lr is at most 1'),
   k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64, 'k is at most 64'),
   temperature: posNumber('temperature').max(2, 'temperature is at most 2'),
-  seed: z.number().int('seed must be an integer').min(0, 'seed must be ≥ 0').max(2 ** 31 - 1),
+  seed: z
+    .number()
+    .int('seed must be an integer')
+    .min(0, 'seed must be ≥ 0')
+    .max(2 ** 31 - 1),
   preset: z.enum(PRESETS, { message: `a preset is one of ${PRESETS.join(', ')}` }),
 };
 type AxisName = keyof typeof axisValues;
@@ -106,7 +115,11 @@ export const sweepSpec = z
         z
           .object({
             kind: z.literal('random'),
-            count: z.number().int().min(1, 'search.count must be at least 1').max(MAX_SWEEP_RUNS, `search.count is at most ${MAX_SWEEP_RUNS}`),
+            count: z
+              .number()
+              .int()
+              .min(1, 'search.count must be at least 1')
+              .max(MAX_SWEEP_RUNS, `search.count is at most ${MAX_SWEEP_RUNS}`),
             seed: z
               .number()
               .int()
@@ -118,7 +131,12 @@ export const sweepSpec = z
       ])
       .default({ kind: 'grid' }),
     /** Runs of this sweep training at once, at most. */
-    maxConcurrent: z.number().int().min(1, 'maxConcurrent must be at least 1').max(64, 'maxConcurrent is at most 64').default(2),
+    maxConcurrent: z
+      .number()
+      .int()
+      .min(1, 'maxConcurrent must be at least 1')
+      .max(64, 'maxConcurrent is at most 64')
+      .default(2),
     /** What a degraded alignment run gets: an event only (`flag`), or stopped as well (`stop`). */
     onDegradation: z.enum(DEGRADATION_POLICIES).default('flag'),
   })
@@ -142,7 +160,11 @@ export const sweepSpec = z
       });
     }
     if (s.search.kind === 'random' && s.search.count > grid) {
-      ctx.addIssue({ code: 'custom', path: ['search', 'count'], message: `search.count is ${s.search.count} but the axes give only ${grid} distinct runs` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['search', 'count'],
+        message: `search.count is ${s.search.count} but the axes give only ${grid} distinct runs`,
+      });
     }
   });
 export type SweepSpec = z.infer<typeof sweepSpec>;
@@ -277,7 +299,13 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   }
   const parents = new Map<string, PlannedParent>();
   const runs: PlannedRun[] = points.map((p) => {
-    const vft: VftJobConfig = { preset: p.preset, seed: p.seed, steps: b.vftSteps, overrides: b.vftOverrides, sampling: [] };
+    const vft: VftJobConfig = {
+      preset: p.preset,
+      seed: p.seed,
+      steps: b.vftSteps,
+      overrides: b.vftOverrides,
+      sampling: [],
+    };
     const key = JSON.stringify([vft.preset, vft.seed, vft.steps ?? null, vft.overrides]);
     let parent = parents.get(key);
     if (!parent) {
@@ -285,7 +313,8 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       parents.set(key, parent);
     }
     const sampling = { k: p.k, temperature: p.temperature, questions: b.questions };
-    if (!parent.config.sampling.some((s) => JSON.stringify(s) === JSON.stringify(sampling))) parent.config.sampling.push(sampling);
+    if (!parent.config.sampling.some((s) => JSON.stringify(s) === JSON.stringify(sampling)))
+      parent.config.sampling.push(sampling);
     const config = alignJobConfig.parse({
       method: p.method,
       constraint: p.constraint,
@@ -300,7 +329,8 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       onDegradation: spec.onDegradation,
       overrides: b.alignOverrides,
     });
-    const varying = (a: AxisName) => (spec.axes[a]?.length ?? 0) > 1 || (spec.points?.some((q) => q[a] !== undefined) ?? false);
+    const varying = (a: AxisName) =>
+      (spec.axes[a]?.length ?? 0) > 1 || (spec.points?.some((q) => q[a] !== undefined) ?? false);
     const parts: (string | null)[] = [p.method, p.method === 'vft' || p.method === 'rft' ? null : p.constraint];
     if (p.constraint === 'boundary') parts.push(`b${fmt(p.beta)}`);
     if (varying('lr')) parts.push(`lr${fmt(p.lr)}`);

@@ -24,14 +24,21 @@ describe('JobProducer', () => {
 
   it('rejects a payload that does not match the contract', async () => {
     await expect(producer.enqueueRun({ kind: 'vft', runId: '', runToken, config: vft })).rejects.toThrow(/runId/);
-    await expect(producer.enqueueRun({ kind: 'vft', runId: 'x', runToken: 'a-team-key', config: vft })).rejects.toThrow(/runToken/);
-    await expect(producer.enqueueRun({ kind: 'vft', runId: 'x', runToken, config: { ...vft, preset: 'huge' as 'tiny' } })).rejects.toThrow(/preset/);
+    await expect(producer.enqueueRun({ kind: 'vft', runId: 'x', runToken: 'a-team-key', config: vft })).rejects.toThrow(
+      /runToken/,
+    );
+    await expect(
+      producer.enqueueRun({ kind: 'vft', runId: 'x', runToken, config: { ...vft, preset: 'huge' as 'tiny' } }),
+    ).rejects.toThrow(/preset/);
   });
 
   it('puts a sweep parent under its release job, and alignment runs in chained lanes', async () => {
     const align = { method: 'aft' as const, seed: 1, sampling: { k: 8, temperature: 0.8, questions: 10 } };
     await producer.enqueueSweep([
-      { vft: { kind: 'vft', runId: 'parent-1', runToken, config: vft }, release: { sweepId: 's1', parentRunId: 'parent-1', lanes: 2, runs: [] } },
+      {
+        vft: { kind: 'vft', runId: 'parent-1', runToken, config: vft },
+        release: { sweepId: 's1', parentRunId: 'parent-1', lanes: 2, runs: [] },
+      },
     ]);
     const release = await producer.control.getJob('release-parent-1');
     expect(await release!.getState()).toBe('waiting-children');
@@ -46,8 +53,19 @@ describe('JobProducer', () => {
     });
     // two lanes: a → c → e and b → d; only the first of each lane can start
     const states = Object.fromEntries(
-      await Promise.all(['a', 'b', 'c', 'd', 'e'].map(async (id) => [id, await (await producer.runs.getJob(`align-${id}`))!.getState()])),
+      await Promise.all(
+        ['a', 'b', 'c', 'd', 'e'].map(async (id) => [
+          id,
+          await (await producer.runs.getJob(`align-${id}`))!.getState(),
+        ]),
+      ),
     );
-    expect(states).toEqual({ a: 'waiting', b: 'waiting', c: 'waiting-children', d: 'waiting-children', e: 'waiting-children' });
+    expect(states).toEqual({
+      a: 'waiting',
+      b: 'waiting',
+      c: 'waiting-children',
+      d: 'waiting-children',
+      e: 'waiting-children',
+    });
   });
 });

@@ -10,7 +10,9 @@ const errorOf = (input: unknown) => {
 
 describe('planSweep', () => {
   it('shares one VFT parent and one sample set among runs that agree on them', () => {
-    const plan = planSweep(sweepSpec.parse(spec({ axes: { method: ['aft', 'dpo', 'pro'], constraint: ['none', 'boundary'] } })));
+    const plan = planSweep(
+      sweepSpec.parse(spec({ axes: { method: ['aft', 'dpo', 'pro'], constraint: ['none', 'boundary'] } })),
+    );
     expect(plan.parents).toHaveLength(1);
     expect(plan.parents[0]!.config.sampling).toEqual([{ k: 8, temperature: 0.8, questions: 500 }]);
     expect(plan.runs.map((r) => r.name)).toEqual([
@@ -33,14 +35,26 @@ describe('planSweep', () => {
 
   it('never trains the same run twice: β only varies a boundary, constraints do not apply to fine-tuning', () => {
     const plan = planSweep(
-      sweepSpec.parse(spec({ axes: { method: ['vft', 'aft'], constraint: ['none', 'detach', 'boundary'], beta: [0.5, 1, 2] } })),
+      sweepSpec.parse(
+        spec({ axes: { method: ['vft', 'aft'], constraint: ['none', 'detach', 'boundary'], beta: [0.5, 1, 2] } }),
+      ),
     );
     // vft: 1 run; aft: none + detach + 3 boundaries
-    expect(plan.runs.map((r) => r.name)).toEqual(['vft-s1', 'aft-none-s1', 'aft-detach-s1', 'aft-boundary-b0.5-s1', 'aft-boundary-b1-s1', 'aft-boundary-b2-s1']);
+    expect(plan.runs.map((r) => r.name)).toEqual([
+      'vft-s1',
+      'aft-none-s1',
+      'aft-detach-s1',
+      'aft-boundary-b0.5-s1',
+      'aft-boundary-b1-s1',
+      'aft-boundary-b2-s1',
+    ]);
   });
 
   it('samples a random search without repeats, the same for the same seed', () => {
-    const s = spec({ axes: { lr: [1e-4, 3e-4, 1e-3], beta: [0.5, 1, 2], seed: [1, 2] }, search: { kind: 'random', count: 5, seed: 9 } });
+    const s = spec({
+      axes: { lr: [1e-4, 3e-4, 1e-3], beta: [0.5, 1, 2], seed: [1, 2] },
+      search: { kind: 'random', count: 5, seed: 9 },
+    });
     const a = planSweep(sweepSpec.parse(s)).runs.map((r) => r.name);
     const b = planSweep(sweepSpec.parse(s)).runs.map((r) => r.name);
     expect(a).toHaveLength(5);
@@ -50,7 +64,12 @@ describe('planSweep', () => {
 
   it('samples a random search from a 64⁴ grid without expanding it', () => {
     const values = (f: (i: number) => number) => Array.from({ length: 64 }, (_, i) => f(i));
-    const axes = { lr: values((i) => (i + 1) / 1e5), beta: values((i) => i / 8), seed: values((i) => i), k: values((i) => i + 1) };
+    const axes = {
+      lr: values((i) => (i + 1) / 1e5),
+      beta: values((i) => i / 8),
+      seed: values((i) => i),
+      k: values((i) => i + 1),
+    };
     const s = sweepSpec.parse(spec({ axes, search: { kind: 'random', count: MAX_SWEEP_RUNS, seed: 7 } }));
     const t0 = performance.now();
     const runs = planSweep(s).runs;
@@ -69,12 +88,27 @@ describe('planSweep', () => {
     });
     const runs = planSweep(sweepSpec.parse(s)).runs.map((r) => r.name);
     expect(new Set(runs).size).toBe(runs.length);
-    expect([...runs].sort()).toEqual(['aft-detach-s1', 'aft-detach-s2', 'aft-none-s1', 'aft-none-s2', 'vft-s1', 'vft-s2']);
+    expect([...runs].sort()).toEqual([
+      'aft-detach-s1',
+      'aft-detach-s2',
+      'aft-none-s1',
+      'aft-none-s2',
+      'vft-s1',
+      'vft-s2',
+    ]);
   });
 
   it('crosses explicit points with the axes', () => {
     const plan = planSweep(
-      sweepSpec.parse(spec({ points: [{ method: 'aft', constraint: 'detach' }, { method: 'dpo', constraint: 'none' }], axes: { seed: [1, 2] } })),
+      sweepSpec.parse(
+        spec({
+          points: [
+            { method: 'aft', constraint: 'detach' },
+            { method: 'dpo', constraint: 'none' },
+          ],
+          axes: { seed: [1, 2] },
+        }),
+      ),
     );
     expect(plan.runs.map((r) => r.name)).toEqual(['aft-detach-s1', 'aft-detach-s2', 'dpo-none-s1', 'dpo-none-s2']);
   });
@@ -82,7 +116,9 @@ describe('planSweep', () => {
 
 describe('sweepSpec rejects', () => {
   it('an unknown method, naming the axis and the accepted methods', () => {
-    expect(errorOf(spec({ axes: { method: ['aft', 'ppo'] } }))).toMatch(/^axes\.method\.1: a method is one of vft, rft, aft, dpo, rrhf, pro/);
+    expect(errorOf(spec({ axes: { method: ['aft', 'ppo'] } }))).toMatch(
+      /^axes\.method\.1: a method is one of vft, rft, aft, dpo, rrhf, pro/,
+    );
   });
   it('a negative learning rate', () => {
     expect(errorOf(spec({ axes: { lr: [-1e-3] } }))).toMatch(/^axes\.lr\.0: lr must be > 0/);
@@ -96,8 +132,14 @@ describe('sweepSpec rejects', () => {
     expect(errorOf(spec({ base: { k: 0 } }))).toMatch(/^base\.k: k must be at least 1/);
   });
   it('a grid larger than allowed, saying how large it is', () => {
-    const big = { lr: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => x / 1e4), beta: [0.1, 0.2, 0.5, 1, 2, 4, 8, 16], seed: [1, 2, 3, 4, 5] };
-    expect(errorOf(spec({ axes: big }))).toMatch(new RegExp(`^axes: the grid has 320 runs; a sweep holds at most ${MAX_SWEEP_RUNS}`));
+    const big = {
+      lr: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => x / 1e4),
+      beta: [0.1, 0.2, 0.5, 1, 2, 4, 8, 16],
+      seed: [1, 2, 3, 4, 5],
+    };
+    expect(errorOf(spec({ axes: big }))).toMatch(
+      new RegExp(`^axes: the grid has 320 runs; a sweep holds at most ${MAX_SWEEP_RUNS}`),
+    );
   });
   it('a random search over a grid too large to index, naming the axes', () => {
     const values = Array.from({ length: 64 }, (_, i) => i + 1);
@@ -118,6 +160,8 @@ describe('sweepSpec rejects', () => {
   });
   it('unknown fields and a random count beyond the grid', () => {
     expect(errorOf(spec({ axes: { learningRate: [1] } }))).toMatch(/learningRate/);
-    expect(errorOf(spec({ axes: { seed: [1, 2] }, search: { kind: 'random', count: 3 } }))).toMatch(/^search\.count: search\.count is 3 but the axes give only 2/);
+    expect(errorOf(spec({ axes: { seed: [1, 2] }, search: { kind: 'random', count: 3 } }))).toMatch(
+      /^search\.count: search\.count is 3 but the axes give only 2/,
+    );
   });
 });

@@ -76,7 +76,8 @@ export class Transport {
       res.status,
       json?.error?.data?.code ?? 'HTTP',
     );
-    if (Number.isFinite(retryAfter) && retryAfter > 0) (err as TrackerError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
+    if (Number.isFinite(retryAfter) && retryAfter > 0)
+      (err as TrackerError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
     throw err;
   }
 

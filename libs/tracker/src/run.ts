@@ -188,7 +188,10 @@ export class Run {
   }
 
   /** Flushes, then marks the run finished. Safe to call twice. */
-  async finish(status: Extract<RunStatus, 'succeeded' | 'failed' | 'canceled'> = 'succeeded', error?: string): Promise<void> {
+  async finish(
+    status: Extract<RunStatus, 'succeeded' | 'failed' | 'canceled'> = 'succeeded',
+    error?: string,
+  ): Promise<void> {
     if (this.finished) return;
     clearInterval(this.timer);
     try {

@@ -24,7 +24,14 @@ const stored = (runId: string) => countPoints(t.db, runId);
 
 describe('tracker SDK', () => {
   it('logs metrics, samples, artifacts and a summary, then finishes', async () => {
-    const run = await init({ url: server.url, apiKey: key, project: 'sdk-test', config: { lr: 3e-4 }, tags: ['t'], finishOnExit: false });
+    const run = await init({
+      url: server.url,
+      apiKey: key,
+      project: 'sdk-test',
+      config: { lr: 3e-4 },
+      tags: ['t'],
+      finishOnExit: false,
+    });
     for (let step = 0; step < 1200; step++) void run.log({ loss: 1 / (step + 1), acc: step / 1200 }, step);
     run.log({ loss: NaN }, 1200);
     run.logSamples([{ step: 0, questionId: 'q1', prompt: 'p', completion: 'c', correct: true, score: -0.3 }]);
@@ -56,7 +63,8 @@ describe('tracker SDK', () => {
       requests++;
       if (requests <= 3) return new Response('down for maintenance', { status: 503 });
       const res = await api.handler(req);
-      if (req.url.includes('metrics.log') && requests % 3 === 0) return new Response('gateway lost it', { status: 502 });
+      if (req.url.includes('metrics.log') && requests % 3 === 0)
+        return new Response('gateway lost it', { status: 502 });
       return res;
     });
     const retries: number[] = [];
@@ -76,7 +84,9 @@ describe('tracker SDK', () => {
   });
 
   it('does not retry a request the server refuses, and reports it', async () => {
-    await expect(init({ url: server.url, apiKey: 'aft_bad_key', project: 'x', finishOnExit: false })).rejects.toMatchObject({
+    await expect(
+      init({ url: server.url, apiKey: 'aft_bad_key', project: 'x', finishOnExit: false }),
+    ).rejects.toMatchObject({
       status: 401,
     });
     const e = await init({ url: server.url, apiKey: key, project: '', finishOnExit: false }).catch((x: unknown) => x);

@@ -1141,9 +1141,16 @@ export function createMlflowHandler(opts: MlflowOptions) {
     } catch (e) {
       if (e instanceof MlflowError) return errorResponse(e);
       if (e instanceof RunNotFoundError) return errorResponse(runNotFound(e.runId));
-      if (e instanceof MetricKeyCapError) return json({ error_code: 'INVALID_PARAMETER_VALUE', message: e.message }, 400);
+      if (e instanceof MetricKeyCapError)
+        return json({ error_code: 'INVALID_PARAMETER_VALUE', message: e.message }, 400);
       if (isStatementTimeout(e)) {
-        return json({ error_code: 'TEMPORARILY_UNAVAILABLE', message: 'the database query took too long and was stopped; retry, or ask for less' }, 503);
+        return json(
+          {
+            error_code: 'TEMPORARILY_UNAVAILABLE',
+            message: 'the database query took too long and was stopped; retry, or ask for less',
+          },
+          503,
+        );
       }
       console.error('[mlflow]', url.pathname, e);
       return json({ error_code: 'INTERNAL_ERROR', message: 'internal error' }, 500);

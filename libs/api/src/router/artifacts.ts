@@ -26,7 +26,17 @@ export const artifactsRouter = {
     const rows = await ctx.db.prisma.artifact.findMany({
       where: { runId: input.runId },
       orderBy: [{ createdAt: 'asc' }],
-      select: { id: true, kind: true, name: true, uri: true, sha256: true, bytes: true, step: true, metadata: true, createdAt: true },
+      select: {
+        id: true,
+        kind: true,
+        name: true,
+        uri: true,
+        sha256: true,
+        bytes: true,
+        step: true,
+        metadata: true,
+        createdAt: true,
+      },
     });
     return rows.map((r) => ({
       ...r,

@@ -12,7 +12,13 @@ export const eventsRouter = {
   }),
 
   list: readProcedure
-    .input(z.object({ runId: id, kind: pgText.max(64).optional(), limit: z.number().int().min(1).max(LIMITS.pageSize).default(100) }))
+    .input(
+      z.object({
+        runId: id,
+        kind: pgText.max(64).optional(),
+        limit: z.number().int().min(1).max(LIMITS.pageSize).default(100),
+      }),
+    )
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
       const rows = await ctx.db.prisma.event.findMany({

@@ -13,7 +13,10 @@ export async function assertRuns(db: Db, teamId: string, runIds: readonly string
   const have = new Set(found.rows.map((r) => r.id));
   const missing = runIds.filter((r) => !have.has(r));
   if (missing.length) {
-    throw new TRPCError({ code: 'NOT_FOUND', message: `run${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found` });
+    throw new TRPCError({
+      code: 'NOT_FOUND',
+      message: `run${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found`,
+    });
   }
 }
 

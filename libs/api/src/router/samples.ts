@@ -12,7 +12,10 @@ export const samplesRouter = {
       ctx.db.pool,
       input.runId,
       ctx.actor.teamId,
-      input.rows.map((r) => ({ ...r, score: r.score === null || r.score === undefined ? null : decodeNumber(r.score) })),
+      input.rows.map((r) => ({
+        ...r,
+        score: r.score === null || r.score === undefined ? null : decodeNumber(r.score),
+      })),
     );
   }),
 

@@ -7,18 +7,25 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { encodeDeep, id, pgText, tags } from '@aft/contracts';
-import { cancelRuns, createQueuedRuns, deleteQueuedRuns, startRun, sweepStatus, type Db, type NewRun, type SweepStatus } from '@aft/db';
 import {
-  alignJobConfig,
-  planSweep,
-  sweepSpec,
-  vftJobConfig,
-  type SweepParentJob,
-} from '@aft/queue';
+  cancelRuns,
+  createQueuedRuns,
+  deleteQueuedRuns,
+  startRun,
+  sweepStatus,
+  type Db,
+  type NewRun,
+  type SweepStatus,
+} from '@aft/db';
+import { alignJobConfig, planSweep, sweepSpec, vftJobConfig, type SweepParentJob } from '@aft/queue';
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
 import { configHash } from './runs';
 
-const launchBase = { project: pgText.trim().min(1).max(100), name: pgText.min(1).max(200).optional(), tags: tags.default([]) };
+const launchBase = {
+  project: pgText.trim().min(1).max(100),
+  name: pgText.min(1).max(200).optional(),
+  tags: tags.default([]),
+};
 export const runLaunchInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vft'), ...launchBase, config: vftJobConfig }).strict(),
   z
@@ -38,7 +45,11 @@ async function enqueueOrUndo(db: Db['pool'], ids: string[], sweepId: string | nu
     await enqueue();
   } catch (e) {
     await deleteQueuedRuns(db, ids, sweepId);
-    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `the job queue is unreachable; nothing was launched (${(e as Error).message})`, cause: e });
+    throw new TRPCError({
+      code: 'SERVICE_UNAVAILABLE',
+      message: `the job queue is unreachable; nothing was launched (${(e as Error).message})`,
+      cause: e,
+    });
   }
 }
 
@@ -52,9 +63,13 @@ export const launchRouter = {
         where: { id: input.parentRunId, project: { teamId } },
         select: { id: true, method: true, status: true, config: true },
       });
-      if (!parent) throw new TRPCError({ code: 'NOT_FOUND', message: `parentRunId: run ${input.parentRunId} not found` });
+      if (!parent)
+        throw new TRPCError({ code: 'NOT_FOUND', message: `parentRunId: run ${input.parentRunId} not found` });
       if (parent.method !== 'vft' || !vftJobConfig.safeParse(parent.config).success) {
-        throw new TRPCError({ code: 'BAD_REQUEST', message: `parentRunId: run ${parent.id} is not a VFT run launched by the platform` });
+        throw new TRPCError({
+          code: 'BAD_REQUEST',
+          message: `parentRunId: run ${parent.id} is not a VFT run launched by the platform`,
+        });
       }
       if (parent.status !== 'succeeded') {
         throw new TRPCError({
@@ -66,11 +81,18 @@ export const launchRouter = {
       if (input.forkOf) {
         const src = await ctx.db.prisma.run.findFirst({
           where: { id: input.forkOf, project: { teamId } },
-          select: { id: true, parentRunId: true, artifacts: { where: { name: 'last-good' }, select: { step: true }, take: 1 } },
+          select: {
+            id: true,
+            parentRunId: true,
+            artifacts: { where: { name: 'last-good' }, select: { step: true }, take: 1 },
+          },
         });
         if (!src) throw new TRPCError({ code: 'NOT_FOUND', message: `forkOf: run ${input.forkOf} not found` });
         if (src.parentRunId !== parent.id) {
-          throw new TRPCError({ code: 'BAD_REQUEST', message: `forkOf: run ${src.id} does not start from parent ${parent.id}` });
+          throw new TRPCError({
+            code: 'BAD_REQUEST',
+            message: `forkOf: run ${src.id} does not start from parent ${parent.id}`,
+          });
         }
         if (!src.artifacts.length) {
           throw new TRPCError({
@@ -87,25 +109,45 @@ export const launchRouter = {
       name: input.name ?? (input.kind === 'vft' ? `vft-${c.seed}` : `${(c as { method: string }).method}-${c.seed}`),
       method: input.kind === 'vft' ? 'vft' : input.config.method,
       constraint: input.kind === 'vft' ? 'none' : input.config.constraint,
-      config: { ...(c as Record<string, unknown>), ...(input.kind === 'align' && input.forkOf ? { forkOf: input.forkOf } : {}) },
+      config: {
+        ...(c as Record<string, unknown>),
+        ...(input.kind === 'align' && input.forkOf ? { forkOf: input.forkOf } : {}),
+      },
       configHash: configHash(c),
       seed: c.seed,
       tags: [...new Set(input.tags)],
     };
-    const { ids, tokens } = await createQueuedRuns(ctx.db.pool, teamId, input.project, [run], undefined, ctx.maxActiveRuns);
+    const { ids, tokens } = await createQueuedRuns(
+      ctx.db.pool,
+      teamId,
+      input.project,
+      [run],
+      undefined,
+      ctx.maxActiveRuns,
+    );
     const runId = ids.get('run')!;
     const runToken = tokens.get('run')!;
     await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
       input.kind === 'vft'
         ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken, config: input.config })
-        : ctx.jobs.enqueueRun({ kind: 'align', runId, runToken, parentRunId: parentRunId!, initFromRunId: input.forkOf, config: input.config }),
+        : ctx.jobs.enqueueRun({
+            kind: 'align',
+            runId,
+            runToken,
+            parentRunId: parentRunId!,
+            initFromRunId: input.forkOf,
+            config: input.config,
+          }),
     );
     return { runId };
   }),
 
   /** Stops a run: a queued one never starts, a running one stops between steps. Finished runs are left alone. */
   cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    const run = await ctx.db.prisma.run.findFirst({ where: { id: input.id, project: { teamId: ctx.actor.teamId } }, select: { status: true } });
+    const run = await ctx.db.prisma.run.findFirst({
+      where: { id: input.id, project: { teamId: ctx.actor.teamId } },
+      select: { status: true },
+    });
     if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
     const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { runIds: [input.id] }, 'canceled by a user');
     await ctx.jobs.cancel(canceled);
@@ -214,7 +256,9 @@ export const sweepsRouter = {
         parentRunId: ids.get(p.key)!,
         lanes,
         runs: plan.runs.flatMap((r, i) =>
-          r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)!, config: r.config }] : [],
+          r.parentKey === p.key
+            ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)!, config: r.config }]
+            : [],
         ),
       },
     }));
@@ -243,7 +287,10 @@ export const sweepsRouter = {
 
   /** Cancels every run of the sweep that has not finished. */
   cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    const sweep = await ctx.db.prisma.sweep.findFirst({ where: { id: input.id, project: { teamId: ctx.actor.teamId } }, select: { id: true } });
+    const sweep = await ctx.db.prisma.sweep.findFirst({
+      where: { id: input.id, project: { teamId: ctx.actor.teamId } },
+      select: { id: true },
+    });
     if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.id} not found` });
     const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { sweepId: sweep.id }, 'sweep canceled');
     await ctx.jobs.cancel(canceled);
