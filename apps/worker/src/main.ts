@@ -9,7 +9,7 @@ import { Worker } from 'bullmq';
 import { cancelChannel, controlQueueName, createRedis, JobProducer } from '@aft/queue';
 import { loadEnv } from './env';
 import { processRelease } from './release';
-import { SHUTDOWN } from './train';
+import { SHUTDOWN } from './errors';
 
 const env = loadEnv();
 const connection = createRedis(env.REDIS_URL, 'worker');

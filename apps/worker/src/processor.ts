@@ -7,7 +7,8 @@ import { trainJobPayload, type TrainResult } from '@aft/queue';
 import { Transport } from '@aft/tracker';
 import { loadEnv } from './env';
 import { ArtifactStore } from './store';
-import { PermanentError, runTrainJob, ShutdownError } from './train';
+import { PermanentError, ShutdownError } from './errors';
+import { runTrainJob } from './train';
 
 // If the worker process dies (kill -9), its IPC channel closes: stop too, so the job's next owner is alone.
 if (process.send) process.on('disconnect', () => process.exit(1));

@@ -26,20 +26,8 @@ import {
 } from '@aft/aft-core';
 import type { SamplingSpec, TrainJobPayload, TrainProgress, TrainResult } from '@aft/queue';
 import { attach, TrackerError, type Run } from '@aft/tracker';
+import { PermanentError, SHUTDOWN, ShutdownError } from './errors';
 import type { ArtifactStore } from './store';
-
-/** A failure that retrying cannot fix (a bad config, a non-finite loss): the job fails at once. */
-export class PermanentError extends Error {
-  override name = 'UnrecoverableError';
-}
-
-/** The abort reason a worker gives its jobs when it shuts down: the run is left to resume elsewhere, not canceled. */
-export const SHUTDOWN = 'worker-shutdown';
-
-/** Thrown when a job stopped because its worker is shutting down; the processor hands the job back. */
-export class ShutdownError extends Error {
-  override name = 'ShutdownError';
-}
 
 export interface JobContext {
   store: ArtifactStore;
