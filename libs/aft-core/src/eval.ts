@@ -56,6 +56,8 @@ export interface EvalReport {
   scoreGap: number | null;
   /** A few greedy generations, for eyes. */
   examples: { id: string; question: string; output: string; correct: boolean }[];
+  /** Every question's greedy correctness, in order: what pairs two models question by question (docs/statistics.md). */
+  perQuestion: { id: string; correct: boolean }[];
 }
 
 export function isRepetitive(g: Generation): boolean {
@@ -120,6 +122,7 @@ export async function evaluate(
     meanPositiveScore: null,
     meanNegativeScore: null,
     scoreGap: null,
+    perQuestion: problems.map((p, i) => ({ id: p.id, correct: graded[i]!.correct })),
     examples: problems
       .slice(0, 4)
       .map((p, i) => ({ id: p.id, question: p.question, output: greedy[i]!.text, correct: graded[i]!.correct })),

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseCorrectnessLines } from '../src/stats';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const aft = (args: string[], input?: string) =>
@@ -53,9 +54,30 @@ describe('aft CLI', { timeout: 180_000 }, () => {
     expect(lines).toHaveLength(4);
     expect(lines[0].candidates[0]).toHaveProperty('score');
 
-    const e = aft(['eval', '--checkpoint', vft.checkpoint, '--questions', '5', '--k', '2', '--assess', '3']);
+    const perQuestion = join(dir, 'per-question.jsonl');
+    const e = aft([
+      'eval',
+      '--checkpoint',
+      vft.checkpoint,
+      '--questions',
+      '5',
+      '--k',
+      '2',
+      '--assess',
+      '3',
+      '--per-question',
+      perQuestion,
+      '--arm',
+      'vft',
+    ]);
     expect(e.status, e.stderr).toBe(0);
-    expect(JSON.parse(e.stdout)).toMatchObject({ command: 'eval', questions: 5, step: 3 });
+    const evaluated = JSON.parse(e.stdout);
+    expect(evaluated).toMatchObject({ command: 'eval', questions: 5, step: 3 });
+    // every question's correctness, paired by seed and id, in the form `aft stats paired` reads
+    const rows = parseCorrectnessLines(readFileSync(perQuestion, 'utf8').split('\n'));
+    expect(rows).toHaveLength(5);
+    expect(rows.every((r) => r.seed === 5 && r.arm === 'vft')).toBe(true);
+    expect(rows.filter((r) => r.correct).length / 5).toBeCloseTo(evaluated.taskAccuracy, 12);
   });
 
   it('rejects bad arguments with a message and exit code 2', () => {

@@ -16,6 +16,7 @@ const report = (o: Partial<EvalReport>): EvalReport => ({
   examples: [
     { id: 'q', question: 'q?', output: o.malformedRate ? '1111111' : '2+2=4\n#### 4', correct: !o.malformedRate },
   ],
+  perQuestion: [],
   ...o,
 });
 

@@ -6,6 +6,7 @@
  *   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train] [--questions 500]
  *              [--step-strict] [--seed 1] [--out FILE.jsonl]
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
+ *              [--per-question FILE --arm NAME]   (per-question correctness as `aft stats paired` reads it)
  *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
  *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
  *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
@@ -14,7 +15,7 @@
  *   aft stats paired --control ARM [--resamples 2000] [--seed 1]
  *              < lines of {"seed":1,"arm":"aft-detach","questionId":"q17","correct":true}  →  the paired report
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -37,7 +38,7 @@ import { num, parseSets, UsageError } from './util';
 const USAGE = `usage:
   aft vft    --preset tiny|small [--seed N] [--steps N] [--out DIR] [--set key=value ...]
   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
-  aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N]
+  aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N] [--per-question FILE --arm NAME]
   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
@@ -175,9 +176,12 @@ async function cmdEval(argv: string[]) {
       temperature: { type: 'string', default: '0.8' },
       assess: { type: 'string', default: '200' },
       seed: { type: 'string', default: '1' },
+      'per-question': { type: 'string' },
+      arm: { type: 'string' },
     },
   });
   if (!values.checkpoint) throw new UsageError('--checkpoint DIR is required');
+  if (values['per-question'] && !values.arm) throw new UsageError('--per-question FILE needs --arm NAME (the method)');
   const backend = await initBackend();
   const { model, tok, meta } = await loadModel(resolve(values.checkpoint));
   const problems = (
@@ -196,13 +200,22 @@ async function cmdEval(argv: string[]) {
     new Rng(num(values.seed, 'seed', { int: true, min: 0 })!),
   );
   model.dispose();
+  const { perQuestion, ...summary } = report;
+  if (values['per-question']) {
+    // the input of `aft stats paired`: one line per question, the checkpoint's training seed pairing it with its arm
+    const seed = Number((meta.config as { seed?: unknown }).seed ?? 0);
+    const lines = perQuestion.map((q) =>
+      JSON.stringify({ seed, arm: values.arm, questionId: q.id, correct: q.correct }),
+    );
+    writeFileSync(resolve(values['per-question']), `${lines.join('\n')}\n`);
+  }
   print({
     command: 'eval',
     backend: backend.name,
     checkpoint: resolve(values.checkpoint),
     step: meta.step,
     split: values.split,
-    ...report,
+    ...summary,
   });
 }
 
