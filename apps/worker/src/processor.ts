@@ -43,7 +43,6 @@ export default async function process_(job: SandboxedJob, token?: string, signal
         store,
         trackerUrl: env.AFT_URL,
         signal,
-        progress: (p) => job.updateProgress(p),
         log: (line) => void job.log(line),
       },
       { final: job.attemptsMade + 1 >= attempts },

@@ -24,7 +24,8 @@ import {
   type StepInfo,
   type VftConfig,
 } from '@aft/aft-core';
-import type { SamplingSpec, TrainJobPayload, TrainProgress, TrainResult } from '@aft/queue';
+import { PROGRESS_KEYS, progressSummary, type ProgressPhase } from '@aft/contracts';
+import type { SamplingSpec, TrainJobPayload, TrainResult } from '@aft/queue';
 import { attach, TrackerError, type Run } from '@aft/tracker';
 import { PermanentError, SHUTDOWN, ShutdownError } from './errors';
 import type { ArtifactStore } from './store';
@@ -34,7 +35,6 @@ export interface JobContext {
   /** The platform's API; the job reports there with its own run token (`p.runToken`). */
   trackerUrl: string;
   signal?: AbortSignal;
-  progress?: (p: TrainProgress) => void | Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -89,7 +89,10 @@ function logExamples(run: Run, split: string, step: number, r: EvalReport) {
   );
 }
 
-/** Progress for the job and the run page: step, total and an ETA from the recent pace, at most every 2 s. */
+/**
+ * Progress for the run page and the sweep grid, in the run's summary (libs/contracts progress.ts): step, total and
+ * an ETA from the recent pace, at most every 2 s.
+ */
 class ProgressReporter {
   private last = 0;
   private readonly t0 = performance.now();
@@ -98,30 +101,18 @@ class ProgressReporter {
   constructor(
     private readonly run: Run,
     private readonly total: number,
-    private readonly ctx: JobContext,
   ) {}
 
-  async step(step: number, metrics: Record<string, number>, phase: TrainProgress['phase'] = 'train') {
+  async step(step: number, phase: ProgressPhase = 'train') {
     this.firstStep ??= step;
     const now = performance.now();
     if (now - this.last < 2_000 && step < this.total) return;
     this.last = now;
     const done = step - this.firstStep + 1;
     const eta = done > 0 ? ((now - this.t0) / 1000 / done) * (this.total - step) : null;
-    const p: TrainProgress = {
-      phase,
-      step,
-      total: this.total,
-      etaSeconds: eta === null ? null : Math.round(eta),
-      metrics,
-    };
-    await this.ctx.progress?.(p);
-    await this.run.setSummary({
-      'progress/step': step,
-      'progress/total': this.total,
-      'progress/eta_s': p.etaSeconds,
-      'progress/phase': phase,
-    });
+    await this.run.setSummary(
+      progressSummary({ step, total: this.total, etaSeconds: eta === null ? null : Math.round(eta), phase }),
+    );
   }
 }
 
@@ -276,13 +267,13 @@ async function resumeStep(ctx: JobContext, run: Run): Promise<number> {
 async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
   const cfg = vftConfigOf(p.config);
   const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
-  const progress = new ProgressReporter(run, cfg.steps, ctx);
+  const progress = new ProgressReporter(run, cfg.steps);
   const res = await runVft(cfg, ctx.store.runDir(p.runId), {
     signal: ctx.signal,
     onStep: async (s) => {
       const m = stepMetrics(s, tokens);
       await run.log(m, s.step + 1);
-      await progress.step(s.step + 1, m);
+      await progress.step(s.step + 1);
     },
     onEval: async (step, r) => {
       const split = step === cfg.steps ? 'test' : 'val';
@@ -304,7 +295,7 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary: {} };
   const summary: Summary = { params: res.numParams, dataset_hash: res.datasetHash, tokens_per_s: res.tokensPerSecond };
   if (res.finalEval) Object.assign(summary, evalMetrics('test', res.finalEval));
-  await run.setSummary({ ...summary, 'progress/phase': 'sample' });
+  await run.setSummary({ ...summary, [PROGRESS_KEYS.phase]: 'sample' });
   for (const s of p.config.sampling) {
     if (ctx.signal?.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary };
     await ensureSampleSet(ctx, p.runId, s, run, cfg.seed);
@@ -330,7 +321,7 @@ async function trainAlign(
   const tokens = await TokenCount.resume(run, await resumeStep(ctx, run));
   const stop = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
-  const progress = new ProgressReporter(run, cfg.steps, ctx);
+  const progress = new ProgressReporter(run, cfg.steps);
   let flagged: number | null = null;
   let stopReason: string | null = null;
   let initFrom: string | undefined;
@@ -351,7 +342,7 @@ async function trainAlign(
       onStep: async (s) => {
         const m = stepMetrics(s, tokens);
         await run.log(m, s.step + 1);
-        await progress.step(s.step + 1, m);
+        await progress.step(s.step + 1);
       },
       onScores: async (step, dist) => {
         const m: Record<string, number> = { 'dist/boundary': dist.boundary };
@@ -467,7 +458,7 @@ export async function runTrainJob(
         `stopped at step ${res.steps}: the worker is shutting down; the run resumes from its checkpoint`,
       );
     }
-    await run.setSummary({ ...res.summary, 'progress/eta_s': null, 'progress/phase': null });
+    await run.setSummary({ ...res.summary, [PROGRESS_KEYS.etaSeconds]: null, [PROGRESS_KEYS.phase]: null });
     await run.finish(
       res.status === 'canceled' ? 'canceled' : 'succeeded',
       res.status === 'canceled' ? String(ctx.signal?.reason ?? 'canceled') : undefined,

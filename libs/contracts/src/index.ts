@@ -2,3 +2,4 @@ export * from './wire';
 export * from './limits';
 export * from './tracking';
 export * from './text';
+export * from './progress';

@@ -94,16 +94,6 @@ export const releaseJobPayload = z.object({
 });
 export type ReleaseJobPayload = z.infer<typeof releaseJobPayload>;
 
-/** What a training job reports with `job.updateProgress`. */
-export const trainProgress = z.object({
-  phase: z.enum(['train', 'sample', 'eval']),
-  step: z.number().int().min(0),
-  total: z.number().int().min(0),
-  etaSeconds: z.number().min(0).nullable(),
-  metrics: z.record(z.string(), z.number()),
-});
-export type TrainProgress = z.infer<typeof trainProgress>;
-
 /** What a finished training job returns (BullMQ keeps it as the job's return value). */
 export const trainResult = z.object({
   runId,

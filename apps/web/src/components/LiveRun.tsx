@@ -3,7 +3,8 @@ import { usePathname, useRouter, useSearchParams } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { trpc } from '../lib/trpc';
 import { toColumns, type WireSeries } from '../lib/chart-math';
-import { fmtDuration, fmtNumber, progressOf } from '../lib/format';
+import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
+import { fmtDuration, fmtNumber } from '../lib/format';
 import { MetricChart } from './MetricChart';
 import { StatusBadge } from './ui';
 
@@ -147,7 +148,7 @@ export function LiveRun({
   const tokenMap = useMemo(() => (tokenSeries ? toColumns(tokenSeries) : null), [tokenSeries]);
   const summary = (state.summary && typeof state.summary === 'object' ? state.summary : {}) as Record<string, unknown>;
   const progress = progressOf(summary, state.status);
-  const finals = Object.entries(summary).filter(([k]) => !k.startsWith('progress/'));
+  const finals = Object.entries(summary).filter(([k]) => !k.startsWith(PROGRESS_PREFIX));
   const [canceling, setCanceling] = useState(false);
   const cancel = async () => {
     setCanceling(true);
@@ -168,7 +169,7 @@ export function LiveRun({
           </div>
           <span className="mono">
             {progress.phase} · step {progress.step.toLocaleString()} / {progress.total.toLocaleString()}
-            {progress.eta !== null ? ` · ETA ${fmtDuration(progress.eta * 1000)}` : ''}
+            {progress.etaSeconds !== null ? ` · ETA ${fmtDuration(progress.etaSeconds * 1000)}` : ''}
           </span>
         </div>
       ) : null}

@@ -2,7 +2,8 @@
 import Link from 'next/link';
 import { useEffect, useMemo, useState } from 'react';
 import { trpc } from '../lib/trpc';
-import { fmtNumber, progressOf } from '../lib/format';
+import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
+import { fmtNumber } from '../lib/format';
 import { betaOf, type ResultRun } from '../lib/results';
 import { StatusBadge } from './ui';
 import { AssessmentScatter } from './AssessmentScatter';
@@ -103,7 +104,7 @@ export function SweepLive({ initial, canCancel = true }: { initial: SweepData; c
       [
         ...new Set(
           aligned.flatMap((r) =>
-            Object.keys(r.summary).filter((k) => !k.startsWith('progress/') && num(r.summary[k]) !== null),
+            Object.keys(r.summary).filter((k) => !k.startsWith(PROGRESS_PREFIX) && num(r.summary[k]) !== null),
           ),
         ),
       ].sort(),

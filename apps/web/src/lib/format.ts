@@ -36,13 +36,3 @@ export function flatten(obj: unknown, prefix = ''): [string, unknown][] {
   }
   return [[prefix, obj]];
 }
-
-/** A training run's progress as the worker writes it into the summary (`progress/*`), while it runs; else null. */
-export function progressOf(summary: Record<string, unknown>, status: string) {
-  const step = summary['progress/step'];
-  const total = summary['progress/total'];
-  if (status !== 'running' || typeof step !== 'number' || typeof total !== 'number') return null;
-  const eta = summary['progress/eta_s'];
-  const phase = summary['progress/phase'];
-  return { step, total, eta: typeof eta === 'number' ? eta : null, phase: typeof phase === 'string' ? phase : 'train' };
-}
