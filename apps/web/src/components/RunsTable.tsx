@@ -3,6 +3,7 @@ import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
+import { PROGRESS_PREFIX } from '@aft/contracts';
 import { fmtAgo, fmtDuration, fmtNumber } from '../lib/format';
 import { runsViewHref, sortToggle, type RunsView } from '../lib/runs-url';
 import { trpc } from '../lib/trpc';
@@ -84,7 +85,7 @@ export function RunsTable({
     setCursor(initial.nextCursor);
   }, [initial]);
 
-  const cols = view.cols.length ? view.cols : metricKeys.filter((k) => !k.startsWith('progress/')).slice(0, 8);
+  const cols = view.cols.length ? view.cols : metricKeys.filter((k) => !k.startsWith(PROGRESS_PREFIX)).slice(0, 8);
   const items: Item[] = useMemo(
     () => (view.group ? groupRows(rows) : rows.map((run) => ({ kind: 'run', run }))),
     [rows, view.group],

@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import { TRPCError } from '@trpc/server';
+import { PROGRESS_PREFIX } from '@aft/contracts';
 import { api, permissions } from '../../../server/api';
 import { found } from '../../../server/found';
 import { Crumbs, Empty, ErrorBox, Missing, StatusBadge } from '../../../components/ui';
@@ -61,7 +62,7 @@ export default async function RunsPage(props: {
   const metricKeys = [
     ...new Set(
       page.items.flatMap((r) =>
-        Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith('progress/')),
+        Object.keys(r.summary).filter((k) => typeof r.summary[k] !== 'object' && !k.startsWith(PROGRESS_PREFIX)),
       ),
     ),
   ].sort();
