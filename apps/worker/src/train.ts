@@ -21,6 +21,7 @@ import {
   writeLabelledSet,
   type AlignConfig,
   type EvalReport,
+  type SavedCheckpoint,
   type StepInfo,
   type VftConfig,
 } from '@aft/aft-core';
@@ -232,6 +233,18 @@ async function ensureSampleSet(
   }
 }
 
+/** A checkpoint just saved, recorded as the run's `checkpoint` artifact (the same uri again updates it). */
+async function logCheckpoint(ctx: JobContext, run: Run, step: number, saved: SavedCheckpoint): Promise<void> {
+  await run.logArtifact({
+    kind: 'checkpoint',
+    name: 'checkpoint',
+    uri: ctx.store.uri(saved.dir),
+    sha256: saved.sha256,
+    bytes: saved.bytes,
+    step,
+  });
+}
+
 /**
  * When a run degrades, its checkpoint on disk is still the one saved before the onset's evaluation (evaluations run
  * before checkpoints at a step): keep a copy as `checkpoint-good`, the place a fork starts from.
@@ -281,16 +294,7 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
       logExamples(run, split, step, r);
     },
     beforeCheckpoint: () => run.flush(),
-    onCheckpoint: async (step, saved) => {
-      await run.logArtifact({
-        kind: 'checkpoint',
-        name: 'checkpoint',
-        uri: ctx.store.uri(saved.dir),
-        sha256: saved.sha256,
-        bytes: saved.bytes,
-        step,
-      });
-    },
+    onCheckpoint: (step, saved) => logCheckpoint(ctx, run, step, saved),
   });
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary: {} };
   const summary: Summary = { params: res.numParams, dataset_hash: res.datasetHash, tokens_per_s: res.tokensPerSecond };
@@ -373,16 +377,7 @@ async function trainAlign(
         }
       },
       beforeCheckpoint: () => run.flush(),
-      onCheckpoint: async (step, saved) => {
-        await run.logArtifact({
-          kind: 'checkpoint',
-          name: 'checkpoint',
-          uri: ctx.store.uri(saved.dir),
-          sha256: saved.sha256,
-          bytes: saved.bytes,
-          step,
-        });
-      },
+      onCheckpoint: (step, saved) => logCheckpoint(ctx, run, step, saved),
     },
     { initFrom },
   );
@@ -405,16 +400,7 @@ async function trainAlign(
       policy: p.config.onDegradation,
     });
   }
-  if (res.checkpoint) {
-    await run.logArtifact({
-      kind: 'checkpoint',
-      name: 'checkpoint',
-      uri: ctx.store.uri(res.checkpoint.dir),
-      sha256: res.checkpoint.sha256,
-      bytes: res.checkpoint.bytes,
-      step: cfg.steps,
-    });
-  }
+  if (res.checkpoint) await logCheckpoint(ctx, run, cfg.steps, res.checkpoint);
   return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };
 }
 

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createQueuedRuns, createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createTeamWithKey, createTestHandler, serveFetch } from '@aft/api/testing';
-import { createRedis, JobProducer, testQueueName, type SweepSpecInput } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, type SweepSpecInput, testQueueName } from '@aft/queue';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 // these tests train models in worker processes: give each room beyond the suite's default on a busy machine
@@ -139,9 +139,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(workers.map(stopWorker));
-  await producer?.runs.obliterate({ force: true }).catch(() => undefined);
-  await producer?.control.obliterate({ force: true }).catch(() => undefined);
-  await producer?.close();
+  await dropTestQueues(producer);
   await server?.close();
   await api?.notifier.close();
   await t?.drop();

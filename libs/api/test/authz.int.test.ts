@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCError } from '@trpc/server';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { RunNotifier } from '@aft/db';
-import { createRedis, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { appRouter, createCallerFactory, createContextInner, ROLE_PERMISSIONS, type ContextInner } from '../src';
 import { createMember, createTeamWithKey } from '../src/testing';
 import { DECISIONS, fixture as homeFixture, INPUTS, procedures, uniq } from './procedure-table';
@@ -49,8 +49,7 @@ beforeAll(async () => {
   callers.push({ name: 'key of another team', ctx: { apiKey: key }, perms: null, via: 'key' });
 });
 afterAll(async () => {
-  await producer?.runs.obliterate({ force: true });
-  await producer?.close();
+  await dropTestQueues(producer);
   await notifier?.close();
   await t?.drop();
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
 
 let t: TestDatabase;
@@ -15,9 +15,7 @@ beforeAll(async () => {
   key = (await createTeamWithKey(t.db, 'launchers')).key;
 });
 afterAll(async () => {
-  await producer?.runs.obliterate({ force: true });
-  await producer?.control.obliterate({ force: true });
-  await producer?.close();
+  await dropTestQueues(producer);
   await api?.notifier.close();
   await t?.drop();
 });

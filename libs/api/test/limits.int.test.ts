@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS } from '@aft/contracts';
 import { createDb, insertMetricPoints, MAX_METRIC_KEYS_PER_RUN, MetricKeyCapError } from '@aft/db';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { bodyLimited, createApiHandler, createMlflowHandler } from '../src';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
 
@@ -28,9 +28,7 @@ beforeAll(async () => {
   key = (await createTeamWithKey(t.db, `limits-${suffix}`)).key;
 });
 afterAll(async () => {
-  await producer?.runs.obliterate({ force: true });
-  await producer?.control.obliterate({ force: true });
-  await producer?.close();
+  await dropTestQueues(producer);
   await api?.notifier.close();
   await t?.drop();
   rmSync(dir, { recursive: true, force: true });

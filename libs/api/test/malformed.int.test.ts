@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCError } from '@trpc/server';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { appRouter, createAuth, createCallerFactory, createContextInner } from '../src';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
 import { watchEventLoop } from './event-loop';
@@ -54,8 +54,7 @@ beforeAll(async () => {
   fx = await fixture(t.db);
 });
 afterAll(async () => {
-  await producer?.runs.obliterate({ force: true });
-  await producer?.close();
+  await dropTestQueues(producer);
   await api?.notifier.close();
   await t?.drop();
 });

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunNotifier } from '@aft/db';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { createApiHandler } from '../src/http';
 import { createMlflowHandler } from '../src/mlflow/handler';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
@@ -28,9 +28,7 @@ beforeAll(async () => {
   keyB = (await createTeamWithKey(t.db, `tok-b-${suffix}`)).key;
 });
 afterAll(async () => {
-  await producer?.runs.obliterate({ force: true });
-  await producer?.control.obliterate({ force: true });
-  await producer?.close();
+  await dropTestQueues(producer);
   await api?.notifier.close();
   await t?.drop();
 });

@@ -20,6 +20,14 @@ export function testQueueName(base = QUEUE_RUNS): string {
   return `${base}-test-${randomBytes(4).toString('hex')}`;
 }
 
+/** Removes a test's queues (every job of both) and closes its producer; a producer never made is left alone. */
+export async function dropTestQueues(producer: JobProducer | undefined): Promise<void> {
+  if (!producer) return;
+  await producer.runs.obliterate({ force: true }).catch(() => undefined);
+  await producer.control.obliterate({ force: true }).catch(() => undefined);
+  await producer.close();
+}
+
 /**
  * A worker's connection must wait out Redis restarts (BullMQ requires `maxRetriesPerRequest: null`);
  * a producer's should fail fast so an API request gets an error instead of hanging.
