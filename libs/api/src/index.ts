@@ -1,4 +1,4 @@
-export { appRouter, type AppRouter } from './root';
+export { appRouter, type AppRouter, type RouterInputs, type RouterOutputs } from './root';
 export {
   createContextInner,
   apiKeyFromHeaders,

@@ -19,7 +19,8 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Pool } from 'pg';
 import { csvCell } from './csv';
-import { insertMetricPoints, withTransaction } from './metrics';
+import { insertMetricPoints } from './metrics';
+import { withTransaction } from './touch';
 import { insertSamples, type SampleRow } from './run-writes';
 import {
   artifactLine,

@@ -1,4 +1,5 @@
 export * from './client';
+export * from './touch';
 export * from './metrics';
 export * from './series';
 export * from './runs-query';

@@ -3,7 +3,7 @@
  * still queued or running (a retried job resumes; a canceled run stays canceled), canceled in bulk.
  */
 import type { Pool } from 'pg';
-import { RUN_CHANNEL, withTransaction } from './metrics';
+import { NOTIFY_RUN, TOUCH_SET, withTransaction } from './touch';
 import { createRunTokens } from './run-tokens';
 import { REVOKE_ENDED } from './run-writes';
 
@@ -128,9 +128,9 @@ export async function startRun(
        SELECT r.id, r.status::text AS status FROM run r JOIN project p ON p.id = r.project_id
        WHERE r.id = $1 AND p.team_id = $2 FOR UPDATE OF r),
      u AS (
-       UPDATE run SET status = 'running', started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now(),
-              backend = COALESCE($3, backend), error = NULL, write_seq = write_seq + 1
-       WHERE id IN (SELECT id FROM cur WHERE status IN ('queued', 'running')) RETURNING id, pg_notify('${RUN_CHANNEL}', id))
+       UPDATE run SET status = 'running', started_at = COALESCE(started_at, now()), heartbeat_at = now(),
+              backend = COALESCE($3, backend), error = NULL, ${TOUCH_SET}
+       WHERE id IN (SELECT id FROM cur WHERE status IN ('queued', 'running')) RETURNING id, ${NOTIFY_RUN('id')})
      SELECT cur.status, EXISTS (SELECT 1 FROM u) AS started FROM cur`,
     [runId, teamId, backend],
   );
@@ -147,13 +147,13 @@ export async function cancelRuns(
 ): Promise<string[]> {
   const res = await pool.query<{ id: string }>(
     `WITH u AS (
-       UPDATE run SET status = 'canceled', error = $4, finished_at = now(), updated_at = now(), write_seq = write_seq + 1
+       UPDATE run SET status = 'canceled', error = $4, finished_at = now(), ${TOUCH_SET}
        WHERE project_id IN (SELECT id FROM project WHERE team_id = $1)
          AND status IN ('queued', 'running')
          AND (($2::text[] IS NOT NULL AND id = ANY($2::text[])) OR ($3::text IS NOT NULL AND sweep_id = $3))
        RETURNING id, status),
      ${REVOKE_ENDED}
-     SELECT id, pg_notify('${RUN_CHANNEL}', id) FROM u`,
+     SELECT id, ${NOTIFY_RUN('id')} FROM u`,
     [teamId, where.runIds ?? null, where.sweepId ?? null, reason],
   );
   return res.rows.map((r) => r.id);

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { touchRun, withTransaction } from './touch';
 
 /**
  * Rollup widths maintained at ingest: every power of two from 64 to 65,536 steps. A series query picks a
@@ -23,15 +24,6 @@ export interface InsertResult {
   skipped: number;
   writeSeq: number;
 }
-
-export class RunNotFoundError extends Error {
-  constructor(readonly runId: string) {
-    super(`run ${runId} not found`);
-  }
-}
-
-/** The Postgres NOTIFY channel on which every write to a run announces the run id. */
-export const RUN_CHANNEL = 'aft_run_update';
 
 /** Distinct metric keys one run may log (LIMITS.metricKeysPerRun in @aft/contracts says the same to clients). */
 export const MAX_METRIC_KEYS_PER_RUN = 1_000;
@@ -271,7 +263,7 @@ export async function insertMetricPoints(
   const values = numArray(rows.map((i) => cols.value[i]!));
   const times = numArray(cols.time ? rows.map((i) => cols.time![i] ?? null) : rows.map(() => null));
   return withTransaction(pool, async (c) => {
-    const { num, writeSeq } = await lockRun(c, runId, opts.teamId);
+    const { num, writeSeq } = await touchRun(c, runId, opts.teamId);
     // checked under the run's lock, so concurrent batches of one run cannot together pass the cap
     await assertKeyCap(c, runId, names, maxKeys);
     let inserted = rows;
@@ -289,7 +281,6 @@ export async function insertMetricPoints(
       inserted = rows.filter((i) => fresh.has(idOf[cols.key[i]!]! * STEP_SPAN + cols.step[i]!));
     }
     if (inserted.length) await foldAggregates(c, runId, num, cols, inserted, idOf);
-    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
     return { inserted: inserted.length, skipped: total - inserted.length, writeSeq };
   });
 }
@@ -380,40 +371,4 @@ async function foldAggregates(
     ks.map((k) => perKey.get(k)!.lastStep),
     ks.map((k) => perKey.get(k)!.lastValue),
   ]);
-}
-
-const LOCK_RUN_SQL = `UPDATE run SET write_seq = write_seq + 1, heartbeat_at = now(), updated_at = now()
-  WHERE id = $1 AND ($2::text IS NULL OR project_id IN (SELECT id FROM project WHERE team_id = $2))
-  RETURNING num::text AS num, write_seq`;
-
-/** Locks the run row for this transaction and bumps its write sequence; throws RunNotFoundError on a miss. */
-export async function lockRun(
-  c: PoolClient,
-  runId: string,
-  teamId?: string,
-): Promise<{ num: string; writeSeq: number }> {
-  const res = await c.query<{ num: string; write_seq: number }>(LOCK_RUN_SQL, [runId, teamId ?? null]);
-  const row = res.rows[0];
-  if (!row) throw new RunNotFoundError(runId);
-  return { num: row.num, writeSeq: row.write_seq };
-}
-
-/** `lockRun` for writes that need only the new write sequence. */
-export async function bumpWriteSeq(c: PoolClient, runId: string, teamId?: string): Promise<number> {
-  return (await lockRun(c, runId, teamId)).writeSeq;
-}
-
-export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
-    const out = await fn(c);
-    await c.query('COMMIT');
-    return out;
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    c.release();
-  }
 }

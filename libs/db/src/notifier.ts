@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { RUN_CHANNEL } from './metrics';
+import { RUN_CHANNEL } from './touch';
 
 /**
  * Fans Postgres NOTIFY messages on the run channel out to waiters in this process: one LISTEN connection

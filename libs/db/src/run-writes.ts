@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import { bumpWriteSeq, RUN_CHANNEL, RunNotFoundError, withTransaction } from './metrics';
+import { NOTIFY_RUN, RunNotFoundError, TOUCH_SET, withTransaction, writeToRun } from './touch';
 
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
 
@@ -17,10 +17,10 @@ export const REVOKE_ENDED = `revoked AS (
 async function updateRun(pool: Pool, runId: string, teamId: string, set: string, params: unknown[]) {
   const res = await pool.query<{ id: string; write_seq: number }>(
     `WITH u AS (
-       UPDATE run SET ${set}, write_seq = write_seq + 1, updated_at = now()
+       UPDATE run SET ${set}, ${TOUCH_SET}
        WHERE id = $1 AND ${TEAM_SCOPE} RETURNING id, write_seq, status),
      ${REVOKE_ENDED}
-     SELECT u.id, u.write_seq, pg_notify('${RUN_CHANNEL}', u.id) FROM u`,
+     SELECT u.id, u.write_seq, ${NOTIFY_RUN('u.id')} FROM u`,
     [runId, teamId, ...params],
   );
   if (!res.rows[0]) throw new RunNotFoundError(runId);
@@ -86,8 +86,7 @@ export interface SampleRow {
 /** Stores samples idempotently: (run, step, split, question, sample index) identifies one. */
 export async function insertSamples(pool: Pool, runId: string, teamId: string, rows: readonly SampleRow[]) {
   const col = <K extends keyof SampleRow>(k: K) => rows.map((r) => r[k] ?? null);
-  return withTransaction(pool, async (c) => {
-    await bumpWriteSeq(c, runId, teamId);
+  return writeToRun(pool, runId, teamId, async (c) => {
     const res = await c.query(
       `INSERT INTO sample (run_id, step, split, question_id, sample_idx, prompt, completion, extracted_answer, gold,
                            correct, score, rank)
@@ -109,7 +108,6 @@ export async function insertSamples(pool: Pool, runId: string, teamId: string, r
         col('rank'),
       ],
     );
-    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
     return { inserted: res.rowCount ?? 0, skipped: rows.length - (res.rowCount ?? 0) };
   });
 }
@@ -126,8 +124,7 @@ export interface ArtifactRow {
 
 /** Registers an artifact; registering the same (run, uri) again updates it instead of duplicating it. */
 export async function registerArtifact(pool: Pool, runId: string, teamId: string, a: ArtifactRow) {
-  return withTransaction(pool, async (c) => {
-    await bumpWriteSeq(c, runId, teamId);
+  return writeToRun(pool, runId, teamId, async (c) => {
     const res = await c.query<{ id: string }>(
       `INSERT INTO artifact (id, run_id, kind, name, uri, sha256, bytes, step, metadata)
        VALUES (gen_random_uuid()::text, $1, $2::"ArtifactKind", $3, $4,
@@ -146,7 +143,6 @@ export async function registerArtifact(pool: Pool, runId: string, teamId: string
         JSON.stringify(a.metadata ?? {}),
       ],
     );
-    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
     return res.rows[0]!.id;
   });
 }
@@ -157,13 +153,11 @@ export async function insertEvent(
   teamId: string,
   e: { kind: string; step?: number | undefined; details?: Record<string, unknown> | undefined },
 ) {
-  return withTransaction(pool, async (c) => {
-    await bumpWriteSeq(c, runId, teamId);
+  return writeToRun(pool, runId, teamId, async (c) => {
     const res = await c.query<{ id: string }>(
       `INSERT INTO event (run_id, kind, step, details) VALUES ($1, $2, $3, $4::jsonb) RETURNING id::text`,
       [runId, e.kind, e.step ?? null, JSON.stringify(e.details ?? {})],
     );
-    await c.query('SELECT pg_notify($1, $2)', [RUN_CHANNEL, runId]);
     return res.rows[0]!.id;
   });
 }
