@@ -50,9 +50,31 @@ const DEP_CONSTRAINTS = [
   },
 ];
 
+// Statement shapes, not single words, so that prose such as "update the run" is not taken for SQL.
+const SQL_TEXT = String.raw`/^\s*(select\s[\s\S]*\bfrom\s|insert\s+into\s|update\s+\S+\s+set\s|delete\s+from\s|with\s+\S+\s+as\s*\(|(begin|commit|rollback|savepoint|set\s+local|lock\s+table)\b)/i`;
+const NO_SQL_IN_API = [
+  { selector: `TemplateElement[value.raw=${SQL_TEXT}]`, message: 'SQL belongs in libs/db behind a named function' },
+  { selector: `Literal[value=${SQL_TEXT}]`, message: 'SQL belongs in libs/db behind a named function' },
+  {
+    // `fn(ctx.db.pool)` hands the pool to libs/db; `ctx.db.pool.query(…)`, `prisma.run.find…` would use it here
+    selector: 'MemberExpression > MemberExpression.object[property.name=/^(pool|prisma)$/]',
+    message: 'libs/api passes the Db handle to @aft/db functions; it does not query through it',
+  },
+  {
+    selector: "MemberExpression > Identifier.object[name='prisma']",
+    message: 'libs/api passes the Db handle to @aft/db functions; it does not query through it',
+  },
+  {
+    selector:
+      'MemberExpression[property.name=/^[$](queryRaw|executeRaw|queryRawUnsafe|executeRawUnsafe|transaction)$/]',
+    message: 'libs/api passes the Db handle to @aft/db functions; it does not query through it',
+  },
+];
+
 const boundaryOptions = (allow) => ({
   enforceBuildableLibDependency: false,
-  allow,
+  // libs/aft-core's TensorFlow-free training vocabulary, for every layer (docs/architecture.md, "Layers")
+  allow: ['@aft/aft-core/spec', ...allow],
   depConstraints: DEP_CONSTRAINTS,
 });
 
@@ -92,6 +114,21 @@ export default tseslint.config(
     rules: {
       'react-hooks/rules-of-hooks': 'error',
       'react-hooks/exhaustive-deps': 'warn',
+    },
+  },
+  {
+    // libs/db owns all SQL (docs/architecture.md, "Layers"): the API calls named data functions and never holds a
+    // pool, a Prisma client or a statement. tools/test/lint-rules.test.ts shows each of these firing.
+    files: ['libs/api/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'pg', message: 'libs/api reaches Postgres only through @aft/db functions' }],
+          patterns: [{ group: ['@prisma/*'], message: 'libs/api reaches Postgres only through @aft/db functions' }],
+        },
+      ],
+      'no-restricted-syntax': ['error', ...NO_SQL_IN_API],
     },
   },
   prettier,

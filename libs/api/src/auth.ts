@@ -11,7 +11,16 @@
  */
 import { betterAuth } from 'better-auth';
 import { APIError, createAuthMiddleware, isAPIError } from 'better-auth/api';
-import { clearSignInAttempts, countSignInAttempt, refundSignInAttempt, type Db, type ThrottleRule } from '@aft/db';
+import {
+  clearSignInAttempts,
+  countSignInAttempt,
+  createTeamWithOwner,
+  findUserIdByEmail,
+  refundSignInAttempt,
+  withTransaction,
+  type Db,
+  type ThrottleRule,
+} from '@aft/db';
 import { audit } from './audit';
 import { addressBucket, clientIp } from './client-ip';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, passwordProblem } from './password-policy';
@@ -145,10 +154,8 @@ export function createAuth(opts: AuthOptions) {
         }
         // failed sign-ins go to the audit log too, under the account they tried (team owners see them)
         const email = account?.slice('email:'.length) ?? null;
-        const user = email ? await db.prisma.user.findUnique({ where: { email }, select: { id: true } }) : null;
-        await audit(db, { userId: user?.id ?? null, action: 'user.sign_in_failed', target: email, ip }).catch(
-          () => undefined,
-        );
+        const userId = email ? await findUserIdByEmail(db, email) : null;
+        await audit(db, { userId, action: 'user.sign_in_failed', target: email, ip }).catch(() => undefined);
       }),
     },
     databaseHooks: {
@@ -156,14 +163,14 @@ export function createAuth(opts: AuthOptions) {
         create: {
           after: async (user) => {
             const name = user.name?.trim() || user.email.split('@')[0] || 'My';
-            const team = await db.prisma.team.create({
-              data: {
+            await withTransaction(db.pool, async (c) => {
+              const teamId = await createTeamWithOwner(c, {
                 slug: personalSlug(user.email),
                 name: `${name}'s team`,
-                memberships: { create: { userId: user.id, role: 'owner' } },
-              },
+                ownerId: user.id,
+              });
+              await audit(db, { teamId, userId: user.id, action: 'user.sign_up', target: user.email }, c);
             });
-            await audit(db, { teamId: team.id, userId: user.id, action: 'user.sign_up', target: user.email });
           },
         },
       },

@@ -6,7 +6,7 @@
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { exportArchiveGz } from '@aft/db';
+import { exportArchiveGz, projectTeamId } from '@aft/db';
 import { id } from '@aft/contracts';
 import { downloadHeaders } from './artifact-files';
 import { requestContext, type ApiHandlerOptions } from './http';
@@ -60,12 +60,12 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
       if (e instanceof TRPCError) return errorResponse(getHTTPStatusCodeFromError(e), e.code, e.message);
       throw e;
     }
-    const team = await opts.db.pool.query<{ team_id: string }>('SELECT team_id FROM project WHERE id = $1', [
-      projectId,
-    ]);
+    const teamId = await projectTeamId(opts.db, projectId);
+    // the project was just read as the caller's: only a delete in between leaves it without a team
+    if (!teamId) throw new Error(`project ${projectId} was deleted while its export started`);
     const scope = parsed.data.sweep ? { sweepId: parsed.data.sweep } : { projectId };
     // pulled member by member as the client reads: a slow client slows the export instead of filling memory
-    const it = exportArchiveGz(opts.db.pool, team.rows[0]!.team_id, scope)[Symbol.asyncIterator]();
+    const it = exportArchiveGz(opts.db.pool, teamId, scope)[Symbol.asyncIterator]();
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         const { value, done } = await it.next();

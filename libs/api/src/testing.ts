@@ -1,5 +1,5 @@
 /** Fixtures for API tests: a team with an API key and a handler over a test database. Entered as `@aft/api/testing`. */
-import { generateApiKey, RunNotifier, type Db } from '@aft/db';
+import { addMember, createApiKey, createUser, ensureTeam, RunNotifier, type ApiKeyScope, type Db } from '@aft/db';
 import type { JobProducer } from '@aft/queue';
 import { createApiHandler, type ApiHandlerOptions } from './http';
 import type { Auth } from './auth';
@@ -10,10 +10,9 @@ import type { Role } from './trpc';
 export { RedisRateLimiter } from './rate-limit';
 
 export async function createTeamWithKey(db: Db, slug: string, scopes: string[] = ['log', 'launch', 'read']) {
-  const team = await db.prisma.team.upsert({ where: { slug }, create: { slug, name: slug }, update: {} });
-  const k = generateApiKey();
-  await db.prisma.apiKey.create({ data: { teamId: team.id, name: 'test', prefix: k.prefix, hash: k.hash, scopes } });
-  return { team, key: k.key };
+  const team = await ensureTeam(db, slug);
+  const { key } = await createApiKey(db.pool, { teamId: team.id, name: 'test', scopes: scopes as ApiKeyScope[] });
+  return { team, key };
 }
 
 /**
@@ -27,9 +26,9 @@ export async function createMember(
   role: Role,
   email = `${role}-${Math.random().toString(36).slice(2, 9)}@${slug}.test`,
 ) {
-  const team = await db.prisma.team.upsert({ where: { slug }, create: { slug, name: slug }, update: {} });
-  const user = await db.prisma.user.create({ data: { email, name: email.split('@')[0]! } });
-  await db.prisma.membership.create({ data: { teamId: team.id, userId: user.id, role } });
+  const team = await ensureTeam(db, slug);
+  const user = await createUser(db, { email, name: email.split('@')[0]! });
+  await addMember(db, team.id, user.id, role);
   return { team, user };
 }
 

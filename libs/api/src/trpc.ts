@@ -2,16 +2,19 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import { findUnstorable, MAX_JSON_DEPTH } from '@aft/contracts';
 import {
+  actingMembership,
   ActiveRunCapError,
   BadCursorError,
-  hashApiKey,
+  findApiKey,
   isRunToken,
   isStatementTimeout,
+  markApiKeyUsed,
   MetricKeyCapError,
   resolveRunToken,
   RunNotFoundError,
   type ApiKeyScope,
   type Db,
+  type MemberRole,
   type RunGrant,
   type RunNotifier,
 } from '@aft/db';
@@ -20,7 +23,7 @@ import type { RateLimiter } from './rate-limit';
 import { assertRunAccess } from './run-access';
 import type { StreamLimits } from './streams';
 
-export type Role = 'owner' | 'member' | 'viewer';
+export type Role = MemberRole;
 /** What an actor may do: the API-key scopes, plus `manage` (members, invitations, keys, audit) for owners. */
 export type Permission = ApiKeyScope | 'manage';
 
@@ -223,43 +226,24 @@ export async function resolveActor(ctx: Context, opts: { runTokens?: boolean } =
   }
   if (ctx.apiKey) {
     // Not cached: a revoked key must be refused on its very next request, by every server process.
-    const res = await ctx.db.pool.query<{
-      id: string;
-      team_id: string;
-      scopes: string[];
-      revoked: boolean;
-      stale: boolean;
-    }>(
-      `SELECT id, team_id, scopes, revoked_at IS NOT NULL AS revoked,
-              (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale
-       FROM api_key WHERE hash = $1`,
-      [hashApiKey(ctx.apiKey)],
-    );
-    const key = res.rows[0];
+    const key = await findApiKey(ctx.db, ctx.apiKey);
     if (!key || key.revoked) {
       throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API key not recognised or revoked' });
     }
-    if (key.stale) {
-      void ctx.db.pool.query('UPDATE api_key SET last_used_at = now() WHERE id = $1', [key.id]).catch(() => undefined);
-    }
+    if (key.stale) void markApiKeyUsed(ctx.db, key.id).catch(() => undefined);
     return {
-      teamId: key.team_id,
+      teamId: key.teamId,
       via: 'key',
       keyId: key.id,
       userId: null,
       role: null,
-      scopes: key.scopes as ApiKeyScope[],
+      scopes: key.scopes,
       run: null,
     };
   }
   if (ctx.userId) {
     // The requested team if the user is in it (a stale cookie falls back), else the team they joined first.
-    const res = await ctx.db.pool.query<{ team_id: string; role: Role }>(
-      `SELECT m.team_id, m.role FROM membership m JOIN team t ON t.id = m.team_id
-       WHERE m.user_id = $1 ORDER BY (t.slug = $2) DESC, m.created_at, t.slug LIMIT 1`,
-      [ctx.userId, ctx.team ?? ''],
-    );
-    const m = res.rows[0];
+    const m = await actingMembership(ctx.db, ctx.userId, ctx.team);
     if (!m) {
       throw new TRPCError({
         code: 'FORBIDDEN',
@@ -267,7 +251,7 @@ export async function resolveActor(ctx: Context, opts: { runTokens?: boolean } =
       });
     }
     return {
-      teamId: m.team_id,
+      teamId: m.teamId,
       via: 'user',
       keyId: null,
       userId: ctx.userId,

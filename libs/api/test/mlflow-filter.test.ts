@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileOrderBy, compileRunFilter, MAX_CLAUSES } from '../src/mlflow/filter';
+import { compileOrderBy, compileRunFilter, MAX_CLAUSES } from '@aft/db';
 
 describe("MLflow's run filter grammar", () => {
   it('compiles metrics, params, tags and attributes joined with AND, with bound parameters', () => {

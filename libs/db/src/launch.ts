@@ -1,8 +1,10 @@
 /**
  * Runs the platform trains: created queued (with their sweep, in one transaction), started by a worker only while
- * still queued or running (a retried job resumes; a canceled run stays canceled), canceled in bulk.
+ * still queued or running (a retried job resumes; a canceled run stays canceled), canceled in bulk; and what a
+ * launch checks of the runs it starts from.
  */
 import type { Pool } from 'pg';
+import type { Db } from './client';
 import { NOTIFY_RUN, TOUCH_SET, withTransaction } from './touch';
 import { createRunTokens } from './run-tokens';
 import { REVOKE_ENDED } from './run-writes';
@@ -159,14 +161,34 @@ export async function cancelRuns(
   return res.rows.map((r) => r.id);
 }
 
-export type SweepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+/**
+ * What a launch checks of an alignment run's VFT parent (a run of the team): its method, its status and the config
+ * it was launched with. Null when not the team's.
+ */
+export function findLaunchParent(db: Db, teamId: string, runId: string) {
+  return db.prisma.run.findFirst({
+    where: { id: runId, project: { teamId } },
+    select: { id: true, method: true, status: true, config: true },
+  });
+}
 
-/** A sweep's status follows from its runs'. */
-export function sweepStatus(counts: Partial<Record<SweepStatus, number>>): SweepStatus {
-  const n = (s: SweepStatus) => counts[s] ?? 0;
-  if (n('running')) return 'running';
-  if (n('queued')) return n('succeeded') + n('failed') + n('canceled') ? 'running' : 'queued';
-  if (n('failed')) return 'failed';
-  if (n('succeeded')) return 'succeeded';
-  return 'canceled';
+/**
+ * What a fork checks of the run it forks (a run of the team): its parent, and whether it has a last good
+ * checkpoint (the `last-good` artifact the trainer keeps before a degradation) to start from. Null when not the
+ * team's.
+ */
+export async function findForkSource(
+  db: Db,
+  teamId: string,
+  runId: string,
+): Promise<{ id: string; parentRunId: string | null; hasLastGood: boolean } | null> {
+  const src = await db.prisma.run.findFirst({
+    where: { id: runId, project: { teamId } },
+    select: {
+      id: true,
+      parentRunId: true,
+      artifacts: { where: { name: 'last-good' }, select: { step: true }, take: 1 },
+    },
+  });
+  return src && { id: src.id, parentRunId: src.parentRunId, hasLastGood: src.artifacts.length > 0 };
 }

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import type { Db } from './client';
 import { NOTIFY_RUN, RunNotFoundError, TOUCH_SET, withTransaction, writeToRun } from './touch';
 
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
@@ -25,6 +26,51 @@ async function updateRun(pool: Pool, runId: string, teamId: string, set: string,
   );
   if (!res.rows[0]) throw new RunNotFoundError(runId);
   return res.rows[0].write_seq;
+}
+
+/** A run a client creates and logs to itself (the platform's own launches are `createQueuedRuns`, launch.ts). */
+export interface ClientRun {
+  /** The team's project, by name; created if new. */
+  project: string;
+  name: string;
+  method: string;
+  constraint: string;
+  config: Record<string, unknown>;
+  configHash: string;
+  tags: string[];
+  notes: string;
+  seed: number | null;
+  datasetHash: string | null;
+  backend: string | null;
+  parentRunId: string | null;
+  sweepId: string | null;
+  status: 'queued' | 'running';
+}
+
+/**
+ * Creates a run of the team (and its project if new); returns the run's id. A new run has no one watching it yet,
+ * so it is not announced: its first write is. The caller checks that `parentRunId` and `sweepId` are the team's.
+ */
+export async function createClientRun(db: Db, teamId: string, r: ClientRun): Promise<string> {
+  const project = await db.prisma.project.upsert({
+    where: { teamId_name: { teamId, name: r.project } },
+    create: { teamId, name: r.project },
+    update: {},
+    select: { id: true },
+  });
+  const now = new Date();
+  const { project: _project, config, ...cols } = r;
+  const created = await db.prisma.run.create({
+    data: {
+      ...cols,
+      projectId: project.id,
+      config: config as object,
+      startedAt: r.status === 'running' ? now : null,
+      heartbeatAt: now,
+    },
+    select: { id: true },
+  });
+  return created.id;
 }
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled'] as const;

@@ -1,4 +1,9 @@
+/**
+ * Reads of runs: the runs list (filtered, sorted, paged), one run as its page shows it, its live state, and which
+ * of some run ids are the team's.
+ */
 import type { Pool } from 'pg';
+import type { Db } from './client';
 
 export type CompareOp = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte';
 
@@ -186,4 +191,76 @@ function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
     // fall through
   }
   throw new BadCursorError();
+}
+
+/** The run page's run: every column it shows, its project, its parent and up to 100 of its children. */
+const RUN_DETAIL_SELECT = {
+  id: true,
+  projectId: true,
+  sweepId: true,
+  parentRunId: true,
+  name: true,
+  method: true,
+  constraint: true,
+  config: true,
+  configHash: true,
+  seed: true,
+  datasetHash: true,
+  backend: true,
+  status: true,
+  summary: true,
+  tags: true,
+  notes: true,
+  error: true,
+  writeSeq: true,
+  createdAt: true,
+  updatedAt: true,
+  startedAt: true,
+  finishedAt: true,
+  heartbeatAt: true,
+  project: { select: { id: true, name: true } },
+  parent: { select: { id: true, name: true, method: true } },
+  children: { select: { id: true, name: true, method: true, constraint: true, status: true }, take: 100 },
+} as const;
+
+/** A run of the team as the run page shows it (RUN_DETAIL_SELECT); null when not the team's. */
+export function findRunDetail(db: Db, teamId: string, runId: string) {
+  return db.prisma.run.findFirst({ where: { id: runId, project: { teamId } }, select: RUN_DETAIL_SELECT });
+}
+
+/**
+ * Everything on the run page that can change while the run trains: status, summary, timestamps, its write sequence
+ * (what a live view resumes from, docs/architecture.md) and each metric key's count and last value. Null when the
+ * run is not the team's.
+ */
+export function findRunLiveState(db: Db, teamId: string, runId: string) {
+  return db.prisma.run.findFirst({
+    where: { id: runId, project: { teamId } },
+    select: {
+      id: true,
+      status: true,
+      summary: true,
+      error: true,
+      writeSeq: true,
+      startedAt: true,
+      finishedAt: true,
+      heartbeatAt: true,
+      metrics: { select: { key: true, count: true, lastStep: true, lastValue: true }, orderBy: { key: 'asc' } },
+    },
+  });
+}
+
+/** The status of a run of the team; null when not the team's. */
+export function findRunStatus(db: Db, teamId: string, runId: string) {
+  return db.prisma.run.findFirst({ where: { id: runId, project: { teamId } }, select: { status: true } });
+}
+
+/** Those of `runIds` that are not runs of the team (missing, or another team's: the caller cannot tell which). */
+export async function missingRuns(pool: Pool, teamId: string, runIds: readonly string[]): Promise<string[]> {
+  const found = await pool.query<{ id: string }>(
+    `SELECT r.id FROM run r JOIN project p ON p.id = r.project_id WHERE r.id = ANY($1::text[]) AND p.team_id = $2`,
+    [runIds, teamId],
+  );
+  const have = new Set(found.rows.map((r) => r.id));
+  return runIds.filter((r) => !have.has(r));
 }

@@ -1,7 +1,7 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { artifactInput, id } from '@aft/contracts';
-import { registerArtifact, STORED_ARTIFACT_PREFIX } from '@aft/db';
+import { listArtifacts, registerArtifact, STORED_ARTIFACT_PREFIX } from '@aft/db';
 import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
@@ -23,25 +23,6 @@ export const artifactsRouter = {
 
   list: readProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
     await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
-    const rows = await ctx.db.prisma.artifact.findMany({
-      where: { runId: input.runId },
-      orderBy: [{ createdAt: 'asc' }],
-      select: {
-        id: true,
-        kind: true,
-        name: true,
-        uri: true,
-        sha256: true,
-        bytes: true,
-        step: true,
-        metadata: true,
-        createdAt: true,
-      },
-    });
-    return rows.map((r) => ({
-      ...r,
-      kind: r.kind === 'sample_set' ? 'sample-set' : r.kind,
-      bytes: r.bytes === null ? null : Number(r.bytes),
-    }));
+    return listArtifacts(ctx.db, input.runId);
   }),
 };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { eventInput, id, LIMITS, pgText } from '@aft/contracts';
-import { insertEvent } from '@aft/db';
+import { insertEvent, listEvents } from '@aft/db';
 import { logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
@@ -21,12 +21,6 @@ export const eventsRouter = {
     )
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
-      const rows = await ctx.db.prisma.event.findMany({
-        where: { runId: input.runId, kind: input.kind },
-        orderBy: { id: 'asc' },
-        take: input.limit,
-        select: { id: true, kind: true, step: true, details: true, createdAt: true },
-      });
-      return rows.map((r) => ({ ...r, id: r.id.toString() }));
+      return listEvents(ctx.db, input.runId, input);
     }),
 };

@@ -1,17 +1,21 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, metricKey, metricsLogInput, step } from '@aft/contracts';
-import { insertMetricPoints, querySeries, type Db, type MetricPoint, type PointColumns, type Series } from '@aft/db';
+import {
+  insertMetricPoints,
+  missingRuns,
+  querySeries,
+  runMetricKeys,
+  type Db,
+  type MetricPoint,
+  type PointColumns,
+  type Series,
+} from '@aft/db';
 import { chargeRate, logProcedure, readProcedure, type Context } from '../trpc';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
 export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
-  const found = await db.pool.query<{ id: string }>(
-    `SELECT r.id FROM run r JOIN project p ON p.id = r.project_id WHERE r.id = ANY($1::text[]) AND p.team_id = $2`,
-    [runIds, teamId],
-  );
-  const have = new Set(found.rows.map((r) => r.id));
-  const missing = runIds.filter((r) => !have.has(r));
+  const missing = await missingRuns(db.pool, teamId, runIds);
   if (missing.length) {
     throw new TRPCError({
       code: 'NOT_FOUND',
@@ -95,11 +99,7 @@ export const metricsRouter = {
     .input(z.object({ runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery) }))
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, input.runIds);
-      const rows = await ctx.db.prisma.runMetric.findMany({
-        where: { runId: { in: input.runIds } },
-        select: { runId: true, key: true, count: true, minStep: true, lastStep: true, lastValue: true },
-        orderBy: [{ runId: 'asc' }, { key: 'asc' }],
-      });
+      const rows = await runMetricKeys(ctx.db, input.runIds);
       return rows.map((r) => ({ ...r, lastValue: encodeNumber(r.lastValue) }));
     }),
 };

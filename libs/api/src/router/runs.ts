@@ -12,7 +12,18 @@ import {
   runStatus,
   tags,
 } from '@aft/contracts';
-import { deleteRun, listRuns, mergeRunSummary, setRunStatus, updateRunMeta, type Db } from '@aft/db';
+import {
+  createClientRun,
+  deleteRun,
+  findRunDetail,
+  findRunLiveState,
+  listRuns,
+  mergeRunSummary,
+  setRunStatus,
+  sweepExists,
+  updateRunMeta,
+  type Db,
+} from '@aft/db';
 import { removeRunArtifactFiles } from '../artifact-files';
 import { audit } from '../audit';
 import { streamGuard } from '../streams';
@@ -70,57 +81,15 @@ export function configHash(config: unknown): string {
     .slice(0, 16);
 }
 
-const runSelect = {
-  id: true,
-  projectId: true,
-  sweepId: true,
-  parentRunId: true,
-  name: true,
-  method: true,
-  constraint: true,
-  config: true,
-  configHash: true,
-  seed: true,
-  datasetHash: true,
-  backend: true,
-  status: true,
-  summary: true,
-  tags: true,
-  notes: true,
-  error: true,
-  writeSeq: true,
-  createdAt: true,
-  updatedAt: true,
-  startedAt: true,
-  finishedAt: true,
-  heartbeatAt: true,
-  project: { select: { id: true, name: true } },
-  parent: { select: { id: true, name: true, method: true } },
-  children: { select: { id: true, name: true, method: true, constraint: true, status: true }, take: 100 },
-} as const;
-
 async function getRun(db: Db, teamId: string, runId: string) {
-  const run = await db.prisma.run.findFirst({ where: { id: runId, project: { teamId } }, select: runSelect });
+  const run = await findRunDetail(db, teamId, runId);
   if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${runId} not found` });
   return run;
 }
 
 /** What the live subscription sends: everything on the run page that can change while it trains. */
 export async function runState(db: Db, teamId: string, runId: string) {
-  const run = await db.prisma.run.findFirst({
-    where: { id: runId, project: { teamId } },
-    select: {
-      id: true,
-      status: true,
-      summary: true,
-      error: true,
-      writeSeq: true,
-      startedAt: true,
-      finishedAt: true,
-      heartbeatAt: true,
-      metrics: { select: { key: true, count: true, lastStep: true, lastValue: true }, orderBy: { key: 'asc' } },
-    },
-  });
+  const run = await findRunLiveState(db, teamId, runId);
   if (!run) return null;
   return {
     ...run,
@@ -140,42 +109,25 @@ export const runsRouter = {
         return getRun(ctx.db, teamId, existing.id);
       }
       if (input.parentRunId) await getRun(ctx.db, teamId, input.parentRunId);
-      if (input.sweepId) {
-        const sweep = await ctx.db.prisma.sweep.findFirst({
-          where: { id: input.sweepId, project: { teamId } },
-          select: { id: true },
-        });
-        if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.sweepId} not found` });
-      }
-      const project = await ctx.db.prisma.project.upsert({
-        where: { teamId_name: { teamId, name: input.project } },
-        create: { teamId, name: input.project },
-        update: {},
-        select: { id: true },
+      if (input.sweepId && !(await sweepExists(ctx.db, teamId, input.sweepId)))
+        throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.sweepId} not found` });
+      const createdId = await createClientRun(ctx.db, teamId, {
+        project: input.project,
+        name: input.name ?? `${input.method}-${randomBytes(3).toString('hex')}`,
+        method: input.method,
+        constraint: input.constraint,
+        config: input.config,
+        configHash: configHash(input.config),
+        tags: [...new Set(input.tags)],
+        notes: input.notes,
+        seed: input.seed ?? null,
+        datasetHash: input.datasetHash ?? null,
+        backend: input.backend ?? null,
+        parentRunId: input.parentRunId ?? null,
+        sweepId: input.sweepId ?? null,
+        status: input.status,
       });
-      const now = new Date();
-      const created = await ctx.db.prisma.run.create({
-        data: {
-          projectId: project.id,
-          name: input.name ?? `${input.method}-${randomBytes(3).toString('hex')}`,
-          method: input.method,
-          constraint: input.constraint,
-          config: input.config as object,
-          configHash: configHash(input.config),
-          tags: [...new Set(input.tags)],
-          notes: input.notes,
-          seed: input.seed ?? null,
-          datasetHash: input.datasetHash ?? null,
-          backend: input.backend ?? null,
-          parentRunId: input.parentRunId ?? null,
-          sweepId: input.sweepId ?? null,
-          status: input.status,
-          startedAt: input.status === 'running' ? now : null,
-          heartbeatAt: now,
-        },
-        select: { id: true },
-      });
-      return getRun(ctx.db, teamId, created.id);
+      return getRun(ctx.db, teamId, createdId);
     }),
 
   get: readProcedure.input(z.object({ id })).query(async ({ ctx, input }) => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, pgText, samplesLogInput, step } from '@aft/contracts';
-import { insertSamples } from '@aft/db';
+import { insertSamples, listSamples, sampleSplits } from '@aft/db';
 import { chargeRate, logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
@@ -34,47 +34,16 @@ export const samplesRouter = {
     )
     .query(async ({ ctx, input }) => {
       await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
-      const rows = await ctx.db.prisma.sample.findMany({
-        where: {
-          runId: input.runId,
-          step: input.step,
-          split: input.split,
-          questionId: input.questionId,
-          correct: input.correct,
-        },
-        orderBy: [{ step: 'asc' }, { questionId: 'asc' }, { sampleIdx: 'asc' }, { id: 'asc' }],
-        skip: input.cursor ?? 0,
-        take: input.limit + 1,
-        select: {
-          step: true,
-          split: true,
-          questionId: true,
-          sampleIdx: true,
-          prompt: true,
-          completion: true,
-          extractedAnswer: true,
-          gold: true,
-          correct: true,
-          score: true,
-          rank: true,
-        },
-      });
-      const more = rows.length > input.limit;
-      if (more) rows.pop();
+      const { rows, nextOffset } = await listSamples(ctx.db, input, { offset: input.cursor ?? 0, limit: input.limit });
       return {
         items: rows.map((r) => ({ ...r, score: r.score === null ? null : encodeNumber(r.score) })),
-        nextCursor: more ? (input.cursor ?? 0) + input.limit : null,
+        nextCursor: nextOffset,
       };
     }),
 
   /** What a run's samples hold: each (split, step) with its number of questions and samples. */
   splits: readProcedure.input(z.object({ runId: id })).query(async ({ ctx, input }) => {
     await assertRuns(ctx.db, ctx.actor.teamId, [input.runId]);
-    const rows = await ctx.db.pool.query<{ split: string; step: number; questions: number; samples: number }>(
-      `SELECT split, step, count(DISTINCT question_id)::int AS questions, count(*)::int AS samples
-       FROM sample WHERE run_id = $1 GROUP BY split, step ORDER BY split, step`,
-      [input.runId],
-    );
-    return rows.rows;
+    return sampleSplits(ctx.db.pool, input.runId);
   }),
 };

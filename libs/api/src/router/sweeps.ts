@@ -9,13 +9,19 @@ import { z } from 'zod';
 import { encodeDeep, id, pgText, tags } from '@aft/contracts';
 import {
   cancelRuns,
+  countStatuses,
   createQueuedRuns,
   deleteQueuedRuns,
+  findForkSource,
+  findLaunchParent,
+  findRunStatus,
+  findSweepWithRuns,
+  listSweeps,
   startRun,
+  sweepExists,
   sweepStatus,
   type Db,
   type NewRun,
-  type SweepStatus,
 } from '@aft/db';
 import { alignJobConfig, planSweep, sweepSpec, vftJobConfig, type SweepParentJob } from '@aft/queue';
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
@@ -59,10 +65,7 @@ export const launchRouter = {
     const teamId = ctx.actor.teamId;
     let parentRunId: string | undefined;
     if (input.kind === 'align') {
-      const parent = await ctx.db.prisma.run.findFirst({
-        where: { id: input.parentRunId, project: { teamId } },
-        select: { id: true, method: true, status: true, config: true },
-      });
+      const parent = await findLaunchParent(ctx.db, teamId, input.parentRunId);
       if (!parent)
         throw new TRPCError({ code: 'NOT_FOUND', message: `parentRunId: run ${input.parentRunId} not found` });
       if (parent.method !== 'vft' || !vftJobConfig.safeParse(parent.config).success) {
@@ -79,14 +82,7 @@ export const launchRouter = {
       }
       parentRunId = parent.id;
       if (input.forkOf) {
-        const src = await ctx.db.prisma.run.findFirst({
-          where: { id: input.forkOf, project: { teamId } },
-          select: {
-            id: true,
-            parentRunId: true,
-            artifacts: { where: { name: 'last-good' }, select: { step: true }, take: 1 },
-          },
-        });
+        const src = await findForkSource(ctx.db, teamId, input.forkOf);
         if (!src) throw new TRPCError({ code: 'NOT_FOUND', message: `forkOf: run ${input.forkOf} not found` });
         if (src.parentRunId !== parent.id) {
           throw new TRPCError({
@@ -94,7 +90,7 @@ export const launchRouter = {
             message: `forkOf: run ${src.id} does not start from parent ${parent.id}`,
           });
         }
-        if (!src.artifacts.length) {
+        if (!src.hasLastGood) {
           throw new TRPCError({
             code: 'PRECONDITION_FAILED',
             message: `forkOf: run ${src.id} has no last good checkpoint (it degraded at its first evaluation, or never); fork from its parent instead`,
@@ -144,10 +140,7 @@ export const launchRouter = {
 
   /** Stops a run: a queued one never starts, a running one stops between steps. Finished runs are left alone. */
   cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    const run = await ctx.db.prisma.run.findFirst({
-      where: { id: input.id, project: { teamId: ctx.actor.teamId } },
-      select: { status: true },
-    });
+    const run = await findRunStatus(ctx.db, ctx.actor.teamId, input.id);
     if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
     const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { runIds: [input.id] }, 'canceled by a user');
     await ctx.jobs.cancel(canceled);
@@ -164,43 +157,10 @@ export const launchRouter = {
     }),
 };
 
-const PARENT_FIELDS = { id: true, name: true, status: true } as const;
-
 async function sweepView(db: Db, teamId: string, sweepId: string) {
-  const sweep = await db.prisma.sweep.findFirst({
-    where: { id: sweepId, project: { teamId } },
-    select: {
-      id: true,
-      name: true,
-      spec: true,
-      createdAt: true,
-      project: { select: { id: true, name: true } },
-      runs: {
-        // parents first, then in the order the sweep planned them
-        orderBy: [{ num: 'asc' }],
-        select: {
-          id: true,
-          name: true,
-          method: true,
-          constraint: true,
-          config: true,
-          seed: true,
-          status: true,
-          error: true,
-          summary: true,
-          parentRunId: true,
-          startedAt: true,
-          finishedAt: true,
-          heartbeatAt: true,
-          parent: { select: PARENT_FIELDS },
-          events: { where: { kind: 'degradation-detected' }, select: { step: true }, take: 1 },
-        },
-      },
-    },
-  });
+  const sweep = await findSweepWithRuns(db, teamId, sweepId);
   if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${sweepId} not found` });
-  const counts: Partial<Record<SweepStatus, number>> = {};
-  for (const r of sweep.runs) counts[r.status as SweepStatus] = (counts[r.status as SweepStatus] ?? 0) + 1;
+  const counts = countStatuses(sweep.runs);
   return {
     ...sweep,
     status: sweepStatus(counts),
@@ -272,28 +232,19 @@ export const sweepsRouter = {
   list: readProcedure
     .input(z.object({ projectId: id.optional(), limit: z.number().int().min(1).max(200).default(50) }))
     .query(async ({ ctx, input }) => {
-      const sweeps = await ctx.db.prisma.sweep.findMany({
-        where: { project: { teamId: ctx.actor.teamId }, ...(input.projectId ? { projectId: input.projectId } : {}) },
-        orderBy: { createdAt: 'desc' },
-        take: input.limit,
-        select: { id: true, name: true, createdAt: true, projectId: true, runs: { select: { status: true } } },
-      });
+      const sweeps = await listSweeps(ctx.db, ctx.actor.teamId, input);
       return sweeps.map(({ runs, ...s }) => {
-        const counts: Partial<Record<SweepStatus, number>> = {};
-        for (const r of runs) counts[r.status as SweepStatus] = (counts[r.status as SweepStatus] ?? 0) + 1;
+        const counts = countStatuses(runs);
         return { ...s, runs: runs.length, counts, status: sweepStatus(counts) };
       });
     }),
 
   /** Cancels every run of the sweep that has not finished. */
   cancel: launchProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    const sweep = await ctx.db.prisma.sweep.findFirst({
-      where: { id: input.id, project: { teamId: ctx.actor.teamId } },
-      select: { id: true },
-    });
-    if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.id} not found` });
-    const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { sweepId: sweep.id }, 'sweep canceled');
+    if (!(await sweepExists(ctx.db, ctx.actor.teamId, input.id)))
+      throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.id} not found` });
+    const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { sweepId: input.id }, 'sweep canceled');
     await ctx.jobs.cancel(canceled);
-    return { id: sweep.id, canceled: canceled.length };
+    return { id: input.id, canceled: canceled.length };
   }),
 };

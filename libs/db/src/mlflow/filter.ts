@@ -8,6 +8,9 @@
  * run_id, user_id, start_time, end_time, created). Keys may be bare (`tags.mlflow.runName`), `backquoted` or
  * "double-quoted". Comparators: = != > >= < <= for numbers; = != LIKE ILIKE for strings; IN / NOT IN for run_id,
  * status, run_name. Clauses join with AND (MLflow has no OR). Errors say what was wrong and what is accepted.
+ *
+ * It lives here, not in libs/api, because what it emits is SQL (docs/architecture.md, "Layers"); the MLflow API
+ * answers a FilterError as INVALID_PARAMETER_VALUE.
  */
 
 export class FilterError extends Error {}

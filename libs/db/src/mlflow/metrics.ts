@@ -1,0 +1,52 @@
+/** Metrics as the MLflow API reads them: each key's latest value per run, and one key's history. */
+import type { Pool, PoolClient } from 'pg';
+
+type Queryable = Pick<Pool | PoolClient, 'query'>;
+
+export interface LastMetricValue {
+  run_id: string;
+  key: string;
+  last_value: number;
+  last_step: number;
+  /** When the key was last logged. */
+  t: Date;
+}
+
+/** The latest value of every key of each run, by key. */
+export async function lastMetricValues(c: Queryable, runIds: readonly string[]): Promise<LastMetricValue[]> {
+  const r = await c.query<LastMetricValue>(
+    `SELECT run_id, key, last_value, last_step, updated_at AS t FROM run_metric WHERE run_id = ANY($1::text[]) ORDER BY key`,
+    [runIds],
+  );
+  return r.rows;
+}
+
+/** One key's points of a run (by its number), in step order; `t` is the wall time in ms since the epoch. */
+export async function metricHistory(
+  c: Queryable,
+  runNum: string,
+  key: string,
+  page: { limit: number; offset: number },
+): Promise<{ step: number; value: number; t: string }[]> {
+  const r = await c.query<{ step: number; value: number; t: string }>(
+    `SELECT p.step, p.value, (extract(epoch FROM p.wall_time) * 1000)::bigint::text AS t FROM metric_point p JOIN metric_key k ON k.id = p.key_id
+     WHERE p.run_num = $1 AND k.name = $2 ORDER BY p.step LIMIT $3 OFFSET $4`,
+    [runNum, key, page.limit, page.offset],
+  );
+  return r.rows;
+}
+
+/**
+ * Copies the latest value of each of `keys` into the run's summary (non-finite values as their strings), so the
+ * runs table and the results can sort on what an MLflow client logged. Runs after insertMetricPoints, which has
+ * already touched the run for the points.
+ */
+export async function copyLastMetricsToSummary(c: Queryable, runId: string, keys: readonly string[]): Promise<void> {
+  await c.query(
+    `UPDATE run SET summary = summary || (
+       SELECT jsonb_object_agg(key, CASE WHEN last_value IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(last_value::text) ELSE to_jsonb(last_value) END)
+       FROM run_metric WHERE run_id = $1 AND key = ANY($2::text[]))
+     WHERE id = $1`,
+    [runId, keys],
+  );
+}
