@@ -15,8 +15,8 @@ export const SECURITY_HEADERS = [
 ];
 
 const config: NextConfig = {
-  // The workspace libs export TypeScript source.
-  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts', '@aft/queue'],
+  // The workspace libs export TypeScript source (of @aft/aft-core, only the TensorFlow-free `@aft/aft-core/spec`).
+  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts', '@aft/queue', '@aft/aft-core'],
   serverExternalPackages: ['pg', 'bullmq', 'ioredis', '@prisma/adapter-pg'],
   turbopack: { root },
   outputFileTracingRoot: root,

@@ -11,7 +11,7 @@ import {
   generateArith,
   initBackend,
   loadCheckpoint,
-  METHODS,
+  RANKING_METHODS,
   OPTIM_DEFAULTS,
   referenceLogProbs,
   resolveVftConfig,
@@ -87,7 +87,7 @@ const TINY = {
 describe('alignment training smoke test', () => {
   const set = syntheticSet(12);
 
-  it.each(METHODS.flatMap((m) => CONSTRAINTS.map((c) => [m, c] as const)))(
+  it.each(RANKING_METHODS.flatMap((m) => CONSTRAINTS.map((c) => [m, c] as const)))(
     '%s with constraint %s: finite loss, every weight moves',
     async (method, constraint) => {
       const s = new VftSession(resolveVftConfig('tiny', TINY));

@@ -1,6 +1,6 @@
 /**
- * Queue contracts shared by the web app (producer) and the worker (consumer): queue names, job payload and
- * progress schemas (both sides parse), sweep specs and their expansion, producers, and Redis connection settings.
+ * Queue contracts shared by the web app (producer) and the worker (consumer): queue names, job payload schemas
+ * (both sides parse), sweep specs and their expansion, producers, and Redis connection settings.
  * `@aft/queue/spec` is the same schemas without BullMQ, for the browser.
  */
 export * from './spec';

@@ -1,26 +1,60 @@
 /**
- * Job payloads and progress messages, parsed on both sides: the producer (web) before it enqueues, the worker
+ * Job payloads and results, parsed on both sides: the producer (web) before it enqueues, the worker
  * before it trains. The trainer validates the config once more against its own presets (an unknown key fails
  * the job at once, unrecoverably).
  */
 import { z } from 'zod';
+import {
+  ALIGN_CHOICE_DEFAULTS,
+  ALIGN_METHODS,
+  CONSTRAINTS,
+  DEGRADATION_POLICIES,
+  FEEDBACK,
+  PRESETS,
+  SETTING_BOUNDS,
+  type NumberBound,
+} from '@aft/aft-core/spec';
 import { ALIGN_OVERRIDE_BOUNDS, boundedOverrides, VFT_OVERRIDE_BOUNDS } from './overrides';
 
-export const PRESETS = ['tiny', 'small'] as const;
-/** `vft` as an alignment method is continued fine-tuning (the control); `rft` is rejection-sampling fine-tuning. */
-export const ALIGN_METHODS = ['vft', 'rft', 'aft', 'dpo', 'rrhf', 'pro'] as const;
-export const CONSTRAINTS = ['none', 'detach', 'boundary'] as const;
-export const FEEDBACK = ['binary', 'ranked'] as const;
-export const DEGRADATION_POLICIES = ['flag', 'stop'] as const;
+/** A number within its bound, each message naming the setting (e.g. `k must be at least 1`, `lr is at most 1`). */
+export function boundedNumber(name: string, b: NumberBound) {
+  let n = z.number();
+  if (b.int) n = n.int(`${name} must be an integer`);
+  n = b.above
+    ? n.gt(b.min, `${name} must be > ${b.min}`)
+    : n.min(b.min, `${name} must be ${b.min >= 1 ? 'at least' : '≥'} ${b.min}`);
+  return n.max(b.max, `${name} is at most ${b.max.toLocaleString('en-US')}`);
+}
+
+const oneOf = <const T extends readonly [string, ...string[]]>(what: string, values: T) =>
+  z.enum(values, { message: `a ${what} is one of ${values.join(', ')}` });
+
+/**
+ * The schema of each setting a launch chooses, from the training vocabulary (`@aft/aft-core/spec`: values, bounds);
+ * the job configs below and the sweep spec (sweep.ts) add the spec's defaults.
+ */
+export const SETTINGS = {
+  preset: oneOf('preset', PRESETS),
+  method: oneOf('method', ALIGN_METHODS),
+  constraint: oneOf('constraint', CONSTRAINTS),
+  feedback: z.enum(FEEDBACK),
+  onDegradation: z.enum(DEGRADATION_POLICIES),
+  beta: boundedNumber('beta', SETTING_BOUNDS.beta),
+  dpoBeta: boundedNumber('dpoBeta', SETTING_BOUNDS.dpoBeta),
+  wNll: boundedNumber('wNll', SETTING_BOUNDS.wNll),
+  lr: boundedNumber('lr', SETTING_BOUNDS.lr),
+  steps: boundedNumber('steps', SETTING_BOUNDS.steps),
+  /** A VFT job's `steps` (a sweep names it `vftSteps`). */
+  vftSteps: boundedNumber('steps', SETTING_BOUNDS.vftSteps),
+  seed: boundedNumber('seed', SETTING_BOUNDS.seed),
+  k: boundedNumber('k', SETTING_BOUNDS.k),
+  temperature: boundedNumber('temperature', SETTING_BOUNDS.temperature),
+  questions: boundedNumber('questions', SETTING_BOUNDS.questions),
+};
 
 const runId = z.string().min(1).max(64);
 /** The job's own credential for its run (libs/db/src/run-tokens.ts): the worker logs with it, holding no team key. */
 const runToken = z.string().startsWith('aftrun_', 'runToken must be a run token').max(100);
-const seed = z
-  .number()
-  .int('seed must be an integer')
-  .min(0, 'seed must be ≥ 0')
-  .max(2 ** 31 - 1);
 /**
  * Dotted trainer settings, e.g. `{ "optim.lr": 1e-3, "model.nLayer": 3 }`: known keys only, each within its
  * bounds (overrides.ts), so a launch cannot ask a worker for an unbounded model or run.
@@ -29,10 +63,10 @@ const vftOverrides = boundedOverrides(VFT_OVERRIDE_BOUNDS, 'VFT');
 const alignOverrides = boundedOverrides(ALIGN_OVERRIDE_BOUNDS, 'alignment');
 
 export const samplingSpec = z.object({
-  k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64, 'k is at most 64'),
-  temperature: z.number().gt(0, 'temperature must be > 0').max(2, 'temperature is at most 2'),
+  k: SETTINGS.k,
+  temperature: SETTINGS.temperature,
   /** Training questions sampled and labelled. */
-  questions: z.number().int().min(1, 'questions must be at least 1').max(5000, 'questions is at most 5000'),
+  questions: SETTINGS.questions,
 });
 export type SamplingSpec = z.infer<typeof samplingSpec>;
 
@@ -40,9 +74,9 @@ export type SamplingSpec = z.infer<typeof samplingSpec>;
 export const sampleSetName = (s: SamplingSpec) => `samples-k${s.k}-t${s.temperature}-q${s.questions}.jsonl`;
 
 export const vftJobConfig = z.object({
-  preset: z.enum(PRESETS),
-  seed,
-  steps: z.number().int().min(1, 'steps must be at least 1').max(1_000_000, 'steps is at most 1,000,000').optional(),
+  preset: SETTINGS.preset,
+  seed: SETTINGS.seed,
+  steps: SETTINGS.vftSteps.optional(),
   overrides: vftOverrides.default({}),
   /** Sample sets to draw and label after training (what this parent's alignment runs need). */
   sampling: z.array(samplingSpec).max(16).default([]),
@@ -50,17 +84,17 @@ export const vftJobConfig = z.object({
 export type VftJobConfig = z.infer<typeof vftJobConfig>;
 
 export const alignJobConfig = z.object({
-  method: z.enum(ALIGN_METHODS),
-  constraint: z.enum(CONSTRAINTS).default('none'),
-  beta: z.number().min(0, 'beta must be ≥ 0').max(100).default(1),
-  dpoBeta: z.number().gt(0, 'dpoBeta must be > 0').max(100).default(0.1),
-  wNll: z.number().min(0, 'wNll must be ≥ 0').max(100).default(1),
-  lr: z.number().gt(0, 'lr must be > 0').max(1, 'lr is at most 1').default(3e-4),
-  steps: z.number().int().min(1, 'steps must be at least 1').max(100_000, 'steps is at most 100,000').default(120),
-  feedback: z.enum(FEEDBACK).default('binary'),
-  seed,
+  method: SETTINGS.method,
+  constraint: SETTINGS.constraint.default(ALIGN_CHOICE_DEFAULTS.constraint),
+  beta: SETTINGS.beta.default(ALIGN_CHOICE_DEFAULTS.beta),
+  dpoBeta: SETTINGS.dpoBeta.default(ALIGN_CHOICE_DEFAULTS.dpoBeta),
+  wNll: SETTINGS.wNll.default(ALIGN_CHOICE_DEFAULTS.wNll),
+  lr: SETTINGS.lr.default(ALIGN_CHOICE_DEFAULTS.lr),
+  steps: SETTINGS.steps.default(ALIGN_CHOICE_DEFAULTS.steps),
+  feedback: SETTINGS.feedback.default(ALIGN_CHOICE_DEFAULTS.feedback),
+  seed: SETTINGS.seed,
   sampling: samplingSpec,
-  onDegradation: z.enum(DEGRADATION_POLICIES).default('flag'),
+  onDegradation: SETTINGS.onDegradation.default(ALIGN_CHOICE_DEFAULTS.onDegradation),
   overrides: alignOverrides.default({}),
 });
 export type AlignJobConfig = z.infer<typeof alignJobConfig>;

@@ -7,23 +7,15 @@
  * field wins in the trainer, so an override of them would be silently ignored.
  */
 import { z } from 'zod';
-
-interface Bound {
-  min: number;
-  max: number;
-  /** Whole numbers only. */
-  int?: boolean;
-  /** `min` itself is excluded (a rate or a temperature must be > 0). */
-  above?: boolean;
-}
+import { SETTING_BOUNDS, type NumberBound as Bound } from '@aft/aft-core/spec';
 
 const int = (min: number, max: number): Bound => ({ min, max, int: true });
 const real = (min: number, max: number, above = false): Bound => ({ min, max, above });
 
-const MAX_STEPS = 1_000_000;
+const MAX_STEPS = SETTING_BOUNDS.vftSteps.max;
 
 const optim: Record<string, Bound> = {
-  'optim.lr': real(0, 1, true),
+  'optim.lr': SETTING_BOUNDS.lr,
   'optim.beta1': real(0, 0.999_999),
   'optim.beta2': real(0, 0.999_999),
   'optim.eps': real(0, 1, true),
@@ -36,8 +28,8 @@ const optim: Record<string, Bound> = {
 
 const evaluation: Record<string, Bound> = {
   'eval.assessQuestions': int(0, 5000),
-  'eval.k': int(1, 64),
-  'eval.temperature': real(0, 2, true),
+  'eval.k': SETTING_BOUNDS.k,
+  'eval.temperature': SETTING_BOUNDS.temperature,
   'eval.topK': int(0, 1000),
   'eval.maxNewTokens': int(1, 1024),
   'eval.batchSize': int(1, 1024),
@@ -45,7 +37,7 @@ const evaluation: Record<string, Bound> = {
 
 /** resolveVftConfig's keys (seed and preset have their own fields). */
 export const VFT_OVERRIDE_BOUNDS: Readonly<Record<string, Bound>> = {
-  steps: int(1, MAX_STEPS),
+  steps: SETTING_BOUNDS.vftSteps,
   batchSize: int(1, 512),
   accumulate: int(1, 64),
   evalEvery: int(1, MAX_STEPS),
@@ -58,7 +50,7 @@ export const VFT_OVERRIDE_BOUNDS: Readonly<Record<string, Bound>> = {
   'model.dModel': int(8, 1024),
   'model.initStd': real(0, 1, true),
   ...optim,
-  'data.seed': int(0, 2 ** 31 - 1),
+  'data.seed': SETTING_BOUNDS.seed,
   'data.maxAddend': int(1, 1000),
   'data.maxFactor': int(1, 1000),
   'data.train': int(1, 200_000),
@@ -77,11 +69,13 @@ export const ALIGN_OVERRIDE_BOUNDS: Readonly<Record<string, Bound>> = {
   'spec.maxCandidates': int(1, 64),
   ...optim,
   ...evaluation,
+  // a tiny pplRatio flags every evaluation: how tests force a degradation (docs/statistics.md)
   'degradation.pplRatio': real(0, 100, true),
-  // rises and drops may be negative: a test forces a degradation with accuracyDrop -1
-  'degradation.malformedRate': real(-1, 1),
-  'degradation.repetitionRate': real(-1, 1),
-  'degradation.accuracyDrop': real(-1, 1),
+  'degradation.alpha': real(0, 1, true),
+  // floors of the paired tests (libs/aft-core/src/degradation.ts): 0 leaves the decision to significance alone
+  'degradation.malformedRate': real(0, 1),
+  'degradation.repetitionRate': real(0, 1),
+  'degradation.accuracyDrop': real(0, 1),
 };
 
 export const MAX_OVERRIDES = 50;

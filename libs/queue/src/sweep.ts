@@ -5,17 +5,8 @@
  * (k, temperature, questions) share one labelled sample set.
  */
 import { z } from 'zod';
-import {
-  ALIGN_METHODS,
-  alignJobConfig,
-  CONSTRAINTS,
-  DEGRADATION_POLICIES,
-  FEEDBACK,
-  PRESETS,
-  vftJobConfig,
-  type AlignJobConfig,
-  type VftJobConfig,
-} from './jobs';
+import { isRankingMethod, SETTING_BOUNDS, SWEEP_BASE_DEFAULTS } from '@aft/aft-core/spec';
+import { alignJobConfig, boundedNumber, SETTINGS, vftJobConfig, type AlignJobConfig, type VftJobConfig } from './jobs';
 
 /** The most runs one sweep may expand to. */
 export const MAX_SWEEP_RUNS = 256;
@@ -28,48 +19,34 @@ const axis = <T extends z.ZodTypeAny>(name: string, item: T) =>
     .min(1, `axes.${name} is empty: give at least one value, or leave the axis out`)
     .max(64, `axes.${name} has more than 64 values`);
 
-const posNumber = (what: string) => z.number().gt(0, `${what} must be > 0`);
-
+/** Settings left out take the spec's sweep defaults (`@aft/aft-core/spec`), those an alignment job shares its own. */
 const base = z
   .object({
-    preset: z.enum(PRESETS).default('tiny'),
-    method: z.enum(ALIGN_METHODS).default('aft'),
-    constraint: z.enum(CONSTRAINTS).default('boundary'),
-    beta: z.number().min(0, 'beta must be ≥ 0').max(100).default(1),
-    dpoBeta: posNumber('dpoBeta').max(100).default(0.1),
-    wNll: z.number().min(0, 'wNll must be ≥ 0').max(100).default(1),
-    lr: posNumber('lr').max(1, 'lr is at most 1').default(3e-4),
-    steps: z.number().int().min(1, 'steps must be at least 1').max(100_000).default(120),
-    feedback: z.enum(FEEDBACK).default('binary'),
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31 - 1)
-      .default(1),
-    k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64).default(8),
-    temperature: posNumber('temperature').max(2).default(0.8),
-    questions: z.number().int().min(1).max(5000).default(500),
-    vftSteps: z.number().int().min(1).max(1_000_000).optional(),
+    preset: SETTINGS.preset.default(SWEEP_BASE_DEFAULTS.preset),
+    method: SETTINGS.method.default(SWEEP_BASE_DEFAULTS.method),
+    constraint: SETTINGS.constraint.default(SWEEP_BASE_DEFAULTS.constraint),
+    ...alignJobConfig.pick({ beta: true, dpoBeta: true, wNll: true, lr: true, steps: true, feedback: true }).shape,
+    seed: SETTINGS.seed.default(SWEEP_BASE_DEFAULTS.seed),
+    k: SETTINGS.k.default(SWEEP_BASE_DEFAULTS.k),
+    temperature: SETTINGS.temperature.default(SWEEP_BASE_DEFAULTS.temperature),
+    questions: SETTINGS.questions.default(SWEEP_BASE_DEFAULTS.questions),
+    vftSteps: boundedNumber('vftSteps', SETTING_BOUNDS.vftSteps).optional(),
     vftOverrides: vftJobConfig.shape.overrides,
     alignOverrides: alignJobConfig.shape.overrides,
   })
   .strict();
 
-const axisValues = {
-  method: z.enum(ALIGN_METHODS, { message: `a method is one of ${ALIGN_METHODS.join(', ')}` }),
-  constraint: z.enum(CONSTRAINTS, { message: `a constraint is one of ${CONSTRAINTS.join(', ')}` }),
-  beta: z.number().min(0, 'beta must be ≥ 0').max(100, 'beta is at most 100'),
-  lr: posNumber('lr').max(1, 'lr is at most 1'),
-  k: z.number().int('k must be an integer').min(1, 'k must be at least 1').max(64, 'k is at most 64'),
-  temperature: posNumber('temperature').max(2, 'temperature is at most 2'),
-  seed: z
-    .number()
-    .int('seed must be an integer')
-    .min(0, 'seed must be ≥ 0')
-    .max(2 ** 31 - 1),
-  preset: z.enum(PRESETS, { message: `a preset is one of ${PRESETS.join(', ')}` }),
-};
+/** The settings a sweep may vary, on an axis or in an explicit point. */
+const axisValues = z.object(SETTINGS).pick({
+  method: true,
+  constraint: true,
+  beta: true,
+  lr: true,
+  k: true,
+  temperature: true,
+  seed: true,
+  preset: true,
+}).shape;
 type AxisName = keyof typeof axisValues;
 const AXIS_ORDER: AxisName[] = ['preset', 'seed', 'k', 'temperature', 'method', 'constraint', 'beta', 'lr'];
 
@@ -87,19 +64,7 @@ const axes = z
   .partial()
   .strict();
 
-const point = z
-  .object({
-    method: axisValues.method,
-    constraint: axisValues.constraint,
-    beta: axisValues.beta,
-    lr: axisValues.lr,
-    k: axisValues.k,
-    temperature: axisValues.temperature,
-    seed: axisValues.seed,
-    preset: axisValues.preset,
-  })
-  .partial()
-  .strict();
+const point = z.object(axisValues).partial().strict();
 
 export const sweepSpec = z
   .object({
@@ -138,7 +103,7 @@ export const sweepSpec = z
       .max(64, 'maxConcurrent is at most 64')
       .default(2),
     /** What a degraded alignment run gets: an event only (`flag`), or stopped as well (`stop`). */
-    onDegradation: z.enum(DEGRADATION_POLICIES).default('flag'),
+    onDegradation: SETTINGS.onDegradation.default(SWEEP_BASE_DEFAULTS.onDegradation),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -274,8 +239,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   const seen = new Set<string>();
   /** `p` as it trains (ignored settings normalised), or null when an earlier point already trains the same. */
   const distinct = (p: Point): Point | null => {
-    const noRanking = p.method === 'vft' || p.method === 'rft';
-    const constraint = noRanking ? 'none' : p.constraint;
+    const constraint = isRankingMethod(p.method) ? p.constraint : 'none';
     const q = { ...p, constraint, beta: constraint === 'boundary' ? p.beta : b.beta };
     const key = JSON.stringify(AXIS_ORDER.map((a) => q[a]));
     if (seen.has(key)) return null;
@@ -331,7 +295,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     });
     const varying = (a: AxisName) =>
       (spec.axes[a]?.length ?? 0) > 1 || (spec.points?.some((q) => q[a] !== undefined) ?? false);
-    const parts: (string | null)[] = [p.method, p.method === 'vft' || p.method === 'rft' ? null : p.constraint];
+    const parts: (string | null)[] = [p.method, isRankingMethod(p.method) ? p.constraint : null];
     if (p.constraint === 'boundary') parts.push(`b${fmt(p.beta)}`);
     if (varying('lr')) parts.push(`lr${fmt(p.lr)}`);
     if (varying('k')) parts.push(`k${p.k}`);

@@ -1,19 +1,21 @@
 /**
  * `aft loss`: JSON on stdin → `{"loss": number, "grads": [[...], ...]}` on stdout, for checking our losses against
- * any other implementation. Input: {"method": "aft"|"dpo"|"rrhf"|"pro", "constraint": "none"|"detach"|"boundary",
- * "beta": 1.0, "dpoBeta": 0.1, "groups": [{"scores": [..], "ranks": [..], "refScores": [..]}]}.
+ * any other implementation. Input: {"method": a ranking method, "constraint": a constraint, "beta": 1.0,
+ * "dpoBeta": 0.1, "groups": [{"scores": [..], "ranks": [..], "refScores": [..]}]}; methods, constraints and the
+ * defaults are the spec's (spec.ts).
  */
 import { z } from 'zod';
-import { CONSTRAINTS, lossAndGrads, METHODS } from '../losses';
+import { lossAndGrads } from '../losses';
+import { ALIGN_CHOICE_DEFAULTS, CONSTRAINTS, RANKING_METHODS } from '../spec';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
 export const lossInput = z
   .object({
-    method: z.enum(METHODS),
-    constraint: z.enum(CONSTRAINTS).default('none'),
-    beta: finite.min(0).default(1),
-    dpoBeta: finite.positive().default(0.1),
+    method: z.enum(RANKING_METHODS),
+    constraint: z.enum(CONSTRAINTS).default(ALIGN_CHOICE_DEFAULTS.constraint),
+    beta: finite.min(0).default(ALIGN_CHOICE_DEFAULTS.beta),
+    dpoBeta: finite.positive().default(ALIGN_CHOICE_DEFAULTS.dpoBeta),
     groups: z
       .array(
         z

@@ -7,8 +7,8 @@
  *              [--step-strict] [--seed 1] [--out FILE.jsonl]
  *   aft eval   --checkpoint DIR [--split test] [--questions 500] [--k 8] [--temperature 0.8] [--assess 100] [--seed 1]
  *              [--per-question FILE --arm NAME]   (per-question correctness as `aft stats paired` reads it)
- *   aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary]
- *              [--beta 1] [--dpo-beta 0.1] [--w-nll 1] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR]
+ *   aft align  --parent DIR --samples FILE [--method M] [--constraint C] [--beta 1] [--dpo-beta 0.1] [--w-nll 1]
+ *              [--feedback F] [--steps N] [--seed N] [--out DIR]   (methods, constraints, feedback kinds: spec.ts)
  *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
@@ -20,27 +20,27 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../backend';
-import { generateArith } from '../data/arith';
 import { grade } from '../data/grader';
 import { evaluate } from '../eval';
 import { labelQuestions, writeLabelledSet } from '../label';
 import { loadModel } from '../model/load';
 import { Rng } from '../rng';
-import { resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
+import { checkpointDataset, resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
 import { resolveAlignConfig, runAlign, type AlignConfig } from '../train/run-align';
-import { CONSTRAINTS } from '../losses';
+import * as spec from '../spec';
 import { runLoss } from './loss';
 import { statsCommand } from './stats';
 import { reproduce } from './reproduce';
 import { Progress } from './progress';
 import { num, parseSets, UsageError } from './util';
 
+const oneOf = (xs: readonly string[]) => xs.join('|');
 const USAGE = `usage:
-  aft vft    --preset tiny|small [--seed N] [--steps N] [--out DIR] [--set key=value ...]
-  aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
+  aft vft    --preset ${oneOf(spec.PRESETS)} [--seed N] [--steps N] [--out DIR] [--set key=value ...]
+  aft sample --checkpoint DIR [--k ${spec.SAMPLING_DEFAULTS.k}] [--temperature ${spec.SAMPLING_DEFAULTS.temperature}] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N] [--per-question FILE --arm NAME]
-  aft align  --parent DIR --samples FILE [--method aft|dpo|rrhf|pro|vft|rft] [--constraint none|detach|boundary] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback binary|ranked] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
-  aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--vft-steps N] [--questions 500] [--concurrency 2] [--out DIR]
+  aft align  --parent DIR --samples FILE [--method ${oneOf([...spec.RANKING_METHODS, ...spec.CONTROL_METHODS])}] [--constraint ${oneOf(spec.CONSTRAINTS)}] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback ${oneOf(spec.FEEDBACK)}] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
+  aft reproduce [--preset ${spec.DEFAULT_PRESET}] [--seeds 3] [--steps 40] [--vft-steps N] [--questions ${spec.SAMPLING_DEFAULTS.questions}] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)
   aft stats paired --control ARM [--resamples N] [--seed N]  (JSON lines {"seed","arm","questionId","correct"} on stdin)`;
@@ -51,7 +51,7 @@ async function cmdVft(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
-      preset: { type: 'string', default: 'tiny' },
+      preset: { type: 'string', default: spec.DEFAULT_PRESET },
       seed: { type: 'string' },
       steps: { type: 'string' },
       out: { type: 'string' },
@@ -106,7 +106,7 @@ async function cmdVft(argv: string[]) {
 }
 
 async function problemsOf(meta: { config: Record<string, unknown> }, split: string, n: number | undefined) {
-  const data = generateArith((meta.config as unknown as VftConfig).data);
+  const data = checkpointDataset(meta);
   const set = { train: data.train, val: data.val, test: data.test }[split];
   if (!set) throw new UsageError(`--split must be train, val or test, got "${split}"`);
   return set.slice(0, n ?? set.length);
@@ -117,11 +117,11 @@ async function cmdSample(argv: string[]) {
     args: argv,
     options: {
       checkpoint: { type: 'string' },
-      k: { type: 'string', default: '8' },
-      temperature: { type: 'string', default: '0.8' },
+      k: { type: 'string', default: String(spec.SAMPLING_DEFAULTS.k) },
+      temperature: { type: 'string', default: String(spec.SAMPLING_DEFAULTS.temperature) },
       'top-k': { type: 'string', default: '0' },
       split: { type: 'string', default: 'train' },
-      questions: { type: 'string', default: '500' },
+      questions: { type: 'string', default: String(spec.SAMPLING_DEFAULTS.questions) },
       'step-strict': { type: 'boolean', default: false },
       seed: { type: 'string', default: '1' },
       out: { type: 'string' },
@@ -225,8 +225,8 @@ async function cmdAlign(argv: string[]) {
     options: {
       parent: { type: 'string' },
       samples: { type: 'string' },
-      method: { type: 'string', default: 'aft' },
-      constraint: { type: 'string', default: 'none' },
+      method: { type: 'string', default: spec.ALIGN_CHOICE_DEFAULTS.method },
+      constraint: { type: 'string', default: spec.ALIGN_CHOICE_DEFAULTS.constraint },
       beta: { type: 'string' },
       'dpo-beta': { type: 'string' },
       'w-nll': { type: 'string' },
@@ -239,10 +239,10 @@ async function cmdAlign(argv: string[]) {
   });
   if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
   if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
-  if (!(CONSTRAINTS as readonly string[]).includes(values.constraint))
-    throw new UsageError(`--constraint must be one of ${CONSTRAINTS.join(', ')}`);
-  if (values.feedback && !['binary', 'ranked'].includes(values.feedback))
-    throw new UsageError('--feedback must be binary or ranked');
+  if (!(spec.CONSTRAINTS as readonly string[]).includes(values.constraint))
+    throw new UsageError(`--constraint must be one of ${spec.CONSTRAINTS.join(', ')}`);
+  if (values.feedback && !(spec.FEEDBACK as readonly string[]).includes(values.feedback))
+    throw new UsageError(`--feedback must be ${spec.FEEDBACK.join(' or ')}`);
   let cfg: AlignConfig;
   try {
     cfg = resolveAlignConfig(
@@ -347,11 +347,11 @@ try {
       const { values } = parseArgs({
         args: rest,
         options: {
-          preset: { type: 'string', default: 'tiny' },
+          preset: { type: 'string', default: spec.DEFAULT_PRESET },
           seeds: { type: 'string', default: '3' },
           steps: { type: 'string', default: '40' },
           'vft-steps': { type: 'string' },
-          questions: { type: 'string', default: '500' },
+          questions: { type: 'string', default: String(spec.SAMPLING_DEFAULTS.questions) },
           concurrency: { type: 'string', default: '2' },
           out: { type: 'string', default: 'runs/reproduce' },
         },

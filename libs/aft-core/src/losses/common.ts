@@ -7,9 +7,7 @@
  * (Gather's gradient has no wasm kernel).
  */
 import * as tf from '@tensorflow/tfjs';
-
-export const CONSTRAINTS = ['none', 'detach', 'boundary'] as const;
-export type ConstraintName = (typeof CONSTRAINTS)[number];
+import type { ConstraintName } from '../spec';
 
 export interface Constraint {
   kind: ConstraintName;

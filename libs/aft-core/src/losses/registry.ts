@@ -1,20 +1,19 @@
 /**
- * The registry of ranking losses: a name maps to a pure function of one group's scores and ranks. Every method
- * takes the same constraint option. `groupsLoss` averages over the groups that have at least one pair (a group with
- * no pair contributes nothing) — the contract `aft loss` exposes so other implementations can be checked against it.
+ * The registry of ranking losses: each ranking method of the spec (spec.ts, RANKING_METHODS) maps to a pure function
+ * of one group's scores and ranks. Every method takes the same constraint option. `groupsLoss` averages over the
+ * groups that have at least one pair (a group with no pair contributes nothing) — the contract `aft loss` exposes so
+ * other implementations can be checked against it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CONSTRAINTS, isRankingMethod, RANKING_METHODS, type ConstraintName, type RankingMethod } from '../spec';
 import { aftGroupLoss } from './aft';
-import { CONSTRAINTS, pairMask, type Constraint, type ConstraintName, type PairMask } from './common';
+import { pairMask, type Constraint, type PairMask } from './common';
 import { dpoGroupLoss } from './dpo';
 import { proGroupLoss } from './pro';
 import { rrhfGroupLoss } from './rrhf';
 
-export const METHODS = ['aft', 'dpo', 'rrhf', 'pro'] as const;
-export type MethodName = (typeof METHODS)[number];
-
 export interface LossSpec {
-  method: MethodName;
+  method: RankingMethod;
   constraint: ConstraintName;
   /** Boundary margin β. */
   beta: number;
@@ -32,7 +31,8 @@ export interface ScoredGroup {
 
 type GroupLoss = (g: ScoredGroup, m: PairMask, c: Constraint, spec: LossSpec) => tf.Scalar;
 
-export const LOSSES: Record<MethodName, GroupLoss> = {
+/** One loss per ranking method: a spec method without one here, or one here not in the spec, fails to compile. */
+export const LOSSES: Readonly<Record<RankingMethod, GroupLoss>> = {
   aft: (g, m, c) => aftGroupLoss(g.scores, m, c),
   rrhf: (g, m, c) => rrhfGroupLoss(g.scores, m, c),
   pro: (g, m, c) => proGroupLoss(g.scores, m, c),
@@ -44,9 +44,8 @@ export const LOSSES: Record<MethodName, GroupLoss> = {
 };
 
 export function getLoss(name: string): GroupLoss {
-  const fn = LOSSES[name as MethodName];
-  if (!fn) throw new Error(`unknown loss "${name}"; valid losses: ${METHODS.join(', ')}`);
-  return fn;
+  if (!isRankingMethod(name)) throw new Error(`unknown loss "${name}"; valid losses: ${RANKING_METHODS.join(', ')}`);
+  return LOSSES[name];
 }
 
 export function checkSpec(spec: LossSpec): LossSpec {
