@@ -28,12 +28,10 @@ export async function processRelease(
   for (const r of release.runs) {
     // a run canceled meanwhile (a canceled sweep cancels its parent too) has no token left, and stays canceled
     const api = new Transport({ url: trackerUrl, apiKey: r.runToken });
-    const cur = await api
-      .call<{ status: string }>('runs.get', { id: r.runId }, 'GET')
-      .catch((e: Error & { code?: string }) => {
-        if (e.code === 'UNAUTHORIZED' || e.code === 'NOT_FOUND') return null;
-        throw e;
-      });
+    const cur = await api.call('runs.get', { id: r.runId }).catch((e: Error & { code?: string }) => {
+      if (e.code === 'UNAUTHORIZED' || e.code === 'NOT_FOUND') return null;
+      throw e;
+    });
     if (cur?.status !== 'queued') continue;
     await api.call('runs.setStatus', {
       id: r.runId,

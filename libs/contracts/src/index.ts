@@ -3,3 +3,4 @@ export * from './limits';
 export * from './tracking';
 export * from './text';
 export * from './progress';
+export * from './procedures';

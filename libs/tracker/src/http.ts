@@ -1,4 +1,9 @@
-/** The SDK's HTTP transport: tRPC procedures called as plain JSON over fetch, with retries and backoff. */
+/**
+ * The SDK's HTTP transport: tRPC procedures called as plain JSON over fetch, with retries and backoff. Which
+ * procedures, with what input and output, is the table in @aft/contracts (procedures.ts): a call is checked at
+ * compile time, and libs/api's tests hold that table to the router's own types.
+ */
+import { TRACKING_METHODS, type TrackingInput, type TrackingOutput, type TrackingProcedure } from '@aft/contracts';
 
 export class TrackerError extends Error {
   constructor(
@@ -6,6 +11,8 @@ export class TrackerError extends Error {
     /** HTTP status; 0 when the server could not be reached. */
     readonly status: number,
     readonly code: string,
+    /** How long the server asked us to wait before sending again (its Retry-After), if it said. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'TrackerError';
@@ -47,10 +54,11 @@ export class Transport {
   }
 
   /** One attempt. */
-  async once<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
+  async once<P extends TrackingProcedure>(path: P, input: TrackingInput<P>): Promise<TrackingOutput<P>> {
     const headers: Record<string, string> = { 'x-api-key': this.opts.apiKey };
     let url = `${this.base}/api/trpc/${path}`;
     let body: string | undefined;
+    const method = TRACKING_METHODS[path];
     if (method === 'GET') url += `?input=${encodeURIComponent(JSON.stringify(input))}`;
     else {
       body = JSON.stringify(input);
@@ -60,10 +68,12 @@ export class Transport {
     try {
       res = await this.doFetch(url, { method, headers, body });
     } catch (e) {
-      throw new TrackerError(`cannot reach ${this.base}: ${(e as Error).message}`, 0, 'NETWORK');
+      throw new TrackerError(`cannot reach ${this.base}: ${e instanceof Error ? e.message : String(e)}`, 0, 'NETWORK');
     }
     const text = await res.text();
-    let json: { result?: { data: T }; error?: { message?: string; data?: { code?: string } } } | null = null;
+    // the output's type is the table's, which libs/api/test/procedures.test.ts holds to what the router returns
+    let json: { result?: { data: TrackingOutput<P> }; error?: { message?: string; data?: { code?: string } } } | null =
+      null;
     try {
       json = JSON.parse(text);
     } catch {
@@ -71,33 +81,30 @@ export class Transport {
     }
     if (res.ok && json?.result) return json.result.data;
     const retryAfter = Number(res.headers.get('retry-after'));
-    const err = new TrackerError(
+    throw new TrackerError(
       json?.error?.message ?? `HTTP ${res.status} from ${path}: ${text.slice(0, 200)}`,
       res.status,
       json?.error?.data?.code ?? 'HTTP',
+      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
     );
-    if (Number.isFinite(retryAfter) && retryAfter > 0)
-      (err as TrackerError & { retryAfterMs?: number }).retryAfterMs = retryAfter * 1000;
-    throw err;
   }
 
   /**
    * Retries what is retryable with exponential backoff and jitter (0.25 s doubling to 15 s, honouring Retry-After).
    * Safe for every write the SDK makes: the server stores each point, sample and artifact once, however often sent.
    */
-  async call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
+  async call<P extends TrackingProcedure>(path: P, input: TrackingInput<P>): Promise<TrackingOutput<P>> {
     const started = Date.now();
     const retryFor = this.opts.retryForMs ?? 600_000;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.once<T>(path, input, method);
+        return await this.once(path, input);
       } catch (e) {
         const err = e instanceof TrackerError ? e : new TrackerError(String(e), 0, 'UNKNOWN');
         const budget = err.status === 500 ? Math.min(retryFor, this.opts.retryServerErrorForMs ?? 60_000) : retryFor;
         const deadline = started + budget;
         if (!err.retryable || Date.now() >= deadline) throw err;
-        const hinted = (err as TrackerError & { retryAfterMs?: number }).retryAfterMs;
-        const delay = Math.min(hinted ?? 250 * 2 ** Math.min(attempt - 1, 6) * (0.5 + Math.random()), 15_000);
+        const delay = Math.min(err.retryAfterMs ?? 250 * 2 ** Math.min(attempt - 1, 6) * (0.5 + Math.random()), 15_000);
         this.opts.onRetry?.(err, attempt, delay);
         await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
       }

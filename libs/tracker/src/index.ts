@@ -1,6 +1,6 @@
 import type { RunCreateInput } from '@aft/contracts';
 import { Transport, TrackerError, type TransportOptions } from './http';
-import { Run, type BatchOptions, type RunInfo } from './run';
+import { Run, type BatchOptions } from './run';
 import { trackerEnv } from './env';
 
 export { Run, type BatchOptions, type SampleRow } from './run';
@@ -87,7 +87,7 @@ export async function init(opts: InitOptions): Promise<Run> {
     onError,
     ...create
   } = opts;
-  const info = await transport.call<RunInfo>('runs.create', create);
+  const info = await transport.call('runs.create', create);
   const batching = { batchPoints, flushIntervalMs, maxInFlight, onError };
   const run = new Run(info, url, transport, batching, (r) => live.delete(r));
   if (finishOnExit) {
@@ -114,12 +114,9 @@ export type AttachOptions = BatchOptions & {
  */
 export async function attach(opts: AttachOptions): Promise<Run | null> {
   const { url, transport } = transportFor(opts);
-  const started = await transport.call<{ started: boolean; status: string }>('runs.start', {
-    id: opts.runId,
-    backend: opts.backend,
-  });
+  const started = await transport.call('runs.start', { id: opts.runId, backend: opts.backend });
   if (!started.started) return null;
-  const info = await transport.call<RunInfo>('runs.get', { id: opts.runId }, 'GET');
+  const info = await transport.call('runs.get', { id: opts.runId });
   return new Run(info, url, transport, {
     batchPoints: opts.batchPoints,
     flushIntervalMs: opts.flushIntervalMs,
@@ -154,7 +151,8 @@ export async function exportArchive(
     'projectId' in what ? `project=${encodeURIComponent(what.projectId)}` : `sweep=${encodeURIComponent(what.sweepId)}`;
   const res = await (opts.fetch ?? fetch)(`${base}/api/export?${q}`, { headers: { 'x-api-key': apiKey } });
   if (!res.ok || !res.body) {
-    const j = (await res.json().catch(() => null)) as { error?: { message?: string; code?: string } } | null;
+    // the export route's error body (libs/api/src/export.ts), or null when it sent none
+    const j: { error?: { message?: string; code?: string } } | null = await res.json().catch(() => null);
     throw new TrackerError(
       j?.error?.message ?? `export failed: HTTP ${res.status}`,
       res.status,
@@ -162,6 +160,7 @@ export async function exportArchive(
     );
   }
   let bytes = 0;
+  // the same stream under two declarations: the DOM lib's fetch body and node:stream/web's (no async iterator)
   const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
   body.on('data', (c: Buffer) => (bytes += c.length));
   await pipeline(body, createWriteStream(file));

@@ -6,17 +6,11 @@ import {
   sampleInput,
   type ArtifactInput,
   type RunStatus,
-  type WireNumber,
   type SampleInput,
+  type TrackedRun,
+  type WireNumber,
 } from '@aft/contracts';
 import { TrackerError, type Transport } from './http';
-
-export interface RunInfo {
-  id: string;
-  name: string;
-  projectId: string;
-  project: { id: string; name: string };
-}
 
 export interface BatchOptions {
   /** Send when this many points are buffered (default 5,000; the server takes up to 10,000 per request). */
@@ -46,6 +40,14 @@ interface PointBuffer {
 const emptyBuffer = (): PointBuffer => ({ keys: [], index: new Map(), key: [], step: [], value: [], time: [] });
 const MAX_KEYS_PER_BATCH = 1000;
 
+/** A summary with its non-finite numbers as the wire's strings ("NaN", "Infinity", "-Infinity"). */
+const encodeSummary = (summary: Record<string, number | string | boolean | null>) =>
+  Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, typeof v === 'number' ? encodeNumber(v) : v]));
+
+/** Event details with their non-finite numbers, however deep, as the wire's strings. */
+const encodeDetails = (details: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(details).map(([k, v]) => [k, encodeDeep(v)]));
+
 /** Key names already validated in this process (validation runs once per name, not once per point). */
 const validKeys = new Set<string>();
 
@@ -67,7 +69,7 @@ export class Run {
   private readonly maxInFlight: number;
 
   constructor(
-    info: RunInfo,
+    info: TrackedRun,
     baseUrl: string,
     private readonly transport: Transport,
     opts: BatchOptions = {},
@@ -151,23 +153,25 @@ export class Run {
   /** Records an event, e.g. `degradation-detected` with its step and evidence. */
   async logEvent(kind: string, step?: number, details?: Record<string, unknown>): Promise<void> {
     this.assertOpen();
-    await this.transport.call('events.log', { runId: this.id, kind, step, details: encodeDeep(details ?? {}) });
+    await this.transport.call('events.log', { runId: this.id, kind, step, details: encodeDetails(details ?? {}) });
   }
 
   /** Merges final metrics into the run's summary (what tables sort by). */
   async setSummary(summary: Record<string, number | string | boolean | null>): Promise<void> {
     this.assertOpen();
-    await this.transport.call('runs.setSummary', { id: this.id, summary: encodeDeep(summary) });
+    await this.transport.call('runs.setSummary', { id: this.id, summary: encodeSummary(summary) });
   }
 
   /** The value a metric has at a step (what a resumed trainer continues a running total from), or null. */
   async valueAt(key: string, step: number): Promise<number | null> {
-    const [series] = await this.transport.call<{ mode: string; steps: number[]; values?: WireNumber[] }[]>(
-      'metrics.series',
-      { runIds: [this.id], keys: [key], minStep: step, maxStep: step, buckets: 10 },
-      'GET',
-    );
-    const v = series?.mode === 'raw' && series.steps[0] === step ? series.values?.[0] : undefined;
+    const [series] = await this.transport.call('metrics.series', {
+      runIds: [this.id],
+      keys: [key],
+      minStep: step,
+      maxStep: step,
+      buckets: 10,
+    });
+    const v = series?.mode === 'raw' && series.steps[0] === step ? series.values[0] : undefined;
     return typeof v === 'number' ? v : null;
   }
 

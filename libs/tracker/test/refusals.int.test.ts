@@ -106,6 +106,8 @@ describe('refused input', () => {
 });
 
 describe('what is retried', () => {
+  /** A batch the stand-in servers below never read: they answer every request alike. */
+  const batch = { runId: 'r-any', points: [{ key: 'loss', step: 0, value: 1 }] };
   /** A stand-in server answering `status` to every request, counting them. */
   async function answering(status: number) {
     const hits = { n: 0 };
@@ -124,14 +126,14 @@ describe('what is retried', () => {
     ] as const) {
       const { s, hits } = await answering(status);
       const tr = new Transport({ url: s.url, apiKey: key, retryForMs: 5_000 });
-      await expect(tr.call('metrics.log', {})).rejects.toMatchObject({ status });
+      await expect(tr.call('metrics.log', batch)).rejects.toMatchObject({ status });
       expect(hits.n).toBe(attempts);
       await s.close();
     }
     const five = await answering(500);
     const started = Date.now();
     const tr = new Transport({ url: five.s.url, apiKey: key, retryForMs: 60_000, retryServerErrorForMs: 1_000 });
-    await expect(tr.call('metrics.log', {})).rejects.toMatchObject({ status: 500 });
+    await expect(tr.call('metrics.log', batch)).rejects.toMatchObject({ status: 500 });
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(five.hits.n).toBeGreaterThan(1);
     await five.s.close();
@@ -139,7 +141,7 @@ describe('what is retried', () => {
     const busy = await answering(503);
     const retries: number[] = [];
     const tr2 = new Transport({ url: busy.s.url, apiKey: key, retryForMs: 1_500, onRetry: (_e, a) => retries.push(a) });
-    await expect(tr2.call('metrics.log', {})).rejects.toMatchObject({ status: 503 });
+    await expect(tr2.call('metrics.log', batch)).rejects.toMatchObject({ status: 503 });
     expect(retries.length).toBeGreaterThan(1);
     await busy.s.close();
   });

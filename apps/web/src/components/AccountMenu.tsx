@@ -1,13 +1,11 @@
 'use client';
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
+import type { RouterOutputs } from '@aft/api';
 import { useReady } from '../lib/use-ready';
 
-interface Me {
-  user: { email: string; name: string };
-  teams: { slug: string; name: string; role: string }[];
-  current: { slug: string; role: string } | null;
-}
+/** Who is signed in, their teams and the one being worked in (teams.me). */
+type Me = RouterOutputs['teams']['me'];
 
 /** The header's account corner: the team being worked in (switching sets the `aft_team` cookie), team settings, sign-out. */
 export function AccountMenu({ me }: { me: Me }) {

@@ -4,15 +4,11 @@ import { useEffect, useMemo, useState } from 'react';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import { colorAt } from '../lib/group-series';
 import { inApiBatches } from '../lib/batch';
+import { recordOf } from '../lib/json';
+import type { ResultRun } from '../lib/results';
 import { trpc } from '../lib/trpc';
 
-interface ScatterRun {
-  id: string;
-  name: string;
-  method: string;
-  constraint: string;
-  summary: Record<string, unknown>;
-}
+type ScatterRun = Pick<ResultRun, 'id' | 'name' | 'method' | 'constraint' | 'summary'>;
 export interface ScatterPoint {
   runId: string;
   run: string;
@@ -40,8 +36,8 @@ export function scatterPoints(runs: readonly ScatterRun[], series: readonly Wire
           out.push({ runId: r.id, run: r.name, group, step: x, task: tv, assess: av });
       });
     }
-    const ft = r.summary['test/task_accuracy'];
-    const fa = r.summary['test/assessment_accuracy'];
+    const ft = recordOf(r.summary)['test/task_accuracy'];
+    const fa = recordOf(r.summary)['test/assessment_accuracy'];
     if (typeof ft === 'number' && typeof fa === 'number')
       out.push({ runId: r.id, run: r.name, group, step: 'final', task: ft, assess: fa });
   }
@@ -54,7 +50,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
   const [error, setError] = useState<string | null>(null);
   // refetch when the set of runs or what has finished changes (the sweep page re-renders every poll)
   const key = useMemo(
-    () => runs.map((r) => `${r.id}:${typeof r.summary['test/task_accuracy'] === 'number'}`).join(','),
+    () => runs.map((r) => `${r.id}:${typeof recordOf(r.summary)['test/task_accuracy'] === 'number'}`).join(','),
     [runs],
   );
   useEffect(() => {
@@ -68,7 +64,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
         trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 }),
       ),
     )
-      .then((p) => setSeries(p.flat() as WireSeries[]))
+      .then((p) => setSeries(p.flat()))
       .catch((e: Error) => setError(e.message));
   }, [key]);
   if (error) return <div className="error">Could not load evaluations: {error}</div>;

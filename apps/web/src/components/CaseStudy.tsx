@@ -2,33 +2,19 @@
 import { useRouter } from 'next/navigation';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
+import { alignJobConfig, type AlignJobConfig } from '@aft/queue/spec';
+import type { RouterOutputs } from '@aft/api';
 import { toColumns, type WireSeries } from '../lib/chart-math';
+import type { Degradation, Example } from '../lib/degradation';
 import { fmtNumber } from '../lib/format';
 import { trpc } from '../lib/trpc';
 import { MetricChart } from './MetricChart';
 
-interface Example {
-  id: string;
-  question: string;
-  output: string;
-  correct: boolean;
-}
-export interface Degradation {
-  evidence: { signal: string; value: number | string; limit: number | string; parent: number | string }[];
-  before: Example[];
-  after: Example[];
-  parent?: Example[];
-  policy?: string;
-}
-interface CaseRun {
-  id: string;
-  name: string;
-  method: string;
-  constraint: string;
+/** The run the case study is about, with its config read as an object and its project's name. */
+type CaseRun = Pick<RouterOutputs['runs']['get'], 'id' | 'name' | 'method' | 'constraint' | 'parentRunId'> & {
   config: Record<string, unknown>;
-  parentRunId: string | null;
   projectName: string;
-}
+};
 
 const CHART_KEYS = [
   'val/task_accuracy',
@@ -144,18 +130,35 @@ function ScoreDistChart({ series, onset }: { series: WireSeries[]; onset: number
 }
 
 function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | null }) {
+  // a run the platform launched from a parent keeps the config its launch took, which a fork takes again
+  const launched = run.parentRunId === null ? null : alignJobConfig.safeParse(run.config);
+  if (run.parentRunId === null || !launched?.success)
+    return <div className="muted">Only alignment runs launched by the platform can be forked.</div>;
+  return <ForkSettings run={run} parentRunId={run.parentRunId} config={launched.data} lastGoodStep={lastGoodStep} />;
+}
+
+function ForkSettings({
+  run,
+  parentRunId,
+  config: c,
+  lastGoodStep,
+}: {
+  run: CaseRun;
+  parentRunId: string;
+  config: AlignJobConfig;
+  lastGoodStep: number | null;
+}) {
   const [from, setFrom] = useState<'last-good' | 'parent'>(lastGoodStep !== null ? 'last-good' : 'parent');
   const router = useRouter();
-  const c = run.config;
-  const [constraint, setConstraint] = useState<string>(run.constraint === 'none' ? 'boundary' : run.constraint);
-  const [beta, setBeta] = useState(String(c['beta'] ?? 1));
-  const [lr, setLr] = useState(String(c['lr'] ?? 3e-4));
-  const [wNll, setWNll] = useState(String(c['wNll'] ?? 1));
-  const [steps, setSteps] = useState(String(c['steps'] ?? 120));
+  const [constraint, setConstraint] = useState<AlignJobConfig['constraint']>(
+    c.constraint === 'none' ? 'boundary' : c.constraint,
+  );
+  const [beta, setBeta] = useState(String(c.beta));
+  const [lr, setLr] = useState(String(c.lr));
+  const [wNll, setWNll] = useState(String(c.wNll));
+  const [steps, setSteps] = useState(String(c.steps));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  if (!run.parentRunId || !c['sampling'])
-    return <div className="muted">Only alignment runs launched by the platform can be forked.</div>;
   const fork = async () => {
     setBusy(true);
     setError(null);
@@ -164,17 +167,11 @@ function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | 
         kind: 'align',
         project: run.projectName,
         name: `${run.name}-fork`,
-        parentRunId: run.parentRunId!,
+        parentRunId,
         ...(from === 'last-good' ? { forkOf: run.id } : {}),
         tags: ['fork'],
-        config: {
-          ...c,
-          constraint,
-          beta: Number(beta),
-          lr: Number(lr),
-          wNll: Number(wNll),
-          steps: Number(steps),
-        } as never,
+        // the numbers as typed: the launch checks them, and says what is wrong
+        config: { ...c, constraint, beta: Number(beta), lr: Number(lr), wNll: Number(wNll), steps: Number(steps) },
       });
       router.push(`/runs/${res.runId}`);
     } catch (e) {
@@ -208,7 +205,14 @@ function ForkForm({ run, lastGoodStep }: { run: CaseRun; lastGoodStep: number | 
       <div className="toolbar">
         <label>
           Constraint{' '}
-          <select value={constraint} onChange={(e) => setConstraint(e.target.value)} aria-label="fork constraint">
+          <select
+            value={constraint}
+            onChange={(e) => {
+              const picked = alignJobConfig.shape.constraint.safeParse(e.target.value);
+              if (picked.success) setConstraint(picked.data);
+            }}
+            aria-label="fork constraint"
+          >
             <option>none</option>
             <option>detach</option>
             <option>boundary</option>
@@ -264,7 +268,7 @@ export function CaseStudy({
     }
     trpc.metrics.series
       .query({ runIds: [run.id], keys, buckets: 1000 })
-      .then((s) => setSeries(s as WireSeries[]))
+      .then((s) => setSeries(s))
       .catch((e: Error) => setError(e.message));
   }, [run.id, chartKeys, distKeys]);
 

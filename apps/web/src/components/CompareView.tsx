@@ -4,6 +4,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import { fmtNumber } from '../lib/format';
+import { recordOf } from '../lib/json';
 import { colorAt, groupSeries, withAlpha } from '../lib/group-series';
 import { groupOf, RESULT_METRICS, resultRows, toCsv, toLatex, toMarkdown, type ResultRun } from '../lib/results';
 import { inApiBatches } from '../lib/batch';
@@ -124,7 +125,7 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
     )
       .then((parts) => {
         if (!stale) {
-          setSeries(parts.flat() as WireSeries[]);
+          setSeries(parts.flat());
           setError(null);
         }
       })
@@ -260,7 +261,10 @@ export function BaselineTable({ runs }: { runs: ResultRun[] }) {
     runs.find((r) => r.parentRunId === null && r.method === 'vft')?.id ?? runs[0]?.id ?? '',
   );
   const base = runs.find((r) => r.id === baseline);
-  const val = (r: ResultRun, k: string) => (typeof r.summary[k] === 'number' ? (r.summary[k] as number) : null);
+  const val = (r: ResultRun, k: string) => {
+    const v = recordOf(r.summary)[k];
+    return typeof v === 'number' ? v : null;
+  };
   return (
     <div className="panel" style={{ padding: 0, overflowX: 'auto' }}>
       <div className="toolbar" style={{ padding: '10px 14px 0' }}>

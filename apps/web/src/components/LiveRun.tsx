@@ -1,27 +1,19 @@
 'use client';
 import { usePathname, useRouter, useSearchParams } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { RouterOutputs } from '@aft/api';
 import { trpc } from '../lib/trpc';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
 import { fmtDuration, fmtNumber } from '../lib/format';
+import { recordOf } from '../lib/json';
 import { MetricChart } from './MetricChart';
 import { StatusBadge } from './ui';
 
-interface MetricInfo {
-  key: string;
-  count: number;
-  lastStep: number;
-  lastValue: number | string;
-}
-
-export interface LiveState {
-  status: string;
-  summary: unknown;
-  error: string | null;
-  writeSeq: number;
-  metrics: MetricInfo[];
-}
+/** One message of the run's live subscription (runs.onUpdate), out of its tracked envelope. */
+type RunUpdate = RouterOutputs['runs']['onUpdate'] extends AsyncIterable<{ data: infer D }> ? D : never;
+/** What the live view draws: the parts of an update the run page also reads for the first render. */
+export type LiveState = Pick<RunUpdate, 'status' | 'summary' | 'error' | 'writeSeq' | 'metrics'>;
 
 const REFRESH_MS = 1_000;
 
@@ -104,8 +96,8 @@ export function LiveRun({
       {
         onStarted: () => setConnected(true),
         onData: (msg) => {
-          setState(msg.data as unknown as LiveState);
-          latest.current = msg.data as unknown as LiveState;
+          setState(msg.data);
+          latest.current = msg.data;
           schedule();
         },
         onError: () => setConnected(false),
@@ -146,7 +138,7 @@ export function LiveRun({
   const hasTokens = state.metrics.some((m) => m.key === 'train/tokens');
   const tokenSeries = series['train/tokens'];
   const tokenMap = useMemo(() => (tokenSeries ? toColumns(tokenSeries) : null), [tokenSeries]);
-  const summary = (state.summary && typeof state.summary === 'object' ? state.summary : {}) as Record<string, unknown>;
+  const summary = recordOf(state.summary);
   const progress = progressOf(summary, state.status);
   const finals = Object.entries(summary).filter(([k]) => !k.startsWith(PROGRESS_PREFIX));
   const [canceling, setCanceling] = useState(false);

@@ -3,36 +3,17 @@ import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
+import type { RouterInputs, RouterOutputs } from '@aft/api';
 import { PROGRESS_PREFIX } from '@aft/contracts';
 import { fmtAgo, fmtDuration, fmtNumber } from '../lib/format';
 import { runsViewHref, sortToggle, type RunsView } from '../lib/runs-url';
 import { trpc } from '../lib/trpc';
 import { StatusBadge } from './ui';
 
-export interface RunRow {
-  id: string;
-  name: string;
-  method: string;
-  constraint: string;
-  status: string;
-  tags: string[];
-  summary: Record<string, unknown>;
-  createdAt: string | Date;
-  startedAt: string | Date | null;
-  finishedAt: string | Date | null;
-}
-export interface RunsQuery {
-  projectId: string;
-  status?: string[];
-  method?: string[];
-  constraint?: string[];
-  tags?: string[];
-  search?: string;
-  config?: unknown[];
-  summary?: unknown[];
-  sortBy: string;
-  sortDir: 'asc' | 'desc';
-}
+/** A row of runs.list, as the browser receives it. */
+export type RunRow = RouterOutputs['runs']['list']['items'][number];
+/** The table's filters and sort, as runs.list takes them; the table asks for each next page itself. */
+export type RunsQuery = RouterInputs['runs']['list'];
 
 const ROW_H = 34;
 const PAGE = 200;
@@ -95,12 +76,8 @@ export function RunsTable({
     if (!cursor || loading) return;
     setLoading(true);
     try {
-      const page = await trpc.runs.list.query({
-        ...(query as unknown as Record<string, unknown>),
-        cursor,
-        limit: PAGE,
-      } as never);
-      setRows((r) => [...r, ...(page.items as unknown as RunRow[])]);
+      const page = await trpc.runs.list.query({ ...query, cursor, limit: PAGE });
+      setRows((r) => [...r, ...page.items]);
       setCursor(page.nextCursor);
       setError(null);
     } catch (e) {

@@ -1,26 +1,11 @@
 'use client';
 import { useEffect, useMemo, useState } from 'react';
+import type { RouterOutputs } from '@aft/api';
 import { fmtNumber } from '../lib/format';
 import { trpc } from '../lib/trpc';
 
-interface Split {
-  split: string;
-  step: number;
-  questions: number;
-  samples: number;
-}
-interface Sample {
-  step: number;
-  split: string;
-  questionId: string;
-  sampleIdx: number;
-  prompt: string;
-  completion: string;
-  gold: string | null;
-  correct: boolean | null;
-  score: number | string | null;
-  rank: number | null;
-}
+type Split = RouterOutputs['samples']['splits'][number];
+type Sample = RouterOutputs['samples']['list']['items'][number];
 
 const PAGE = 200;
 
@@ -59,7 +44,7 @@ export function SamplesBrowser({ runId }: { runId: string }) {
     if (!split) return;
     try {
       const page = await trpc.samples.list.query({ runId, split, step, cursor: from, limit: PAGE });
-      const items = page.items as Sample[];
+      const items = page.items;
       setRows((r) => (replace ? items : [...r, ...items]));
       setCursor(page.nextCursor);
       const qs = [...new Set(items.map((s) => s.questionId))];
@@ -67,9 +52,7 @@ export function SamplesBrowser({ runId }: { runId: string }) {
         qs
           .slice(0, 50)
           .map((q) =>
-            trpc.samples.list
-              .query({ runId, split: 'reference', questionId: q, limit: 1 })
-              .then((p) => p.items[0] as Sample | undefined),
+            trpc.samples.list.query({ runId, split: 'reference', questionId: q, limit: 1 }).then((p) => p.items[0]),
           ),
       );
       setRefs((m) => {

@@ -1,7 +1,9 @@
 'use client';
 import { useRouter } from 'next/navigation';
 import { useMemo, useState } from 'react';
-import { ALIGN_METHODS, CONSTRAINTS, MAX_SWEEP_RUNS, planSweep, sweepSpec, type SweepSpecInput } from '@aft/queue/spec';
+import { ALIGN_METHODS, CONSTRAINTS, METHOD_LABELS } from '@aft/aft-core/spec';
+import { MAX_SWEEP_RUNS, planSweep, sweepSpec } from '@aft/queue/spec';
+import { isRecord } from '../lib/json';
 import { trpc } from '../lib/trpc';
 
 /** What the form edits: lists are typed as text ("0.5, 1, 2") and parsed on every keystroke. */
@@ -97,6 +99,11 @@ export const SWEEP_PRESETS: { id: string; label: string; hint: string; state: Pa
 ];
 
 type Errors = Record<string, string>;
+/** The fields edited as free text (lists too). */
+type TextField = { [K in keyof SweepFormState]: string extends SweepFormState[K] ? K : never }[keyof SweepFormState];
+
+/** The object without its undefined entries: what was left empty is left out, so the spec's defaults apply. */
+const filled = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
 function numbers(text: string, field: string, errors: Errors): number[] | undefined {
   const parts = text.split(/[\s,]+/).filter(Boolean);
@@ -112,8 +119,8 @@ function numbers(text: string, field: string, errors: Errors): number[] | undefi
 function json(text: string, field: string, errors: Errors): Record<string, unknown> | undefined {
   if (!text.trim()) return undefined;
   try {
-    const v = JSON.parse(text) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    const v: unknown = JSON.parse(text);
+    if (isRecord(v)) return v;
     errors[field] = 'give a JSON object, e.g. {"optim.lr": 0.001}';
   } catch (e) {
     errors[field] = `not JSON: ${(e as Error).message}`;
@@ -121,8 +128,11 @@ function json(text: string, field: string, errors: Errors): Record<string, unkno
   return undefined;
 }
 
-/** Form state → sweep spec, with the form's own parse errors keyed by spec path. */
-export function specOf(s: SweepFormState): { spec: SweepSpecInput; errors: Errors } {
+/**
+ * Form state → a draft of the sweep spec, with the form's own parse errors keyed by spec path. The draft is what the
+ * sweep spec's schema then checks (SweepForm): only what passes it is launched.
+ */
+export function specOf(s: SweepFormState): { spec: Record<string, unknown>; errors: Errors } {
   const errors: Errors = {};
   const one = (text: string, field: string) => {
     if (!text.trim()) return undefined;
@@ -131,38 +141,30 @@ export function specOf(s: SweepFormState): { spec: SweepSpecInput; errors: Error
     return n;
   };
   const axis = <T,>(v: T[] | undefined) => (v && v.length ? v : undefined);
-  const spec: SweepSpecInput = {
+  const spec = filled({
     name: s.name,
     project: s.project,
-    base: {
+    base: filled({
       preset: s.preset,
       steps: one(s.steps, 'base.steps'),
       vftSteps: one(s.vftSteps, 'base.vftSteps'),
       questions: one(s.questions, 'base.questions'),
-      vftOverrides: json(s.vftOverrides, 'base.vftOverrides', errors) as never,
-      alignOverrides: json(s.alignOverrides, 'base.alignOverrides', errors) as never,
-    },
-    axes: {
-      method: s.methods as never,
-      constraint: s.constraints as never,
+      vftOverrides: json(s.vftOverrides, 'base.vftOverrides', errors),
+      alignOverrides: json(s.alignOverrides, 'base.alignOverrides', errors),
+    }),
+    axes: filled({
+      method: s.methods,
+      constraint: s.constraints,
       beta: axis(numbers(s.betas, 'axes.beta', errors)),
       lr: axis(numbers(s.lrs, 'axes.lr', errors)),
       seed: axis(numbers(s.seeds, 'axes.seed', errors)),
       k: axis(numbers(s.ks, 'axes.k', errors)),
       temperature: axis(numbers(s.temperatures, 'axes.temperature', errors)),
-    },
+    }),
     maxConcurrent: one(s.maxConcurrent, 'maxConcurrent'),
     onDegradation: s.onDegradation,
     search: s.search === 'grid' ? { kind: 'grid' } : { kind: 'random', count: one(s.count, 'search.count') ?? 0 },
-  };
-  // drop what was left empty, so the server's defaults apply
-  for (const o of [
-    spec.base as Record<string, unknown>,
-    spec.axes as Record<string, unknown>,
-    spec as Record<string, unknown>,
-  ]) {
-    for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  }
+  });
   return { spec, errors };
 }
 
@@ -174,7 +176,7 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
   const [serverError, setServerError] = useState<string | null>(null);
   const set = <K extends keyof SweepFormState>(k: K, v: SweepFormState[K]) => setState((s) => ({ ...s, [k]: v }));
 
-  const { spec, errors, plan } = useMemo(() => {
+  const { valid, errors, plan } = useMemo(() => {
     const { spec, errors } = specOf(state);
     const parsed = sweepSpec.safeParse(spec);
     if (!parsed.success) {
@@ -183,8 +185,9 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
         errors[path] ??= i.message;
       }
     }
-    const plan = parsed.success && !Object.keys(errors).length ? planSweep(parsed.data) : null;
-    return { spec, errors, plan };
+    // what launches is the spec as checked, so the run count shown is the one created
+    const valid = parsed.success && !Object.keys(errors).length ? parsed.data : null;
+    return { valid, errors, plan: valid ? planSweep(valid) : null };
   }, [state]);
 
   const err = (...paths: string[]) => {
@@ -199,10 +202,11 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
     set(k, state[k].includes(v) ? state[k].filter((x) => x !== v) : [...state[k], v]);
 
   const launch = async () => {
+    if (!valid) return;
     setSubmitting(true);
     setServerError(null);
     try {
-      const res = await trpc.sweeps.launch.mutate(spec as never);
+      const res = await trpc.sweeps.launch.mutate(valid);
       router.push(`/sweeps/${res.sweepId}`);
     } catch (e) {
       setServerError((e as Error).message);
@@ -210,12 +214,12 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
     }
   };
 
-  const text = (k: keyof SweepFormState, label: string, path: string, hint?: string) => (
+  const text = (k: TextField, label: string, path: string, hint?: string) => (
     <label className="field">
       <span>{label}</span>
       <input
-        value={state[k] as string}
-        onChange={(e) => set(k, e.target.value as never)}
+        value={state[k]}
+        onChange={(e) => set(k, e.target.value)}
         aria-label={label}
         aria-invalid={Boolean(err(path))}
         placeholder={hint}
@@ -279,7 +283,7 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           {ALIGN_METHODS.map((m) => (
             <label key={m} className="check">
               <input type="checkbox" checked={state.methods.includes(m)} onChange={() => toggle('methods', m)} />{' '}
-              {m === 'vft' ? 'vft (continued)' : m}
+              {METHOD_LABELS[m]}
             </label>
           ))}
           {err('axes.method')}

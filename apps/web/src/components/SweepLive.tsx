@@ -1,24 +1,18 @@
 'use client';
 import Link from 'next/link';
 import { useEffect, useMemo, useState } from 'react';
+import type { RouterOutputs } from '@aft/api';
 import { trpc } from '../lib/trpc';
 import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
 import { fmtNumber } from '../lib/format';
-import { betaOf, type ResultRun } from '../lib/results';
+import { recordOf } from '../lib/json';
+import { betaOf } from '../lib/results';
 import { StatusBadge } from './ui';
 import { AssessmentScatter } from './AssessmentScatter';
 
-export interface SweepRun extends ResultRun {
-  error: string | null;
-  degradedAt: number | null;
-}
-export interface SweepData {
-  id: string;
-  name: string;
-  status: string;
-  counts: Record<string, number>;
-  runs: SweepRun[];
-}
+/** A sweep as sweeps.get returns it: every run's status, config and summary (the page polls it while runs train). */
+export type SweepData = RouterOutputs['sweeps']['get'];
+export type SweepRun = SweepData['runs'][number];
 
 const POLL_MS = 2_000;
 const FINISHED = ['succeeded', 'failed', 'canceled'];
@@ -28,16 +22,16 @@ export const AXES: Record<string, (r: SweepRun) => string | number | null> = {
   method: (r) => r.method,
   constraint: (r) => r.constraint,
   beta: betaOf,
-  lr: (r) => (cfg(r)['lr'] as number) ?? null,
+  lr: (r) => num(cfg(r)['lr']),
   seed: (r) => r.seed,
-  k: (r) => (cfg(r)['sampling'] as { k?: number } | undefined)?.k ?? null,
-  temperature: (r) => (cfg(r)['sampling'] as { temperature?: number } | undefined)?.temperature ?? null,
+  k: (r) => num(recordOf(cfg(r)['sampling'])['k']),
+  temperature: (r) => num(recordOf(cfg(r)['sampling'])['temperature']),
 };
-const cfg = (r: SweepRun) => (r.config && typeof r.config === 'object' ? (r.config as Record<string, unknown>) : {});
+const cfg = (r: SweepRun) => recordOf(r.config);
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 function percentDone(r: SweepRun): string {
-  const p = progressOf(r.summary, r.status);
+  const p = progressOf(recordOf(r.summary), r.status);
   return p && p.total ? `${Math.round((100 * p.step) / p.total)}%` : '';
 }
 
@@ -58,7 +52,7 @@ export function heatmap(runs: readonly SweepRun[], metric: string, rowAxis: stri
     cols.map((cv) => {
       const vals = runs
         .filter((r) => rowOf(r) === rv && colOf(r) === cv)
-        .map((r) => num(r.summary[metric]))
+        .map((r) => num(recordOf(r.summary)[metric]))
         .filter((v): v is number => v !== null);
       return vals.length ? { mean: vals.reduce((a, b) => a + b, 0) / vals.length, n: vals.length } : null;
     }),
@@ -82,7 +76,7 @@ export function SweepLive({ initial, canCancel = true }: { initial: SweepData; c
     let stop = false;
     const tick = async () => {
       try {
-        const s = (await trpc.sweeps.get.query({ id: initial.id })) as unknown as SweepData;
+        const s = await trpc.sweeps.get.query({ id: initial.id });
         if (!stop) {
           setSweep(s);
           setError(null);
@@ -103,9 +97,10 @@ export function SweepLive({ initial, canCancel = true }: { initial: SweepData; c
     () =>
       [
         ...new Set(
-          aligned.flatMap((r) =>
-            Object.keys(r.summary).filter((k) => !k.startsWith(PROGRESS_PREFIX) && num(r.summary[k]) !== null),
-          ),
+          aligned.flatMap((r) => {
+            const summary = recordOf(r.summary);
+            return Object.keys(summary).filter((k) => !k.startsWith(PROGRESS_PREFIX) && num(summary[k]) !== null);
+          }),
         ),
       ].sort(),
     [aligned],
@@ -121,7 +116,7 @@ export function SweepLive({ initial, canCancel = true }: { initial: SweepData; c
     setCanceling(true);
     try {
       await trpc.sweeps.cancel.mutate({ id: sweep.id });
-      setSweep((await trpc.sweeps.get.query({ id: sweep.id })) as unknown as SweepData);
+      setSweep(await trpc.sweeps.get.query({ id: sweep.id }));
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -183,8 +178,8 @@ export function SweepLive({ initial, canCancel = true }: { initial: SweepData; c
                 <StatusBadge status={r.status} />
               </td>
               <td className="num">{percentDone(r)}</td>
-              <td className="num">{fmtNumber(r.summary['test/task_accuracy'])}</td>
-              <td className="num">{fmtNumber(r.summary['test/assessment_accuracy'])}</td>
+              <td className="num">{fmtNumber(recordOf(r.summary)['test/task_accuracy'])}</td>
+              <td className="num">{fmtNumber(recordOf(r.summary)['test/assessment_accuracy'])}</td>
               <td>
                 {r.degradedAt !== null ? <Link href={`/runs/${r.id}/case-study`}>at step {r.degradedAt} →</Link> : ''}
               </td>

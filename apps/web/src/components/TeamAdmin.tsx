@@ -1,34 +1,23 @@
 'use client';
 import { useRouter } from 'next/navigation';
 import { useState, type FormEvent, type ReactNode } from 'react';
+import type { RouterInputs, RouterOutputs } from '@aft/api';
 import { trpc } from '../lib/trpc';
 import { fmtAgo } from '../lib/format';
 import { useReady } from '../lib/use-ready';
 
-type Role = 'owner' | 'member' | 'viewer';
+type Role = RouterInputs['teams']['setRole']['role'];
+/** The roles the selects offer; what a select or form gives back is read against them. */
+const ROLES = ['owner', 'member', 'viewer'] as const satisfies readonly Role[];
+const roleOf = (v: unknown): Role | undefined => ROLES.find((r) => r === v);
+
+/** The team's lists as their procedures return them (the page sends their dates as ISO strings, as JSON would). */
 interface Props {
   me: { id: string; role: string };
-  members: { userId: string; email: string; name: string; role: Role; joinedAt: string }[];
-  invitations: { id: string; role: string; email: string | null; createdAt: string; expiresAt: string }[];
-  keys: {
-    id: string;
-    name: string;
-    prefix: string;
-    scopes: string[];
-    createdAt: string;
-    lastUsedAt: string | null;
-    revokedAt: string | null;
-  }[];
-  audit: {
-    id: string;
-    action: string;
-    target: string | null;
-    user: string | null;
-    key: string | null;
-    ip: string | null;
-    createdAt: string;
-    details: Record<string, unknown>;
-  }[];
+  members: RouterOutputs['teams']['members'];
+  invitations: RouterOutputs['invitations']['list'];
+  keys: RouterOutputs['keys']['list'];
+  audit: RouterOutputs['audit']['list']['items'];
 }
 
 function DangerButton({ onClick, children }: { onClick: () => void; children: ReactNode }) {
@@ -61,8 +50,10 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
     const email = String(f.get('email') ?? '').trim();
+    const role = roleOf(f.get('role'));
+    if (!role) return;
     void act(async () => {
-      const inv = await trpc.invitations.create.mutate({ role: f.get('role') as Role, email: email || undefined });
+      const inv = await trpc.invitations.create.mutate({ role, email: email || undefined });
       setSecret({
         label: 'Invitation link (shown once; anyone signed in who opens it joins the team)',
         value: `${window.location.origin}${inv.path}`,
@@ -114,9 +105,10 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
                   <select
                     aria-label={`role of ${m.email}`}
                     value={m.role}
-                    onChange={(e) =>
-                      act(() => trpc.teams.setRole.mutate({ userId: m.userId, role: e.target.value as Role }))
-                    }
+                    onChange={(e) => {
+                      const role = roleOf(e.target.value);
+                      if (role) void act(() => trpc.teams.setRole.mutate({ userId: m.userId, role }));
+                    }}
                   >
                     <option value="owner">owner</option>
                     <option value="member">member</option>

@@ -1,4 +1,5 @@
 /** Display helpers shared by server and client components. Pure. */
+import { isRecord } from './json';
 
 export function fmtNumber(v: unknown): string {
   if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return String(v);
@@ -29,8 +30,8 @@ export function fmtAgo(d: Date | string | null | undefined, now = Date.now()): s
 
 /** Flattens a nested config into dotted keys: { optimizer: { lr: 1 } } → [['optimizer.lr', 1]]. */
 export function flatten(obj: unknown, prefix = ''): [string, unknown][] {
-  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
-    const entries = Object.entries(obj as Record<string, unknown>);
+  if (isRecord(obj)) {
+    const entries = Object.entries(obj);
     if (entries.length === 0 && prefix) return [[prefix, {}]];
     return entries.flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
   }

@@ -2,19 +2,19 @@
  * The paper-style results table: one row per method × constraint (× β for the boundary), mean ± std over seeds of
  * the final metrics the worker writes to each run's summary, exportable as CSV, Markdown and LaTeX.
  */
+import { ALIGN_METHODS, CONSTRAINTS, isControlMethod, METHOD_LABELS } from '@aft/aft-core/spec';
+import type { RouterOutputs } from '@aft/api';
 import { csvCell } from '@aft/db/csv';
+import { isRecord, recordOf } from './json';
 
-export interface ResultRun {
-  id: string;
-  name: string;
-  method: string;
-  constraint: string;
-  config: unknown;
-  seed: number | null;
-  status: string;
-  summary: Record<string, unknown>;
-  parentRunId: string | null;
-}
+/**
+ * What the table reads of a run: fields every listing of runs returns (runs.list, runs.get, sweeps.get). Config and
+ * summary are JSON each listing types its own way, so they are read as such (json.ts).
+ */
+export type ResultRun = Pick<
+  RouterOutputs['runs']['list']['items'][number],
+  'id' | 'name' | 'method' | 'constraint' | 'seed' | 'status' | 'parentRunId'
+> & { config: unknown; summary?: unknown };
 
 export const RESULT_METRICS = [
   { key: 'test/task_accuracy', label: 'Task acc. %', scale: 100, digits: 1, higherIsBetter: true },
@@ -41,23 +41,17 @@ export interface ResultRow {
   stats: Record<string, Stat | null>;
 }
 
-const METHOD_ORDER = ['vft-parent', 'vft', 'rft', 'aft', 'dpo', 'rrhf', 'pro'];
-const CONSTRAINT_ORDER = ['none', 'detach', 'boundary'];
-const METHOD_LABEL: Record<string, string> = {
-  'vft-parent': 'VFT',
-  vft: 'VFT (continued)',
-  rft: 'RFT',
-  aft: 'AFT',
-  dpo: 'DPO',
-  rrhf: 'RRHF',
-  pro: 'PRO',
-};
+/** A VFT run without a parent: the baseline every alignment run starts from, first in the table. */
+const VFT_PARENT = 'vft-parent';
+// the methods, their order and labels are the training vocabulary's (@aft/aft-core/spec)
+const METHOD_ORDER: readonly string[] = [VFT_PARENT, ...ALIGN_METHODS];
+const CONSTRAINT_ORDER: readonly string[] = CONSTRAINTS;
+const METHOD_LABEL: Readonly<Record<string, string>> = { [VFT_PARENT]: 'VFT', ...METHOD_LABELS };
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 export function betaOf(r: ResultRun): number | null {
-  const c = r.config && typeof r.config === 'object' ? (r.config as Record<string, unknown>) : {};
-  return r.constraint === 'boundary' ? (num(c['beta']) ?? null) : null;
+  return r.constraint === 'boundary' ? (num(recordOf(r.config)['beta']) ?? null) : null;
 }
 
 /** A run's group: its method, its constraint and, for the boundary, its β. A VFT run with no parent is the baseline. */
@@ -68,8 +62,9 @@ export function groupOf(r: ResultRun): {
   constraint: string;
   beta: number | null;
 } {
-  const method = r.method === 'vft' && r.parentRunId === null ? 'vft-parent' : r.method;
-  const ranking = !['vft-parent', 'vft', 'rft'].includes(method);
+  const method = r.method === 'vft' && r.parentRunId === null ? VFT_PARENT : r.method;
+  // a method the vocabulary does not know (a run logged through the SDK) is shown as a ranking method
+  const ranking = method !== VFT_PARENT && !isControlMethod(method);
   const constraint = ranking ? r.constraint : 'none';
   const beta = ranking ? betaOf(r) : null;
   const name = METHOD_LABEL[method] ?? method.toUpperCase();
@@ -92,7 +87,7 @@ export function resultRows(runs: readonly ResultRun[]): ResultRow[] {
     e.runs.push(r);
     groups.set(g.key, e);
   }
-  const rank = (xs: string[], v: string) => (xs.indexOf(v) === -1 ? xs.length : xs.indexOf(v));
+  const rank = (xs: readonly string[], v: string) => (xs.indexOf(v) === -1 ? xs.length : xs.indexOf(v));
   return [...groups.values()]
     .sort(
       (a, b) =>
@@ -111,11 +106,11 @@ export function resultRows(runs: readonly ResultRun[]): ResultRow[] {
         beta: g.beta,
         runs: rs.length,
         finished: done.length,
-        degraded: rs.filter((r) => r.summary['degraded'] === true).length,
+        degraded: rs.filter((r) => recordOf(r.summary)['degraded'] === true).length,
         stats: Object.fromEntries(
           RESULT_METRICS.map((m) => [
             m.key,
-            stat(done.map((r) => num(r.summary[m.key])).filter((v): v is number => v !== null)),
+            stat(done.map((r) => num(recordOf(r.summary)[m.key])).filter((v): v is number => v !== null)),
           ]),
         ),
       };
@@ -186,9 +181,7 @@ export function toLatex(rows: readonly ResultRow[]): string {
 /** Config keys whose values differ between runs (flattened, dotted), with each run's value. */
 export function configDiff(runs: readonly { id: string; config: unknown }[]): { key: string; values: string[] }[] {
   const flat = (o: unknown, prefix = ''): [string, unknown][] =>
-    o && typeof o === 'object' && !Array.isArray(o)
-      ? Object.entries(o as Record<string, unknown>).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k))
-      : [[prefix, o]];
+    isRecord(o) ? Object.entries(o).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k)) : [[prefix, o]];
   const maps = runs.map((r) => new Map(flat(r.config).map(([k, v]) => [k, JSON.stringify(v)])));
   const keys = [...new Set(maps.flatMap((m) => [...m.keys()]))].sort();
   return keys

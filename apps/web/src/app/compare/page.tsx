@@ -24,7 +24,7 @@ async function load(caller: Caller, q: { sweep?: string; project?: string; runs?
         { href: `/sweeps/${s.id}`, label: s.name },
         { label: 'compare' },
       ],
-      runs: s.runs as unknown as ResultRun[],
+      runs: s.runs,
     };
   }
   if (q.project) {
@@ -33,7 +33,7 @@ async function load(caller: Caller, q: { sweep?: string; project?: string; runs?
     let cursor: string | undefined;
     do {
       const page = await caller.runs.list({ projectId: p.id, limit: 200, cursor });
-      runs.push(...(page.items as unknown as ResultRun[]));
+      runs.push(...page.items);
       cursor = page.nextCursor ?? undefined;
     } while (cursor && runs.length < MAX_RUNS);
     return {
@@ -45,7 +45,7 @@ async function load(caller: Caller, q: { sweep?: string; project?: string; runs?
   if (q.runs) {
     const ids = [...new Set(q.runs.split(',').filter(Boolean))].slice(0, 200);
     const runs = await Promise.all(ids.map((id) => caller.runs.get({ id })));
-    return { title: `${runs.length} runs`, crumbs: [{ label: 'compare' }], runs: runs as unknown as ResultRun[] };
+    return { title: `${runs.length} runs`, crumbs: [{ label: 'compare' }], runs };
   }
   return 'Choose what to compare: a sweep (?sweep=…), a project (?project=…) or runs (?runs=id1,id2,…).';
 }

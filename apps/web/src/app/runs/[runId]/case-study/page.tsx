@@ -1,8 +1,10 @@
 import Link from 'next/link';
 import { api, permissions } from '../../../../server/api';
 import { found } from '../../../../server/found';
-import { Crumbs, Empty, Missing } from '../../../../components/ui';
-import { CaseStudy, type Degradation } from '../../../../components/CaseStudy';
+import { Crumbs, Empty, ErrorBox, Missing } from '../../../../components/ui';
+import { CaseStudy } from '../../../../components/CaseStudy';
+import { degradationDetails } from '../../../../lib/degradation';
+import { recordOf } from '../../../../lib/json';
 
 export const dynamic = 'force-dynamic';
 
@@ -36,7 +38,16 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
       </>
     );
   }
-  const cfg = (run.config ?? {}) as Record<string, unknown>;
+  const details = degradationDetails.safeParse(event.details);
+  if (!details.success) {
+    return (
+      <>
+        <Crumbs items={crumbs} />
+        <h1>{run.name}</h1>
+        <ErrorBox title="This run's degradation event cannot be read">{details.error.message}</ErrorBox>
+      </>
+    );
+  }
   return (
     <>
       <Crumbs items={crumbs} />
@@ -58,12 +69,12 @@ export default async function CaseStudyPage(props: { params: Promise<{ runId: st
           name: run.name,
           method: run.method,
           constraint: run.constraint,
-          config: cfg,
+          config: recordOf(run.config),
           parentRunId: run.parent?.id ?? null,
           projectName: run.project.name,
         }}
         onset={event.step ?? 0}
-        details={event.details as unknown as Degradation}
+        details={details.data}
         metricKeys={keys.map((k) => k.key)}
         lastGoodStep={lastGood?.step ?? null}
         canFork={canLaunch}
