@@ -5,10 +5,10 @@
  * several machines share it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { checkpointDirIn, hasCheckpoint } from '@aft/aft-core';
 import { sampleSetName, type SamplingSpec } from '@aft/queue';
 
 export class ArtifactStore {
@@ -18,8 +18,9 @@ export class ArtifactStore {
     return join(this.root, 'runs', runId);
   }
 
+  /** Where a run's trainer, writing to `runDir`, keeps its checkpoint (aft-core owns the layout inside). */
   checkpointDir(runId: string): string {
-    return join(this.runDir(runId), 'checkpoint');
+    return checkpointDirIn(this.runDir(runId));
   }
 
   /** A degraded run's checkpoint from before the onset: where a fork starts. */
@@ -28,13 +29,7 @@ export class ArtifactStore {
   }
 
   hasCheckpoint(runId: string): boolean {
-    return existsSync(join(this.checkpointDir(runId), 'checkpoint.json'));
-  }
-
-  /** A checkpoint's metadata (step, config, the tensors' sha256), or null when the folder holds none. */
-  async checkpointMeta(dir: string): Promise<{ step: number; sha256: string; config: Record<string, unknown> } | null> {
-    const file = join(dir, 'checkpoint.json');
-    return existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : null;
+    return hasCheckpoint(this.checkpointDir(runId));
   }
 
   sampleSet(runId: string, s: SamplingSpec): string {

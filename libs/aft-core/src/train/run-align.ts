@@ -3,27 +3,25 @@
  * L = w_nll · NLL + L_method, evaluate periodically, run the degradation detector against the parent, and save a
  * checkpoint. Continued VFT (method `vft`) trains the parent further on NLL alone, as the control.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { generateArith } from '../data/arith';
+import type { ArithDataset } from '../data/arith';
 import { detectDegradation, DEGRADATION_DEFAULTS, type Degradation, type DegradationThresholds } from '../degradation';
-import { evaluate, EVAL_DEFAULTS, type EvalOptions, type EvalReport } from '../eval';
+import { EVAL_DEFAULTS, type EvalOptions, type EvalReport } from '../eval';
 import type { LabelledQuestion } from '../label';
-import { loadCheckpoint, saveCheckpoint, type SavedCheckpoint } from './checkpoint';
-import { GPT } from '../model/gpt';
+import { checkpointDirIn, hasCheckpoint, loadCheckpoint, type SavedCheckpoint } from './checkpoint';
+import type { GPT } from '../model/gpt';
 import { resolveConfig } from '../model/config';
-import { METHODS } from '../losses/registry';
+import { ALIGN_CHOICE_DEFAULTS as CHOICE, CONTROL_METHODS, RANKING_METHODS } from '../spec';
 import { nllLoss } from '../model/logprob';
 import { scoreCompletions } from '../sample';
-import { makeBatch, promptOf } from '../data/batch';
-import { Rng } from '../rng';
-import { CharTokenizer } from '../tokenizer';
+import { makeBatch, promptOf, type TokenBatch } from '../data/batch';
+import type { Rng } from '../rng';
+import type { CharTokenizer } from '../tokenizer';
 import { alignObjective, referenceLogProbs, usableGroups, type AlignSpec } from './align';
-import { trainLoop, type LossResult, type StepInfo } from './loop';
-import { AdamW, OPTIM_DEFAULTS, type OptimConfig } from './optim';
-import { referenceBatch, toEvalProblem, type VftConfig } from './vft';
+import type { LoopOptions } from './loop';
+import { OPTIM_DEFAULTS, type OptimConfig } from './optim';
+import { RunSession, type TrainHooks } from './session';
+import { checkpointDataset, referenceBatch, toEvalProblem } from './vft';
 
 export interface AlignConfig {
   /**
@@ -46,15 +44,23 @@ export interface AlignConfig {
 }
 
 export const ALIGN_DEFAULTS: AlignConfig = {
-  method: 'aft',
-  spec: { constraint: 'none', beta: 1, dpoBeta: 0.1, wNll: 1, feedback: 'binary', groupsPerStep: 8, maxCandidates: 6 },
-  seed: 1,
-  steps: 120,
+  method: CHOICE.method,
+  spec: {
+    constraint: CHOICE.constraint,
+    beta: CHOICE.beta,
+    dpoBeta: CHOICE.dpoBeta,
+    wNll: CHOICE.wNll,
+    feedback: CHOICE.feedback,
+    groupsPerStep: 8,
+    maxCandidates: 6,
+  },
+  seed: CHOICE.seed,
+  steps: CHOICE.steps,
   evalEvery: 40,
   evalQuestions: 100,
   checkpointEvery: 40,
   evalAssessQuestions: 0,
-  optim: { ...OPTIM_DEFAULTS, lr: 3e-4, warmupSteps: 10, totalSteps: 120, minLrRatio: 1 },
+  optim: { ...OPTIM_DEFAULTS, lr: CHOICE.lr, warmupSteps: 10, totalSteps: CHOICE.steps, minLrRatio: 1 },
   eval: { ...EVAL_DEFAULTS, assessQuestions: 100 },
   degradation: DEGRADATION_DEFAULTS,
 };
@@ -76,7 +82,7 @@ export interface AlignChoice {
  * `degradation.pplRatio`, `evalEvery` …). An unknown key or a value of the wrong type throws, naming the valid keys.
  */
 export function resolveAlignConfig(choice: AlignChoice, sets: Record<string, unknown> = {}): AlignConfig {
-  const methods = [...METHODS, 'vft', 'rft'];
+  const methods: readonly string[] = [...RANKING_METHODS, ...CONTROL_METHODS];
   if (!methods.includes(choice.method))
     throw new Error(`method must be one of ${methods.join(', ')}, got "${choice.method}"`);
   const pick = (prefix: string) =>
@@ -182,22 +188,55 @@ export async function readLabelledSet(path: string): Promise<LabelledQuestion[]>
     .map((l) => JSON.parse(l) as LabelledQuestion);
 }
 
+export interface AlignHooks extends TrainHooks {
+  /** After each periodic evaluation, with the detector's verdict over the evaluations so far. */
+  onEval?: (step: number, r: EvalReport, degradation: Degradation) => void | Promise<void>;
+  /** After each periodic evaluation: how positives and negatives score relative to the boundary (costs a scoring pass). */
+  onScores?: (step: number, scores: ScoreDistribution) => void | Promise<void>;
+}
+
+/** The batch source and loss of a method; `groups` counts the questions it trains on (0 for continued VFT). */
+async function methodObjective(
+  cfg: AlignConfig,
+  s: RunSession,
+  data: ArithDataset,
+  set: readonly LabelledQuestion[],
+): Promise<Pick<LoopOptions, 'nextBatch' | 'loss'> & { groups: number }> {
+  const { tok } = s;
+  const { blockSize } = s.model.config;
+  const nll = (m: GPT, b: TokenBatch) => ({ loss: nllLoss(m, b) });
+  if (cfg.method === 'vft') {
+    const nextBatch = (r: Rng) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * 3, r, blockSize);
+    return { nextBatch, loss: nll, groups: 0 };
+  }
+  if (cfg.method === 'rft') {
+    const withCorrect = set.filter((q) => q.candidates.some((c) => c.correct));
+    if (!withCorrect.length) throw new Error('rft: no question in the sample set has a correct sample');
+    const nextBatch = (r: Rng) =>
+      makeBatch(
+        tok,
+        Array.from({ length: cfg.spec.groupsPerStep }, () => withCorrect[r.int(0, withCorrect.length - 1)]!).flatMap(
+          (q) =>
+            [q.reference, ...q.candidates.filter((c) => c.correct).map((c) => c.text)]
+              .filter((t, i, all) => all.indexOf(t) === i)
+              .map((t) => ({ prompt: promptOf(q.question), response: t })),
+        ),
+        blockSize,
+      );
+    return { nextBatch, loss: nll, groups: withCorrect.length };
+  }
+  const spec: AlignSpec = { ...cfg.spec, method: cfg.method };
+  const g = usableGroups(set, spec);
+  if (spec.method === 'dpo') await referenceLogProbs(s.model, tok, g); // the parent is the frozen reference
+  return { ...alignObjective(tok, blockSize, g, spec), groups: g.length };
+}
+
 export async function runAlign(
   parentDir: string,
   samplesPath: string,
   cfg: AlignConfig,
   outDir: string | null,
-  hooks: {
-    onStep?: (s: StepInfo) => void | Promise<void>;
-    /** After each periodic evaluation, with the detector's verdict over the evaluations so far. */
-    onEval?: (step: number, r: EvalReport, degradation: Degradation) => void | Promise<void>;
-    /** After each periodic evaluation: how positives and negatives score relative to the boundary (costs a scoring pass). */
-    onScores?: (step: number, scores: ScoreDistribution) => void | Promise<void>;
-    /** Before a checkpoint is written (a tracker flushes here). */
-    beforeCheckpoint?: (step: number) => void | Promise<void>;
-    onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
-    signal?: AbortSignal;
-  } = {},
+  hooks: AlignHooks = {},
   opts: {
     /** Start from this checkpoint's weights instead of the parent's (the parent stays the reference and baseline). */
     initFrom?: string;
@@ -205,164 +244,67 @@ export async function runAlign(
 ): Promise<AlignResult & { aborted: boolean }> {
   const t0 = performance.now();
   const parent = await loadCheckpoint(parentDir);
-  const tok = new CharTokenizer(parent.meta.tokenizer);
-  const model = new GPT(parent.meta.model, new Rng(0));
-  model.setWeights(parent.weights);
-  const optimizer = new AdamW(cfg.optim, model.params);
+  const s = RunSession.fromCheckpoint(parent, {
+    optim: cfg.optim,
+    seed: cfg.seed,
+    config: { ...parent.meta.config, align: cfg },
+    extra: parent.meta.extra,
+    checkpointEvalRng: true,
+  });
   try {
-    const data = generateArith((parent.meta.config as unknown as VftConfig).data);
+    const data = checkpointDataset(parent.meta);
     const val = data.val.slice(0, cfg.evalQuestions).map(toEvalProblem);
-    let evalRng = new Rng(cfg.seed + 7919);
     const quick = { ...cfg.eval, assessQuestions: cfg.evalAssessQuestions };
-    const ckptDir = outDir ? join(outDir, 'checkpoint') : null;
-    // a run that crashed resumes from its last checkpoint: weights, optimizer, RNG, step and the evaluations so far
-    const resumed = ckptDir && existsSync(join(ckptDir, 'checkpoint.json')) ? await loadCheckpoint(ckptDir) : null;
+    const ckptDir = outDir ? checkpointDirIn(outDir) : null;
+    // a run that crashed resumes from its last checkpoint: weights, optimizer, RNGs, step and the evaluations so far
+    const resumed = ckptDir && hasCheckpoint(ckptDir) ? await loadCheckpoint(ckptDir) : null;
     const saved = resumed?.meta.extra as
-      | { parentEval?: EvalReport; evals?: { step: number; report: EvalReport }[]; evalRng?: ReturnType<Rng['state']> }
-      | undefined;
-    const parentEval = saved?.parentEval ?? (await evaluate(model, tok, val, quick, evalRng));
+      { parentEval?: EvalReport; evals?: { step: number; report: EvalReport }[] } | undefined;
+    const parentEval = saved?.parentEval ?? (await s.evaluate(val, quick));
     const set = await readLabelledSet(samplesPath);
-    let rng = new Rng(cfg.seed);
     const evals: { step: number; report: EvalReport }[] = [...(saved?.evals ?? [])];
-    let startStep = 0;
-    const save = async (step: number) => {
-      await hooks.beforeCheckpoint?.(step);
-      const opt = await optimizer.getState();
-      return saveCheckpoint(ckptDir!, {
-        meta: {
-          ...parent.meta,
-          step,
-          config: { ...parent.meta.config, align: cfg },
-          rng: rng.state(),
-          optimizerStep: opt.t,
-          extra: {
-            ...parent.meta.extra,
-            parent: parentDir,
-            samples: samplesPath,
-            initFrom: opts.initFrom ?? null,
-            backend: tf.getBackend(),
-            parentEval,
-            evals,
-            evalRng: evalRng.state(),
-          },
-        },
-        weights: await model.getWeights(),
-        m: opt.m,
-        v: opt.v,
-      });
-    };
-    let objective: {
-      nextBatch: (r: Rng) => ReturnType<typeof makeBatch>;
-      loss: (m: GPT, b: ReturnType<typeof makeBatch>) => LossResult;
-    };
-    let groups = 0;
-    if (cfg.method === 'vft') {
-      objective = {
-        nextBatch: (r) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * 3, r, model.config.blockSize),
-        loss: (m, b) => ({ loss: nllLoss(m, b) }),
-      };
-    } else if (cfg.method === 'rft') {
-      const withCorrect = set.filter((q) => q.candidates.some((c) => c.correct));
-      if (!withCorrect.length) throw new Error('rft: no question in the sample set has a correct sample');
-      groups = withCorrect.length;
-      objective = {
-        nextBatch: (r) =>
-          makeBatch(
-            tok,
-            Array.from(
-              { length: cfg.spec.groupsPerStep },
-              () => withCorrect[r.int(0, withCorrect.length - 1)]!,
-            ).flatMap((q) =>
-              [q.reference, ...q.candidates.filter((c) => c.correct).map((c) => c.text)]
-                .filter((t, i, all) => all.indexOf(t) === i)
-                .map((t) => ({ prompt: promptOf(q.question), response: t })),
-            ),
-            model.config.blockSize,
-          ),
-        loss: (m, b) => ({ loss: nllLoss(m, b) }),
-      };
-    } else {
-      const spec: AlignSpec = { ...cfg.spec, method: cfg.method };
-      const g = usableGroups(set, spec);
-      groups = g.length;
-      if (spec.method === 'dpo') await referenceLogProbs(model, tok, g); // the parent is the frozen reference
-      objective = alignObjective(tok, model.config.blockSize, g, spec);
-    }
+    const { groups, ...objective } = await methodObjective(cfg, s, data, set);
     // only now move off the parent's weights: the parent's evaluation and DPO's reference are the parent's
-    if (resumed) {
-      model.setWeights(resumed.weights);
-      if (resumed.m && resumed.v) optimizer.setState({ t: resumed.meta.optimizerStep, m: resumed.m, v: resumed.v });
-      rng = new Rng(resumed.meta.rng);
-      if (saved?.evalRng) evalRng = new Rng(saved.evalRng);
-      startStep = resumed.meta.step;
-    } else if (opts.initFrom) {
-      // a fork: the weights of another run's checkpoint (e.g. a degraded run's last good one), a fresh optimizer
-      const init = await loadCheckpoint(opts.initFrom);
-      model.setWeights(init.weights);
-    }
-    const res = await trainLoop({
-      model,
-      optimizer,
-      rng,
-      startStep,
-      endStep: cfg.steps,
-      accumulate: 1,
-      nextBatch: objective.nextBatch,
-      loss: objective.loss,
-      onStep: hooks.onStep,
-      signal: hooks.signal,
-      hooks: [
-        {
-          every: cfg.evalEvery,
-          run: async (step) => {
-            const r = await evaluate(model, tok, val, quick, evalRng);
-            evals.push({ step, report: r });
-            if (hooks.onScores) await hooks.onScores(step, await scoreDistribution(model, tok, set, cfg.spec.beta));
-            await hooks.onEval?.(step, r, detectDegradation(evals, parentEval, cfg.degradation));
-          },
-        },
-        ...(ckptDir
-          ? [
-              {
-                every: cfg.checkpointEvery,
-                run: async (step: number) => {
-                  if (step < cfg.steps) await hooks.onCheckpoint?.(step, await save(step));
-                },
-              },
-            ]
-          : []),
-      ],
-    });
-    if (res.aborted) {
-      if (ckptDir && res.lastStep > startStep) await hooks.onCheckpoint?.(res.lastStep, await save(res.lastStep));
-      return {
-        config: cfg,
-        groups,
-        parentEval,
-        evals,
-        finalEval: parentEval,
-        degradation: detectDegradation(evals, parentEval, cfg.degradation),
-        checkpoint: null,
-        seconds: (performance.now() - t0) / 1000,
-        aborted: true,
-      };
-    }
-    const degradation = detectDegradation(evals, parentEval, cfg.degradation);
-    const finalEval = await evaluate(model, tok, data.test.map(toEvalProblem), cfg.eval, evalRng);
-    const checkpoint = ckptDir ? await save(res.lastStep) : null;
-    return {
-      config: cfg,
-      groups,
+    if (resumed) await s.restore(resumed);
+    // a fork: the weights of another run's checkpoint (e.g. a degraded run's last good one), a fresh optimizer
+    else if (opts.initFrom) s.model.setWeights((await loadCheckpoint(opts.initFrom)).weights);
+    const checkpointExtra = () => ({
+      parent: parentDir,
+      samples: samplesPath,
+      initFrom: opts.initFrom ?? null,
       parentEval,
       evals,
-      finalEval,
-      degradation,
-      checkpoint,
-      seconds: (performance.now() - t0) / 1000,
-      aborted: false,
-    };
+    });
+    const res = await s.train({
+      ...objective,
+      endStep: cfg.steps,
+      accumulate: 1,
+      onStep: hooks.onStep,
+      signal: hooks.signal,
+      beforeCheckpoint: hooks.beforeCheckpoint,
+      onCheckpoint: hooks.onCheckpoint,
+      evaluation: {
+        every: cfg.evalEvery,
+        run: async (step) => {
+          const r = await s.evaluate(val, quick);
+          evals.push({ step, report: r });
+          if (hooks.onScores) await hooks.onScores(step, await scoreDistribution(s.model, s.tok, set, cfg.spec.beta));
+          await hooks.onEval?.(step, r, detectDegradation(evals, parentEval, cfg.degradation));
+        },
+      },
+      // the last step's checkpoint is saved below, after the final evaluation, and returned rather than announced
+      checkpoints: ckptDir ? { dir: ckptDir, every: cfg.checkpointEvery, atEnd: false, extra: checkpointExtra } : null,
+    });
+    const degradation = detectDegradation(evals, parentEval, cfg.degradation);
+    const common = { config: cfg, groups, parentEval, evals, degradation };
+    if (res.aborted) {
+      const seconds = (performance.now() - t0) / 1000;
+      return { ...common, finalEval: parentEval, checkpoint: null, seconds, aborted: true };
+    }
+    const finalEval = await s.evaluate(data.test.map(toEvalProblem), cfg.eval);
+    const checkpoint = ckptDir ? await s.checkpoint(ckptDir, hooks, checkpointExtra()) : null;
+    return { ...common, finalEval, checkpoint, seconds: (performance.now() - t0) / 1000, aborted: false };
   } finally {
-    optimizer.dispose();
-    model.dispose();
+    s.dispose();
   }
 }

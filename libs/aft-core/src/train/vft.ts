@@ -2,20 +2,17 @@
  * VFT — vanilla fine-tuning (the paper's step 1): next-token NLL on the reference COT, prompt masked.
  * A typed run config with named presets; the resolved config is saved beside every checkpoint.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { generateArith, ARITH_DEFAULTS, type ArithOptions, type ArithProblem } from '../data/arith';
+import { generateArith, ARITH_DEFAULTS, type ArithDataset, type ArithOptions, type ArithProblem } from '../data/arith';
 import { makeBatch, promptOf, type TokenBatch } from '../data/batch';
-import { evaluate, EVAL_DEFAULTS, type EvalOptions, type EvalProblem, type EvalReport } from '../eval';
+import { EVAL_DEFAULTS, type EvalOptions, type EvalProblem, type EvalReport } from '../eval';
 import { MODEL_PRESETS, resolveConfig, validateModelConfig, type GPTConfig } from '../model/config';
 import { GPT } from '../model/gpt';
 import { nllLoss } from '../model/logprob';
 import { Rng } from '../rng';
 import { CharTokenizer } from '../tokenizer';
-import { loadCheckpoint, saveCheckpoint, type SavedCheckpoint } from './checkpoint';
-import { trainLoop, type StepInfo } from './loop';
-import { AdamW, OPTIM_DEFAULTS, type OptimConfig } from './optim';
+import { checkpointDirIn, hasCheckpoint, type CheckpointMeta, type SavedCheckpoint } from './checkpoint';
+import { OPTIM_DEFAULTS, type OptimConfig } from './optim';
+import { RunSession, type TrainHooks } from './session';
 
 export interface VftConfig {
   preset: 'tiny' | 'small';
@@ -127,13 +124,8 @@ export const toEvalProblem = (p: ArithProblem): EvalProblem => ({
   reference: p.cots[p.ref]!,
 });
 
-export interface VftHooks {
-  onStep?: (s: StepInfo) => void | Promise<void>;
+export interface VftHooks extends TrainHooks {
   onEval?: (step: number, report: EvalReport) => void | Promise<void>;
-  /** Before a checkpoint is written: a tracker flushes here, so nothing logged before it can be lost in a crash. */
-  beforeCheckpoint?: (step: number) => void | Promise<void>;
-  onCheckpoint?: (step: number, saved: SavedCheckpoint) => void | Promise<void>;
-  signal?: AbortSignal;
   /** Log per-step timing without evaluating (benchmarks). */
   skipEval?: boolean;
 }
@@ -151,125 +143,84 @@ export interface VftResult {
   numParams: number;
 }
 
-/** Everything a VFT run holds in memory; `dispose()` frees its tensors. */
-export class VftSession {
-  readonly tok = new CharTokenizer();
-  readonly data;
-  readonly model: GPT;
-  readonly optimizer: AdamW;
-  rng: Rng;
-  step = 0;
+/** The VFT config a checkpoint was trained under (an alignment checkpoint keeps its parent's, with `align` beside it). */
+export const checkpointVftConfig = (meta: Pick<CheckpointMeta, 'config'>): VftConfig =>
+  meta.config as unknown as VftConfig;
+
+/** The dataset a checkpoint was trained on, generated again from its saved config (seeded: the same problems). */
+export const checkpointDataset = (meta: Pick<CheckpointMeta, 'config'>): ArithDataset =>
+  generateArith(checkpointVftConfig(meta).data);
+
+/** A VFT run in memory: a fresh model from the config's seed, and the arith data it trains on. */
+export class VftSession extends RunSession {
+  readonly data: ArithDataset;
 
   constructor(readonly config: VftConfig) {
-    this.data = generateArith(config.data);
+    const tok = new CharTokenizer();
+    const data = generateArith(config.data);
     const init = new Rng(config.seed);
-    this.model = new GPT({ ...config.model, vocabSize: this.tok.size }, init);
-    this.optimizer = new AdamW(config.optim, this.model.params);
-    this.rng = init.fork();
+    const model = new GPT({ ...config.model, vocabSize: tok.size }, init);
+    super(model, tok, {
+      optim: config.optim,
+      seed: config.seed,
+      rng: init.fork(),
+      config: config as unknown as Record<string, unknown>,
+      extra: { datasetHash: data.hash },
+    });
+    this.data = data;
   }
 
   nextBatch = (rng: Rng): TokenBatch =>
     referenceBatch(this.tok, this.data.train, this.config.batchSize, rng, this.model.config.blockSize);
-
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<SavedCheckpoint> {
-    const opt = await this.optimizer.getState();
-    return saveCheckpoint(dir, {
-      meta: {
-        format: 'aft-checkpoint/1',
-        step: this.step,
-        model: this.model.config,
-        tokenizer: this.tok.spec(),
-        config: this.config as unknown as Record<string, unknown>,
-        rng: this.rng.state(),
-        optimizerStep: opt.t,
-        extra: { datasetHash: this.data.hash, backend: tf.getBackend(), ...extra },
-      },
-      weights: await this.model.getWeights(),
-      m: opt.m,
-      v: opt.v,
-    });
-  }
-
-  async restore(dir: string): Promise<void> {
-    const c = await loadCheckpoint(dir);
-    this.model.setWeights(c.weights);
-    if (c.m && c.v) this.optimizer.setState({ t: c.meta.optimizerStep, m: c.m, v: c.v });
-    this.rng = new Rng(c.meta.rng);
-    this.step = c.meta.step;
-  }
-
-  dispose(): void {
-    this.model.dispose();
-    this.optimizer.dispose();
-  }
 }
 
 /**
- * Trains (or resumes, when `outDir` holds a checkpoint) a VFT model. Checkpoints go to `outDir/checkpoint`
+ * Trains (or resumes, when `outDir` holds a checkpoint) a VFT model. Checkpoints go to `checkpointDirIn(outDir)`
  * every `checkpointEvery` steps and at the end; evaluations run every `evalEvery` steps on validation
  * questions, and the final one on the test split.
  */
 export async function runVft(config: VftConfig, outDir: string | null, hooks: VftHooks = {}): Promise<VftResult> {
   const s = new VftSession(config);
   try {
-    const ckptDir = outDir ? join(outDir, 'checkpoint') : null;
-    if (ckptDir && existsSync(join(ckptDir, 'checkpoint.json'))) await s.restore(ckptDir);
+    const ckptDir = outDir ? checkpointDirIn(outDir) : null;
+    if (ckptDir && hasCheckpoint(ckptDir)) await s.restore(ckptDir);
     const evals: { step: number; report: EvalReport }[] = [];
     const val = s.data.val.slice(0, config.evalQuestions).map(toEvalProblem);
     let checkpoint = null as SavedCheckpoint | null;
     let tokens = 0;
     const t0 = performance.now();
-    const evalRng = new Rng(config.seed + 7919);
-    const hooksList = [];
-    if (!hooks.skipEval) {
-      hooksList.push({
-        every: config.evalEvery,
-        run: async (step: number) => {
-          if (step === config.steps) return; // the final evaluation below covers it
-          const report = await evaluate(s.model, s.tok, val, { ...config.eval, assessQuestions: 0 }, evalRng);
-          evals.push({ step, report });
-          await hooks.onEval?.(step, report);
-        },
-      });
-    }
-    if (ckptDir) {
-      hooksList.push({
-        every: config.checkpointEvery,
-        run: async (step: number) => {
-          s.step = step;
-          await hooks.beforeCheckpoint?.(step);
-          checkpoint = await s.save(ckptDir);
-          await hooks.onCheckpoint?.(step, checkpoint);
-        },
-      });
-    }
-    const res = await trainLoop({
-      model: s.model,
-      optimizer: s.optimizer,
-      rng: s.rng,
-      startStep: s.step,
+    const res = await s.train({
+      signal: hooks.signal,
+      beforeCheckpoint: hooks.beforeCheckpoint,
       endStep: config.steps,
       accumulate: config.accumulate,
       nextBatch: s.nextBatch,
       loss: (m, b) => ({ loss: nllLoss(m, b) }),
       onStep: async (info) => {
         tokens += info.tokens;
-        s.step = info.step + 1;
         await hooks.onStep?.(info);
       },
-      hooks: hooksList,
-      signal: hooks.signal,
+      evaluation: hooks.skipEval
+        ? undefined
+        : {
+            every: config.evalEvery,
+            run: async (step) => {
+              if (step === config.steps) return; // the final evaluation below covers it
+              const report = await s.evaluate(val, { ...config.eval, assessQuestions: 0 });
+              evals.push({ step, report });
+              await hooks.onEval?.(step, report);
+            },
+          },
+      checkpoints: ckptDir ? { dir: ckptDir, every: config.checkpointEvery, atEnd: true } : null,
+      onCheckpoint: async (step, saved) => {
+        checkpoint = saved;
+        await hooks.onCheckpoint?.(step, saved);
+      },
     });
     const seconds = (performance.now() - t0) / 1000;
-    if (res.aborted && ckptDir && s.step > 0) {
-      // stopped between steps: save where it stopped, so a resumed run continues exactly from here
-      await hooks.beforeCheckpoint?.(s.step);
-      checkpoint = await s.save(ckptDir);
-      await hooks.onCheckpoint?.(s.step, checkpoint);
-    }
     let finalEval: EvalReport | null = null;
     if (!res.aborted && !hooks.skipEval) {
-      finalEval = await evaluate(s.model, s.tok, s.data.test.map(toEvalProblem), config.eval, evalRng);
+      finalEval = await s.evaluate(s.data.test.map(toEvalProblem), config.eval);
       evals.push({ step: config.steps, report: finalEval });
       await hooks.onEval?.(config.steps, finalEval);
     }
