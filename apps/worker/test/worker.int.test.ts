@@ -314,14 +314,14 @@ describe('degradation during a sweep', () => {
     expect(trained).toBeLessThan(16);
 
     const parentRunId = stopped.parentRunId!;
-    // a run whose every evaluation counts as degraded (accuracy drop > −1), checkpointing twice as often as it
+    // a run whose every evaluation counts as degraded (perplexity ratio > 1e-6), checkpointing twice as often as it
     // evaluates: its onset is its first evaluation (step 4) and its last good checkpoint the one at step 2
     const flagCfg = {
       ...collapse,
       seed: 5,
       sampling: { k: 4, temperature: 0.8, questions: 12 },
       onDegradation: 'flag',
-      overrides: { ...ALIGN_OVERRIDES, checkpointEvery: 2, 'degradation.accuracyDrop': -1 },
+      overrides: { ...ALIGN_OVERRIDES, checkpointEvery: 2, 'degradation.pplRatio': 1e-6 },
     };
     const { runId } = await call<{ runId: string }>('runs.launch', {
       kind: 'align',

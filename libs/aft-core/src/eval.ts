@@ -4,7 +4,9 @@
  * - assessment accuracy: over held-out questions whose sampled COTs include both correct and incorrect ones, the
  *   fraction of (positive, negative) pairs the model scores in the right order (the paper's assessment view);
  * - mean positive and negative scores and their gap; reference-COT perplexity;
- * - malformed-output rate (no parsable answer) and repetition rate (a line repeated 3+ times, or no <eos>).
+ * - malformed-output rate (no parsable answer) and repetition rate (a line repeated 3+ times, or no <eos>);
+ * - on the sampled questions, best-of-k rerank and majority-vote accuracy, and optionally assessment accuracy on a
+ *   fixed candidate set (assess.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch, promptOf } from './data/batch';
@@ -12,7 +14,16 @@ import { grade } from './data/grader';
 import type { GPT } from './model/gpt';
 import { sequenceLogProbs } from './model/logprob';
 import type { Rng } from './rng';
-import { generate, GREEDY, scoreCompletions, type Generation } from './sample';
+import {
+  majorityCorrect,
+  pairOrder,
+  rerankCorrect,
+  sampleCandidates,
+  scoreCandidates,
+  type SampledCandidate,
+  type PairOrder,
+} from './assess';
+import { generate, GREEDY, type Generation } from './sample';
 import type { CharTokenizer } from './tokenizer';
 
 export interface EvalProblem {
@@ -31,6 +42,8 @@ export interface EvalOptions {
   topK: number;
   maxNewTokens: number;
   batchSize: number;
+  /** A candidate set sampled once (from the parent) that every model scores: comparable assessment accuracy. */
+  fixedCandidates?: readonly SampledCandidate[] | undefined;
 }
 
 export const EVAL_DEFAULTS: EvalOptions = {
@@ -54,10 +67,60 @@ export interface EvalReport {
   meanPositiveScore: number | null;
   meanNegativeScore: number | null;
   scoreGap: number | null;
+  /** Questions that got k samples (the first `assessQuestions`): what rerank and majority accuracy are over. */
+  sampledQuestions: number;
+  /** Best-of-k: the model's highest-scored own sample decides; null without sampling. */
+  rerankAccuracy: number | null;
+  /** The most frequent final answer among the k samples decides; null without sampling. */
+  majorityAccuracy: number | null;
+  /** Assessment accuracy on `fixedCandidates`, when given: the same pairs for every model. */
+  fixedAssessment: { accuracy: number | null; pairs: number; questions: number } | null;
   /** A few greedy generations, for eyes. */
   examples: { id: string; question: string; output: string; correct: boolean }[];
-  /** Every question's greedy correctness, in order: what pairs two models question by question (docs/statistics.md). */
-  perQuestion: { id: string; correct: boolean }[];
+  /**
+   * Every question's greedy outcome, in order: what pairs two models question by question (docs/statistics.md) —
+   * the paired comparisons and the degradation detector's paired tests read it.
+   */
+  perQuestion: QuestionOutcome[];
+}
+
+export interface QuestionOutcome {
+  id: string;
+  correct: boolean;
+  /** No parsable final answer. */
+  malformed: boolean;
+  /** A line repeated 3+ times, or no end of sequence. */
+  repetitive: boolean;
+  /** Sampled questions only: best-of-k rerank and majority vote correct. */
+  rerank?: boolean;
+  majority?: boolean;
+}
+
+/** The fields of a report that drew no samples and was given no fixed candidate set. */
+export const UNSAMPLED = {
+  assessmentAccuracy: null,
+  assessedQuestions: 0,
+  pairs: 0,
+  meanPositiveScore: null,
+  meanNegativeScore: null,
+  scoreGap: null,
+  sampledQuestions: 0,
+  rerankAccuracy: null,
+  majorityAccuracy: null,
+  fixedAssessment: null,
+} as const satisfies Partial<EvalReport>;
+
+/** The report fields of a pair ordering. */
+function orderFields(o: PairOrder) {
+  return {
+    assessedQuestions: o.questions,
+    pairs: o.pairs,
+    assessmentAccuracy: o.pairs ? o.ordered / o.pairs : null,
+    meanPositiveScore: o.meanPositiveScore,
+    meanNegativeScore: o.meanNegativeScore,
+    scoreGap:
+      o.meanPositiveScore !== null && o.meanNegativeScore !== null ? o.meanPositiveScore - o.meanNegativeScore : null,
+  };
 }
 
 export function isRepetitive(g: Generation): boolean {
@@ -116,62 +179,37 @@ export async function evaluate(
     malformedRate: graded.filter((g) => g.extracted === null).length / n,
     repetitionRate: greedy.filter(isRepetitive).length / n,
     refPerplexity: await referencePerplexity(model, tok, problems, o.batchSize),
-    assessmentAccuracy: null,
-    assessedQuestions: 0,
-    pairs: 0,
-    meanPositiveScore: null,
-    meanNegativeScore: null,
-    scoreGap: null,
-    perQuestion: problems.map((p, i) => ({ id: p.id, correct: graded[i]!.correct })),
+    ...UNSAMPLED,
+    perQuestion: problems.map((p, i) => ({
+      id: p.id,
+      correct: graded[i]!.correct,
+      malformed: graded[i]!.extracted === null,
+      repetitive: isRepetitive(greedy[i]!),
+    })),
     examples: problems
       .slice(0, 4)
       .map((p, i) => ({ id: p.id, question: p.question, output: greedy[i]!.text, correct: graded[i]!.correct })),
   };
   const assess = problems.slice(0, o.assessQuestions);
   if (assess.length && o.k > 0) {
-    const qs = assess.flatMap((p) => Array.from({ length: o.k }, () => p.question));
-    const samples = await generate(
-      model,
-      tok,
-      qs,
-      { temperature: o.temperature, topK: o.topK, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize },
-      rng,
-    );
-    const items = samples.map((s, i) => ({ question: qs[i]!, completion: s.text }));
-    const scores = await scoreCompletions(model, tok, items, o.batchSize);
-    let ordered = 0;
-    let pairs = 0;
-    const pos: number[] = [];
-    const neg: number[] = [];
-    assess.forEach((p, qi) => {
-      const seen = new Map<string, { score: number; correct: boolean }>();
-      for (let j = 0; j < o.k; j++) {
-        const idx = qi * o.k + j;
-        const text = samples[idx]!.text;
-        if (!seen.has(text)) seen.set(text, { score: scores[idx]!, correct: grade(text, p.answer).correct });
-      }
-      const P = [...seen.values()].filter((c) => c.correct).map((c) => c.score);
-      const N = [...seen.values()].filter((c) => !c.correct).map((c) => c.score);
-      pos.push(...P);
-      neg.push(...N);
-      if (P.length && N.length) {
-        report.assessedQuestions++;
-        for (const a of P)
-          for (const b of N) {
-            pairs++;
-            if (a > b) ordered++;
-          }
-      }
-    });
-    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-    report.pairs = pairs;
-    report.assessmentAccuracy = pairs ? ordered / pairs : null;
-    report.meanPositiveScore = mean(pos);
-    report.meanNegativeScore = mean(neg);
-    report.scoreGap =
-      report.meanPositiveScore !== null && report.meanNegativeScore !== null
-        ? report.meanPositiveScore - report.meanNegativeScore
-        : null;
+    const own = await scoreCandidates(model, tok, await sampleCandidates(model, tok, assess, o, rng), o.batchSize);
+    Object.assign(report, orderFields(pairOrder([...own.values()])));
+    const rerank = new Map([...own].map(([id, g]) => [id, rerankCorrect(g)]));
+    const majority = new Map([...own].map(([id, g]) => [id, majorityCorrect(g)]));
+    report.sampledQuestions = own.size;
+    report.rerankAccuracy = [...rerank.values()].filter(Boolean).length / own.size;
+    report.majorityAccuracy = [...majority.values()].filter(Boolean).length / own.size;
+    for (const q of report.perQuestion) {
+      if (rerank.has(q.id)) Object.assign(q, { rerank: rerank.get(q.id)!, majority: majority.get(q.id)! });
+    }
+  }
+  if (o.fixedCandidates?.length) {
+    const order = pairOrder([...(await scoreCandidates(model, tok, o.fixedCandidates, o.batchSize)).values()]);
+    report.fixedAssessment = {
+      accuracy: order.pairs ? order.ordered / order.pairs : null,
+      pairs: order.pairs,
+      questions: order.questions,
+    };
   }
   return report;
 }
