@@ -67,8 +67,13 @@ export interface Degradation {
 /** The α the k-th look (1-based) may spend: α·6/(π²k²), so that all looks together spend at most α. */
 export const alphaAtLook = (alpha: number, k: number) => (alpha * 6) / (Math.PI ** 2 * k ** 2);
 
-const PAIRED: { signal: Exclude<Signal, 'pplRatio'>; bad: (q: QuestionOutcome) => boolean }[] = [
-  { signal: 'accuracyDrop', bad: (q) => !q.correct },
+/**
+ * `bad` is undefined where an outcome does not say: a parent evaluation kept in a checkpoint written before
+ * outcomes carried `malformed`/`repetitive` (its run resumed) has only `correct`, and a question it does not speak
+ * for is left out of that test rather than counted as well formed.
+ */
+const PAIRED: { signal: Exclude<Signal, 'pplRatio'>; bad: (q: QuestionOutcome) => boolean | undefined }[] = [
+  { signal: 'accuracyDrop', bad: (q) => (typeof q.correct === 'boolean' ? !q.correct : undefined) },
   { signal: 'malformedRate', bad: (q) => q.malformed },
   { signal: 'repetitionRate', bad: (q) => q.repetitive },
 ];
@@ -88,8 +93,8 @@ function pairedEvidence(
   let better = 0;
   for (const q of run) {
     const p = parentById.get(q.id);
-    if (!p) continue;
-    const [r, b] = [test.bad(q), test.bad(p)];
+    const [r, b] = p ? [test.bad(q), test.bad(p)] : [];
+    if (r === undefined || b === undefined) continue;
     n++;
     runBad += +r;
     parentBad += +b;

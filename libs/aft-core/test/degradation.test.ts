@@ -126,6 +126,16 @@ describe('detectDegradation', () => {
     expect(d.evidence[0]).toMatchObject({ worse: 30, better: 0, parent: 0.3 });
   });
 
+  it('leaves a signal out where a parent evaluation from an older checkpoint does not record it', () => {
+    // written before outcomes carried malformed/repetitive: only id and correct
+    const old = report(parentQs.map(({ id, correct }) => ({ id, correct }) as QuestionOutcome));
+    const sloppy = parentQs.map((q, i) => ({ ...q, malformed: i >= 50, repetitive: i >= 50 }));
+    expect(detectDegradation([{ step: 10, report: report(sloppy) }], old).degraded).toBe(false);
+    const dropped = sloppy.map((q) => ({ ...q, correct: false }));
+    const d = detectDegradation([{ step: 10, report: report(dropped) }], old);
+    expect(d.evidence.map((e) => e.signal)).toEqual(['accuracyDrop']);
+  });
+
   it('needs a change past the floor as well as significance', () => {
     const run = parentQs.map((q, i) => (i < 12 ? { ...q, correct: false } : q));
     expect(detectDegradation([{ step: 5, report: report(run) }], parent).degraded).toBe(true);

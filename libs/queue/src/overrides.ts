@@ -72,10 +72,11 @@ export const ALIGN_OVERRIDE_BOUNDS: Readonly<Record<string, Bound>> = {
   // a tiny pplRatio flags every evaluation: how tests force a degradation (docs/statistics.md)
   'degradation.pplRatio': real(0, 100, true),
   'degradation.alpha': real(0, 1, true),
-  // floors of the paired tests (libs/aft-core/src/degradation.ts): 0 leaves the decision to significance alone
-  'degradation.malformedRate': real(0, 1),
-  'degradation.repetitionRate': real(0, 1),
-  'degradation.accuracyDrop': real(0, 1),
+  // floors of the paired tests (libs/aft-core/src/degradation.ts): ≤ 0 leaves the decision to significance alone
+  // (negative values stay valid: jobs queued before the paired detector carry them)
+  'degradation.malformedRate': real(-1, 1),
+  'degradation.repetitionRate': real(-1, 1),
+  'degradation.accuracyDrop': real(-1, 1),
 };
 
 export const MAX_OVERRIDES = 50;

@@ -59,6 +59,9 @@ export class Transport {
     let url = `${this.base}/api/trpc/${path}`;
     let body: string | undefined;
     const method = TRACKING_METHODS[path];
+    // a caller outside the types (plain JS, a cast) naming a procedure the SDK does not know: a refusal, not a
+    // network error to retry for ten minutes
+    if (method === undefined) throw new TrackerError(`the SDK has no procedure "${path}"`, 400, 'UNKNOWN_PROCEDURE');
     if (method === 'GET') url += `?input=${encodeURIComponent(JSON.stringify(input))}`;
     else {
       body = JSON.stringify(input);

@@ -85,7 +85,7 @@ async function logMetrics(ctx: Ctx, runId: string, ms: z.infer<typeof metric>[])
     { teamId: ctx.actor.teamId },
   );
   // the latest value of each key into the run's summary, so the runs table and the results can sort on it
-  await copyLastMetricsToSummary(ctx.db.pool, runId, keys);
+  await copyLastMetricsToSummary(ctx.db.pool, runId, ctx.actor.teamId, keys);
 }
 
 export const logMetric: Endpoint = async (ctx, input) => {

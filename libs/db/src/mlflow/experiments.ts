@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
+import { FilterError } from './filter';
 
 type Queryable = Pick<Pool | PoolClient, 'query'>;
 
@@ -88,12 +89,22 @@ const ORDER_COLUMN: Record<ExperimentOrderField, string> = {
   last_update_time: 'updated',
 };
 
+const NAME_OPERATORS: Record<ExperimentNameOp, string | undefined> = {
+  '=': '=',
+  '!=': '<>',
+  LIKE: 'LIKE',
+  ILIKE: 'ILIKE',
+};
+
 export async function searchExperiments(c: Queryable, teamId: string, s: ExperimentSearch): Promise<ExperimentRow[]> {
   const params: unknown[] = [teamId];
   const where = ['p.team_id = $1'];
   for (const n of s.names) {
+    // the operator is spliced into SQL: only from this table, whatever the caller checked
+    const op = NAME_OPERATORS[n.op];
+    if (!op) throw new FilterError(`unsupported comparator '${n.op}' for name`);
     params.push(n.value);
-    where.push(`p.name ${n.op === '!=' ? '<>' : n.op} $${params.length}`);
+    where.push(`p.name ${op} $${params.length}`);
   }
   const order = s.orderBy.map((o) => `${ORDER_COLUMN[o.field]} ${o.desc ? 'DESC' : 'ASC'}`);
   params.push(s.limit, s.offset);

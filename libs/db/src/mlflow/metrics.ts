@@ -1,5 +1,6 @@
 /** Metrics as the MLflow API reads them: each key's latest value per run, and one key's history. */
 import type { Pool, PoolClient } from 'pg';
+import { writeToRun } from '../touch';
 
 type Queryable = Pick<Pool | PoolClient, 'query'>;
 
@@ -38,15 +39,23 @@ export async function metricHistory(
 
 /**
  * Copies the latest value of each of `keys` into the run's summary (non-finite values as their strings), so the
- * runs table and the results can sort on what an MLflow client logged. Runs after insertMetricPoints, which has
- * already touched the run for the points.
+ * runs table and the results can sort on what an MLflow client logged. A run write of its own (after
+ * insertMetricPoints' transaction), so it is touched and announced like any other (docs/architecture.md, "Live
+ * updates").
  */
-export async function copyLastMetricsToSummary(c: Queryable, runId: string, keys: readonly string[]): Promise<void> {
-  await c.query(
-    `UPDATE run SET summary = summary || (
-       SELECT jsonb_object_agg(key, CASE WHEN last_value IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(last_value::text) ELSE to_jsonb(last_value) END)
-       FROM run_metric WHERE run_id = $1 AND key = ANY($2::text[]))
-     WHERE id = $1`,
-    [runId, keys],
+export async function copyLastMetricsToSummary(
+  pool: Pool,
+  runId: string,
+  teamId: string,
+  keys: readonly string[],
+): Promise<void> {
+  await writeToRun(pool, runId, teamId, (c) =>
+    c.query(
+      `UPDATE run SET summary = summary || (
+         SELECT jsonb_object_agg(key, CASE WHEN last_value IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(last_value::text) ELSE to_jsonb(last_value) END)
+         FROM run_metric WHERE run_id = $1 AND key = ANY($2::text[]))
+       WHERE id = $1`,
+      [runId, keys],
+    ),
   );
 }
