@@ -20,7 +20,14 @@ const DEP_CONSTRAINTS = [
     bannedExternalImports: ['@tensorflow/*', 'next', 'react', '@trpc/*', 'bullmq'],
   },
   {
+    // shared schemas and types only: no I/O of any kind
     sourceTag: 'type:contract',
+    onlyDependOnLibsWithTags: ['type:contract'],
+    bannedExternalImports: ['@tensorflow/*', '@prisma/*', 'pg', 'next', 'react', 'bullmq', 'ioredis'],
+  },
+  {
+    // libs/queue: the job contract and the BullMQ producer that enqueues it
+    sourceTag: 'type:queue',
     onlyDependOnLibsWithTags: ['type:contract'],
     bannedExternalImports: ['@tensorflow/*', '@prisma/*', 'pg', 'next', 'react'],
   },
@@ -31,22 +38,22 @@ const DEP_CONSTRAINTS = [
   },
   {
     sourceTag: 'type:api',
-    onlyDependOnLibsWithTags: ['type:data', 'type:contract'],
+    onlyDependOnLibsWithTags: ['type:data', 'type:contract', 'type:queue'],
     bannedExternalImports: ['@tensorflow/*', 'next', 'react'],
   },
   {
     sourceTag: 'scope:web',
-    onlyDependOnLibsWithTags: ['type:api', 'type:contract', 'type:data'],
+    onlyDependOnLibsWithTags: ['type:api', 'type:contract', 'type:data', 'type:queue'],
     bannedExternalImports: ['@tensorflow/*'],
   },
   {
     sourceTag: 'scope:worker',
-    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk'],
+    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:queue'],
     bannedExternalImports: ['@prisma/*', 'pg', 'next', 'react'],
   },
   {
     sourceTag: 'scope:tools',
-    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:data', 'type:api'],
+    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:data', 'type:api', 'type:queue'],
   },
 ];
 

@@ -24,8 +24,17 @@ import {
   type AlignConfig,
   type VftConfig,
 } from '@aft/aft-core';
+import type { z } from 'zod';
 import { PROGRESS_KEYS } from '@aft/contracts';
-import type { SamplingSpec, TrainJobPayload, TrainResult } from '@aft/queue';
+import {
+  alignJobConfig,
+  vftJobConfig,
+  type AlignJobConfig,
+  type SamplingSpec,
+  type TrainJobPayload,
+  type TrainResult,
+  type VftJobConfig,
+} from '@aft/queue';
 import { attach, TrackerError, type Run } from '@aft/tracker';
 import { PermanentError, SHUTDOWN, ShutdownError } from './errors';
 import { evalMetrics, RunReporter } from './reporter';
@@ -44,6 +53,15 @@ type Summary = Record<string, number | string | boolean | null>;
 /** A parent's sample set is drawn this far from its seed: any worker draws the same set, apart from training's. */
 const SAMPLING_SEED_OFFSET = 104_729;
 
+/** The run's stored config, read by the schema its launch wrote it with. */
+function jobConfig<T>(schema: z.ZodType<T>, stored: unknown): T {
+  const r = schema.safeParse(stored);
+  if (r.success) return r.data;
+  throw new PermanentError(
+    `bad run config: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+  );
+}
+
 function permanent<T>(what: string, f: () => T): T {
   try {
     return f();
@@ -52,7 +70,7 @@ function permanent<T>(what: string, f: () => T): T {
   }
 }
 
-export function vftConfigOf(p: Extract<TrainJobPayload, { kind: 'vft' }>['config']): VftConfig {
+export function vftConfigOf(p: VftJobConfig): VftConfig {
   return permanent('bad VFT config', () =>
     resolveVftConfig(p.preset, {
       ...p.overrides,
@@ -62,7 +80,7 @@ export function vftConfigOf(p: Extract<TrainJobPayload, { kind: 'vft' }>['config
   );
 }
 
-export function alignConfigOf(p: Extract<TrainJobPayload, { kind: 'align' }>['config']): AlignConfig {
+export function alignConfigOf(p: AlignJobConfig): AlignConfig {
   return permanent('bad alignment config', () =>
     resolveAlignConfig(
       {
@@ -116,8 +134,13 @@ async function ensureSampleSet(
   }
 }
 
-async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobContext, run: Run): Promise<TrainResult> {
-  const cfg = vftConfigOf(p.config);
+async function trainVft(
+  p: Extract<TrainJobPayload, { kind: 'vft' }>,
+  job: VftJobConfig,
+  ctx: JobContext,
+  run: Run,
+): Promise<TrainResult> {
+  const cfg = vftConfigOf(job);
   const report = await RunReporter.start(run, ctx.store, cfg.steps, ctx.log);
   const res = await runVft(cfg, ctx.store.runDir(p.runId), {
     ...report.trainHooks(ctx.signal),
@@ -127,7 +150,7 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
   const summary: Summary = { params: res.numParams, dataset_hash: res.datasetHash, tokens_per_s: res.tokensPerSecond };
   if (res.finalEval) Object.assign(summary, evalMetrics('test', res.finalEval));
   await run.setSummary({ ...summary, [PROGRESS_KEYS.phase]: 'sample' });
-  for (const s of p.config.sampling) {
+  for (const s of job.sampling) {
     if (ctx.signal?.aborted) return { runId: p.runId, status: 'canceled', steps: res.steps, summary };
     await ensureSampleSet(ctx, p.runId, s, report);
   }
@@ -136,20 +159,21 @@ async function trainVft(p: Extract<TrainJobPayload, { kind: 'vft' }>, ctx: JobCo
 
 async function trainAlign(
   p: Extract<TrainJobPayload, { kind: 'align' }>,
+  job: AlignJobConfig,
   ctx: JobContext,
   run: Run,
 ): Promise<TrainResult> {
-  const cfg = alignConfigOf(p.config);
+  const cfg = alignConfigOf(job);
   if (!ctx.store.hasCheckpoint(p.parentRunId)) {
     throw new PermanentError(
       `parent run ${p.parentRunId} has no checkpoint in the artifact store (${ctx.store.checkpointDir(p.parentRunId)})`,
     );
   }
-  const samples = await ensureSampleSet(ctx, p.parentRunId, p.config.sampling, null);
+  const samples = await ensureSampleSet(ctx, p.parentRunId, job.sampling, null);
   const report = await RunReporter.start(run, ctx.store, cfg.steps, ctx.log);
   const stop = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
-  const policy = p.config.onDegradation;
+  const policy = job.onDegradation;
   let flagged: number | null = null;
   let stopReason: string | null = null;
   let initFrom: string | undefined;
@@ -231,10 +255,12 @@ export async function runTrainJob(
     return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
   }
   try {
-    // a bad config fails the run before it trains a step
-    if (p.kind === 'vft') vftConfigOf(p.config);
-    else alignConfigOf(p.config);
-    const res = p.kind === 'vft' ? await trainVft(p, ctx, run) : await trainAlign(p, ctx, run);
+    // the run's config, from its one home (its Postgres row, read by `attach`), parsed once here; a bad one fails
+    // the run before it trains a step
+    const res =
+      p.kind === 'vft'
+        ? await trainVft(p, jobConfig(vftJobConfig, run.config), ctx, run)
+        : await trainAlign(p, jobConfig(alignJobConfig, run.config), ctx, run);
     if (res.status === 'canceled' && ctx.signal?.reason === SHUTDOWN) {
       await run.flush();
       throw new ShutdownError(

@@ -487,31 +487,42 @@ describe('failures', () => {
     expect(job.attemptsMade).toBe(1);
   });
 
-  it('fails a run whose job payload it cannot read, instead of leaving it queued', async () => {
+  it('fails a run whose job payload or stored config it cannot read, instead of leaving it queued', async () => {
     if (!workers.some((w) => w.proc.exitCode === null)) startWorker();
     const team = await t.db.prisma.team.findFirstOrThrow({ where: { slug: 'workers' } });
-    const row = {
-      ref: 'r',
-      name: 'unreadable',
+    const row = (ref: string, config: Record<string, unknown>) => ({
+      ref,
+      name: `unreadable-${ref}`,
       method: 'vft',
       constraint: 'none',
-      config: {},
+      config,
       configHash: '',
       seed: 1,
       tags: [],
-    };
-    const { ids, tokens } = await createQueuedRuns(t.db.pool, team.id, 'worker-test', [row]);
-    const runId = ids.get('r')!;
-    // as another version of the platform might have written it: the producer's own check is bypassed
-    const data = { kind: 'vft', runId, runToken: tokens.get('r'), config: { preset: 'huge', seed: 1 } };
-    await producer.runs.add('train', data, { jobId: runId, attempts: 3 });
-    const run = await until('the run to fail', async () => {
-      const r = await getRun(runId);
-      return finished(r.status) ? r : null;
     });
-    expect(run.status).toBe('failed');
-    expect(run.error).toMatch(/bad job payload: config\.preset/);
-    expect((await producer.runs.getJob(runId))!.attemptsMade).toBe(1);
+    const { ids, tokens } = await createQueuedRuns(t.db.pool, team.id, 'worker-test', [
+      row('payload', { preset: 'tiny', seed: 1, overrides: {}, sampling: [] }),
+      row('config', { preset: 'huge', seed: 1 }),
+    ]);
+    // as another version of the platform might have written them: the producer's and the launch's checks bypassed
+    const jobs = {
+      payload: { kind: 'ppo', runId: ids.get('payload'), runToken: tokens.get('payload') },
+      config: { kind: 'vft', runId: ids.get('config'), runToken: tokens.get('config') },
+    };
+    for (const data of Object.values(jobs)) await producer.runs.add('train', data, { jobId: data.runId, attempts: 3 });
+    for (const [ref, error] of [
+      ['payload', /bad job payload: kind/],
+      ['config', /bad run config: preset/],
+    ] as const) {
+      const runId = ids.get(ref)!;
+      const run = await until(`the ${ref} run to fail`, async () => {
+        const r = await getRun(runId);
+        return finished(r.status) ? r : null;
+      });
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatch(error);
+      expect((await producer.runs.getJob(runId))!.attemptsMade).toBe(1);
+    }
   });
 
   it('fails a run whose loss stops being finite at once, naming the step', async () => {

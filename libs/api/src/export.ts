@@ -6,7 +6,7 @@
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { exportArchiveGz, projectTeamId } from '@aft/db';
+import { generateExportTarGz, projectTeamId } from '@aft/db';
 import { id } from '@aft/contracts';
 import { downloadHeaders } from './artifact-files';
 import { requestContext, type ApiHandlerOptions } from './http';
@@ -65,7 +65,7 @@ export function createExportHandler(opts: Pick<ApiHandlerOptions, 'db' | 'notifi
     if (!teamId) throw new Error(`project ${projectId} was deleted while its export started`);
     const scope = parsed.data.sweep ? { sweepId: parsed.data.sweep } : { projectId };
     // pulled member by member as the client reads: a slow client slows the export instead of filling memory
-    const it = exportArchiveGz(opts.db.pool, teamId, scope)[Symbol.asyncIterator]();
+    const it = generateExportTarGz(opts.db.pool, teamId, scope)[Symbol.asyncIterator]();
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         const { value, done } = await it.next();

@@ -8,6 +8,8 @@ import type { RateLimiter } from './rate-limit';
 import type { Role } from './trpc';
 
 export { RedisRateLimiter } from './rate-limit';
+/** A Redis connection as the API's rate limiter and job producer use one (for fixtures outside the server tier). */
+export { createRedis } from '@aft/queue';
 
 export async function createTeamWithKey(db: Db, slug: string, scopes: string[] = ['log', 'launch', 'read']) {
   const team = await ensureTeam(db, slug);

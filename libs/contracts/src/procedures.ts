@@ -25,6 +25,8 @@ export interface TrackedRun {
   projectId: string;
   status: RunStatus;
   project: { id: string; name: string };
+  /** The run's config as its launch stored it (JSON): a platform job's one source for what to train. */
+  config: unknown;
 }
 
 /** metrics.series' input; its schema lives with the router (libs/api/src/router/metrics.ts). */

@@ -21,7 +21,7 @@ import type { Pool } from 'pg';
 import { csvCell } from './csv';
 import { insertMetricPoints } from './metrics';
 import { withTransaction } from './touch';
-import { insertSamples, type SampleRow } from './run-writes';
+import { insertSamples, type StoredSample } from './run-writes';
 import {
   artifactLine,
   decodeWire,
@@ -112,7 +112,7 @@ interface RunRow {
 }
 
 /** The archive as tar chunks. Throws ExportNotFoundError when the project or sweep is not the team's. */
-export async function* exportArchive(
+export async function* generateExportTar(
   pool: Pool,
   teamId: string,
   scope: ExportScope,
@@ -295,7 +295,7 @@ const gzipAsync = promisify(gzip);
  * read, so memory stays at one member however slow the reader — a streaming gzip between two web streams let
  * uncompressed input pile up in front of the compressor when the network was the slow side.
  */
-export async function* exportArchiveGz(
+export async function* generateExportTarGz(
   pool: Pool,
   teamId: string,
   scope: ExportScope,
@@ -304,7 +304,7 @@ export async function* exportArchiveGz(
   const memberBytes = opts.memberBytes ?? 512 * 1024;
   let pending: Buffer[] = [];
   let size = 0;
-  for await (const chunk of exportArchive(pool, teamId, scope, opts)) {
+  for await (const chunk of generateExportTar(pool, teamId, scope, opts)) {
     pending.push(chunk);
     size += chunk.length;
     if (size >= memberBytes) {
@@ -472,10 +472,10 @@ export async function importArchive(
           }
         }
       } else if (file.startsWith('samples/')) {
-        const byRun = new Map<string, SampleRow[]>();
+        const byRun = new Map<string, StoredSample[]>();
         for (const s of jsonLines(sampleLine, content, name, maxLine)) {
           const run = runOf(s.run);
-          const row: SampleRow = {
+          const row: StoredSample = {
             step: s.step,
             split: s.split,
             questionId: s.question_id,

@@ -115,7 +115,8 @@ export function heartbeatRun(pool: Pool, runId: string, teamId: string) {
   return updateRun(pool, runId, teamId, `heartbeat_at = now()`, []);
 }
 
-export interface SampleRow {
+/** A sample as `insertSamples` stores it (the SDK's `SampleRow` is what a client logs; the API maps one to the other). */
+export interface StoredSample {
   step: number;
   split: string;
   questionId: string;
@@ -130,8 +131,8 @@ export interface SampleRow {
 }
 
 /** Stores samples idempotently: (run, step, split, question, sample index) identifies one. */
-export async function insertSamples(pool: Pool, runId: string, teamId: string, rows: readonly SampleRow[]) {
-  const col = <K extends keyof SampleRow>(k: K) => rows.map((r) => r[k] ?? null);
+export async function insertSamples(pool: Pool, runId: string, teamId: string, rows: readonly StoredSample[]) {
+  const col = <K extends keyof StoredSample>(k: K) => rows.map((r) => r[k] ?? null);
   return writeToRun(pool, runId, teamId, async (c) => {
     const res = await c.query(
       `INSERT INTO sample (run_id, step, split, question_id, sample_idx, prompt, completion, extracted_answer, gold,

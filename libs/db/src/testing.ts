@@ -120,7 +120,7 @@ export async function countPoints(db: Db, runId: string): Promise<{ n: number; d
 }
 
 // What tests of other libs need from the data layer to seed and check bulk data (they enter through this door).
-export { importArchive, exportArchive } from './export';
+export { importArchive, generateExportTar } from './export';
 export { readTar } from './tar';
 export { insertMetricPoints } from './metrics';
 export { insertSamples } from './run-writes';

@@ -1,7 +1,9 @@
 /**
- * Job payloads and results, parsed on both sides: the producer (web) before it enqueues, the worker
- * before it trains. The trainer validates the config once more against its own presets (an unknown key fails
- * the job at once, unrecoverably).
+ * Job payloads and results (docs/architecture.md, "The job contract"). A job names its run and carries the run's
+ * token; it does not carry the run's config. The config has one home, the run's row in Postgres, written by the
+ * launch after `vftJobConfig` / `alignJobConfig` below parsed it; the worker reads it back through `runs.get` with
+ * the run token and parses it once more with the same schema, then the trainer resolves it against its presets
+ * (an unknown key fails the run at once, unrecoverably).
  */
 import { z } from 'zod';
 import {
@@ -100,7 +102,7 @@ export const alignJobConfig = z.object({
 export type AlignJobConfig = z.infer<typeof alignJobConfig>;
 
 export const trainJobPayload = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('vft'), runId, runToken, sweepId: runId.optional(), config: vftJobConfig }),
+  z.object({ kind: z.literal('vft'), runId, runToken, sweepId: runId.optional() }),
   z.object({
     kind: z.literal('align'),
     runId,
@@ -109,7 +111,6 @@ export const trainJobPayload = z.discriminatedUnion('kind', [
     parentRunId: runId,
     /** A fork: start from this run's last good checkpoint instead of the parent's weights. */
     initFromRunId: runId.optional(),
-    config: alignJobConfig,
   }),
 ]);
 export type TrainJobPayload = z.infer<typeof trainJobPayload>;
@@ -124,7 +125,7 @@ export const releaseJobPayload = z.object({
   parentRunId: runId,
   /** Alignment runs started side by side at most (the sweep's cap shared among its parents). */
   lanes: z.number().int().min(1).max(64),
-  runs: z.array(z.object({ runId, runToken, config: alignJobConfig })).max(1000),
+  runs: z.array(z.object({ runId, runToken })).max(1000),
 });
 export type ReleaseJobPayload = z.infer<typeof releaseJobPayload>;
 

@@ -7,6 +7,7 @@ import {
   type AlignJobConfig,
   type ReleaseJobPayload,
   type TrainJobInput,
+  type TrainJobPayload,
 } from './jobs';
 
 export const QUEUE_RUNS = 'aft-runs';
@@ -85,14 +86,13 @@ export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[]
   return lanes.map((lane) => {
     let flow: FlowJob | null = null;
     for (const r of lane) {
-      const data = trainJobPayload.parse({
+      const data: TrainJobPayload = {
         kind: 'align',
         runId: r.runId,
         runToken: r.runToken,
         sweepId: release.sweepId,
         parentRunId: release.parentRunId,
-        config: r.config,
-      });
+      };
       flow = {
         name: 'train',
         queueName: queue,
@@ -163,9 +163,9 @@ export class JobProducer {
     await timeout(flows, 'enqueue a sweep');
   }
 
-  /** Enqueues the alignment runs waiting for a parent (what a release job does). */
+  /** Enqueues the alignment runs waiting for a parent (what a release job does, with the payload it parsed). */
   async enqueueLanes(release: ReleaseJobPayload): Promise<void> {
-    await this.flows.addBulk(alignLanes(this.queueName, releaseJobPayload.parse(release)));
+    await this.flows.addBulk(alignLanes(this.queueName, release));
   }
 
   /**

@@ -57,6 +57,8 @@ export class Run {
   readonly name: string;
   readonly project: string;
   readonly url: string;
+  /** The run's config as stored (JSON), unparsed: its reader knows the schema. */
+  readonly config: unknown;
   private points: PointBuffer = emptyBuffer();
   private samples: SampleInput[] = [];
   private readonly inFlight = new Set<Promise<void>>();
@@ -78,6 +80,7 @@ export class Run {
     this.id = info.id;
     this.name = info.name;
     this.project = info.project.name;
+    this.config = info.config;
     this.url = `${baseUrl.replace(/\/+$/, '')}/runs/${info.id}`;
     this.batchPoints = Math.min(opts.batchPoints ?? 5_000, LIMITS.pointsPerBatch);
     this.maxInFlight = opts.maxInFlight ?? 4;

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countPoints, createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createTeamWithKey, createTestHandler, RedisRateLimiter, serveFetch } from '@aft/api/testing';
-import { createRedis } from '@aft/queue';
+import { createRedis, createTeamWithKey, createTestHandler, RedisRateLimiter, serveFetch } from '@aft/api/testing';
 import { init } from '../src';
 
 let t: TestDatabase;

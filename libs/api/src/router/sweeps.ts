@@ -125,14 +125,13 @@ export const launchRouter = {
     const runToken = tokens.get('run')!;
     await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
       input.kind === 'vft'
-        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken, config: input.config })
+        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken })
         : ctx.jobs.enqueueRun({
             kind: 'align',
             runId,
             runToken,
             parentRunId: parentRunId!,
             initFromRunId: input.forkOf,
-            config: input.config,
           }),
     );
     return { runId };
@@ -210,15 +209,13 @@ export const sweepsRouter = {
       ctx.maxActiveRuns,
     );
     const jobs: SweepParentJob[] = plan.parents.map((p) => ({
-      vft: { kind: 'vft', runId: ids.get(p.key)!, runToken: tokens.get(p.key)!, sweepId: sweepId!, config: p.config },
+      vft: { kind: 'vft', runId: ids.get(p.key)!, runToken: tokens.get(p.key)!, sweepId: sweepId! },
       release: {
         sweepId: sweepId!,
         parentRunId: ids.get(p.key)!,
         lanes,
         runs: plan.runs.flatMap((r, i) =>
-          r.parentKey === p.key
-            ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)!, config: r.config }]
-            : [],
+          r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)! }] : [],
         ),
       },
     }));
