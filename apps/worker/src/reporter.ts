@@ -17,9 +17,9 @@ import {
   type StepInfo,
   type TrainHooks,
 } from '@aft/aft-core';
-import { progressSummary, type ProgressPhase } from '@aft/contracts';
+import { OUTCOME_RULES, outcomeSplit, progressSummary, type ProgressPhase } from '@aft/contracts';
 import type { SamplingSpec } from '@aft/queue';
-import type { Run } from '@aft/tracker';
+import type { Run, SampleRow } from '@aft/tracker';
 import type { ArtifactStore } from './store';
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -111,10 +111,27 @@ export class RunReporter {
     };
   }
 
-  /** An evaluation at a step: its metrics under `split/` and its greedy generations. */
+  /**
+   * An evaluation at a step: its metrics under `split/` and its greedy generations; a test evaluation also every
+   * question's outcome under each rule (libs/contracts/src/outcomes.ts), what a paired comparison reads.
+   */
   async evaluation(split: string, step: number, r: EvalReport): Promise<void> {
     await this.run.log(evalMetrics(split, r), step);
     this.examples(split, step, r);
+    if (split === 'test') this.outcomes(split, step, r);
+  }
+
+  /** One sample row per question and rule, with its correctness. */
+  outcomes(split: string, step: number, r: EvalReport): void {
+    const rows: SampleRow[] = [];
+    for (const rule of OUTCOME_RULES) {
+      for (const q of r.perQuestion) {
+        const correct = rule === 'greedy' ? q.correct : q[rule];
+        if (correct === undefined) continue; // rerank and majority only for the sampled questions
+        rows.push({ step, split: outcomeSplit(split, rule), questionId: q.id, prompt: '', completion: '', correct });
+      }
+    }
+    this.run.logSamples(rows);
   }
 
   /** An evaluation's greedy generations, as samples on the run page. */

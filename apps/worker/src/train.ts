@@ -220,6 +220,7 @@ async function trainAlign(
     degraded_step: res.degradation.onsetStep,
   };
   report.examples('test', cfg.steps, res.finalEval);
+  report.outcomes('test', cfg.steps, res.finalEval);
   if (res.degradation.degraded && flagged === null) await report.degradation(res.degradation, cfg.steps, policy);
   if (res.checkpoint) await report.checkpoint(cfg.steps, res.checkpoint);
   return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };

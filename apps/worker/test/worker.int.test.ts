@@ -200,6 +200,22 @@ describe('sweeps', () => {
       const ckpt = await t.db.pool.query(`SELECT uri FROM artifact WHERE run_id = $1 AND kind = 'checkpoint'`, [r.id]);
       expect(ckpt.rows.length, `checkpoint of ${r.id}`).toBe(1);
     }
+    // every run's test evaluation logged each question's greedy outcome, on the same questions: runs pair up
+    const outcomes = await t.db.pool.query<{ run_id: string; ids: string[]; right: number }>(
+      `SELECT run_id, array_agg(question_id ORDER BY question_id) AS ids, count(*) FILTER (WHERE correct)::int AS right
+       FROM sample WHERE run_id = ANY($1::text[]) AND split = 'test/greedy' GROUP BY run_id`,
+      [sweep.runs.map((r) => r.id)],
+    );
+    expect(outcomes.rows).toHaveLength(sweep.runs.length);
+    const ids = outcomes.rows[0]!.ids;
+    expect(ids.length).toBeGreaterThan(0);
+    for (const o of outcomes.rows) expect(o.ids, `test questions of ${o.run_id}`).toEqual(ids);
+    // the logged outcomes agree with the run's own test accuracy
+    for (const r of sweep.runs) {
+      const o = outcomes.rows.find((x) => x.run_id === r.id)!;
+      const acc = (r.summary as Record<string, number>)['test/task_accuracy'];
+      expect(o.right / o.ids.length, `test accuracy of ${r.id}`).toBeCloseTo(acc!, 10);
+    }
     // the parent trained once: one point per step of its loss, and one labelled sample set
     const parentPoints = await pointsOf(parents[0]!.id);
     expect([...parentPoints.keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(30);

@@ -4,3 +4,4 @@ export * from './tracking';
 export * from './text';
 export * from './progress';
 export * from './procedures';
+export * from './outcomes';

@@ -1,0 +1,14 @@
+/**
+ * Per-question outcomes of an evaluation, as the worker logs them and the paired comparison reads them back
+ * (docs/statistics.md): one sample row per question (sample index 0, empty prompt and completion — the run's
+ * examples carry text), in a split named for the evaluation split and the decision rule, so that two runs evaluated
+ * on the same questions pair question by question.
+ */
+
+/** How an evaluated model answers a question: greedy decoding, the best of its k samples by its own score, or the
+ * majority of their final answers. */
+export const OUTCOME_RULES = ['greedy', 'rerank', 'majority'] as const;
+export type OutcomeRule = (typeof OUTCOME_RULES)[number];
+
+/** The sample split of one rule's outcomes on an evaluation split, e.g. `test/greedy`. */
+export const outcomeSplit = (split: string, rule: OutcomeRule) => `${split}/${rule}`;
