@@ -197,6 +197,27 @@ describe('runAlign', () => {
         expect(r.groups).toBe(method === 'vft' ? 0 : 6);
         expect(Number.isFinite(r.finalEval.refPerplexity)).toBe(true);
       }
+      // step-checked labels: two questions' right answers reached by a wrong step are no positives, and RFT
+      // trains only on questions with a positive
+      const strict = syntheticSet(6).map((q, i) =>
+        i < 2 ? { ...q, candidates: q.candidates.map((c) => ({ ...c, positive: false })) } : q,
+      );
+      await writeLabelledSet(join(dir, 'strict.jsonl'), strict);
+      const rft = await runAlign(
+        join(dir, 'parent'),
+        join(dir, 'strict.jsonl'),
+        {
+          ...ALIGN_DEFAULTS,
+          method: 'rft',
+          steps: 1,
+          evalEvery: 1,
+          evalQuestions: 2,
+          spec: { ...ALIGN_DEFAULTS.spec, groupsPerStep: 2 },
+          eval: { ...ALIGN_DEFAULTS.eval, assessQuestions: 0, maxNewTokens: 8 },
+        },
+        null,
+      );
+      expect(rft.groups).toBe(4);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

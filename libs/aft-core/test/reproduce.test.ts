@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { REPRODUCE_GRID, summarise, toMarkdown, type RunOutcome } from '../src/cli/reproduce';
+import {
+  CONSTRAINED_AFT,
+  REPRODUCE_CONTROLS,
+  REPRODUCE_GRID,
+  summarise,
+  toMarkdown,
+  type RunOutcome,
+} from '../src/cli/reproduce';
+import { chooseOnValidation, pairedMarkdown, pairedTables } from '../src/cli/reproduce-report';
 
 const outcome = (name: string, seed: number, acc: number, o: Partial<RunOutcome> = {}): RunOutcome => ({
   name,
@@ -23,6 +31,43 @@ describe('aft reproduce results table', () => {
     }
     expect(names.filter((n) => n.startsWith('AFT boundary β=')).length).toBeGreaterThanOrEqual(3);
     expect(names).toEqual(expect.arrayContaining(['VFT (continued)', 'RFT', 'AFT detach', 'AFT none, w_nll=0']));
+    // both controls are in the grid, and the unconstrained no-NLL run also at the grid's own learning rate
+    expect(names).toEqual(expect.arrayContaining(REPRODUCE_CONTROLS));
+    const noNll = REPRODUCE_GRID.find((r) => r.name === 'AFT none, w_nll=0')!;
+    expect(noNll.args.join(' ')).not.toMatch(/optim\.lr/);
+    expect(CONSTRAINED_AFT).toEqual(['AFT detach', 'AFT boundary β=1', 'AFT boundary β=0.5', 'AFT boundary β=2']);
+  });
+
+  it('chooses the constrained variant on validation accuracy alone, whatever the test says', () => {
+    const outcomes = [
+      outcome('AFT detach', 1, 0.9, { valAccuracy: 0.4 }),
+      outcome('AFT detach', 2, 0.9, { valAccuracy: 0.5 }),
+      outcome('AFT boundary β=1', 1, 0.1, { valAccuracy: 0.6 }),
+      outcome('AFT boundary β=1', 2, 0.1, { valAccuracy: 0.5 }),
+    ];
+    expect(chooseOnValidation(outcomes, CONSTRAINED_AFT)).toBe('AFT boundary β=1');
+    expect(chooseOnValidation([outcome('AFT detach', 1, 0.9)], CONSTRAINED_AFT)).toBeNull();
+  });
+
+  it('pairs every arm with each control on the same test questions per seed', () => {
+    // 10 questions; per seed the arm gets questions 0–5 right, the control 0–3 (and seed 2: the arm loses question 9)
+    const qs = (right: (i: number) => boolean) =>
+      Array.from({ length: 10 }, (_, i) => ({ id: `q${i}`, correct: right(i), malformed: false, repetitive: false }));
+    const outcomes = [1, 2].flatMap((seed) => [
+      outcome('VFT (continued)', seed, 0.4, { perQuestion: qs((i) => i < 4 || (seed === 2 && i === 9)) }),
+      outcome('AFT detach', seed, 0.6, { perQuestion: qs((i) => i < 6) }),
+    ]);
+    const [report] = pairedTables(outcomes, REPRODUCE_CONTROLS);
+    expect(report!.control).toBe('VFT (continued)');
+    const arm = report!.arms['AFT detach']!;
+    expect(arm.perSeed.map((p) => [p.seed, p.n, p.b, p.c])).toEqual([
+      [1, 10, 2, 0],
+      [2, 10, 2, 1],
+    ]);
+    expect(arm.meanDelta).toBeCloseTo(0.15, 12);
+    expect(arm.wins).toBe(2);
+    const md = pairedMarkdown(report!, ['AFT detach'], 'AFT detach');
+    expect(md).toContain('| AFT detach (chosen on val.) | +20.0 (2/0, 0.50); +10.0 (2/1, 1.0) | +15.0 |');
   });
 
   it('reports mean ± sample std over seeds and counts degraded runs with their mean onset', () => {
@@ -45,7 +90,7 @@ describe('aft reproduce results table', () => {
     const md = toMarkdown(rows);
     expect(md.split('\n')).toHaveLength(4);
     expect(md).toContain(
-      '| AFT none | 3 | 50.0 ± 10.0 | 60.0 ± 0.0 | 0.050 ± 0.000 | 1.200 ± 0.000 | 0.0 ± 0.0 | 1/3 (step 40) |',
+      '| AFT none | 3 | 50.0 ± 10.0 | — | — | 60.0 ± 0.0 | 0.050 ± 0.000 | 1.200 ± 0.000 | 0.0 ± 0.0 | 1/3 (step 40) |',
     );
   });
 });

@@ -67,6 +67,7 @@ export const ALIGN_OVERRIDE_BOUNDS: Readonly<Record<string, Bound>> = {
   evalAssessQuestions: int(0, 5000),
   'spec.groupsPerStep': int(1, 256),
   'spec.maxCandidates': int(1, 64),
+  controlRefsPerGroup: int(1, 16),
   ...optim,
   ...evaluation,
   // a tiny pplRatio flags every evaluation: how tests force a degradation (docs/statistics.md)

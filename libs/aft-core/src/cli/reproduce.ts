@@ -1,13 +1,27 @@
 /**
- * `aft reproduce`: the paper's experiment end to end, per seed — VFT, sampling and labelling, then from the same
- * parent: continued VFT, RFT, AFT none/detach/boundary, DPO/RRHF/PRO with and without a constraint, a β sweep of
- * the boundary, and an unconstrained w_nll = 0 run. Every run is its own `aft` process (two at a time on two
- * cores); the results table is mean ± std over seeds, written as Markdown and JSON.
+ * `aft reproduce`: the paper's experiment end to end, per seed — VFT, sampling and labelling (step-checked
+ * positives), then from the same parent: two controls (continued VFT matched on optimizer steps, and matched on
+ * reference examples), RFT, AFT none/detach/boundary, DPO/RRHF/PRO with and without a constraint, a β sweep of the
+ * boundary, and unconstrained w_nll = 0 runs at the same and at 10× the learning rate. Every run is its own `aft`
+ * process (two at a time on two cores). The report (reproduce-report.ts): mean ± std per method, and the paired
+ * table of every arm against each control on the same test questions; the constrained AFT variant is chosen on
+ * validation. docs/statistics.md says how to read it.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { QuestionOutcome } from '../eval';
 import { Progress } from './progress';
+import {
+  chooseOnValidation,
+  pairedMarkdown,
+  pairedTables,
+  summarise,
+  toMarkdown,
+  type RunOutcome,
+} from './reproduce-report';
+
+export { summarise, toMarkdown, type RunOutcome, type TableRow } from './reproduce-report';
 
 export interface AlignRunSpec {
   name: string;
@@ -17,6 +31,8 @@ export interface AlignRunSpec {
 /** The comparison grid: every run continues from the seed's VFT parent with its sample set. */
 export const REPRODUCE_GRID: AlignRunSpec[] = [
   { name: 'VFT (continued)', args: ['--method', 'vft'] },
+  // continued VFT sees ~3× the reference examples per step a ranking method does; this one sees as many
+  { name: 'VFT (matched examples)', args: ['--method', 'vft', '--set', 'controlRefsPerGroup=1'] },
   { name: 'RFT', args: ['--method', 'rft'] },
   { name: 'AFT none', args: ['--method', 'aft', '--constraint', 'none'] },
   { name: 'AFT detach', args: ['--method', 'aft', '--constraint', 'detach'] },
@@ -29,79 +45,18 @@ export const REPRODUCE_GRID: AlignRunSpec[] = [
   { name: 'RRHF boundary', args: ['--method', 'rrhf', '--constraint', 'boundary', '--beta', '1'] },
   { name: 'PRO none', args: ['--method', 'pro', '--constraint', 'none'] },
   { name: 'PRO boundary', args: ['--method', 'pro', '--constraint', 'boundary', '--beta', '1'] },
+  // the collapse case study, at the grid's learning rate (unconfounded) and at 10× it (the collapse in a hurry)
+  { name: 'AFT none, w_nll=0', args: ['--method', 'aft', '--constraint', 'none', '--w-nll', '0'] },
   {
-    name: 'AFT none, w_nll=0',
+    name: 'AFT none, w_nll=0, 10× lr',
     args: ['--method', 'aft', '--constraint', 'none', '--w-nll', '0', '--set', 'optim.lr=0.003'],
   },
 ];
 
-export interface RunOutcome {
-  name: string;
-  seed: number;
-  taskAccuracy: number;
-  assessmentAccuracy: number | null;
-  scoreGap: number | null;
-  refPerplexity: number;
-  malformedRate: number;
-  degraded: boolean;
-  onsetStep: number | null;
-}
-
-const stats = (xs: number[]) => {
-  const m = xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean: m, std: sd, n: xs.length };
-};
-
-export interface TableRow {
-  name: string;
-  seeds: number;
-  taskAccuracy: { mean: number; std: number };
-  assessmentAccuracy: { mean: number; std: number } | null;
-  scoreGap: { mean: number; std: number } | null;
-  refPerplexity: { mean: number; std: number };
-  malformedRate: { mean: number; std: number };
-  degraded: string;
-}
-
-/** Mean ± std over seeds per run name, in the grid's order. */
-export function summarise(outcomes: readonly RunOutcome[], order: readonly string[]): TableRow[] {
-  return order
-    .map((name) => outcomes.filter((o) => o.name === name))
-    .filter((rs) => rs.length > 0)
-    .map((rs) => {
-      const nums = (f: (o: RunOutcome) => number | null) =>
-        rs.map(f).filter((v): v is number => v !== null && Number.isFinite(v));
-      const opt = (xs: number[]) => (xs.length ? stats(xs) : null);
-      const deg = rs.filter((r) => r.degraded);
-      const onsets = deg.map((r) => r.onsetStep).filter((s): s is number => s !== null);
-      return {
-        name: rs[0]!.name,
-        seeds: rs.length,
-        taskAccuracy: stats(nums((o) => o.taskAccuracy)),
-        assessmentAccuracy: opt(nums((o) => o.assessmentAccuracy)),
-        scoreGap: opt(nums((o) => o.scoreGap)),
-        refPerplexity: stats(rs.map((o) => o.refPerplexity)),
-        malformedRate: stats(nums((o) => o.malformedRate)),
-        degraded: deg.length
-          ? `${deg.length}/${rs.length} (step ${onsets.length ? Math.round(stats(onsets).mean) : '?'})`
-          : `0/${rs.length}`,
-      };
-    });
-}
-
-export function toMarkdown(rows: readonly TableRow[]): string {
-  const pm = (v: { mean: number; std: number } | null, scale = 1, digits = 1) =>
-    v ? `${(v.mean * scale).toFixed(digits)} ± ${(v.std * scale).toFixed(digits)}` : '—';
-  const head =
-    '| method | seeds | task acc. % | assessment acc. % | pos−neg gap | ref. perplexity | malformed % | degraded |';
-  const sep = '|---|---|---|---|---|---|---|---|';
-  const lines = rows.map(
-    (r) =>
-      `| ${r.name} | ${r.seeds} | ${pm(r.taskAccuracy, 100)} | ${pm(r.assessmentAccuracy, 100)} | ${pm(r.scoreGap, 1, 3)} | ${pm(r.refPerplexity, 1, 3)} | ${pm(r.malformedRate, 100)} | ${r.degraded} |`,
-  );
-  return [head, sep, ...lines].join('\n');
-}
+/** The controls every arm is paired against. */
+export const REPRODUCE_CONTROLS = ['VFT (continued)', 'VFT (matched examples)'];
+/** The constrained AFT variants; the report's AFT is the one with the best validation accuracy. */
+export const CONSTRAINED_AFT = REPRODUCE_GRID.map((r) => r.name).filter((n) => /^AFT (detach|boundary)/.test(n));
 
 function runAft(bin: string, args: string[], log: string): Promise<unknown> {
   return new Promise((res, rej) => {
@@ -144,7 +99,12 @@ export const REPRODUCE_ALIGN_SETS = [
   'checkpointEvery=1000',
   'evalQuestions=40',
   'eval.assessQuestions=50',
+  // every distinct candidate the sampler drew (k = 8), not the first 6
+  'spec.maxCandidates=8',
 ];
+
+/** The VFT parents' data: a 2,000-question test split (±1.1 points at 50 %), shared by every run of a seed. */
+export const REPRODUCE_VFT_SETS = ['data.test=2000'];
 
 export interface ReproduceOptions {
   preset: string;
@@ -186,6 +146,7 @@ export async function reproduce(o: ReproduceOptions) {
             '--out',
             join(seedDir(s), 'vft'),
             ...(o.vftSteps ? ['--steps', String(o.vftSteps)] : []),
+            ...REPRODUCE_VFT_SETS.flatMap((x) => ['--set', x]),
           ],
           join(out, `vft-${s}.log`),
         ),
@@ -205,6 +166,7 @@ export async function reproduce(o: ReproduceOptions) {
             'train',
             '--questions',
             String(o.questions),
+            '--step-strict',
             '--seed',
             String(s),
             '--out',
@@ -235,13 +197,18 @@ export async function reproduce(o: ReproduceOptions) {
               ],
               join(out, `align-${s}-${k}.log`),
             )) as {
-              final: Record<string, number | null>;
+              final: Record<string, number | null> & { perQuestion: QuestionOutcome[] };
+              curve: { taskAccuracy: number }[];
               degradation: { degraded: boolean; onsetStep: number | null };
             };
             return {
               name: r.name,
               seed: s,
               taskAccuracy: res.final['taskAccuracy'] as number,
+              rerankAccuracy: res.final['rerankAccuracy'] ?? null,
+              majorityAccuracy: res.final['majorityAccuracy'] ?? null,
+              valAccuracy: res.curve.at(-1)?.taskAccuracy ?? null,
+              perQuestion: res.final.perQuestion,
               assessmentAccuracy: res.final['assessmentAccuracy'] ?? null,
               scoreGap: res.final['scoreGap'] ?? null,
               refPerplexity: res.final['refPerplexity'] as number,
@@ -256,14 +223,19 @@ export async function reproduce(o: ReproduceOptions) {
   );
   const outcomes = perSeed.flat();
   bar.done();
-  const rows = summarise(
-    outcomes,
-    REPRODUCE_GRID.map((r) => r.name),
-  );
-  const markdown = toMarkdown(rows);
+  const names = REPRODUCE_GRID.map((r) => r.name);
+  const rows = summarise(outcomes, names);
+  const chosen = chooseOnValidation(outcomes, CONSTRAINED_AFT);
+  const paired = pairedTables(outcomes, REPRODUCE_CONTROLS);
+  const markdown = [
+    toMarkdown(rows),
+    ...paired.map((p) => pairedMarkdown(p, names, chosen)),
+    `Constrained AFT chosen on validation accuracy: ${chosen ?? '—'}.`,
+  ].join('\n\n');
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(join(out, 'results.md'), `${markdown}\n`);
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ rows, outcomes, seconds }, null, 2));
+  const slim = outcomes.map(({ perQuestion: _q, ...o }) => o);
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ rows, paired, chosen, outcomes: slim, seconds }, null, 2));
   return {
     command: 'reproduce',
     out,
@@ -271,6 +243,7 @@ export async function reproduce(o: ReproduceOptions) {
     alignSteps: o.alignSteps,
     seconds: Number(seconds.toFixed(1)),
     rows,
+    chosen,
     markdown,
   };
 }

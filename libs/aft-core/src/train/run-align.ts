@@ -38,6 +38,11 @@ export interface AlignConfig {
   checkpointEvery: number;
   /** Questions that also get assessment accuracy at each periodic evaluation (0: only the final evaluation has it). */
   evalAssessQuestions: number;
+  /**
+   * Continued VFT's reference examples per step, per group a ranking method draws (3: the default control, ~3× the
+   * reference NLL a ranking method sees; 1: the control matched on reference examples — docs/statistics.md).
+   */
+  controlRefsPerGroup: number;
   optim: OptimConfig;
   eval: EvalOptions;
   degradation: DegradationThresholds;
@@ -60,6 +65,7 @@ export const ALIGN_DEFAULTS: AlignConfig = {
   evalQuestions: 100,
   checkpointEvery: 40,
   evalAssessQuestions: 0,
+  controlRefsPerGroup: 3,
   optim: { ...OPTIM_DEFAULTS, lr: CHOICE.lr, warmupSteps: 10, totalSteps: CHOICE.steps, minLrRatio: 1 },
   eval: { ...EVAL_DEFAULTS, assessQuestions: 100 },
   degradation: DEGRADATION_DEFAULTS,
@@ -206,18 +212,19 @@ async function methodObjective(
   const { blockSize } = s.model.config;
   const nll = (m: GPT, b: TokenBatch) => ({ loss: nllLoss(m, b) });
   if (cfg.method === 'vft') {
-    const nextBatch = (r: Rng) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * 3, r, blockSize);
+    const nextBatch = (r: Rng) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * cfg.controlRefsPerGroup, r, blockSize);
     return { nextBatch, loss: nll, groups: 0 };
   }
   if (cfg.method === 'rft') {
-    const withCorrect = set.filter((q) => q.candidates.some((c) => c.correct));
-    if (!withCorrect.length) throw new Error('rft: no question in the sample set has a correct sample');
+    // positives, not final-answer matches: with step-checked labels a right answer by wrong steps is no positive
+    const withCorrect = set.filter((q) => q.candidates.some((c) => c.positive));
+    if (!withCorrect.length) throw new Error('rft: no question in the sample set has a positive sample');
     const nextBatch = (r: Rng) =>
       makeBatch(
         tok,
         Array.from({ length: cfg.spec.groupsPerStep }, () => withCorrect[r.int(0, withCorrect.length - 1)]!).flatMap(
           (q) =>
-            [q.reference, ...q.candidates.filter((c) => c.correct).map((c) => c.text)]
+            [q.reference, ...q.candidates.filter((c) => c.positive).map((c) => c.text)]
               .filter((t, i, all) => all.indexOf(t) === i)
               .map((t) => ({ prompt: promptOf(q.question), response: t })),
         ),
