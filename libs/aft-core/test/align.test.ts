@@ -216,8 +216,17 @@ describe('runAlign', () => {
           eval: { ...ALIGN_DEFAULTS.eval, assessQuestions: 0, maxNewTokens: 8 },
         },
         null,
+        {},
+        { assessSet: join(dir, 'strict.jsonl') },
       );
       expect(rft.groups).toBe(4);
+      // the fixed candidate set: graded by final answer (not by steps), scored by the model — right × wrong per question
+      const pairs = strict.reduce((n, q) => {
+        const right = new Set(q.candidates.filter((c) => c.correct).map((c) => c.text)).size;
+        return n + right * new Set(q.candidates.filter((c) => !c.correct).map((c) => c.text)).size;
+      }, 0);
+      expect(pairs).toBeGreaterThan(6);
+      expect(rft.finalEval.fixedAssessment).toMatchObject({ questions: 6, pairs });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

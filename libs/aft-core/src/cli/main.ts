@@ -26,26 +26,24 @@ import { labelQuestions, writeLabelledSet } from '../label';
 import { loadModel } from '../model/load';
 import { Rng } from '../rng';
 import { checkpointDataset, resolveVftConfig, runVft, toEvalProblem, type VftConfig } from '../train/vft';
-import { resolveAlignConfig, runAlign, type AlignConfig } from '../train/run-align';
 import * as spec from '../spec';
 import { runLoss } from './loss';
 import { statsCommand } from './stats';
 import { reproduce } from './reproduce';
 import { Progress } from './progress';
-import { num, parseSets, UsageError } from './util';
+import { alignCommand } from './align';
+import { num, parseSets, print, UsageError } from './util';
 
 const oneOf = (xs: readonly string[]) => xs.join('|');
 const USAGE = `usage:
   aft vft    --preset ${oneOf(spec.PRESETS)} [--seed N] [--steps N] [--out DIR] [--set key=value ...]
   aft sample --checkpoint DIR [--k ${spec.SAMPLING_DEFAULTS.k}] [--temperature ${spec.SAMPLING_DEFAULTS.temperature}] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N] [--per-question FILE --arm NAME]
-  aft align  --parent DIR --samples FILE [--method ${oneOf([...spec.RANKING_METHODS, ...spec.CONTROL_METHODS])}] [--constraint ${oneOf(spec.CONSTRAINTS)}] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback ${oneOf(spec.FEEDBACK)}] [--steps N] [--seed N] [--out DIR] [--set key=value ...]
+  aft align  --parent DIR --samples FILE [--method ${oneOf([...spec.RANKING_METHODS, ...spec.CONTROL_METHODS])}] [--constraint ${oneOf(spec.CONSTRAINTS)}] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback ${oneOf(spec.FEEDBACK)}] [--steps N] [--seed N] [--out DIR] [--set key=value ...] [--assess-set FILE]
   aft reproduce [--preset ${spec.DEFAULT_PRESET}] [--seeds 3] [--steps 40] [--vft-steps N] [--questions ${spec.SAMPLING_DEFAULTS.questions}] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)
   aft stats paired --control ARM [--resamples N] [--seed N]  (JSON lines {"seed","arm","questionId","correct"} on stdin)`;
-
-const print = (o: unknown) => process.stdout.write(`${JSON.stringify(o, null, 2)}\n`);
 
 async function cmdVft(argv: string[]) {
   const { values } = parseArgs({
@@ -219,89 +217,6 @@ async function cmdEval(argv: string[]) {
   });
 }
 
-async function cmdAlign(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      parent: { type: 'string' },
-      samples: { type: 'string' },
-      method: { type: 'string', default: spec.ALIGN_CHOICE_DEFAULTS.method },
-      constraint: { type: 'string', default: spec.ALIGN_CHOICE_DEFAULTS.constraint },
-      beta: { type: 'string' },
-      'dpo-beta': { type: 'string' },
-      'w-nll': { type: 'string' },
-      feedback: { type: 'string' },
-      steps: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true, default: [] },
-    },
-  });
-  if (!values.parent) throw new UsageError('--parent DIR (the VFT checkpoint) is required');
-  if (!values.samples) throw new UsageError('--samples FILE (the labelled set from `aft sample`) is required');
-  if (!(spec.CONSTRAINTS as readonly string[]).includes(values.constraint))
-    throw new UsageError(`--constraint must be one of ${spec.CONSTRAINTS.join(', ')}`);
-  if (values.feedback && !(spec.FEEDBACK as readonly string[]).includes(values.feedback))
-    throw new UsageError(`--feedback must be ${spec.FEEDBACK.join(' or ')}`);
-  let cfg: AlignConfig;
-  try {
-    cfg = resolveAlignConfig(
-      {
-        method: values.method as AlignConfig['method'],
-        constraint: values.constraint,
-        steps: num(values.steps, 'steps', { int: true, min: 1 }),
-        seed: num(values.seed, 'seed', { int: true, min: 0 }),
-        beta: num(values.beta, 'beta', { min: 0 }),
-        dpoBeta: num(values['dpo-beta'], 'dpo-beta', { min: 1e-9 }),
-        wNll: num(values['w-nll'], 'w-nll', { min: 0 }),
-        feedback: values.feedback,
-      },
-      parseSets(values.set),
-    );
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const backend = await initBackend();
-  const bar = new Progress(`align ${cfg.method}/${cfg.spec.constraint}`, cfg.steps);
-  const res = await runAlign(
-    resolve(values.parent),
-    resolve(values.samples),
-    cfg,
-    values.out ? resolve(values.out) : null,
-    {
-      onStep: (s) =>
-        bar.update(s.step + 1, `loss ${s.loss.toFixed(3)} gap ${(s.metrics['score/gap'] ?? NaN).toFixed(3)}`),
-      onEval: (step, r) =>
-        void process.stderr.write(
-          `\n[eval] step ${step}: accuracy ${(r.taskAccuracy * 100).toFixed(1)}%, ref ppl ${r.refPerplexity.toFixed(3)}, malformed ${(r.malformedRate * 100).toFixed(0)}%\n`,
-        ),
-    },
-  );
-  bar.done();
-  const { examples: _e, ...final } = res.finalEval;
-  print({
-    command: 'align',
-    backend: backend.name,
-    method: cfg.method,
-    constraint: cfg.spec.constraint,
-    beta: cfg.spec.beta,
-    wNll: cfg.spec.wNll,
-    steps: cfg.steps,
-    groups: res.groups,
-    seconds: Number(res.seconds.toFixed(1)),
-    parent: { taskAccuracy: res.parentEval.taskAccuracy, refPerplexity: res.parentEval.refPerplexity },
-    curve: res.evals.map((e) => ({
-      step: e.step,
-      taskAccuracy: e.report.taskAccuracy,
-      refPerplexity: e.report.refPerplexity,
-      malformedRate: e.report.malformedRate,
-    })),
-    final,
-    degradation: res.degradation,
-    checkpoint: res.checkpoint?.dir ?? null,
-  });
-}
-
 async function cmdGrade() {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
   let line = 0;
@@ -341,7 +256,7 @@ try {
       await cmdEval(rest);
       break;
     case 'align':
-      await cmdAlign(rest);
+      await alignCommand(rest);
       break;
     case 'reproduce': {
       const { values } = parseArgs({

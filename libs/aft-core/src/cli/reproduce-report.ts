@@ -15,6 +15,8 @@ export interface RunOutcome {
   rerankAccuracy?: number | null;
   majorityAccuracy?: number | null;
   assessmentAccuracy: number | null;
+  /** Assessment accuracy on the seed's fixed candidate set: the same pairs for every method. */
+  fixedAssessmentAccuracy?: number | null;
   scoreGap: number | null;
   refPerplexity: number;
   malformedRate: number;
@@ -38,6 +40,7 @@ export interface TableRow {
   rerankAccuracy: MeanStd | null;
   majorityAccuracy: MeanStd | null;
   assessmentAccuracy: MeanStd | null;
+  fixedAssessmentAccuracy: MeanStd | null;
   scoreGap: MeanStd | null;
   refPerplexity: MeanStd;
   malformedRate: MeanStd;
@@ -68,6 +71,7 @@ export function summarise(outcomes: readonly RunOutcome[], order: readonly strin
         rerankAccuracy: opt(nums((o) => o.rerankAccuracy)),
         majorityAccuracy: opt(nums((o) => o.majorityAccuracy)),
         assessmentAccuracy: opt(nums((o) => o.assessmentAccuracy)),
+        fixedAssessmentAccuracy: opt(nums((o) => o.fixedAssessmentAccuracy)),
         scoreGap: opt(nums((o) => o.scoreGap)),
         refPerplexity: stats(rs.map((o) => o.refPerplexity)),
         malformedRate: stats(nums((o) => o.malformedRate)),
@@ -83,11 +87,11 @@ const pm = (v: MeanStd | null, scale = 1, digits = 1) =>
 
 export function toMarkdown(rows: readonly TableRow[]): string {
   const head =
-    '| method | seeds | greedy acc. % | rerank acc. % | majority acc. % | assessment acc. % | pos−neg gap | ref. perplexity | malformed % | degraded |';
+    '| method | seeds | greedy acc. % | rerank acc. % | majority acc. % | assessment acc. % (own / fixed set) | pos−neg gap | ref. perplexity | malformed % | degraded |';
   const sep = '|---|---|---|---|---|---|---|---|---|---|';
   const lines = rows.map(
     (r) =>
-      `| ${r.name} | ${r.seeds} | ${pm(r.taskAccuracy, 100)} | ${pm(r.rerankAccuracy, 100)} | ${pm(r.majorityAccuracy, 100)} | ${pm(r.assessmentAccuracy, 100)} | ${pm(r.scoreGap, 1, 3)} | ${pm(r.refPerplexity, 1, 3)} | ${pm(r.malformedRate, 100)} | ${r.degraded} |`,
+      `| ${r.name} | ${r.seeds} | ${pm(r.taskAccuracy, 100)} | ${pm(r.rerankAccuracy, 100)} | ${pm(r.majorityAccuracy, 100)} | ${pm(r.assessmentAccuracy, 100)} / ${pm(r.fixedAssessmentAccuracy, 100)} | ${pm(r.scoreGap, 1, 3)} | ${pm(r.refPerplexity, 1, 3)} | ${pm(r.malformedRate, 100)} | ${r.degraded} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

@@ -106,6 +106,9 @@ export const REPRODUCE_ALIGN_SETS = [
 /** The VFT parents' data: a 2,000-question test split (±1.1 points at 50 %), shared by every run of a seed. */
 export const REPRODUCE_VFT_SETS = ['data.test=2000'];
 
+/** Test questions of the fixed candidate set (k = 8 samples each from the parent) that every run's model scores. */
+export const REPRODUCE_ASSESS_QUESTIONS = 200;
+
 export interface ReproduceOptions {
   preset: string;
   seeds: number;
@@ -121,7 +124,7 @@ export async function reproduce(o: ReproduceOptions) {
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
   const seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
-  const total = seeds.length * (2 + REPRODUCE_GRID.length);
+  const total = seeds.length * (3 + REPRODUCE_GRID.length);
   const bar = new Progress('reproduce', total);
   let done = 0;
   const tick = () => bar.update(++done);
@@ -134,6 +137,7 @@ export async function reproduce(o: ReproduceOptions) {
     seeds.map(async (s) => {
       const ckpt = join(seedDir(s), 'vft', 'checkpoint');
       const samples = join(seedDir(s), 'samples.jsonl');
+      const assessSet = join(seedDir(s), 'assess-set.jsonl');
       await step(() =>
         runAft(
           o.bin,
@@ -151,30 +155,25 @@ export async function reproduce(o: ReproduceOptions) {
           join(out, `vft-${s}.log`),
         ),
       );
-      await step(() =>
-        runAft(
-          o.bin,
-          [
-            'sample',
-            '--checkpoint',
-            ckpt,
-            '--k',
-            '8',
-            '--temperature',
-            '0.8',
-            '--split',
-            'train',
-            '--questions',
-            String(o.questions),
-            '--step-strict',
-            '--seed',
-            String(s),
-            '--out',
-            samples,
-          ],
-          join(out, `sample-${s}.log`),
-        ),
-      );
+      const sample = (split: string, questions: number, file: string) =>
+        step(() =>
+          runAft(
+            o.bin,
+            ['sample', '--checkpoint', ckpt, '--k', '8', '--temperature', '0.8', '--split', split].concat([
+              '--questions',
+              String(questions),
+              '--step-strict',
+              '--seed',
+              String(s),
+              '--out',
+              file,
+            ]),
+            join(out, `sample-${split}-${s}.log`),
+          ),
+        );
+      // the training candidates, and a fixed candidate set on test questions every model of the seed scores
+      await sample('train', o.questions, samples);
+      await sample('test', REPRODUCE_ASSESS_QUESTIONS, assessSet);
       return Promise.all(
         REPRODUCE_GRID.map((r, k) =>
           step(async (): Promise<RunOutcome> => {
@@ -192,12 +191,17 @@ export async function reproduce(o: ReproduceOptions) {
                 String(s),
                 ...r.args,
                 ...REPRODUCE_ALIGN_SETS.flatMap((x) => ['--set', x]),
+                '--assess-set',
+                assessSet,
                 '--out',
                 join(seedDir(s), `run-${k}`),
               ],
               join(out, `align-${s}-${k}.log`),
             )) as {
-              final: Record<string, number | null> & { perQuestion: QuestionOutcome[] };
+              final: Record<string, number | null> & {
+                perQuestion: QuestionOutcome[];
+                fixedAssessment: { accuracy: number | null } | null;
+              };
               curve: { taskAccuracy: number }[];
               degradation: { degraded: boolean; onsetStep: number | null };
             };
@@ -206,6 +210,7 @@ export async function reproduce(o: ReproduceOptions) {
               seed: s,
               taskAccuracy: res.final['taskAccuracy'] as number,
               rerankAccuracy: res.final['rerankAccuracy'] ?? null,
+              fixedAssessmentAccuracy: res.final.fixedAssessment?.accuracy ?? null,
               majorityAccuracy: res.final['majorityAccuracy'] ?? null,
               valAccuracy: res.curve.at(-1)?.taskAccuracy ?? null,
               perQuestion: res.final.perQuestion,

@@ -34,3 +34,6 @@ export function num(
   if (opts.max !== undefined && n > opts.max) throw new UsageError(`--${name} must be <= ${opts.max}, got ${n}`);
   return n;
 }
+
+/** A command's one JSON summary on stdout. */
+export const print = (o: unknown) => process.stdout.write(`${JSON.stringify(o, null, 2)}\n`);

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { ArithDataset } from '../data/arith';
 import { detectDegradation, DEGRADATION_DEFAULTS, type Degradation, type DegradationThresholds } from '../degradation';
 import { EVAL_DEFAULTS, type EvalOptions, type EvalReport } from '../eval';
+import type { SampledCandidate } from '../assess';
 import type { LabelledQuestion } from '../label';
 import { checkpointDirIn, hasCheckpoint, loadCheckpoint, type SavedCheckpoint } from './checkpoint';
 import type { GPT } from '../model/gpt';
@@ -238,6 +239,13 @@ async function methodObjective(
   return { ...alignObjective(tok, blockSize, g, spec), groups: g.length };
 }
 
+/** A labelled set's candidates as the evaluator scores them. */
+function candidatesOf(set: readonly LabelledQuestion[]): SampledCandidate[] {
+  return set.flatMap((q) =>
+    q.candidates.map((c) => ({ questionId: q.id, question: q.question, gold: q.answer, text: c.text })),
+  );
+}
+
 export async function runAlign(
   parentDir: string,
   samplesPath: string,
@@ -247,6 +255,11 @@ export async function runAlign(
   opts: {
     /** Start from this checkpoint's weights instead of the parent's (the parent stays the reference and baseline). */
     initFrom?: string;
+    /**
+     * A labelled set sampled once from the parent (`aft sample` on test questions) that the final evaluation scores:
+     * assessment accuracy on the same candidate pairs for every method (EvalReport.fixedAssessment).
+     */
+    assessSet?: string;
   } = {},
 ): Promise<AlignResult & { aborted: boolean }> {
   const t0 = performance.now();
@@ -308,7 +321,8 @@ export async function runAlign(
       const seconds = (performance.now() - t0) / 1000;
       return { ...common, finalEval: parentEval, checkpoint: null, seconds, aborted: true };
     }
-    const finalEval = await s.evaluate(data.test.map(toEvalProblem), cfg.eval);
+    const fixedCandidates = opts.assessSet ? candidatesOf(await readLabelledSet(opts.assessSet)) : undefined;
+    const finalEval = await s.evaluate(data.test.map(toEvalProblem), { ...cfg.eval, fixedCandidates });
     const checkpoint = ckptDir ? await s.checkpoint(ckptDir, hooks, checkpointExtra()) : null;
     return { ...common, finalEval, checkpoint, seconds: (performance.now() - t0) / 1000, aborted: false };
   } finally {
