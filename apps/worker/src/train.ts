@@ -222,6 +222,11 @@ async function trainAlign(
   report.examples('test', cfg.steps, res.finalEval);
   report.outcomes('test', cfg.steps, res.finalEval);
   if (res.degradation.degraded && flagged === null) await report.degradation(res.degradation, cfg.steps, policy);
+  const { steps: trained, activeSteps } = res.boundActivity;
+  if (cfg.spec.constraint === 'boundary' && trained > 0 && activeSteps === 0) {
+    // a boundary no negative ever reached constrained nothing: β is off the scale of this method's score gaps
+    await run.logEvent('constraint-inactive', cfg.steps, { beta: cfg.spec.beta, method: cfg.method, steps: trained });
+  }
   if (res.checkpoint) await report.checkpoint(cfg.steps, res.checkpoint);
   return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };
 }

@@ -216,6 +216,17 @@ describe('sweeps', () => {
       const acc = (r.summary as Record<string, number>)['test/task_accuracy'];
       expect(o.right / o.ids.length, `test accuracy of ${r.id}`).toBeCloseTo(acc!, 10);
     }
+    // a boundary no negative reached in any step is reported as inactive; one that was reached is not
+    for (const r of children.filter((c) => c.constraint === 'boundary')) {
+      const below = [...(await pointsOf(r.id))].filter(([k]) => k.startsWith('train/boundary/belowFraction@'));
+      expect(below.length, `bound activity of ${r.id}`).toBe(8);
+      const inactive = await t.db.pool.query(`SELECT 1 FROM event WHERE run_id = $1 AND kind = 'constraint-inactive'`, [
+        r.id,
+      ]);
+      expect(inactive.rows.length, `constraint-inactive event of ${r.id}`).toBe(
+        below.every(([, v]) => v === 0) ? 1 : 0,
+      );
+    }
     // the parent trained once: one point per step of its loss, and one labelled sample set
     const parentPoints = await pointsOf(parents[0]!.id);
     expect([...parentPoints.keys()].filter((k) => k.startsWith('train/loss@'))).toHaveLength(30);

@@ -90,7 +90,7 @@ describe('aft reproduce results table', () => {
     const md = toMarkdown(rows);
     expect(md.split('\n')).toHaveLength(4);
     expect(md).toContain(
-      '| AFT none | 3 | 50.0 ± 10.0 | — | — | 60.0 ± 0.0 / — | 0.050 ± 0.000 | 1.200 ± 0.000 | 0.0 ± 0.0 | 1/3 (step 40) |',
+      '| AFT none | 3 | 50.0 ± 10.0 | — | — | 60.0 ± 0.0 / — | 0.050 ± 0.000 | 1.200 ± 0.000 | 0.0 ± 0.0 | — | 1/3 (step 40) |',
     );
   });
 });

@@ -88,6 +88,7 @@ export async function alignCommand(argv: string[]) {
     })),
     final,
     degradation: res.degradation,
+    boundActivity: res.boundActivity,
     checkpoint: res.checkpoint?.dir ?? null,
   });
 }

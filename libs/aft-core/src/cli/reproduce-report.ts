@@ -22,6 +22,8 @@ export interface RunOutcome {
   malformedRate: number;
   degraded: boolean;
   onsetStep: number | null;
+  /** Fraction of training steps with a negative under its boundary, on the method's own scale. */
+  boundActive?: number | null;
   /** Accuracy at the last validation evaluation: what a choice between variants may look at. */
   valAccuracy?: number | null;
   /** The test evaluation's per-question outcomes: what the paired table pairs. */
@@ -44,6 +46,7 @@ export interface TableRow {
   scoreGap: MeanStd | null;
   refPerplexity: MeanStd;
   malformedRate: MeanStd;
+  boundActive: MeanStd | null;
   degraded: string;
 }
 
@@ -75,6 +78,7 @@ export function summarise(outcomes: readonly RunOutcome[], order: readonly strin
         scoreGap: opt(nums((o) => o.scoreGap)),
         refPerplexity: stats(rs.map((o) => o.refPerplexity)),
         malformedRate: stats(nums((o) => o.malformedRate)),
+        boundActive: opt(nums((o) => o.boundActive)),
         degraded: deg.length
           ? `${deg.length}/${rs.length} (step ${onsets.length ? Math.round(stats(onsets).mean) : '?'})`
           : `0/${rs.length}`,
@@ -87,11 +91,11 @@ const pm = (v: MeanStd | null, scale = 1, digits = 1) =>
 
 export function toMarkdown(rows: readonly TableRow[]): string {
   const head =
-    '| method | seeds | greedy acc. % | rerank acc. % | majority acc. % | assessment acc. % (own / fixed set) | pos−neg gap | ref. perplexity | malformed % | degraded |';
-  const sep = '|---|---|---|---|---|---|---|---|---|---|';
+    '| method | seeds | greedy acc. % | rerank acc. % | majority acc. % | assessment acc. % (own / fixed set) | pos−neg gap | ref. perplexity | malformed % | bound active % of steps | degraded |';
+  const sep = '|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = rows.map(
     (r) =>
-      `| ${r.name} | ${r.seeds} | ${pm(r.taskAccuracy, 100)} | ${pm(r.rerankAccuracy, 100)} | ${pm(r.majorityAccuracy, 100)} | ${pm(r.assessmentAccuracy, 100)} / ${pm(r.fixedAssessmentAccuracy, 100)} | ${pm(r.scoreGap, 1, 3)} | ${pm(r.refPerplexity, 1, 3)} | ${pm(r.malformedRate, 100)} | ${r.degraded} |`,
+      `| ${r.name} | ${r.seeds} | ${pm(r.taskAccuracy, 100)} | ${pm(r.rerankAccuracy, 100)} | ${pm(r.majorityAccuracy, 100)} | ${pm(r.assessmentAccuracy, 100)} / ${pm(r.fixedAssessmentAccuracy, 100)} | ${pm(r.scoreGap, 1, 3)} | ${pm(r.refPerplexity, 1, 3)} | ${pm(r.malformedRate, 100)} | ${pm(r.boundActive, 100, 0)} | ${r.degraded} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

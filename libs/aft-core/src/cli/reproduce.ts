@@ -204,6 +204,7 @@ export async function reproduce(o: ReproduceOptions) {
               };
               curve: { taskAccuracy: number }[];
               degradation: { degraded: boolean; onsetStep: number | null };
+              boundActivity: { steps: number; activeSteps: number };
             };
             return {
               name: r.name,
@@ -213,6 +214,7 @@ export async function reproduce(o: ReproduceOptions) {
               fixedAssessmentAccuracy: res.final.fixedAssessment?.accuracy ?? null,
               majorityAccuracy: res.final['majorityAccuracy'] ?? null,
               valAccuracy: res.curve.at(-1)?.taskAccuracy ?? null,
+              boundActive: res.boundActivity.steps ? res.boundActivity.activeSteps / res.boundActivity.steps : null,
               perQuestion: res.final.perQuestion,
               assessmentAccuracy: res.final['assessmentAccuracy'] ?? null,
               scoreGap: res.final['scoreGap'] ?? null,

@@ -113,11 +113,14 @@ export function alignObjective(tok: CharTokenizer, blockSize: number, groups: Gr
       const isPos = tf.tensor1d(g.ranks.map((r) => (r === best ? 1 : 0)));
       pos.push(tf.sum(tf.mul(m, isPos)), tf.sum(isPos));
       neg.push(tf.sum(tf.mul(m, tf.sub(1, isPos))), tf.sub(n, tf.sum(isPos)));
-      // negatives (candidates with a better one) whose score is under the boundary B_j
+      // negatives (candidates with a better one) under the boundary B_j, on the scale the method's bound acts on:
+      // DPO's is β_dpo × the summed log-ratio to the reference, the others' the length-normalised score
       const pm = pairMask(g.ranks);
       const hasBetter = tf.greater(tf.sum(pm.mask, 0), 0);
-      const B = boundary(m, pm.mask, spec.beta);
-      below = tf.add(below, tf.sum(tf.cast(tf.logicalAnd(hasBetter, tf.less(m, B)), 'float32'))) as tf.Scalar;
+      const scale =
+        spec.method === 'dpo' && g.ref ? (tf.mul(spec.dpoBeta, tf.sub(s, tf.tensor1d(g.ref))) as tf.Tensor1D) : m;
+      const B = boundary(scale, pm.mask, spec.beta);
+      below = tf.add(below, tf.sum(tf.cast(tf.logicalAnd(hasBetter, tf.less(scale, B)), 'float32'))) as tf.Scalar;
       negatives += g.ranks.filter((r) => r > best).length;
       scored.push({ scores: s, ranks: g.ranks, refScores: g.ref ? tf.tensor1d(g.ref) : undefined });
       off += n;

@@ -135,6 +135,12 @@ export interface AlignResult {
   degradation: Degradation;
   checkpoint: SavedCheckpoint | null;
   seconds: number;
+  /**
+   * Training steps (of this process: a resumed run counts from its resume) with a negative under its boundary, on
+   * the method's own scale (`boundary/belowFraction` > 0). A boundary that is never reached constrains nothing:
+   * its β is off the scale of the method's score gaps (docs/statistics.md).
+   */
+  boundActivity: { steps: number; activeSteps: number };
 }
 
 /** Quantiles reported for the score distributions. */
@@ -213,7 +219,8 @@ async function methodObjective(
   const { blockSize } = s.model.config;
   const nll = (m: GPT, b: TokenBatch) => ({ loss: nllLoss(m, b) });
   if (cfg.method === 'vft') {
-    const nextBatch = (r: Rng) => referenceBatch(tok, data.train, cfg.spec.groupsPerStep * cfg.controlRefsPerGroup, r, blockSize);
+    const nextBatch = (r: Rng) =>
+      referenceBatch(tok, data.train, cfg.spec.groupsPerStep * cfg.controlRefsPerGroup, r, blockSize);
     return { nextBatch, loss: nll, groups: 0 };
   }
   if (cfg.method === 'rft') {
@@ -295,11 +302,16 @@ export async function runAlign(
       parentEval,
       evals,
     });
+    const boundActivity = { steps: 0, activeSteps: 0 };
     const res = await s.train({
       ...objective,
       endStep: cfg.steps,
       accumulate: 1,
-      onStep: hooks.onStep,
+      onStep: (st) => {
+        boundActivity.steps++;
+        if ((st.metrics['boundary/belowFraction'] ?? 0) > 0) boundActivity.activeSteps++;
+        return hooks.onStep?.(st);
+      },
       signal: hooks.signal,
       beforeCheckpoint: hooks.beforeCheckpoint,
       onCheckpoint: hooks.onCheckpoint,
@@ -316,7 +328,7 @@ export async function runAlign(
       checkpoints: ckptDir ? { dir: ckptDir, every: cfg.checkpointEvery, atEnd: false, extra: checkpointExtra } : null,
     });
     const degradation = detectDegradation(evals, parentEval, cfg.degradation);
-    const common = { config: cfg, groups, parentEval, evals, degradation };
+    const common = { config: cfg, groups, parentEval, evals, degradation, boundActivity };
     if (res.aborted) {
       const seconds = (performance.now() - t0) / 1000;
       return { ...common, finalEval: parentEval, checkpoint: null, seconds, aborted: true };
