@@ -7,7 +7,7 @@ import {
   toMarkdown,
   type RunOutcome,
 } from '../src/cli/reproduce';
-import { chooseOnValidation, pairedMarkdown, pairedTables } from '../src/cli/reproduce-report';
+import { chooseOnValidation, pairedMarkdown, pairedTables, stillRising } from '../src/cli/reproduce-report';
 
 const outcome = (name: string, seed: number, acc: number, o: Partial<RunOutcome> = {}): RunOutcome => ({
   name,
@@ -35,18 +35,25 @@ describe('aft reproduce results table', () => {
     expect(names).toEqual(expect.arrayContaining(REPRODUCE_CONTROLS));
     const noNll = REPRODUCE_GRID.find((r) => r.name === 'AFT none, w_nll=0')!;
     expect(noNll.args.join(' ')).not.toMatch(/optim\.lr/);
-    expect(CONSTRAINED_AFT).toEqual(['AFT detach', 'AFT boundary β=1', 'AFT boundary β=0.5', 'AFT boundary β=2']);
+    expect(CONSTRAINED_AFT).toEqual(['AFT detach', 'AFT boundary β=0.02', 'AFT boundary β=0.1', 'AFT boundary β=0.3']);
   });
 
   it('chooses the constrained variant on validation accuracy alone, whatever the test says', () => {
     const outcomes = [
       outcome('AFT detach', 1, 0.9, { valAccuracy: 0.4 }),
       outcome('AFT detach', 2, 0.9, { valAccuracy: 0.5 }),
-      outcome('AFT boundary β=1', 1, 0.1, { valAccuracy: 0.6 }),
-      outcome('AFT boundary β=1', 2, 0.1, { valAccuracy: 0.5 }),
+      outcome('AFT boundary β=0.1', 1, 0.1, { valAccuracy: 0.6 }),
+      outcome('AFT boundary β=0.1', 2, 0.1, { valAccuracy: 0.5 }),
     ];
-    expect(chooseOnValidation(outcomes, CONSTRAINED_AFT)).toBe('AFT boundary β=1');
+    expect(chooseOnValidation(outcomes, CONSTRAINED_AFT)).toBe('AFT boundary β=0.1');
     expect(chooseOnValidation([outcome('AFT detach', 1, 0.9)], CONSTRAINED_AFT)).toBeNull();
+  });
+
+  it('flags a parent whose validation accuracy still rose by more than a point at its last evaluation', () => {
+    const curve = (...accs: number[]) => accs.map((a, i) => ({ step: (i + 1) * 100, taskAccuracy: a }));
+    expect(stillRising(curve(0.3, 0.4, 0.45, 0.44))).toBe(true); // the last point is the test split
+    expect(stillRising(curve(0.3, 0.445, 0.45, 0.6))).toBe(false);
+    expect(stillRising(curve(0.5, 0.5))).toBe(false);
   });
 
   it('pairs every arm with each control on the same test questions per seed', () => {

@@ -9,7 +9,7 @@
  *              [--per-question FILE --arm NAME]   (per-question correctness as `aft stats paired` reads it)
  *   aft align  --parent DIR --samples FILE [--method M] [--constraint C] [--beta 1] [--dpo-beta 0.1] [--w-nll 1]
  *              [--feedback F] [--steps N] [--seed N] [--out DIR]   (methods, constraints, feedback kinds: spec.ts)
- *   aft reproduce [--preset tiny] [--seeds 3] [--steps 40] [--questions 500] [--out DIR]
+ *   aft reproduce [--preset tiny] [--seeds 3] [--epochs 3 | --steps N] [--vft-steps 3000] [--questions 500] [--out DIR]
  *   aft grade  < lines of {"completion": "...", "gold": "72"}  →  lines of {"extracted": "72", "correct": true}
  *   aft loss   < {"method": "aft", "constraint": "boundary", "beta": 1, "groups": [...]}  →  {"loss": …, "grads": …}
  *   aft stats paired --control ARM [--resamples 2000] [--seed 1]
@@ -29,7 +29,7 @@ import { checkpointDataset, resolveVftConfig, runVft, toEvalProblem, type VftCon
 import * as spec from '../spec';
 import { runLoss } from './loss';
 import { statsCommand } from './stats';
-import { reproduce } from './reproduce';
+import { reproduce, REPRODUCE_VFT_STEPS } from './reproduce';
 import { Progress } from './progress';
 import { alignCommand } from './align';
 import { num, parseSets, print, UsageError } from './util';
@@ -40,7 +40,7 @@ const USAGE = `usage:
   aft sample --checkpoint DIR [--k ${spec.SAMPLING_DEFAULTS.k}] [--temperature ${spec.SAMPLING_DEFAULTS.temperature}] [--top-k 0] [--split train|val|test] [--questions N] [--step-strict] [--seed N] [--out FILE]
   aft eval   --checkpoint DIR [--split test|val|train] [--questions N] [--k 8] [--temperature 0.8] [--assess N] [--seed N] [--per-question FILE --arm NAME]
   aft align  --parent DIR --samples FILE [--method ${oneOf([...spec.RANKING_METHODS, ...spec.CONTROL_METHODS])}] [--constraint ${oneOf(spec.CONSTRAINTS)}] [--beta B] [--dpo-beta B] [--w-nll W] [--feedback ${oneOf(spec.FEEDBACK)}] [--steps N] [--seed N] [--out DIR] [--set key=value ...] [--assess-set FILE]
-  aft reproduce [--preset ${spec.DEFAULT_PRESET}] [--seeds 3] [--steps 40] [--vft-steps N] [--questions ${spec.SAMPLING_DEFAULTS.questions}] [--concurrency 2] [--out DIR]
+  aft reproduce [--preset ${spec.DEFAULT_PRESET}] [--seeds 3] [--epochs 3 | --steps N] [--vft-steps ${REPRODUCE_VFT_STEPS}] [--questions ${spec.SAMPLING_DEFAULTS.questions}] [--concurrency 2] [--out DIR]
   aft grade  (JSON lines {"completion","gold"} on stdin)
   aft loss   (JSON {"method","constraint","beta","dpoBeta","groups":[{"scores","ranks","refScores"}]} on stdin)
   aft stats paired --control ARM [--resamples N] [--seed N]  (JSON lines {"seed","arm","questionId","correct"} on stdin)`;
@@ -264,8 +264,9 @@ try {
         options: {
           preset: { type: 'string', default: spec.DEFAULT_PRESET },
           seeds: { type: 'string', default: '3' },
-          steps: { type: 'string', default: '40' },
-          'vft-steps': { type: 'string' },
+          steps: { type: 'string' },
+          epochs: { type: 'string', default: '3' },
+          'vft-steps': { type: 'string', default: String(REPRODUCE_VFT_STEPS) },
           questions: { type: 'string', default: String(spec.SAMPLING_DEFAULTS.questions) },
           concurrency: { type: 'string', default: '2' },
           out: { type: 'string', default: 'runs/reproduce' },
@@ -276,7 +277,8 @@ try {
         await reproduce({
           preset: values.preset,
           seeds: num(values.seeds, 'seeds', { int: true, min: 1, max: 20 })!,
-          alignSteps: num(values.steps, 'steps', { int: true, min: 1 })!,
+          alignSteps: num(values.steps, 'steps', { int: true, min: 1 }),
+          epochs: num(values.epochs, 'epochs', { min: 0.01, max: 100 })!,
           vftSteps: num(values['vft-steps'], 'vft-steps', { int: true, min: 1 }),
           questions: num(values.questions, 'questions', { int: true, min: 1 })!,
           concurrency: num(values.concurrency, 'concurrency', { int: true, min: 1, max: 16 })!,

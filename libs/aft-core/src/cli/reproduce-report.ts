@@ -139,6 +139,38 @@ export function pairedTables(
   return controls.filter((c) => arms.has(c)).map((c) => pairedComparison(rows, c, { seed: 1 }));
 }
 
+export interface ParentPoint {
+  step: number;
+  taskAccuracy: number;
+}
+
+export interface ParentOutcome {
+  seed: number;
+  /** The VFT parent's accuracy at each of its evaluations (validation, the last one test). */
+  curve: ParentPoint[];
+  stillRising: boolean;
+}
+
+/**
+ * A parent still rising: its last two validation evaluations gained more than a point. Alignment from it would
+ * measure catching up as much as alignment (docs/statistics.md, "The reproduce protocol").
+ */
+export function stillRising(curve: readonly ParentPoint[]): boolean {
+  const val = curve.slice(0, -1); // the last point is the test evaluation
+  if (val.length < 2) return false;
+  return val.at(-1)!.taskAccuracy - val.at(-2)!.taskAccuracy > 0.01;
+}
+
+export function parentsMarkdown(parents: readonly ParentOutcome[]): string {
+  const lines = [...parents]
+    .sort((a, b) => a.seed - b.seed)
+    .map((p) => {
+      const curve = p.curve.map((c) => `${c.step}: ${(c.taskAccuracy * 100).toFixed(1)}`).join(', ');
+      return `- seed ${p.seed}: ${curve}${p.stillRising ? ' — **still rising** on validation' : ''}`;
+    });
+  return ['VFT parents, accuracy % by step (the last point is the test split):', ...lines].join('\n');
+}
+
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
 const interval = (i: [number, number] | null) => (i ? `[${pct(i[0])}, ${pct(i[1])}]` : '—');
 

@@ -11,10 +11,15 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { QuestionOutcome } from '../eval';
+import { ALIGN_DEFAULTS } from '../train/run-align';
 import { Progress } from './progress';
 import {
   chooseOnValidation,
   pairedMarkdown,
+  parentsMarkdown,
+  stillRising,
+  type ParentOutcome,
+  type ParentPoint,
   pairedTables,
   summarise,
   toMarkdown,
@@ -36,15 +41,18 @@ export const REPRODUCE_GRID: AlignRunSpec[] = [
   { name: 'RFT', args: ['--method', 'rft'] },
   { name: 'AFT none', args: ['--method', 'aft', '--constraint', 'none'] },
   { name: 'AFT detach', args: ['--method', 'aft', '--constraint', 'detach'] },
-  { name: 'AFT boundary β=1', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '1'] },
-  { name: 'AFT boundary β=0.5', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '0.5'] },
-  { name: 'AFT boundary β=2', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '2'] },
+  // β on the scale of the scores the bound acts on: per-character mean log-likelihoods, whose positive−negative gaps
+  // are a few hundredths to a few tenths of a nat (at β ≥ 1 no negative ever reached the boundary)
+  { name: 'AFT boundary β=0.02', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '0.02'] },
+  { name: 'AFT boundary β=0.1', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '0.1'] },
+  { name: 'AFT boundary β=0.3', args: ['--method', 'aft', '--constraint', 'boundary', '--beta', '0.3'] },
   { name: 'DPO none', args: ['--method', 'dpo', '--constraint', 'none'] },
-  { name: 'DPO boundary', args: ['--method', 'dpo', '--constraint', 'boundary', '--beta', '1'] },
+  // DPO's bound acts on β_dpo × the summed log-ratio to the parent (0 at the start)
+  { name: 'DPO boundary', args: ['--method', 'dpo', '--constraint', 'boundary', '--beta', '0.1'] },
   { name: 'RRHF none', args: ['--method', 'rrhf', '--constraint', 'none'] },
-  { name: 'RRHF boundary', args: ['--method', 'rrhf', '--constraint', 'boundary', '--beta', '1'] },
+  { name: 'RRHF boundary', args: ['--method', 'rrhf', '--constraint', 'boundary', '--beta', '0.1'] },
   { name: 'PRO none', args: ['--method', 'pro', '--constraint', 'none'] },
-  { name: 'PRO boundary', args: ['--method', 'pro', '--constraint', 'boundary', '--beta', '1'] },
+  { name: 'PRO boundary', args: ['--method', 'pro', '--constraint', 'boundary', '--beta', '0.1'] },
   // the collapse case study, at the grid's learning rate (unconfounded) and at 10× it (the collapse in a hurry)
   { name: 'AFT none, w_nll=0', args: ['--method', 'aft', '--constraint', 'none', '--w-nll', '0'] },
   {
@@ -106,14 +114,22 @@ export const REPRODUCE_ALIGN_SETS = [
 /** The VFT parents' data: a 2,000-question test split (±1.1 points at 50 %), shared by every run of a seed. */
 export const REPRODUCE_VFT_SETS = ['data.test=2000'];
 
+/** The parents' training: ~3 epochs of `arith` (the tiny preset's own 700 steps is ~0.7 and still rising). */
+export const REPRODUCE_VFT_STEPS = 3000;
+
 /** Test questions of the fixed candidate set (k = 8 samples each from the parent) that every run's model scores. */
 export const REPRODUCE_ASSESS_QUESTIONS = 200;
+
+/** Groups (questions) a ranking method trains on per step: ALIGN_DEFAULTS.spec.groupsPerStep, which the grid keeps. */
+const GROUPS_PER_STEP = ALIGN_DEFAULTS.spec.groupsPerStep;
 
 export interface ReproduceOptions {
   preset: string;
   seeds: number;
-  alignSteps: number;
-  vftSteps?: number;
+  /** Fixed alignment steps; when absent, `epochs` passes over the seed's usable (mixed) questions. */
+  alignSteps?: number | undefined;
+  epochs: number;
+  vftSteps?: number | undefined;
   questions: number;
   concurrency: number;
   out: string;
@@ -133,12 +149,14 @@ export async function reproduce(o: ReproduceOptions) {
   // per seed: VFT → sample → the grid; seeds overlap, so both cores stay busy to the end
   const limit = limiter(o.concurrency);
   const step = <T>(f: () => Promise<T>) => limit(f).then((r) => (tick(), r));
+  const parents: ParentOutcome[] = [];
+  const stepsBySeed = new Map<number, number>();
   const perSeed = await Promise.all(
     seeds.map(async (s) => {
       const ckpt = join(seedDir(s), 'vft', 'checkpoint');
       const samples = join(seedDir(s), 'samples.jsonl');
       const assessSet = join(seedDir(s), 'assess-set.jsonl');
-      await step(() =>
+      const parent = (await step(() =>
         runAft(
           o.bin,
           [
@@ -154,7 +172,8 @@ export async function reproduce(o: ReproduceOptions) {
           ],
           join(out, `vft-${s}.log`),
         ),
-      );
+      )) as { accuracyCurve: ParentPoint[] };
+      parents.push({ seed: s, curve: parent.accuracyCurve, stillRising: stillRising(parent.accuracyCurve) });
       const sample = (split: string, questions: number, file: string) =>
         step(() =>
           runAft(
@@ -172,7 +191,10 @@ export async function reproduce(o: ReproduceOptions) {
           ),
         );
       // the training candidates, and a fixed candidate set on test questions every model of the seed scores
-      await sample('train', o.questions, samples);
+      const labelled = (await sample('train', o.questions, samples)) as { mixedQuestions: number };
+      // an epoch is one pass over the questions a ranking loss can use, GROUPS_PER_STEP of them a step
+      const alignSteps = o.alignSteps ?? Math.max(1, Math.ceil((o.epochs * labelled.mixedQuestions) / GROUPS_PER_STEP));
+      stepsBySeed.set(s, alignSteps);
       await sample('test', REPRODUCE_ASSESS_QUESTIONS, assessSet);
       return Promise.all(
         REPRODUCE_GRID.map((r, k) =>
@@ -186,7 +208,7 @@ export async function reproduce(o: ReproduceOptions) {
                 '--samples',
                 samples,
                 '--steps',
-                String(o.alignSteps),
+                String(alignSteps),
                 '--seed',
                 String(s),
                 ...r.args,
@@ -235,6 +257,7 @@ export async function reproduce(o: ReproduceOptions) {
   const chosen = chooseOnValidation(outcomes, CONSTRAINED_AFT);
   const paired = pairedTables(outcomes, REPRODUCE_CONTROLS);
   const markdown = [
+    parentsMarkdown(parents),
     toMarkdown(rows),
     ...paired.map((p) => pairedMarkdown(p, names, chosen)),
     `Constrained AFT chosen on validation accuracy: ${chosen ?? '—'}.`,
@@ -242,12 +265,20 @@ export async function reproduce(o: ReproduceOptions) {
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(join(out, 'results.md'), `${markdown}\n`);
   const slim = outcomes.map(({ perQuestion: _q, ...o }) => o);
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ rows, paired, chosen, outcomes: slim, seconds }, null, 2));
+  writeFileSync(
+    join(out, 'results.json'),
+    JSON.stringify(
+      { parents, alignSteps: Object.fromEntries(stepsBySeed), rows, paired, chosen, outcomes: slim, seconds },
+      null,
+      2,
+    ),
+  );
   return {
     command: 'reproduce',
     out,
     seeds: o.seeds,
-    alignSteps: o.alignSteps,
+    alignSteps: Object.fromEntries(stepsBySeed),
+    parents,
     seconds: Number(seconds.toFixed(1)),
     rows,
     chosen,
