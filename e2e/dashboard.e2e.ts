@@ -187,7 +187,20 @@ describe('case study of a degraded run', () => {
       kind: 'degradation-detected',
       step: 30,
       details: {
-        evidence: [{ signal: 'pplRatio', value: 34.8, limit: 1.25, parent: 1 }],
+        evidence: [
+          { signal: 'pplRatio', value: 34.8, limit: 1.25, parent: 1 },
+          // a paired test's evidence: the discordant counts against the parent, p and the α this look spent
+          {
+            signal: 'accuracyDrop',
+            value: 0.4,
+            limit: 0.05,
+            parent: 0.45,
+            worse: 40,
+            better: 0,
+            p: 1e-12,
+            alphaSpent: 0.0025,
+          },
+        ],
         parent: [ex('a', '3+4=7\n#### 7', true), ex('b', '2*5=10\n#### 10', true)],
         before: [ex('a', '3+4=7\n#### 7', true), ex('b', '2*5=11\n#### 11', false)],
         after: [ex('a', '77777777777777', false), ex('b', '#### #### ####', false)],
@@ -210,6 +223,10 @@ describe('case study of a degraded run', () => {
     const first = await rows.nth(0).locator('pre').allTextContents();
     expect(first).toEqual(['3+4=7\n#### 7', '3+4=7\n#### 7', '77777777777777']);
     expect(await page.textContent('[data-testid="evidence"]')).toContain('reference perplexity');
+    const drop = await page.locator('[data-testid="evidence"] tbody tr').nth(1).locator('td').allTextContents();
+    expect(drop[0]).toBe('accuracy drop from the parent');
+    expect(drop[4]).toBe('40 / 0');
+    expect(drop[5]).toMatch(/^1(\.0+)?e-12 \(0\.0025\)$/);
     await expect.poll(() => page.locator('[data-testid="score-dist"] canvas').count()).toBeGreaterThan(0);
     await page.screenshot({ path: resolve(ARTIFACTS, 'case-study.png'), fullPage: true });
   });

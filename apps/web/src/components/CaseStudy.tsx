@@ -289,6 +289,12 @@ export function CaseStudy({
             <th className="num">Value</th>
             <th className="num">Limit</th>
             <th className="num">Parent</th>
+            <th className="num" title="questions the run got worse / better than its parent (paired test)">
+              Worse / better
+            </th>
+            <th className="num" title="one-sided exact McNemar p, and the α this evaluation could spend">
+              p (α)
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -298,6 +304,12 @@ export function CaseStudy({
               <td className="num bad-text">{fmtNumber(e.value)}</td>
               <td className="num">{fmtNumber(e.limit)}</td>
               <td className="num">{fmtNumber(e.parent)}</td>
+              <td className="num">{e.worse !== undefined ? `${e.worse} / ${e.better ?? 0}` : '—'}</td>
+              <td className="num">
+                {e.p !== undefined
+                  ? `${fmtNumber(e.p)} (${e.alphaSpent !== undefined ? fmtNumber(e.alphaSpent) : '—'})`
+                  : '—'}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -13,7 +13,19 @@ export type Example = z.infer<typeof example>;
 const reading = z.union([z.number(), z.string()]);
 
 export const degradationDetails = z.object({
-  evidence: z.array(z.object({ signal: z.string(), value: reading, limit: reading, parent: reading })),
+  evidence: z.array(
+    z.object({
+      signal: z.string(),
+      value: reading,
+      limit: reading,
+      parent: reading,
+      // the paired tests' counts and p (libs/aft-core/src/degradation.ts); absent for the perplexity ratio
+      worse: z.number().optional(),
+      better: z.number().optional(),
+      p: reading.optional(),
+      alphaSpent: reading.optional(),
+    }),
+  ),
   before: z.array(example),
   after: z.array(example),
   parent: z.array(example).optional(),
