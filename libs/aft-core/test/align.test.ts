@@ -165,6 +165,27 @@ describe('alignment training smoke test', () => {
       /no question in the sample set has both better and worse candidates/,
     );
   });
+
+  it('can put the reference COT among the positives, making an all-wrong question usable', () => {
+    const spec: AlignSpec = {
+      method: 'aft',
+      constraint: 'none',
+      beta: 1,
+      dpoBeta: 0.1,
+      wNll: 1,
+      feedback: 'binary',
+      groupsPerStep: 2,
+      maxCandidates: 8,
+    };
+    const allWrong = { ...set[0]!, candidates: set[0]!.candidates.filter((c) => !c.positive) };
+    expect(usableGroups([allWrong], spec)).toHaveLength(0);
+    const [g] = usableGroups([allWrong], { ...spec, referenceAsPositive: true });
+    expect(g!.texts[0]).toBe(allWrong.reference);
+    expect(g!.ranks).toEqual([0, ...allWrong.candidates.map((c) => c.binaryRank)]);
+    // a candidate that already is the reference is not added twice
+    const withRef = { ...set[0]!, candidates: [{ ...set[0]!.candidates[0]!, text: set[0]!.reference }] };
+    expect(usableGroups([withRef], { ...spec, referenceAsPositive: true })).toHaveLength(0);
+  });
 });
 
 describe('runAlign', () => {

@@ -26,6 +26,11 @@ export interface AlignSpec extends LossSpec {
   groupsPerStep: number;
   /** Candidates kept per question (the first ones, after de-duplication). */
   maxCandidates: number;
+  /**
+   * The question's reference COT joins its candidates as a best-ranked one (unless a candidate already is it): every
+   * group then has a known-good positive, and questions the model never answered right become usable.
+   */
+  referenceAsPositive?: boolean;
 }
 
 interface Group {
@@ -40,11 +45,12 @@ export function usableGroups(set: readonly LabelledQuestion[], spec: AlignSpec):
   return set
     .map((q) => {
       const cands = q.candidates.slice(0, spec.maxCandidates);
-      return {
-        q,
-        texts: cands.map((c) => c.text),
-        ranks: cands.map((c) => (spec.feedback === 'ranked' ? c.rank : c.binaryRank)),
-      };
+      const texts = cands.map((c) => c.text);
+      // rank 0 is the best rank under both feedbacks
+      const ranks = cands.map((c) => (spec.feedback === 'ranked' ? c.rank : c.binaryRank));
+      if (spec.referenceAsPositive && !texts.includes(q.reference))
+        return { q, texts: [q.reference, ...texts], ranks: [0, ...ranks] };
+      return { q, texts, ranks };
     })
     .filter((g) => new Set(g.ranks).size > 1);
 }

@@ -59,6 +59,7 @@ export const ALIGN_DEFAULTS: AlignConfig = {
     feedback: CHOICE.feedback,
     groupsPerStep: 8,
     maxCandidates: 6,
+    referenceAsPositive: false,
   },
   seed: CHOICE.seed,
   steps: CHOICE.steps,
