@@ -17,11 +17,11 @@ describe('planSweep', () => {
     expect(plan.parents[0]!.config.sampling).toEqual([{ k: 8, temperature: 0.8, questions: 500 }]);
     expect(plan.runs.map((r) => r.name)).toEqual([
       'aft-none-s1',
-      'aft-boundary-b1-s1',
+      'aft-boundary-b0.1-s1',
       'dpo-none-s1',
-      'dpo-boundary-b1-s1',
+      'dpo-boundary-b0.1-s1',
       'pro-none-s1',
-      'pro-boundary-b1-s1',
+      'pro-boundary-b0.1-s1',
     ]);
     expect(new Set(plan.runs.map((r) => r.parentKey)).size).toBe(1);
   });

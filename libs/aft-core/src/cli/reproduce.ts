@@ -15,6 +15,7 @@ import { ALIGN_DEFAULTS } from '../train/run-align';
 import { Progress } from './progress';
 import {
   chooseOnValidation,
+  correctnessRows,
   pairedMarkdown,
   parentsMarkdown,
   stillRising,
@@ -106,7 +107,8 @@ export const REPRODUCE_ALIGN_SETS = [
   'evalEvery=20',
   'checkpointEvery=1000',
   'evalQuestions=40',
-  'eval.assessQuestions=50',
+  // best-of-k rerank and majority vote on the first 200 test questions (k = 8 samples each)
+  'eval.assessQuestions=200',
   // every distinct candidate the sampler drew (k = 8), not the first 6
   'spec.maxCandidates=8',
 ];
@@ -256,19 +258,37 @@ export async function reproduce(o: ReproduceOptions) {
   const rows = summarise(outcomes, names);
   const chosen = chooseOnValidation(outcomes, CONSTRAINED_AFT);
   const paired = pairedTables(outcomes, REPRODUCE_CONTROLS);
+  const pairedRerank = pairedTables(outcomes, REPRODUCE_CONTROLS, 'rerank');
   const markdown = [
     parentsMarkdown(parents),
     toMarkdown(rows),
+    'Greedy accuracy, paired on the 2,000 test questions:',
     ...paired.map((p) => pairedMarkdown(p, names, chosen)),
+    'Best-of-k rerank accuracy, paired on the 200 sampled test questions:',
+    ...pairedRerank.map((p) => pairedMarkdown(p, names, chosen)),
     `Constrained AFT chosen on validation accuracy: ${chosen ?? '—'}.`,
   ].join('\n\n');
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(join(out, 'results.md'), `${markdown}\n`);
   const slim = outcomes.map(({ perQuestion: _q, ...o }) => o);
+  // every run's per-question outcomes, as `aft stats paired` reads them, so any other pairing can be computed later
+  for (const rule of ['greedy', 'rerank'] as const) {
+    const lines = correctnessRows(outcomes, rule).map((r) => JSON.stringify(r));
+    writeFileSync(join(out, `outcomes-${rule}.jsonl`), `${lines.join('\n')}\n`);
+  }
   writeFileSync(
     join(out, 'results.json'),
     JSON.stringify(
-      { parents, alignSteps: Object.fromEntries(stepsBySeed), rows, paired, chosen, outcomes: slim, seconds },
+      {
+        parents,
+        alignSteps: Object.fromEntries(stepsBySeed),
+        rows,
+        paired,
+        pairedRerank,
+        chosen,
+        outcomes: slim,
+        seconds,
+      },
       null,
       2,
     ),
