@@ -151,7 +151,7 @@ export class RunReporter {
 
   /** Where positives and negatives score relative to the boundary, as `dist/…` quantile metrics. */
   async scores(step: number, dist: ScoreDistribution): Promise<void> {
-    const m: Record<string, number> = { 'dist/boundary': dist.boundary };
+    const m: Record<string, number> = dist.boundary === null ? {} : { 'dist/boundary': dist.boundary };
     DIST_QUANTILES.forEach((q, i) => {
       m[`dist/positive_p${Math.round(q * 100)}`] = dist.positive[i]!;
       m[`dist/negative_p${Math.round(q * 100)}`] = dist.negative[i]!;

@@ -223,7 +223,8 @@ async function trainAlign(
   report.outcomes('test', cfg.steps, res.finalEval);
   if (res.degradation.degraded && flagged === null) await report.degradation(res.degradation, cfg.steps, policy);
   const { steps: trained, activeSteps } = res.boundActivity;
-  if (cfg.spec.constraint === 'boundary' && trained > 0 && activeSteps === 0) {
+  // only when this process trained every step (a resumed run's earlier steps are not counted here)
+  if (cfg.spec.constraint === 'boundary' && trained === cfg.steps && activeSteps === 0) {
     // a boundary no negative ever reached constrained nothing: β is off the scale of this method's score gaps
     await run.logEvent('constraint-inactive', cfg.steps, { beta: cfg.spec.beta, method: cfg.method, steps: trained });
   }

@@ -182,6 +182,10 @@ describe('alignment training smoke test', () => {
     const [g] = usableGroups([allWrong], { ...spec, referenceAsPositive: true });
     expect(g!.texts[0]).toBe(allWrong.reference);
     expect(g!.ranks).toEqual([0, ...allWrong.candidates.map((c) => c.binaryRank)]);
+    // ranked feedback: the reference ranks above every candidate, the best sampled one included
+    const other = { ...set[0]!, reference: '1+1=2\n#### 2' }; // a reference no candidate is
+    const [r] = usableGroups([other], { ...spec, feedback: 'ranked', referenceAsPositive: true });
+    expect(r!.ranks).toEqual([0, ...other.candidates.map((c) => c.rank + 1)]);
     // a candidate that already is the reference is not added twice
     const withRef = { ...set[0]!, candidates: [{ ...set[0]!.candidates[0]!, text: set[0]!.reference }] };
     expect(usableGroups([withRef], { ...spec, referenceAsPositive: true })).toHaveLength(0);

@@ -49,11 +49,13 @@ describe('aft reproduce results table', () => {
     expect(chooseOnValidation([outcome('AFT detach', 1, 0.9)], CONSTRAINED_AFT)).toBeNull();
   });
 
-  it('flags a parent whose validation accuracy still rose by more than a point at its last evaluation', () => {
+  it('flags a parent whose last three validation evaluations average more than two points above the three before', () => {
     const curve = (...accs: number[]) => accs.map((a, i) => ({ step: (i + 1) * 100, taskAccuracy: a }));
-    expect(stillRising(curve(0.3, 0.4, 0.45, 0.44))).toBe(true); // the last point is the test split
-    expect(stillRising(curve(0.3, 0.445, 0.45, 0.6))).toBe(false);
-    expect(stillRising(curve(0.5, 0.5))).toBe(false);
+    // the last point is the test split and does not count
+    expect(stillRising(curve(0.8, 0.81, 0.8, 0.83, 0.84, 0.85, 0.5))).toBe(true);
+    // one question's gain at the end, on a plateau: not rising
+    expect(stillRising(curve(0.92, 0.94, 0.92, 0.94, 0.93, 0.95, 0.93))).toBe(false);
+    expect(stillRising(curve(0.5, 0.6, 0.7))).toBe(false); // too few evaluations to say
   });
 
   it('pairs every arm with each control on the same test questions per seed', () => {

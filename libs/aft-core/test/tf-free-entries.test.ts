@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
 const exportsMap = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports as Record<string, string>;
-const IMPORT = /^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm;
+// `import … from 'x'`, `export … from 'x'`, a bare `import 'x'` and a dynamic `import('x')`
+const IMPORT =
+  /^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]/gm;
 
 /** Every package a module and the modules it imports relatively import (type-only imports included: cheap to keep out). */
 function externalImports(entry: string): Set<string> {
@@ -18,7 +20,7 @@ function externalImports(entry: string): Set<string> {
     if (seen.has(file)) return;
     seen.add(file);
     for (const m of readFileSync(file, 'utf8').matchAll(IMPORT)) {
-      const spec = m[1]!;
+      const spec = (m[1] ?? m[2] ?? m[3])!;
       if (!spec.startsWith('.')) {
         out.add(spec);
         continue;

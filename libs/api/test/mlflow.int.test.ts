@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import MLflow from 'mlflow';
+import { createQueuedRuns } from '@aft/db';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createMlflowHandler } from '../src';
 import { createTeamWithKey, createTestHandler, serveFetch } from '../src/testing';
@@ -309,6 +310,23 @@ describe("MLflow's limits and errors", () => {
       [runId],
     );
     expect(n.rows[0]!.n).toBe(0);
+  });
+
+  it('refuses a param on a run the platform is training (its worker reads the config), and takes it once it ended', async () => {
+    const team = await t.db.prisma.team.findFirstOrThrow({ where: { slug: 'researchers' } });
+    const cfg = { preset: 'tiny', seed: 1, overrides: {}, sampling: [] };
+    const { ids } = await createQueuedRuns(t.db.pool, team.id, 'platform', [
+      { ref: 'r', name: 'vft-1', method: 'vft', constraint: 'none', config: cfg, configHash: '', seed: 1, tags: [] },
+    ]);
+    const platformRun = ids.get('r')!;
+    const e = await failure(client.Runs.logParameter!({ run_id: platformRun, key: 'steps', value: '5000' }));
+    expect(e).toMatchObject({ status: 400, data: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    expect(e.data.message).toContain('being trained by the platform');
+    const row = await t.db.pool.query('SELECT config FROM run WHERE id = $1', [platformRun]);
+    expect(row.rows[0].config).toEqual(cfg);
+    // ended (its token revoked by the statement that ended it): params are MLflow's again
+    await client.Runs.update!({ run_id: platformRun, status: 'KILLED' });
+    await client.Runs.logParameter!({ run_id: platformRun, key: 'note', value: 'ok' });
   });
 
   it('answers an unknown run, a missing token, a wrong scope and another team as MLflow does', async () => {

@@ -12,3 +12,6 @@ export type OutcomeRule = (typeof OUTCOME_RULES)[number];
 
 /** The sample split of one rule's outcomes on an evaluation split, e.g. `test/greedy`. */
 export const outcomeSplit = (split: string, rule: OutcomeRule) => `${split}/${rule}`;
+
+/** Whether a sample split holds outcome rows (no text to read). */
+export const isOutcomeSplit = (split: string) => OUTCOME_RULES.some((r) => split.endsWith(`/${r}`));

@@ -1,6 +1,7 @@
 'use client';
 import { useEffect, useMemo, useState } from 'react';
 import type { RouterOutputs } from '@aft/api';
+import { isOutcomeSplit } from '@aft/contracts';
 import { fmtNumber } from '../lib/format';
 import { trpc } from '../lib/trpc';
 
@@ -29,7 +30,8 @@ export function SamplesBrowser({ runId }: { runId: string }) {
     trpc.samples.splits
       .query({ runId })
       .then((s) => {
-        const browsable = s.filter((x) => x.split !== 'reference');
+        // outcome rows (test/greedy …) carry no text: they are for pairing runs, not for reading
+        const browsable = s.filter((x) => x.split !== 'reference' && !isOutcomeSplit(x.split));
         setSplits(browsable);
         const sampleSet = browsable.find((x) => x.split.startsWith('samples-'));
         const first = sampleSet ?? browsable[0];

@@ -152,13 +152,15 @@ export interface ParentOutcome {
 }
 
 /**
- * A parent still rising: its last two validation evaluations gained more than a point. Alignment from it would
- * measure catching up as much as alignment (docs/statistics.md, "The reproduce protocol").
+ * A parent still rising: the mean of its last three validation evaluations is more than two points above the mean
+ * of the three before (one evaluation's change on 100 questions is noise). Alignment from it would measure catching
+ * up as much as alignment (docs/statistics.md, "The reproduce protocol").
  */
 export function stillRising(curve: readonly ParentPoint[]): boolean {
-  const val = curve.slice(0, -1); // the last point is the test evaluation
-  if (val.length < 2) return false;
-  return val.at(-1)!.taskAccuracy - val.at(-2)!.taskAccuracy > 0.01;
+  const val = curve.slice(0, -1).map((c) => c.taskAccuracy); // the last point is the test evaluation
+  if (val.length < 6) return false;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return mean(val.slice(-3)) - mean(val.slice(-6, -3)) > 0.02;
 }
 
 export function parentsMarkdown(parents: readonly ParentOutcome[]): string {

@@ -229,6 +229,7 @@ export async function reproduce(o: ReproduceOptions) {
               curve: { taskAccuracy: number }[];
               degradation: { degraded: boolean; onsetStep: number | null };
               boundActivity: { steps: number; activeSteps: number };
+              constraint: string;
             };
             return {
               name: r.name,
@@ -238,7 +239,11 @@ export async function reproduce(o: ReproduceOptions) {
               fixedAssessmentAccuracy: res.final.fixedAssessment?.accuracy ?? null,
               majorityAccuracy: res.final['majorityAccuracy'] ?? null,
               valAccuracy: res.curve.at(-1)?.taskAccuracy ?? null,
-              boundActive: res.boundActivity.steps ? res.boundActivity.activeSteps / res.boundActivity.steps : null,
+              // a bound only exists for the boundary constraint (the metric is computed at the default β for the rest)
+              boundActive:
+                res.constraint === 'boundary' && res.boundActivity.steps
+                  ? res.boundActivity.activeSteps / res.boundActivity.steps
+                  : null,
               perQuestion: res.final.perQuestion,
               assessmentAccuracy: res.final['assessmentAccuracy'] ?? null,
               scoreGap: res.final['scoreGap'] ?? null,

@@ -46,10 +46,13 @@ export function usableGroups(set: readonly LabelledQuestion[], spec: AlignSpec):
     .map((q) => {
       const cands = q.candidates.slice(0, spec.maxCandidates);
       const texts = cands.map((c) => c.text);
-      // rank 0 is the best rank under both feedbacks
       const ranks = cands.map((c) => (spec.feedback === 'ranked' ? c.rank : c.binaryRank));
-      if (spec.referenceAsPositive && !texts.includes(q.reference))
-        return { q, texts: [q.reference, ...texts], ranks: [0, ...ranks] };
+      if (spec.referenceAsPositive && !texts.includes(q.reference)) {
+        // binary: the reference joins the positives (rank 0); ranked: it ranks above every candidate, since a
+        // candidate's rank 0 only says it is the best sampled, not that it is right
+        const shifted = spec.feedback === 'ranked' ? ranks.map((r) => r + 1) : ranks;
+        return { q, texts: [q.reference, ...texts], ranks: [0, ...shifted] };
+      }
       return { q, texts, ranks };
     })
     .filter((g) => new Set(g.ranks).size > 1);

@@ -151,8 +151,11 @@ export interface ScoreDistribution {
   /** Quantiles (DIST_QUANTILES) of positive and of negative scores, each relative to its group's lowest positive. */
   positive: number[];
   negative: number[];
-  /** Where the boundary constraint holds negatives: β below the lowest positive. */
-  boundary: number;
+  /**
+   * Where the boundary constraint holds negatives: β below the lowest positive; null for DPO, whose bound acts on
+   * β_dpo × the summed log-ratio, not on these per-character scores.
+   */
+  boundary: number | null;
 }
 
 const quantile = (sorted: readonly number[], q: number) => {
@@ -171,7 +174,7 @@ export async function scoreDistribution(
   model: GPT,
   tok: CharTokenizer,
   set: readonly LabelledQuestion[],
-  beta: number,
+  beta: number | null,
   maxGroups = 32,
 ): Promise<ScoreDistribution> {
   const groups = set
@@ -191,7 +194,7 @@ export async function scoreDistribution(
   return {
     positive: DIST_QUANTILES.map((q) => quantile(pos, q)),
     negative: DIST_QUANTILES.map((q) => quantile(neg, q)),
-    boundary: -beta,
+    boundary: beta === null ? null : -beta,
   };
 }
 
@@ -321,7 +324,11 @@ export async function runAlign(
         run: async (step) => {
           const r = await s.evaluate(val, quick);
           evals.push({ step, report: r });
-          if (hooks.onScores) await hooks.onScores(step, await scoreDistribution(s.model, s.tok, set, cfg.spec.beta));
+          if (hooks.onScores)
+            await hooks.onScores(
+              step,
+              await scoreDistribution(s.model, s.tok, set, cfg.method === 'dpo' ? null : cfg.spec.beta),
+            );
           await hooks.onEval?.(step, r, detectDegradation(evals, parentEval, cfg.degradation));
         },
       },

@@ -59,7 +59,8 @@ async function logParams(c: RunTransaction, run: MlflowRunRow, ps: { key: string
   const fresh = Object.fromEntries(Object.entries(next).filter(([k]) => !existing.has(k)));
   if (!Object.keys(fresh).length) return;
   const config = { ...run.config, ...fresh };
-  await setRunConfig(c, run.id, config, configHash(config));
+  if (!(await setRunConfig(c, run.id, config, configHash(config))))
+    throw bad(`Run with id=${run.id} is being trained by the platform: its params are fixed until it ends.`);
 }
 
 function setTags(c: RunTransaction, run: MlflowRunRow, tags: Record<string, string>) {

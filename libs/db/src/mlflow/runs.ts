@@ -137,17 +137,23 @@ export async function deleteRunKvTag(c: PoolClient, runId: string, key: string):
 }
 
 /** Replaces the config (and its hash) of a run touched in this transaction (writeToMlflowRun). */
+/**
+ * Replaces the run's config; false (nothing written) while the platform trains the run — it holds a run token
+ * then, and its worker reads the config from this row (docs/architecture.md, "The job contract"), so a param
+ * logged meanwhile would change what a retry trains.
+ */
 export async function setRunConfig(
   c: PoolClient,
   runId: string,
   config: Record<string, unknown>,
   configHash: string,
-): Promise<void> {
-  await c.query('UPDATE run SET config = $2::jsonb, config_hash = $3 WHERE id = $1', [
-    runId,
-    JSON.stringify(config),
-    configHash,
-  ]);
+): Promise<boolean> {
+  const res = await c.query(
+    `UPDATE run SET config = $2::jsonb, config_hash = $3
+     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM run_token WHERE run_id = $1)`,
+    [runId, JSON.stringify(config), configHash],
+  );
+  return (res.rowCount ?? 0) > 0;
 }
 
 /** A compiled MLflow run filter and order_by; $1 of its parameters is left for the experiments' project ids. */
