@@ -148,17 +148,19 @@ describe('alignment training smoke test', () => {
     },
   );
 
+  const BINARY_SPEC: AlignSpec = {
+    method: 'aft',
+    constraint: 'none',
+    beta: 1,
+    dpoBeta: 0.1,
+    wNll: 1,
+    feedback: 'binary',
+    groupsPerStep: 2,
+    maxCandidates: 8,
+  };
+
   it('binary feedback keeps only questions with both correct and incorrect candidates', () => {
-    const spec: AlignSpec = {
-      method: 'aft',
-      constraint: 'none',
-      beta: 1,
-      dpoBeta: 0.1,
-      wNll: 1,
-      feedback: 'binary',
-      groupsPerStep: 2,
-      maxCandidates: 8,
-    };
+    const spec = BINARY_SPEC;
     const allCorrect = { ...set[0]!, candidates: set[0]!.candidates.filter((c) => c.positive) };
     expect(usableGroups([allCorrect, set[1]!], spec)).toHaveLength(1);
     expect(() => alignObjective(new CharTokenizer(), 80, [], spec)).toThrow(
@@ -167,16 +169,7 @@ describe('alignment training smoke test', () => {
   });
 
   it('can put the reference COT among the positives, making an all-wrong question usable', () => {
-    const spec: AlignSpec = {
-      method: 'aft',
-      constraint: 'none',
-      beta: 1,
-      dpoBeta: 0.1,
-      wNll: 1,
-      feedback: 'binary',
-      groupsPerStep: 2,
-      maxCandidates: 8,
-    };
+    const spec = BINARY_SPEC;
     const allWrong = { ...set[0]!, candidates: set[0]!.candidates.filter((c) => !c.positive) };
     expect(usableGroups([allWrong], spec)).toHaveLength(0);
     const [g] = usableGroups([allWrong], { ...spec, referenceAsPositive: true });
