@@ -164,6 +164,18 @@ describe('metrics over HTTP', () => {
 });
 
 describe('runs', () => {
+  it('creates the first runs of a new project at once: every one succeeds, in one project', async () => {
+    // Prisma's upsert on (team, name) read then inserted: racing first runs got a unique violation, a 500
+    for (let round = 0; round < 3; round++) {
+      const name = `racing-${round}-${Date.now()}`;
+      const rs = await Promise.all(
+        Array.from({ length: 8 }, () => api.call('runs.create', { project: name, config: {} }, { key })),
+      );
+      expect(rs.map((r) => r.status)).toEqual(Array(8).fill(200));
+      expect(await t.db.prisma.project.count({ where: { name } })).toBe(1);
+    }
+  });
+
   it('lists with filters, summary sort and cursor pagination', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {

@@ -48,16 +48,28 @@ export interface ClientRun {
 }
 
 /**
+ * The team's project of that name, created if new. Not Prisma's `upsert`: on a compound unique key it reads, then
+ * inserts, so two first runs of a new project at once lose the race with a unique violation (a 500 to the client).
+ */
+async function projectNamed(db: Db, teamId: string, name: string): Promise<{ id: string }> {
+  const where = { teamId_name: { teamId, name } };
+  const found = await db.prisma.project.findUnique({ where, select: { id: true } });
+  if (found) return found;
+  try {
+    return await db.prisma.project.create({ data: { teamId, name }, select: { id: true } });
+  } catch (e) {
+    // P2002: the other request created it between our read and insert
+    if ((e as { code?: unknown }).code !== 'P2002') throw e;
+    return db.prisma.project.findUniqueOrThrow({ where, select: { id: true } });
+  }
+}
+
+/**
  * Creates a run of the team (and its project if new); returns the run's id. A new run has no one watching it yet,
  * so it is not announced: its first write is. The caller checks that `parentRunId` and `sweepId` are the team's.
  */
 export async function createClientRun(db: Db, teamId: string, r: ClientRun): Promise<string> {
-  const project = await db.prisma.project.upsert({
-    where: { teamId_name: { teamId, name: r.project } },
-    create: { teamId, name: r.project },
-    update: {},
-    select: { id: true },
-  });
+  const project = await projectNamed(db, teamId, r.project);
   const now = new Date();
   const { project: _project, config, ...cols } = r;
   const created = await db.prisma.run.create({
@@ -132,31 +144,37 @@ export interface StoredSample {
 
 /** Stores samples idempotently: (run, step, split, question, sample index) identifies one. */
 export async function insertSamples(pool: Pool, runId: string, teamId: string, rows: readonly StoredSample[]) {
+  return writeToRun(pool, runId, teamId, (c) => insertSampleRows(c, runId, rows));
+}
+
+/**
+ * `insertSamples` in the caller's transaction, for a write that also stores something else (an uploaded table and
+ * the samples it holds); the caller has touched the run (touch.ts) and checked that it is the team's.
+ */
+export async function insertSampleRows(c: Pick<PoolClient, 'query'>, runId: string, rows: readonly StoredSample[]) {
   const col = <K extends keyof StoredSample>(k: K) => rows.map((r) => r[k] ?? null);
-  return writeToRun(pool, runId, teamId, async (c) => {
-    const res = await c.query(
-      `INSERT INTO sample (run_id, step, split, question_id, sample_idx, prompt, completion, extracted_answer, gold,
-                           correct, score, rank)
-       SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[],
-                                $9::text[], $10::bool[], $11::float8[], $12::int[])
-       ON CONFLICT DO NOTHING`,
-      [
-        runId,
-        col('step'),
-        col('split'),
-        col('questionId'),
-        col('sampleIdx'),
-        col('prompt'),
-        col('completion'),
-        col('extractedAnswer'),
-        col('gold'),
-        col('correct'),
-        col('score'),
-        col('rank'),
-      ],
-    );
-    return { inserted: res.rowCount ?? 0, skipped: rows.length - (res.rowCount ?? 0) };
-  });
+  const res = await c.query(
+    `INSERT INTO sample (run_id, step, split, question_id, sample_idx, prompt, completion, extracted_answer, gold,
+                         correct, score, rank)
+     SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[],
+                              $9::text[], $10::bool[], $11::float8[], $12::int[])
+     ON CONFLICT DO NOTHING`,
+    [
+      runId,
+      col('step'),
+      col('split'),
+      col('questionId'),
+      col('sampleIdx'),
+      col('prompt'),
+      col('completion'),
+      col('extractedAnswer'),
+      col('gold'),
+      col('correct'),
+      col('score'),
+      col('rank'),
+    ],
+  );
+  return { inserted: res.rowCount ?? 0, skipped: rows.length - (res.rowCount ?? 0) };
 }
 
 export interface ArtifactRow {

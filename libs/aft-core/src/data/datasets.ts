@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface ReasoningProblem {
   id: string;
@@ -17,11 +18,14 @@ export interface ReasoningProblem {
   answer: string;
 }
 
-/** The data folder: $AFT_DATA_DIR, else the repository's own `data/`. */
+/**
+ * The data folder: $AFT_DATA_DIR, else the repository's own `data/`. Found from `import.meta.url`: the web app's
+ * bundler (Turbopack) gives a module its URL but not `import.meta.dirname`, and the server grades samples with it.
+ */
 export function defaultDataDir(): string {
   const fromEnv = process.env['AFT_DATA_DIR'];
   if (fromEnv) return resolve(fromEnv);
-  let dir = resolve(import.meta.dirname);
+  let dir = dirname(fileURLToPath(import.meta.url));
   while (dir !== dirname(dir)) {
     if (existsSync(join(dir, 'nx.json'))) return resolve(dir, 'data');
     dir = dirname(dir);

@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
   artifactPathClash,
+  insertSampleRows,
   listStoredArtifacts,
   lockTeamStorage,
   saveStoredArtifact,
@@ -23,6 +24,7 @@ import {
 import { downloadHeaders } from '../artifact-files';
 import { BodyTooLargeError, readBody } from '../body';
 import { runInfo, runOf } from './runs';
+import { sampleTable } from './tables';
 import { bad, json, MlflowError, need, pageToken, parse, runId, runIdOf, runNotFound, type Ctx } from './wire';
 import type { Endpoint } from './wire';
 
@@ -122,6 +124,8 @@ async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
     if (e instanceof BodyTooLargeError && room < max) throw overQuota(quota, used);
     throw e instanceof BodyTooLargeError ? new MlflowError('INVALID_PARAMETER_VALUE', e.message, 413) : e;
   }
+  // generations logged with mlflow.log_table: samples, stored with the file or not at all (a bad row refuses both)
+  const samples = await sampleTable(ctx, rel, body);
   await mkdir(dirname(file), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
     throw e.code === 'EEXIST' || e.code === 'ENOTDIR' ? clash(rel, 'a file is in the way of its folder') : e;
   });
@@ -140,6 +144,7 @@ async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
         bytes: body.length,
         metadata: { source: 'mlflow', path: rel },
       });
+      if (samples?.length) await insertSampleRows(c, run.id, samples);
       await rename(tmp, file).catch((e: NodeJS.ErrnoException) => {
         throw e.code === 'EISDIR' || e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY'
           ? clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`)

@@ -1,21 +1,27 @@
 import { z } from 'zod';
 import { decodeNumber, encodeNumber, id, LIMITS, pgText, samplesLogInput, step } from '@aft/contracts';
 import { insertSamples, listSamples, sampleSplits } from '@aft/db';
+import { gradeSamples } from '../grading';
 import { chargeRate, logProcedure, readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
 
 export const samplesRouter = {
-  /** Stores samples; a retried batch stores each (step, split, question, sample index) once. */
+  /**
+   * Stores samples; a retried batch stores each (step, split, question, sample index) once. Samples of shipped
+   * questions that come without `correct` are graded here (../grading.ts).
+   */
   log: logProcedure.input(samplesLogInput).mutation(async ({ ctx, input }) => {
     await chargeRate(ctx, input.rows.length);
     return insertSamples(
       ctx.db.pool,
       input.runId,
       ctx.actor.teamId,
-      input.rows.map((r) => ({
-        ...r,
-        score: r.score === null || r.score === undefined ? null : decodeNumber(r.score),
-      })),
+      gradeSamples(
+        input.rows.map((r) => ({
+          ...r,
+          score: r.score === null || r.score === undefined ? null : decodeNumber(r.score),
+        })),
+      ),
     );
   }),
 
