@@ -92,11 +92,36 @@ describe('sweeps from the dashboard', () => {
     expect(labels).toEqual(['VFT', 'AFT none', 'AFT boundary β=1', 'DPO none', 'DPO boundary β=1']);
     const acc = await page.locator('[data-testid="results-table"] tbody tr').nth(1).locator('td').nth(2).textContent();
     expect(acc).toMatch(/^\d+\.\d ± \d+\.\d$/);
+    // the paired comparison from the outcomes each run logged at its test evaluation: every alignment arm against
+    // the VFT parent (no continued VFT in the smoke sweep), one dot for its one seed, a verdict each
+    const paired = page.locator('[data-testid="paired-row"]');
+    await paired.first().waitFor();
+    expect(await paired.locator('td:first-child').allTextContents()).toEqual([
+      'AFT none',
+      'AFT boundary β=1',
+      'DPO none',
+      'DPO boundary β=1',
+    ]);
+    expect(await paired.locator('[data-testid="paired-dot"]').count()).toBe(4);
+    for (const v of await page.locator('[data-testid="paired-verdict"]').allTextContents())
+      expect(['better', 'worse', 'within noise']).toContain(v);
     // the alignment runs' groups; the VFT parent (its own step scale) joins when asked
     await expect
       .poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 })
       .toBe('4');
     await page.getByLabel(/VFT parents/).check();
+    await expect
+      .poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 })
+      .toBe('5');
+    // the chart's choices are in the URL: a reload (or a saved view) draws the same chart
+    await page.selectOption('select[aria-label="compare metric"]', 'train/loss');
+    await page.selectOption('select[aria-label="compare band"]', 'std');
+    const q = (k: string) => new URL(page.url()).searchParams.get(k);
+    await expect.poll(() => [q('parents'), q('chart'), q('band')]).toEqual(['1', 'train/loss', 'std']);
+    await page.reload();
+    expect(await page.inputValue('select[aria-label="compare metric"]')).toBe('train/loss');
+    expect(await page.inputValue('select[aria-label="compare band"]')).toBe('std');
+    expect(await page.getByLabel(/VFT parents/).isChecked()).toBe(true);
     await expect
       .poll(() => page.getAttribute('[data-testid="compare-plot"]', 'data-series'), { timeout: 20_000 })
       .toBe('5');

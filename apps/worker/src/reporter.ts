@@ -17,7 +17,7 @@ import {
   type StepInfo,
   type TrainHooks,
 } from '@aft/aft-core';
-import { OUTCOME_RULES, outcomeSplit, progressSummary, type ProgressPhase } from '@aft/contracts';
+import { ASSESS_RULE, OUTCOME_RULES, outcomeSplit, progressSummary, type ProgressPhase } from '@aft/contracts';
 import type { SamplingSpec } from '@aft/queue';
 import type { Run, SampleRow } from '@aft/tracker';
 import type { ArtifactStore } from './store';
@@ -29,6 +29,9 @@ export function evalMetrics(prefix: string, r: EvalReport): Record<string, numbe
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(r))
     if (typeof v === 'number' && k !== 'questions') out[`${prefix}/${snake(k)}`] = v;
+  // assessment on the candidate set every run of the parent scores: comparable across methods
+  if (typeof r.fixedAssessment?.accuracy === 'number')
+    out[`${prefix}/fixed_assessment_accuracy`] = r.fixedAssessment.accuracy;
   return out;
 }
 
@@ -121,7 +124,7 @@ export class RunReporter {
     if (split === 'test') this.outcomes(split, step, r);
   }
 
-  /** One sample row per question and rule, with its correctness. */
+  /** One sample row per question and rule, with its correctness; one per fixed candidate pair, ordered or not. */
   outcomes(split: string, step: number, r: EvalReport): void {
     const rows: SampleRow[] = [];
     for (const rule of OUTCOME_RULES) {
@@ -130,6 +133,10 @@ export class RunReporter {
         if (correct === undefined) continue; // rerank and majority only for the sampled questions
         rows.push({ step, split: outcomeSplit(split, rule), questionId: q.id, prompt: '', completion: '', correct });
       }
+    }
+    for (const p of r.fixedAssessment?.perPair ?? []) {
+      const row = { step, split: outcomeSplit(split, ASSESS_RULE), questionId: p.id, prompt: '', completion: '' };
+      rows.push({ ...row, correct: p.ordered });
     }
     this.run.logSamples(rows);
   }

@@ -1,6 +1,6 @@
 /**
  * The artifact store: a directory (AFT_ARTIFACT_DIR) with one folder per run — `runs/<runId>/checkpoint/` and the
- * VFT parents' labelled sample sets `runs/<runId>/samples-k8-t0.8-q500.jsonl`. Files are written under a temporary
+ * VFT parents' labelled sample sets `runs/<runId>/samples-k8-t0.8-q500.jsonl` (and `assess-samples-…` on test questions). Files are written under a temporary
  * name and renamed, so a reader never sees half a file. Shared storage (NFS, a mounted bucket) lets workers on
  * several machines share it.
  */
@@ -34,6 +34,11 @@ export class ArtifactStore {
 
   sampleSet(runId: string, s: SamplingSpec): string {
     return join(this.runDir(runId), sampleSetName(s));
+  }
+
+  /** A VFT parent's fixed candidate set on test questions (its children's assessment outcomes pair on it). */
+  assessSet(runId: string, s: SamplingSpec): string {
+    return join(this.runDir(runId), `assess-${sampleSetName(s)}`);
   }
 
   uri(path: string): string {

@@ -52,6 +52,7 @@ type Summary = Record<string, number | string | boolean | null>;
 
 /** A parent's sample set is drawn this far from its seed: any worker draws the same set, apart from training's. */
 const SAMPLING_SEED_OFFSET = 104_729;
+const ASSESS_SEED_OFFSET = 130_363;
 
 /** The run's stored config, read by the schema its launch wrote it with. */
 function jobConfig<T>(schema: z.ZodType<T>, stored: unknown): T {
@@ -109,19 +110,22 @@ async function ensureSampleSet(
   parentRunId: string,
   s: SamplingSpec,
   report: RunReporter | null,
+  /** `assess`: the parent's samples on the first test questions, the fixed candidate set every child scores. */
+  set: 'train' | 'assess' = 'train',
 ): Promise<string> {
-  const path = ctx.store.sampleSet(parentRunId, s);
+  const path = set === 'train' ? ctx.store.sampleSet(parentRunId, s) : ctx.store.assessSet(parentRunId, s);
   if (existsSync(path)) return path;
   const { model, tok, meta } = await loadModel(ctx.store.checkpointDir(parentRunId));
   try {
-    const problems = checkpointDataset(meta).train.slice(0, s.questions);
+    const data = checkpointDataset(meta);
+    const problems = (set === 'train' ? data.train : data.test).slice(0, s.questions);
     ctx.log?.(`sampling k=${s.k} T=${s.temperature} on ${problems.length} questions`);
     const { questions, summary } = await labelQuestions(
       model,
       tok,
       problems,
       { k: s.k, temperature: s.temperature },
-      new Rng(checkpointVftConfig(meta).seed + SAMPLING_SEED_OFFSET),
+      new Rng(checkpointVftConfig(meta).seed + (set === 'train' ? SAMPLING_SEED_OFFSET : ASSESS_SEED_OFFSET)),
     );
     const tmp = `${path}.${process.pid}.tmp`;
     await mkdir(dirname(path), { recursive: true });
@@ -170,6 +174,12 @@ async function trainAlign(
     );
   }
   const samples = await ensureSampleSet(ctx, p.parentRunId, job.sampling, null);
+  // the same candidate pairs for every run of this parent: assessment accuracy pairs across methods
+  const { k, temperature, assessQuestions } = cfg.eval;
+  const assessSet =
+    assessQuestions > 0 && k > 1
+      ? await ensureSampleSet(ctx, p.parentRunId, { k, temperature, questions: assessQuestions }, null, 'assess')
+      : undefined;
   const report = await RunReporter.start(run, ctx.store, cfg.steps, ctx.log);
   const stop = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
@@ -208,7 +218,7 @@ async function trainAlign(
         }
       },
     },
-    { initFrom },
+    { initFrom, assessSet },
   );
   if (stopReason) throw new PermanentError(stopReason);
   if (res.aborted) return { runId: p.runId, status: 'canceled', steps: res.evals.at(-1)?.step ?? 0, summary: {} };

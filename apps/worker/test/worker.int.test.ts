@@ -216,6 +216,23 @@ describe('sweeps', () => {
       const acc = (r.summary as Record<string, number>)['test/task_accuracy'];
       expect(o.right / o.ids.length, `test accuracy of ${r.id}`).toBeCloseTo(acc!, 10);
     }
+    // every child scored the parent's one fixed candidate set: the same pairs, so assessment pairs across methods,
+    // and the pairs it ordered are its fixed assessment accuracy
+    const pairs = await t.db.pool.query<{ run_id: string; ids: string[]; ordered: number }>(
+      `SELECT run_id, array_agg(question_id ORDER BY question_id) AS ids, count(*) FILTER (WHERE correct)::int AS ordered
+       FROM sample WHERE run_id = ANY($1::text[]) AND split = 'test/assess' GROUP BY run_id`,
+      [children.map((r) => r.id)],
+    );
+    expect(pairs.rows).toHaveLength(children.length);
+    for (const p of pairs.rows) {
+      expect(p.ids, `candidate pairs of ${p.run_id}`).toEqual(pairs.rows[0]!.ids);
+      expect(p.ids[0]).toMatch(/^[\w-]+#\d+>\d+$/);
+      const summary = children.find((c) => c.id === p.run_id)!.summary as Record<string, number>;
+      expect(p.ordered / p.ids.length, `fixed assessment of ${p.run_id}`).toBeCloseTo(
+        summary['test/fixed_assessment_accuracy']!,
+        10,
+      );
+    }
     // a boundary no negative reached in any step is reported as inactive; one that was reached is not
     for (const r of children.filter((c) => c.constraint === 'boundary')) {
       const below = [...(await pointsOf(r.id))].filter(([k]) => k.startsWith('train/boundary/belowFraction@'));

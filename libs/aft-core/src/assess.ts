@@ -55,6 +55,27 @@ export function pairOrder(groups: readonly (readonly ScoredCandidate[])[]): Pair
   return out;
 }
 
+/**
+ * Each (positive, negative) pair of a question's distinct candidates (as pairOrder counts them), named
+ * `<question>#<i>><j>` by the candidates' first positions in the question's list, and whether the positive scores
+ * above. On a fixed candidate set a name means the same pair in every run: what the paired comparison pairs on
+ * (libs/contracts/src/outcomes.ts ASSESS_RULE).
+ */
+export function pairOutcomes(
+  groups: ReadonlyMap<string, readonly ScoredCandidate[]>,
+): { id: string; ordered: boolean }[] {
+  const out: { id: string; ordered: boolean }[] = [];
+  for (const [q, g] of groups) {
+    const first = new Map<string, number>();
+    g.forEach((c, i) => first.has(c.text) || first.set(c.text, i));
+    const distinct = [...first.values()];
+    const P = distinct.filter((i) => g[i]!.correct);
+    const N = distinct.filter((i) => !g[i]!.correct);
+    for (const i of P) for (const j of N) out.push({ id: `${q}#${i}>${j}`, ordered: g[i]!.score > g[j]!.score });
+  }
+  return out;
+}
+
 /** The best-of-k pick: the highest score wins, the first sample among equals. */
 export function rerankCorrect(g: readonly ScoredCandidate[]): boolean {
   let best: ScoredCandidate | undefined;

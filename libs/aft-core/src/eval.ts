@@ -17,6 +17,7 @@ import type { Rng } from './rng';
 import {
   majorityCorrect,
   pairOrder,
+  pairOutcomes,
   rerankCorrect,
   sampleCandidates,
   scoreCandidates,
@@ -74,7 +75,13 @@ export interface EvalReport {
   /** The most frequent final answer among the k samples decides; null without sampling. */
   majorityAccuracy: number | null;
   /** Assessment accuracy on `fixedCandidates`, when given: the same pairs for every model. */
-  fixedAssessment: { accuracy: number | null; pairs: number; questions: number } | null;
+  fixedAssessment: {
+    accuracy: number | null;
+    pairs: number;
+    questions: number;
+    /** Every pair's outcome, named the same in every run that scores the set (assess.ts pairOutcomes). */
+    perPair: { id: string; ordered: boolean }[];
+  } | null;
   /** A few greedy generations, for eyes. */
   examples: { id: string; question: string; output: string; correct: boolean }[];
   /**
@@ -204,11 +211,13 @@ export async function evaluate(
     }
   }
   if (o.fixedCandidates?.length) {
-    const order = pairOrder([...(await scoreCandidates(model, tok, o.fixedCandidates, o.batchSize)).values()]);
+    const scored = await scoreCandidates(model, tok, o.fixedCandidates, o.batchSize);
+    const order = pairOrder([...scored.values()]);
     report.fixedAssessment = {
       accuracy: order.pairs ? order.ordered / order.pairs : null,
       pairs: order.pairs,
       questions: order.questions,
+      perPair: pairOutcomes(scored),
     };
   }
   return report;

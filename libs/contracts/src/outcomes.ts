@@ -10,8 +10,18 @@
 export const OUTCOME_RULES = ['greedy', 'rerank', 'majority'] as const;
 export type OutcomeRule = (typeof OUTCOME_RULES)[number];
 
+/**
+ * Assessment on a fixed candidate set (sampled once from the parent, scored by every run): one row per (positive,
+ * negative) candidate pair, named `<question>#<i>><j>` by the candidates' positions, right when the run scores the
+ * positive above. Every run scores the same pairs, so two runs pair pair by pair, as answers pair question by question.
+ */
+export const ASSESS_RULE = 'assess';
+/** Every rule whose outcome rows a paired comparison reads. */
+export const PAIRED_RULES = [...OUTCOME_RULES, ASSESS_RULE] as const;
+export type PairedRule = (typeof PAIRED_RULES)[number];
+
 /** The sample split of one rule's outcomes on an evaluation split, e.g. `test/greedy`. */
-export const outcomeSplit = (split: string, rule: OutcomeRule) => `${split}/${rule}`;
+export const outcomeSplit = (split: string, rule: PairedRule) => `${split}/${rule}`;
 
 /** Whether a sample split holds outcome rows (no text to read). */
-export const isOutcomeSplit = (split: string) => OUTCOME_RULES.some((r) => split.endsWith(`/${r}`));
+export const isOutcomeSplit = (split: string) => PAIRED_RULES.some((r) => split.endsWith(`/${r}`));

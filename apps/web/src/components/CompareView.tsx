@@ -1,5 +1,6 @@
 'use client';
 import Link from 'next/link';
+import { useSearchParams } from 'next/navigation';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import { toColumns, type WireSeries } from '../lib/chart-math';
@@ -100,16 +101,29 @@ export function ResultsTable({ runs }: { runs: ResultRun[] }) {
 export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[]; metricKeys: string[] }) {
   // VFT parents count their own steps (hundreds) while alignment runs count theirs from 0: shown apart by default
   const mixed = allRuns.some((r) => r.parentRunId === null) && allRuns.some((r) => r.parentRunId !== null);
-  const [withParents, setWithParents] = useState(!mixed);
+  // the chart's choices live in the URL (chart, show, band, parents), so a link or a saved view keeps them
+  const params = useSearchParams();
+  const setParam = (k: string, v: string | null) => {
+    const q = new URLSearchParams(window.location.search);
+    if (v === null) q.delete(k);
+    else q.set(k, v);
+    // replaceState, not router.replace: a choice redraws the chart, not the server-rendered page
+    window.history.replaceState(null, '', `${window.location.pathname}?${q.toString()}`);
+  };
+  const withParents = params.get('parents') === null ? !mixed : params.get('parents') === '1';
+  const setWithParents = (on: boolean) => setParam('parents', on === !mixed ? null : on ? '1' : '0');
   const runs = useMemo(
     () => (withParents ? allRuns : allRuns.filter((r) => r.parentRunId !== null)),
     [allRuns, withParents],
   );
-  const [metric, setMetric] = useState(
-    metricKeys.includes('val/task_accuracy') ? 'val/task_accuracy' : (metricKeys[0] ?? ''),
-  );
-  const [mode, setMode] = useState<'groups' | 'runs'>('groups');
-  const [band, setBand] = useState<'minmax' | 'std'>('minmax');
+  const fallback = metricKeys.includes('val/task_accuracy') ? 'val/task_accuracy' : (metricKeys[0] ?? '');
+  const asked = params.get('chart');
+  const metric = asked !== null && metricKeys.includes(asked) ? asked : fallback;
+  const setMetric = (k: string) => setParam('chart', k === fallback ? null : k);
+  const mode: 'groups' | 'runs' = params.get('show') === 'runs' ? 'runs' : 'groups';
+  const setMode = (m: 'groups' | 'runs') => setParam('show', m === 'groups' ? null : m);
+  const band: 'minmax' | 'std' = params.get('band') === 'std' ? 'std' : 'minmax';
+  const setBand = (b: 'minmax' | 'std') => setParam('band', b === 'minmax' ? null : b);
   const [series, setSeries] = useState<WireSeries[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const el = useRef<HTMLDivElement>(null);

@@ -2,7 +2,7 @@
  * The paper-style results table: one row per method × constraint (× β for the boundary), mean ± std over seeds of
  * the final metrics the worker writes to each run's summary, exportable as CSV, Markdown and LaTeX.
  */
-import { ALIGN_METHODS, CONSTRAINTS, isControlMethod, METHOD_LABELS } from '@aft/aft-core/spec';
+import { armOf, compareArms, type Arm } from '@aft/aft-core/stats';
 import type { RouterOutputs } from '@aft/api';
 import { csvCell } from '@aft/db/csv';
 import { isRecord, recordOf } from './json';
@@ -41,36 +41,10 @@ export interface ResultRow {
   stats: Record<string, Stat | null>;
 }
 
-/** A VFT run without a parent: the baseline every alignment run starts from, first in the table. */
-const VFT_PARENT = 'vft-parent';
-// the methods, their order and labels are the training vocabulary's (@aft/aft-core/spec)
-const METHOD_ORDER: readonly string[] = [VFT_PARENT, ...ALIGN_METHODS];
-const CONSTRAINT_ORDER: readonly string[] = CONSTRAINTS;
-const METHOD_LABEL: Readonly<Record<string, string>> = { [VFT_PARENT]: 'VFT', ...METHOD_LABELS };
-
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-export function betaOf(r: ResultRun): number | null {
-  return r.constraint === 'boundary' ? (num(recordOf(r.config)['beta']) ?? null) : null;
-}
-
-/** A run's group: its method, its constraint and, for the boundary, its β. A VFT run with no parent is the baseline. */
-export function groupOf(r: ResultRun): {
-  key: string;
-  label: string;
-  method: string;
-  constraint: string;
-  beta: number | null;
-} {
-  const method = r.method === 'vft' && r.parentRunId === null ? VFT_PARENT : r.method;
-  // a method the vocabulary does not know (a run logged through the SDK) is shown as a ranking method
-  const ranking = method !== VFT_PARENT && !isControlMethod(method);
-  const constraint = ranking ? r.constraint : 'none';
-  const beta = ranking ? betaOf(r) : null;
-  const name = METHOD_LABEL[method] ?? method.toUpperCase();
-  const label = ranking ? `${name} ${constraint}${beta !== null ? ` β=${beta}` : ''}` : name;
-  return { key: `${method}|${constraint}|${beta ?? ''}`, label, method, constraint, beta };
-}
+// one grouping of runs into arms for this table, the paired comparison and the API that computes it
+export { armOf as groupOf, betaOf } from '@aft/aft-core/stats';
 
 export function stat(xs: readonly number[]): Stat | null {
   if (!xs.length) return null;
@@ -80,22 +54,15 @@ export function stat(xs: readonly number[]): Stat | null {
 }
 
 export function resultRows(runs: readonly ResultRun[]): ResultRow[] {
-  const groups = new Map<string, { g: ReturnType<typeof groupOf>; runs: ResultRun[] }>();
+  const groups = new Map<string, { g: Arm; runs: ResultRun[] }>();
   for (const r of runs) {
-    const g = groupOf(r);
+    const g = armOf(r);
     const e = groups.get(g.key) ?? { g, runs: [] };
     e.runs.push(r);
     groups.set(g.key, e);
   }
-  const rank = (xs: readonly string[], v: string) => (xs.indexOf(v) === -1 ? xs.length : xs.indexOf(v));
   return [...groups.values()]
-    .sort(
-      (a, b) =>
-        rank(METHOD_ORDER, a.g.method) - rank(METHOD_ORDER, b.g.method) ||
-        a.g.method.localeCompare(b.g.method) ||
-        rank(CONSTRAINT_ORDER, a.g.constraint) - rank(CONSTRAINT_ORDER, b.g.constraint) ||
-        (a.g.beta ?? 0) - (b.g.beta ?? 0),
-    )
+    .sort((a, b) => compareArms(a.g, b.g))
     .map(({ g, runs: rs }) => {
       const done = rs.filter((r) => r.status === 'succeeded');
       return {

@@ -17,7 +17,8 @@ export function logGamma(x: number): number {
   return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
-const logChoose = (n: number, k: number) => logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
+/** log C(n, k). */
+export const logChoose = (n: number, k: number) => logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
 
 /** P(X ≥ k) for X ~ Binomial(n, 1/2), summed in log space so n in the thousands stays exact enough. */
 export function binomialUpperTail(n: number, k: number): number {

@@ -3,6 +3,8 @@ import { TRPCError } from '@trpc/server';
 import { api } from '../../server/api';
 import { Crumbs, Empty, ErrorBox } from '../../components/ui';
 import { BaselineTable, CompareChart, ResultsTable } from '../../components/CompareView';
+import { PairedView, type PairedData } from '../../components/PairedView';
+import { SavedViews } from '../../components/SavedViews';
 import { configDiff, type ResultRun } from '../../lib/results';
 import { inApiBatches } from '../../lib/batch';
 
@@ -13,6 +15,28 @@ const MAX_RUNS = 2000;
 type Source = { title: string; crumbs: { href?: string; label: string }[]; runs: ResultRun[] };
 
 type Caller = Awaited<ReturnType<typeof api>>;
+
+/** The most runs one paired comparison reads (compare.paired's limit). */
+const PAIRED_RUNS = 200;
+
+/**
+ * The paired comparison for the URL's control and metric; one the runs do not have (a stale or hand-edited link)
+ * falls back to the defaults, with a notice saying so.
+ */
+async function loadPaired(
+  caller: Caller,
+  runIds: string[],
+  q: { control?: string; paired?: string },
+): Promise<{ data: PairedData; notice?: string }> {
+  const input = { runIds: runIds.slice(0, PAIRED_RUNS), split: q.paired || undefined, control: q.control || undefined };
+  try {
+    return { data: await caller.compare.paired(input) };
+  } catch (e) {
+    if (!(e instanceof TRPCError && e.code === 'BAD_REQUEST') || (!input.split && !input.control)) throw e;
+    const data = await caller.compare.paired({ runIds: input.runIds });
+    return { data, notice: `${e.message.replace(/^invalid input — /, '')} — showing the default instead.` };
+  }
+}
 
 async function load(caller: Caller, q: { sweep?: string; project?: string; runs?: string }): Promise<Source | string> {
   if (q.sweep) {
@@ -51,7 +75,7 @@ async function load(caller: Caller, q: { sweep?: string; project?: string; runs?
 }
 
 export default async function ComparePage(props: {
-  searchParams: Promise<{ sweep?: string; project?: string; runs?: string }>;
+  searchParams: Promise<{ sweep?: string; project?: string; runs?: string; control?: string; paired?: string }>;
 }) {
   const q = await props.searchParams;
   const caller = await api();
@@ -71,7 +95,10 @@ export default async function ComparePage(props: {
   if (typeof src === 'string') return <Empty>{src}</Empty>;
   const { runs } = src;
   const ids = runs.map((r) => r.id);
-  const keySets = await Promise.all(inApiBatches(ids).map((batch) => caller.metrics.keys({ runIds: batch })));
+  const [keySets, paired] = await Promise.all([
+    Promise.all(inApiBatches(ids).map((batch) => caller.metrics.keys({ runIds: batch }))),
+    ids.length ? loadPaired(caller, ids, q) : null,
+  ]);
   const metricKeys = [...new Set(keySets.flat().map((k) => k.key))].sort();
   const diff = configDiff(runs.slice(0, 40));
   return (
@@ -82,10 +109,14 @@ export default async function ComparePage(props: {
         {runs.length} runs{runs.length >= MAX_RUNS ? ` (the first ${MAX_RUNS})` : ''}. Rows group runs by method ×
         constraint (× β); the spread is over seeds.
       </div>
+      <SavedViews kind="compare" projectId={q.project} runId={ids[0]} />
       {runs.length === 0 ? (
         <Empty>No runs here yet.</Empty>
       ) : (
         <>
+          <h2>Paired comparison</h2>
+          {runs.length > PAIRED_RUNS ? <div className="muted">Paired over the first {PAIRED_RUNS} runs.</div> : null}
+          {paired ? <PairedView data={paired.data} notice={paired.notice} /> : null}
           <h2>Results</h2>
           <ResultsTable runs={runs} />
           <h2>Curves</h2>
