@@ -70,12 +70,35 @@ export async function listRuns(
   pool: Pool,
   q: RunListQuery,
 ): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
+  const { text, values, cursorOf } = runListStatement(q);
+  const res = await pool.query<RunListRow & Record<string, unknown>>(text, values);
+  const rows = res.rows;
+  const more = rows.length > q.limit;
+  if (more) rows.pop();
+  const last = rows[rows.length - 1];
+  const items = rows.map((row) => {
+    const out = { ...row };
+    for (const k of Object.keys(out)) if (k.startsWith('_k')) delete out[k];
+    return out as RunListRow;
+  });
+  return { items, nextCursor: more && last ? encodeCursor(cursorOf(last)) : null };
+}
+
+/** listRuns' statement (one more row than the page, to tell whether there is a next), and a row's cursor. */
+export function runListStatement(q: RunListQuery): {
+  text: string;
+  values: unknown[];
+  cursorOf: (row: Record<string, unknown>) => unknown[];
+} {
   const params: unknown[] = [];
   const p = (v: unknown) => {
     params.push(v);
     return `$${params.length}`;
   };
-  const where: string[] = [`pr.team_id = ${p(q.teamId)}`];
+  // The team's projects as a one-time list rather than a join: with a join the planner may sort every run of the
+  // project before joining and only then apply the LIMIT (a full sort, spilling to disk at 100,000 runs); as a plain
+  // filter on run, ORDER BY … LIMIT is a top-N heap sort, or an index scan where an index has the order.
+  const where: string[] = [`r.project_id = ANY(ARRAY(SELECT pr.id FROM project pr WHERE pr.team_id = ${p(q.teamId)}))`];
   if (q.projectId) where.push(`r.project_id = ${p(q.projectId)}`);
   if (q.sweepId) where.push(`r.sweep_id = ${p(q.sweepId)}`);
   if (q.status?.length) where.push(`r.status::text = ANY(${p(q.status)}::text[])`);
@@ -106,26 +129,31 @@ export async function listRuns(
   let order: string;
   let keyCols: string[];
   let cursorOf: (row: Record<string, unknown>) => unknown[];
+  /** The condition for the rows after a cursor (already checked to have this sort's kinds). */
+  let after: (c: unknown[]) => string;
   if (q.sortBy.startsWith('summary.')) {
     const key = p(q.sortBy.slice('summary.'.length));
     const val = `(CASE WHEN jsonb_typeof(r.summary -> ${key}) = 'number' THEN (r.summary ->> ${key})::float8 END)`;
-    keyCols = [`(${val} IS NULL)`, `COALESCE(${desc ? '-' : ''}${val}, 0)`, 'r.id'];
+    // One sort key, computed once per run (at 100,000 runs that computation is most of the query): the value,
+    // negated for descending, and +Infinity for runs without it, so they come last (a stored value is finite: JSON
+    // has no Infinity). The cursor keeps the form it always had: [no value, value, id].
+    keyCols = [`COALESCE(${desc ? '-' : ''}${val}, 'Infinity'::float8)`, 'r.id'];
     order = keyCols.map((c) => `${c} ASC`).join(', ');
-    cursorOf = (row) => [row['_k0'], row['_k1'], row['id']];
+    cursorOf = (row) => (row['_k0'] === Infinity ? [true, 0, row['id']] : [false, row['_k0'], row['id']]);
+    after = ([none, k, id]) => `(${keyCols.join(', ')}) > (${p(none ? 'Infinity' : k)}::float8, ${p(id)}::text)`;
   } else {
     const col = TEXT_SORTS[q.sortBy] ?? 'r.created_at';
     keyCols = [col, 'r.id'];
     order = keyCols.map((c) => `${c} ${desc ? 'DESC' : 'ASC'}`).join(', ');
     cursorOf = (row) => [row['_k0'] instanceof Date ? (row['_k0'] as Date).toISOString() : row['_k0'], row['id']];
+    const cast = q.sortBy in TEXT_SORTS ? '::text' : '::timestamptz';
+    after = ([k, id]) => `(${keyCols.join(', ')}) ${desc ? '<' : '>'} (${p(k)}${cast}, ${p(id)}::text)`;
   }
   if (q.cursor) {
     const kinds: CursorKind[] = q.sortBy.startsWith('summary.')
       ? ['boolean', 'number', 'text']
       : [q.sortBy in TEXT_SORTS ? 'text' : 'timestamp', 'text'];
-    const c = decodeCursor(q.cursor, kinds);
-    const cmp = q.sortBy.startsWith('summary.') || !desc ? '>' : '<';
-    const casts = kinds.map((k) => CURSOR_CASTS[k]);
-    where.push(`(${keyCols.join(', ')}) ${cmp} (${c.map((v, i) => `${p(v)}${casts[i]}`).join(', ')})`);
+    where.push(after(decodeCursor(q.cursor, kinds)));
   }
   const limit = p(q.limit + 1);
   const sql = `
@@ -136,21 +164,11 @@ export async function listRuns(
              .slice(0, -1)
              .map((c, i) => `${c} AS _k${i}`)
              .join(', ')}
-    FROM run r JOIN project pr ON pr.id = r.project_id
+    FROM run r
     WHERE ${where.join(' AND ')}
     ORDER BY ${order}
     LIMIT ${limit}`;
-  const res = await pool.query<RunListRow & Record<string, unknown>>(sql, params);
-  const rows = res.rows;
-  const more = rows.length > q.limit;
-  if (more) rows.pop();
-  const last = rows[rows.length - 1];
-  const items = rows.map((row) => {
-    const out = { ...row };
-    for (const k of Object.keys(out)) if (k.startsWith('_k')) delete out[k];
-    return out as RunListRow;
-  });
-  return { items, nextCursor: more && last ? encodeCursor(cursorOf(last)) : null };
+  return { text: sql, values: params, cursorOf };
 }
 
 function encodeCursor(v: unknown[]): string {
@@ -158,12 +176,6 @@ function encodeCursor(v: unknown[]): string {
 }
 
 type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
-const CURSOR_CASTS: Record<CursorKind, string> = {
-  timestamp: '::timestamptz',
-  text: '::text',
-  number: '::float8',
-  boolean: '::boolean',
-};
 
 /** Each key of a cursor must be what this sort wrote, or the query's cast fails in Postgres (a 500, not a 400). */
 function cursorValueFits(x: unknown, kind: CursorKind): boolean {

@@ -1,5 +1,5 @@
 'use client';
-import { usePathname, useRouter, useSearchParams } from 'next/navigation';
+import { usePathname, useSearchParams } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { RouterOutputs } from '@aft/api';
 import { trpc } from '../lib/trpc';
@@ -8,6 +8,7 @@ import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
 import { fmtDuration, fmtNumber } from '../lib/format';
 import { recordOf } from '../lib/json';
 import { MetricChart } from './MetricChart';
+import { MetricSections } from './MetricSections';
 import { StatusBadge } from './ui';
 
 /** One message of the run's live subscription (runs.onUpdate), out of its tracked envelope. */
@@ -33,7 +34,6 @@ export function LiveRun({
   /** Viewers cannot cancel: no button for them. */
   canCancel?: boolean;
 }) {
-  const router = useRouter();
   const pathname = usePathname();
   const params = useSearchParams();
   const smoothing = Math.min(Math.max(Number(params.get('smooth') ?? '0') || 0, 0), 0.99);
@@ -55,14 +55,17 @@ export function LiveRun({
   const zoomRef = useRef(zoom);
   zoomRef.current = zoom;
 
+  // The history API, not router.replace: these parameters only change the view, and Next syncs
+  // useSearchParams with replaceState without asking the server to render the page again (once per keystroke).
   const setParam = useCallback(
     (k: string, v: string | null) => {
-      const q = new URLSearchParams(params.toString());
+      const q = new URLSearchParams(window.location.search);
       if (v === null) q.delete(k);
       else q.set(k, v);
-      router.replace(`${pathname}?${q.toString()}`, { scroll: false });
+      const qs = q.toString();
+      window.history.replaceState(null, '', qs ? `${pathname}?${qs}` : pathname);
     },
-    [params, pathname, router],
+    [pathname],
   );
 
   const refresh = useCallback(async () => {
@@ -135,7 +138,12 @@ export function LiveRun({
     [runId],
   );
 
-  const hasTokens = state.metrics.some((m) => m.key === 'train/tokens');
+  // progress/* keys feed the progress bar, not charts
+  const keys = useMemo(
+    () => state.metrics.map((m) => m.key).filter((k) => !k.startsWith(PROGRESS_PREFIX)),
+    [state.metrics],
+  );
+  const hasTokens = keys.includes('train/tokens');
   const tokenSeries = series['train/tokens'];
   const tokenMap = useMemo(() => (tokenSeries ? toColumns(tokenSeries) : null), [tokenSeries]);
   const summary = recordOf(state.summary);
@@ -221,32 +229,38 @@ export function LiveRun({
           Could not load metrics: {loadError}
         </div>
       ) : null}
-      {state.metrics.length === 0 ? (
+      {keys.length === 0 ? (
         <div className="empty">No metrics logged yet. Charts appear here as soon as the run logs its first point.</div>
       ) : (
-        <div className="charts">
-          {state.metrics.map((m) =>
-            series[m.key] ? (
+        <MetricSections
+          keys={keys}
+          filterParam={params.get('filter')}
+          collapsedParam={params.get('collapsed')}
+          setParam={setParam}
+          chart={(key) =>
+            series[key] ? (
               <MetricChart
-                key={m.key}
-                series={series[m.key]!}
+                key={key}
+                series={series[key]!}
                 smoothing={smoothing}
                 logScale={logScale}
                 markers={markers}
                 xMode={xMode}
                 xMap={tokenMap}
-                onZoom={(r) => void onZoom(m.key, r)}
+                onZoom={(r) => void onZoom(key, r)}
               />
             ) : (
-              <div key={m.key} className="chart">
+              <div key={key} className="chart">
                 <div className="title">
-                  <span>{m.key}</span>
+                  <span className="key" title={key}>
+                    {key}
+                  </span>
                 </div>
                 <div className="skeleton" style={{ height: 220 }} />
               </div>
-            ),
-          )}
-        </div>
+            )
+          }
+        />
       )}
       <h2>Summary</h2>
       {finals.length === 0 ? (

@@ -26,30 +26,66 @@ export interface MetricChartProps {
   xMap?: ChartColumns | null;
 }
 
-/** Draws each marker as a dashed vertical line with its label at the top. */
-function markerPlugin(markers: { step: number; label: string }[]): uPlot.Plugin {
+/** A rectangle in CSS pixels, relative to the chart's canvas. */
+export interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Where a marker's label goes: right of its line, left of it when that would run past the plot, never outside. */
+function labelLeft(lineX: number, width: number, pad: number, plotLeft: number, plotRight: number): number {
+  const right = lineX + pad;
+  const x = right + width <= plotRight ? right : lineX - pad - width;
+  return Math.max(plotLeft, Math.min(x, plotRight - width));
+}
+
+/**
+ * Draws each marker as a dashed vertical line with its label at the top, kept inside the plot area; reports the
+ * label boxes it drew (what the run page's e2e test checks for clipping).
+ */
+function markerPlugin(markers: { step: number; label: string }[], drawn: (labels: Box[], plot: Box) => void) {
   return {
     hooks: {
       draw: [
-        (u) => {
+        (u: uPlot) => {
           const ctx = u.ctx;
+          const dpr = devicePixelRatio;
+          const { left, top, width, height } = u.bbox;
+          const boxes: Box[] = [];
           ctx.save();
           for (const m of markers) {
             const x = Math.round(u.valToPos(m.step, 'x', true));
-            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            if (x < left || x > left + width) continue;
             ctx.strokeStyle = '#f16063';
-            ctx.lineWidth = 1.5 * devicePixelRatio;
-            ctx.setLineDash([5 * devicePixelRatio, 4 * devicePixelRatio]);
+            ctx.lineWidth = 1.5 * dpr;
+            ctx.setLineDash([5 * dpr, 4 * dpr]);
             ctx.beginPath();
-            ctx.moveTo(x, u.bbox.top);
-            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.moveTo(x, top);
+            ctx.lineTo(x, top + height);
             ctx.stroke();
             ctx.setLineDash([]);
+            // uPlot leaves the y axis' right alignment on the context: without these the label ran left of its
+            // x and lost its first letters at the plot's edge
+            ctx.textAlign = 'left';
+            ctx.textBaseline = 'alphabetic';
+            ctx.font = `${11 * dpr}px system-ui`;
+            let text = m.label;
+            while (text.length > 1 && ctx.measureText(text).width > width - 6 * dpr) text = `${text.slice(0, -2)}…`;
+            const t = ctx.measureText(text);
+            const w = Math.max(t.width, t.actualBoundingBoxRight) + Math.max(0, t.actualBoundingBoxLeft);
+            const h = t.actualBoundingBoxAscent + t.actualBoundingBoxDescent;
+            const lx = labelLeft(x, w, 4 * dpr, left + dpr, left + width - dpr); // dpr: room for the backdrop
+            const ly = top + 3 * dpr + Math.max(0, t.actualBoundingBoxAscent);
+            ctx.fillStyle = 'rgba(22,26,33,0.8)';
+            ctx.fillRect(lx - dpr, ly - t.actualBoundingBoxAscent - dpr, w + 2 * dpr, h + 2 * dpr);
             ctx.fillStyle = '#f16063';
-            ctx.font = `${11 * devicePixelRatio}px system-ui`;
-            ctx.fillText(m.label, x + 4 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+            ctx.fillText(text, lx + Math.max(0, t.actualBoundingBoxLeft), ly);
+            boxes.push({ x: lx / dpr, y: (ly - t.actualBoundingBoxAscent) / dpr, w: w / dpr, h: h / dpr });
           }
           ctx.restore();
+          drawn(boxes, { x: left / dpr, y: top / dpr, w: width / dpr, h: height / dpr });
         },
       ],
     },
@@ -72,6 +108,7 @@ export function MetricChart({
   xMap = null,
 }: MetricChartProps) {
   const el = useRef<HTMLDivElement>(null);
+  const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomCb = useRef(onZoom);
   zoomCb.current = onZoom;
@@ -132,7 +169,14 @@ export function MetricChart({
           },
         ],
         legend: { live: true },
-        plugins: markers?.length && xMode === 'step' ? [markerPlugin(markers)] : [],
+        plugins:
+          markers?.length && xMode === 'step'
+            ? [
+                markerPlugin(markers, (labels, plot) =>
+                  box.current?.setAttribute('data-marker-box', JSON.stringify({ labels, plot })),
+                ),
+              ]
+            : [],
         cursor: { drag: { x: true, y: false, setScale: true } },
         hooks: {
           setSelect: [
@@ -168,6 +212,7 @@ export function MetricChart({
   const lastVal = cols.y.length ? cols.y[cols.y.length - 1] : null;
   return (
     <div
+      ref={box}
       className="chart"
       data-testid="metric-chart"
       data-key={series.key}
@@ -175,7 +220,9 @@ export function MetricChart({
       data-markers={markers?.map((m) => m.step).join(',') ?? ''}
     >
       <div className="title">
-        <span>{series.key}</span>
+        <span className="key" title={series.key}>
+          {series.key}
+        </span>
         <span className="last">
           {cols.points.toLocaleString('en-US')} pts · last {fmtNumber(lastVal)}
           {series.mode === 'buckets' ? ` · ${series.width}-step buckets` : ''}

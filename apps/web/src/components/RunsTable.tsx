@@ -1,32 +1,39 @@
 'use client';
-import Link from 'next/link';
 import { useRouter } from 'next/navigation';
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import type { RouterInputs, RouterOutputs } from '@aft/api';
+import type { RouterInputs } from '@aft/api';
 import { PROGRESS_PREFIX } from '@aft/contracts';
-import { fmtAgo, fmtDuration, fmtNumber } from '../lib/format';
 import { runsViewHref, sortToggle, type RunsView } from '../lib/runs-url';
 import { trpc } from '../lib/trpc';
-import { StatusBadge } from './ui';
+import {
+  breakable,
+  HIDEABLE,
+  runColumns,
+  tableRow,
+  type Cell,
+  type Column,
+  type RunGroup,
+  type RunRow,
+} from './runs-columns';
 
-/** A row of runs.list, as the browser receives it. */
-export type RunRow = RouterOutputs['runs']['list']['items'][number];
+export type { RunRow } from './runs-columns';
 /** The table's filters and sort, as runs.list takes them; the table asks for each next page itself. */
 export type RunsQuery = RouterInputs['runs']['list'];
 
 const ROW_H = 34;
 const PAGE = 200;
-const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-type Item = { kind: 'run'; run: RunRow } | { kind: 'group'; key: string; label: string; runs: RunRow[] };
+type Item = { kind: 'run'; run: RunRow } | ({ kind: 'group' } & RunGroup);
 
 /** Group rows by method × constraint, each group led by an aggregate row (count, status mix, metric means). */
 export function groupRows(runs: readonly RunRow[]): Item[] {
   const groups = new Map<string, RunRow[]>();
   for (const r of runs) {
     const k = `${r.method} · ${r.constraint}`;
-    groups.set(k, [...(groups.get(k) ?? []), r]);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
   }
   return [...groups].flatMap(([key, rs]) => [
     { kind: 'group' as const, key, label: key, runs: rs },
@@ -77,7 +84,7 @@ export function RunsTable({
     setLoading(true);
     try {
       const page = await trpc.runs.list.query({ ...query, cursor, limit: PAGE });
-      setRows((r) => [...r, ...page.items]);
+      setRows((r) => [...r, ...page.items.map(tableRow)]);
       setCursor(page.nextCursor);
       setError(null);
     } catch (e) {
@@ -87,11 +94,29 @@ export function RunsTable({
     }
   }, [cursor, loading, query]);
 
+  const columns = runColumns(cols, view.hide);
+  const template = columns.map((c) => c.track).join(' ');
+  // header and body share this width: at least the columns' sum, else the scroller's (the name takes the rest)
+  const minWidth = columns.reduce((a, c) => a + c.min, 0);
+  // the header sits above the rows inside the one scroller (sticky), so the rows start this far down in it
+  const head = useRef<HTMLDivElement>(null);
+  const [headH, setHeadH] = useState(36);
+  useLayoutEffect(() => {
+    const el = head.current;
+    if (!el) return;
+    const measure = () => setHeadH(el.offsetHeight);
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
   const v = useVirtualizer({
     count: items.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW_H,
     overscan: 12,
+    scrollMargin: headH,
   });
   const virtual = v.getVirtualItems();
   const last = virtual.at(-1)?.index ?? 0;
@@ -101,18 +126,39 @@ export function RunsTable({
 
   const go = (patch: Partial<RunsView>) =>
     router.replace(runsViewHref(base, view, { ...patch, cursor: null }), { scroll: false });
-  const template = `34px 110px minmax(180px, 2fr) 80px 90px minmax(80px, 1fr) 90px 80px ${cols.map(() => 'minmax(110px, 1fr)').join(' ')}`;
-  const header = (column: string, label: string, numeric = false) => {
-    const active = view.sort === column;
+  const header = (c: Column) => {
+    const active = c.sort !== undefined && view.sort === c.sort;
+    const label = c.id.startsWith('summary.') ? breakable(c.label) : c.label;
     return (
-      <div className={`th${numeric ? ' num' : ''}`} role="columnheader">
-        <a className={active ? 'active' : undefined} href={runsViewHref(base, view, sortToggle(view, column))}>
-          {label}
-          {active ? (view.dir === 'desc' ? ' ↓' : ' ↑') : ''}
-        </a>
+      <div
+        key={c.id}
+        className={`th${c.numeric ? ' num' : ''}`}
+        role="columnheader"
+        title={c.label || undefined}
+        aria-label={c.id === 'select' ? 'select' : undefined}
+        aria-sort={active ? (view.dir === 'desc' ? 'descending' : 'ascending') : undefined}
+      >
+        {c.sort ? (
+          <a className={active ? 'active' : undefined} href={runsViewHref(base, view, sortToggle(view, c.sort))}>
+            {label}
+            {active ? (view.dir === 'desc' ? ' ↓' : ' ↑') : ''}
+          </a>
+        ) : (
+          label
+        )}
       </div>
     );
   };
+  const cell = (c: Column, { body, title }: Cell) => (
+    <div
+      key={c.id}
+      className={`td${c.numeric ? ' num' : ''}${c.className ? ` ${c.className}` : ''}`}
+      role="cell"
+      title={title}
+    >
+      {body}
+    </div>
+  );
   const toggle = (id: string) =>
     setSelected((s) => {
       const n = new Set(s);
@@ -120,6 +166,7 @@ export function RunsTable({
       else n.add(id);
       return n;
     });
+  const tagHref = (t: string) => runsViewHref(base, view, { tags: [t], cursor: null });
   const now = Date.now();
 
   return (
@@ -130,7 +177,7 @@ export function RunsTable({
           method × constraint
         </label>
         <button type="button" onClick={() => setChooser((c) => !c)} aria-expanded={chooser}>
-          Columns ({cols.length})
+          Columns ({columns.length - 1})
         </button>
         <button
           type="button"
@@ -148,7 +195,21 @@ export function RunsTable({
       </div>
       {chooser ? (
         <div className="panel chooser" data-testid="column-chooser">
-          {metricKeys.length === 0 ? <span className="muted">No summary metrics yet.</span> : null}
+          <span className="muted">Columns</span>
+          {HIDEABLE.map(({ id, label }) => (
+            <label key={id} className="check">
+              <input
+                type="checkbox"
+                checked={!view.hide.includes(id)}
+                onChange={() =>
+                  go({ hide: view.hide.includes(id) ? view.hide.filter((h) => h !== id) : [...view.hide, id] })
+                }
+              />{' '}
+              {label}
+            </label>
+          ))}
+          <span className="muted">Summary metrics</span>
+          {metricKeys.length === 0 ? <span className="muted">none yet</span> : null}
           {metricKeys.map((k) => (
             <label key={k} className="check">
               <input
@@ -163,91 +224,38 @@ export function RunsTable({
       ) : null}
       {error ? <div className="error">Could not load more runs: {error}</div> : null}
       <div className="vtable panel" data-testid="runs-table" role="table" aria-rowcount={rows.length}>
-        <div className="tr head" role="row" style={{ gridTemplateColumns: template }}>
-          <div className="th" />
-          {header('status', 'Status')}
-          {header('name', 'Name')}
-          {header('method', 'Method')}
-          <div className="th">Constraint</div>
-          <div className="th">Tags</div>
-          {header('createdAt', 'Created')}
-          <div className="th num">Runtime</div>
-          {cols.map((k) => header(`summary.${k}`, k, true))}
-        </div>
-        <div ref={scroller} className="vbody" style={{ height: Math.min(640, Math.max(items.length, 3) * ROW_H + 4) }}>
-          <div style={{ height: v.getTotalSize(), position: 'relative' }}>
+        {/* one scroller for both directions: the header moves sideways with the rows and no scrollbar sits beside
+            the rows only, so header and rows always have the same width */}
+        <div ref={scroller} className="vscroll">
+          <div ref={head} className="tr head" role="row" style={{ gridTemplateColumns: template, minWidth }}>
+            {columns.map(header)}
+          </div>
+          <div className="vbody" style={{ height: v.getTotalSize(), minWidth }}>
             {virtual.map((vi) => {
               const it = items[vi.index]!;
-              const style = { transform: `translateY(${vi.start}px)`, gridTemplateColumns: template, height: ROW_H };
+              const style = {
+                transform: `translateY(${vi.start - headH}px)`,
+                gridTemplateColumns: template,
+                height: ROW_H,
+              };
               if (it.kind === 'group') {
-                const statuses = new Map<string, number>();
-                it.runs.forEach((r) => statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1));
                 return (
                   <div key={`g-${it.key}`} className="tr group" role="row" style={style} data-group={it.key}>
-                    <div className="td" />
-                    <div className="td">{[...statuses].map(([s, n]) => `${n} ${s}`).join(', ')}</div>
-                    <div className="td">
-                      <b>{it.label}</b> · {it.runs.length} runs
-                    </div>
-                    <div className="td" />
-                    <div className="td" />
-                    <div className="td" />
-                    <div className="td" />
-                    <div className="td" />
-                    {cols.map((k) => {
-                      const vals = it.runs.map((r) => num(r.summary[k])).filter((x): x is number => x !== null);
-                      return (
-                        <div key={k} className="td num" title="mean over the loaded runs of the group">
-                          {vals.length ? `μ ${fmtNumber(vals.reduce((a, b) => a + b, 0) / vals.length)}` : ''}
-                        </div>
-                      );
-                    })}
+                    {columns.map((c) => cell(c, c.group?.(it) ?? { body: null }))}
                   </div>
                 );
               }
               const r = it.run;
-              const start = r.startedAt ? new Date(r.startedAt).getTime() : null;
-              const end = r.finishedAt ? new Date(r.finishedAt).getTime() : r.status === 'running' ? now : null;
+              const ctx = { now, selected: selected.has(r.id), toggle: () => toggle(r.id), tagHref };
               return (
                 <div
                   key={r.id}
-                  className={`tr${selected.has(r.id) ? ' selected' : ''}`}
+                  className={`tr${ctx.selected ? ' selected' : ''}`}
                   role="row"
                   style={style}
                   data-run={r.id}
                 >
-                  <div className="td">
-                    <input
-                      type="checkbox"
-                      checked={selected.has(r.id)}
-                      onChange={() => toggle(r.id)}
-                      aria-label={`select ${r.name}`}
-                    />
-                  </div>
-                  <div className="td">
-                    <StatusBadge status={r.status} />
-                  </div>
-                  <div className="td">
-                    <Link href={`/runs/${r.id}`}>{r.name}</Link>
-                  </div>
-                  <div className="td">{r.method}</div>
-                  <div className="td">{r.constraint}</div>
-                  <div className="td">
-                    {r.tags.map((t) => (
-                      <a key={t} className="tag" href={runsViewHref(base, view, { tags: [t], cursor: null })}>
-                        {t}
-                      </a>
-                    ))}
-                  </div>
-                  <div className="td" title={new Date(r.createdAt).toISOString()}>
-                    {fmtAgo(r.createdAt, now)}
-                  </div>
-                  <div className="td num">{start && end ? fmtDuration(end - start) : '—'}</div>
-                  {cols.map((k) => (
-                    <div key={k} className="td num">
-                      {fmtNumber(r.summary[k])}
-                    </div>
-                  ))}
+                  {columns.map((c) => cell(c, c.run(r, ctx)))}
                 </div>
               );
             })}

@@ -11,11 +11,19 @@ export interface RunsView {
   sort: string;
   dir: 'asc' | 'desc';
   cursor: string | null;
-  /** Summary metrics shown as columns; empty = the first ten found. */
+  /** Summary metrics shown as columns; empty = the first eight found. */
   cols: string[];
+  /** Built-in columns hidden from the table (`hide=tags,runtime`); none by default. */
+  hide: HideableColumn[];
   /** Group rows by method × constraint with an aggregate row per group. */
   group: boolean;
 }
+
+/** The built-in columns a view may hide, in the table's order (the selection box and the name always show). */
+export const HIDEABLE_COLUMNS = ['status', 'method', 'constraint', 'tags', 'created', 'runtime'] as const;
+export type HideableColumn = (typeof HIDEABLE_COLUMNS)[number];
+/** Known names only, each once, in the table's order: one view has one URL, and an edited URL cannot add columns. */
+const hidden = (names: readonly string[]): HideableColumn[] => HIDEABLE_COLUMNS.filter((c) => names.includes(c));
 
 type Params = Record<string, string | string[] | undefined>;
 
@@ -38,6 +46,7 @@ export function parseRunsView(p: Params): RunsView {
     dir: one(p['dir']) === 'asc' ? 'asc' : 'desc',
     cursor: one(p['cursor']) || null,
     cols: list(p['cols']),
+    hide: hidden(list(p['hide'])),
     group: one(p['group']) === '1',
   };
 }
@@ -55,6 +64,7 @@ export function runsViewHref(base: string, v: RunsView, patch: Partial<RunsView>
   if (n.dir !== 'desc') qs.set('dir', n.dir);
   if (n.cursor) qs.set('cursor', n.cursor);
   if (n.cols.length) qs.set('cols', n.cols.join(','));
+  if (n.hide.length) qs.set('hide', hidden(n.hide).join(','));
   if (n.group) qs.set('group', '1');
   const s = qs.toString();
   return s ? `${base}?${s}` : base;
