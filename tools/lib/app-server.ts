@@ -12,10 +12,14 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { createRedis, JobProducer } from '@aft/queue';
 
-/** Removes a test queue (and its control queue) from Redis. */
+/** Removes a test queue (and its control and alerts queues) from Redis. */
 async function obliterate(queue: string): Promise<void> {
   const p = new JobProducer(createRedis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', 'worker'), queue);
-  await Promise.all([p.runs.obliterate({ force: true }), p.control.obliterate({ force: true })]).catch(() => undefined);
+  await Promise.all([
+    p.runs.obliterate({ force: true }),
+    p.control.obliterate({ force: true }),
+    p.alerts.queue.obliterate({ force: true }),
+  ]).catch(() => undefined);
   await p.close();
 }
 
@@ -87,6 +91,8 @@ export async function startApp(prefix = 'aft_app', opts: { worker?: boolean } = 
     NEXT_TELEMETRY_DISABLED: '1',
     AFT_QUEUE: queue,
     AFT_AUTH_SECRET: randomBytes(32).toString('base64url'),
+    // alert tests post to receivers on 127.0.0.1, which webhooks may only name with this set
+    AFT_ALERTS_ALLOW_PRIVATE: '1',
   };
   const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
   try {

@@ -1,6 +1,7 @@
 /**
  * The worker process. Training jobs run in sandboxed processors (one child process per concurrent job); a sweep
- * parent's release jobs run here. Cancel requests arrive on a Redis channel and abort the job's processor.
+ * parent's release jobs and alert deliveries (alerts.ts) run here. Cancel requests arrive on a Redis channel and
+ * abort the job's processor.
  * SIGINT/SIGTERM close gracefully: no new jobs are taken, jobs in progress stop at their next step and are
  * released to run again (they resume from their checkpoints).
  */
@@ -9,6 +10,7 @@ import { Worker } from 'bullmq';
 import { cancelChannel, controlQueueName, createRedis, JobProducer } from '@aft/queue';
 import { loadEnv } from './env';
 import { processRelease } from './release';
+import { startAlertWorker } from './alerts';
 import { SHUTDOWN } from './errors';
 
 const env = loadEnv();
@@ -32,7 +34,9 @@ const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRele
   concurrency: 4,
 });
 
-for (const w of [training, control]) {
+const alerts = startAlertWorker(connection, env);
+
+for (const w of [training, control, alerts]) {
   w.on('error', (e) => console.error(`${tag} error:`, e.message));
   w.on('failed', (job, e) =>
     console.error(`${tag} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${e.message}`),
@@ -64,7 +68,7 @@ async function shutdown(signal: string) {
   closing = true;
   console.log(`${tag} ${signal}: closing`);
   training.cancelAllJobs(SHUTDOWN);
-  await Promise.allSettled([training.close(), control.close(), producer.close()]);
+  await Promise.allSettled([training.close(), control.close(), alerts.close(), producer.close()]);
   subscriber.disconnect();
   connection.disconnect();
   process.exit(0);

@@ -5,3 +5,5 @@
  */
 export * from './spec';
 export * from './producer';
+export * from './alerts';
+export * from './webhook';

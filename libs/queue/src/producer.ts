@@ -9,6 +9,8 @@ import {
   type TrainJobInput,
   type TrainJobPayload,
 } from './jobs';
+import { AlertQueue, alertsQueueName, type AlertQueueOptions } from './alerts';
+import { redisTimeout as timeout } from './timeout';
 
 export const QUEUE_RUNS = 'aft-runs';
 /** Light jobs the worker runs in its own process (a sweep parent's release). */
@@ -26,6 +28,7 @@ export async function dropTestQueues(producer: JobProducer | undefined): Promise
   if (!producer) return;
   await producer.runs.obliterate({ force: true }).catch(() => undefined);
   await producer.control.obliterate({ force: true }).catch(() => undefined);
+  await producer.alerts.queue.obliterate({ force: true }).catch(() => undefined);
   await producer.close();
 }
 
@@ -49,21 +52,7 @@ export function createRedis(url: string, role: 'worker' | 'producer'): Redis {
   return redis;
 }
 
-/** How long a producer waits for Redis before it reports the queue unreachable. */
-export const ENQUEUE_TIMEOUT_MS = 5_000;
-
-function timeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS / 1000} s (${what})`)),
-        ENQUEUE_TIMEOUT_MS,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+export { ENQUEUE_TIMEOUT_MS } from './timeout';
 
 /** Infrastructure failures (the API or Redis away, a full disk) retry with exponential backoff: 2 s, 4 s, 8 s … */
 export const TRAIN_JOB_OPTIONS: JobsOptions = {
@@ -114,13 +103,17 @@ export interface SweepParentJob {
 export class JobProducer {
   readonly runs: Queue;
   readonly control: Queue;
+  /** Alert firings (alerts.ts), on the queue beside this one. */
+  readonly alerts: AlertQueue;
   private readonly flows: FlowProducer;
 
   constructor(
     private readonly redis: Redis,
     readonly queueName: string = QUEUE_RUNS,
+    alertOptions: AlertQueueOptions = {},
   ) {
     this.runs = new Queue(queueName, { connection: redis });
+    this.alerts = new AlertQueue(redis, alertsQueueName(queueName), alertOptions);
     this.control = new Queue(controlQueueName(queueName), { connection: redis });
     this.flows = new FlowProducer({ connection: redis });
   }
@@ -190,7 +183,7 @@ export class JobProducer {
 
   /** Closes the queues and the Redis connection the producer was given (it owns it). */
   async close(): Promise<void> {
-    await Promise.all([this.runs.close(), this.control.close(), this.flows.close()]);
+    await Promise.all([this.runs.close(), this.control.close(), this.flows.close(), this.alerts.close()]);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

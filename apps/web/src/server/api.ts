@@ -12,6 +12,7 @@ import {
   createMlflowHandler,
   RedisRateLimiter,
   requestContext,
+  startAlertRequeue,
   type Auth,
 } from '@aft/api';
 import { createDb, RunNotifier, type Db } from '@aft/db';
@@ -42,6 +43,8 @@ export function server(): Server {
     });
     const notifier = new RunNotifier(e.DATABASE_URL);
     const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
+    // alert firings that never reached the queue (Redis away when they fired) are queued again
+    if (jobs) startAlertRequeue(db, jobs);
     const rateLimiter =
       e.REDIS_URL && e.AFT_RATE_PER_S > 0
         ? new RedisRateLimiter(createRedis(e.REDIS_URL, 'producer'), e.AFT_RATE_PER_S)
@@ -69,6 +72,7 @@ export function server(): Server {
       db,
       notifier,
       auth,
+      jobs,
       rateLimiter,
       artifactDir,
       teamStorageBytes: e.AFT_TEAM_STORAGE_BYTES,

@@ -14,8 +14,9 @@ import {
   writeToMlflowRun,
   type MlflowRunRow,
 } from '@aft/db';
+import { alertOnMetrics } from '../alerts/fire';
 import { configHash } from '../router/runs';
-import { columnsFromTags, configParams, runOf } from './runs';
+import { alerting, columnsFromTags, configParams, runOf } from './runs';
 import {
   bad,
   maxResults,
@@ -73,20 +74,17 @@ async function logMetrics(ctx: Ctx, runId: string, ms: z.infer<typeof metric>[])
   const keys = [...new Set(ms.map((m) => m.key))];
   const idx = new Map(keys.map((k, i) => [k, i]));
   const now = Date.now();
-  await insertMetricPoints(
-    ctx.db.pool,
-    runId,
-    {
-      keys,
-      key: ms.map((m) => idx.get(m.key)!),
-      step: ms.map((m) => m.step),
-      value: ms.map((m) => m.value),
-      time: ms.map((m) => m.timestamp ?? now),
-    },
-    { teamId: ctx.actor.teamId },
-  );
+  const columns = {
+    keys,
+    key: ms.map((m) => idx.get(m.key)!),
+    step: ms.map((m) => m.step),
+    value: ms.map((m) => m.value),
+    time: ms.map((m) => m.timestamp ?? now),
+  };
+  await insertMetricPoints(ctx.db.pool, runId, columns, { teamId: ctx.actor.teamId });
   // the latest value of each key into the run's summary, so the runs table and the results can sort on it
   await copyLastMetricsToSummary(ctx.db.pool, runId, ctx.actor.teamId, keys);
+  await alertOnMetrics(alerting(ctx), runId, columns);
 }
 
 export const logMetric: Endpoint = async (ctx, input) => {

@@ -14,6 +14,7 @@ import {
   type ColumnsFromTags,
   type MlflowRunRow,
 } from '@aft/db';
+import { alertOnStatus, type AlertContext } from '../alerts/fire';
 import { removeRunArtifactFiles } from '../artifact-files';
 import { audit } from '../audit';
 import { configHash } from '../router/runs';
@@ -28,6 +29,9 @@ const STATUS: Record<string, string> = {
   canceled: 'KILLED',
 };
 const FROM_STATUS: Record<string, string> = Object.fromEntries(Object.entries(STATUS).map(([ours, m]) => [m, ours]));
+
+/** What the alert hooks need: MLflow writes fire the same rules as ours (docs/architecture.md, "Alerts"). */
+export const alerting = (ctx: Ctx): AlertContext => ({ db: ctx.db, jobs: ctx.opts.jobs ?? null, actor: ctx.actor });
 
 /** A run of the team, or MLflow's RESOURCE_DOES_NOT_EXIST. */
 export async function runOf(ctx: Ctx, id: string): Promise<MlflowRunRow> {
@@ -147,11 +151,13 @@ export const update: Endpoint = async (ctx, input) => {
     input,
   );
   const id = runIdOf(i);
+  const status = i.status ? FROM_STATUS[i.status]! : null;
   await updateMlflowRun(ctx.db.pool, id, ctx.actor.teamId, {
-    status: i.status ? FROM_STATUS[i.status]! : null,
+    status,
     name: i.run_name ?? null,
     endTime: i.end_time !== undefined ? new Date(i.end_time) : null,
   });
+  if (status) await alertOnStatus(alerting(ctx), id, status);
   return { run_info: runInfo(await runOf(ctx, id)) };
 };
 

@@ -9,7 +9,7 @@ import type { Db } from '@aft/db';
 import type { ApiHandlerOptions } from '../http';
 import type { Actor, Permission } from '../trpc';
 
-export interface MlflowOptions extends Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth' | 'rateLimiter'> {
+export interface MlflowOptions extends Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth' | 'rateLimiter' | 'jobs'> {
   /** Where uploaded artifacts are kept (one folder per run). */
   artifactDir: string;
   /** Largest artifact upload, in bytes (default 16 MiB): this is for small files — configs, plots, reports. */

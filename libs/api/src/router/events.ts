@@ -2,13 +2,16 @@ import { z } from 'zod';
 import { eventInput, id, LIMITS, pgText } from '@aft/contracts';
 import { insertEvent, listEvents } from '@aft/db';
 import { logProcedure, readProcedure } from '../trpc';
+import { alertOnEvent } from '../alerts/fire';
 import { assertRuns } from './metrics';
 
 export const eventsRouter = {
   /** Records an event (e.g. `degradation-detected` with its onset step and evidence). */
   log: logProcedure.input(eventInput).mutation(async ({ ctx, input }) => {
     const { runId, ...e } = input;
-    return { id: await insertEvent(ctx.db.pool, runId, ctx.actor.teamId, e) };
+    const id = await insertEvent(ctx.db.pool, runId, ctx.actor.teamId, e);
+    await alertOnEvent(ctx, runId, e);
+    return { id };
   }),
 
   list: readProcedure

@@ -12,6 +12,7 @@ import {
   type Series,
 } from '@aft/db';
 import { chargeRate, logProcedure, readProcedure, type Context } from '../trpc';
+import { alertOnMetrics } from '../alerts/fire';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
 export async function assertRuns(db: Db, teamId: string, runIds: readonly string[]) {
@@ -49,10 +50,12 @@ export const metricsRouter = {
     const batch: PointColumns | MetricPoint[] = input.columns
       ? { ...input.columns, value: input.columns.value.map(decodeNumber) }
       : input.points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));
-    return insertMetricPoints(ctx.db.pool, input.runId, batch, {
+    const stored = await insertMetricPoints(ctx.db.pool, input.runId, batch, {
       teamId: ctx.actor.teamId,
       maxKeys: LIMITS.metricKeysPerRun,
     });
+    await alertOnMetrics(ctx, input.runId, batch);
+    return stored;
   }),
 
   /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */

@@ -26,6 +26,7 @@ import {
 } from '@aft/db';
 import { removeRunArtifactFiles } from '../artifact-files';
 import { audit } from '../audit';
+import { alertOnStatus } from '../alerts/fire';
 import { streamGuard } from '../streams';
 import { logProcedure, runAdminProcedure, readProcedure, writeProcedure } from '../trpc';
 
@@ -188,6 +189,7 @@ export const runsRouter = {
 
   setStatus: writeProcedure.input(runSetStatusInput).mutation(async ({ ctx, input }) => {
     const seq = await setRunStatus(ctx.db.pool, input.id, ctx.actor.teamId, input.status, input.error);
+    await alertOnStatus(ctx, input.id, input.status, input.error);
     return { id: input.id, status: input.status, writeSeq: seq };
   }),
 

@@ -25,6 +25,7 @@ import {
 } from '@aft/db';
 import { alignJobConfig, planSweep, sweepSpec, vftJobConfig, type SweepParentJob } from '@aft/queue';
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
+import { alertOnStatus } from '../alerts/fire';
 import { configHash } from './runs';
 
 const launchBase = {
@@ -143,6 +144,7 @@ export const launchRouter = {
     if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
     const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { runIds: [input.id] }, 'canceled by a user');
     await ctx.jobs.cancel(canceled);
+    if (canceled[0]) await alertOnStatus(ctx, canceled[0], 'canceled');
     return { id: input.id, canceled: canceled.length > 0, status: canceled.length ? 'canceled' : run.status };
   }),
 
@@ -242,6 +244,7 @@ export const sweepsRouter = {
       throw new TRPCError({ code: 'NOT_FOUND', message: `sweep ${input.id} not found` });
     const canceled = await cancelRuns(ctx.db.pool, ctx.actor.teamId, { sweepId: input.id }, 'sweep canceled');
     await ctx.jobs.cancel(canceled);
+    if (canceled[0]) await alertOnStatus(ctx, canceled[0], 'canceled'); // the sweep has now ended: one check does
     return { id: input.id, canceled: canceled.length };
   }),
 };
