@@ -16,5 +16,7 @@ export type { WireSeries } from './router/metrics';
 export { createApiHandler, requestContext, cookieValue, TEAM_COOKIE, type ApiHandlerOptions } from './http';
 export { RedisRateLimiter, type RateLimiter } from './rate-limit';
 export { createExportHandler } from './export';
+export { alertDeliveryApi, createAlertDeliveryHandler } from './alerts/delivery';
+export { requeueAlerts, startAlertRequeue } from './alerts/requeue';
 export { createMlflowHandler, MLFLOW_LIMITS, type MlflowOptions } from './mlflow/handler';
 export { bodyLimited, BodyTooLargeError, readBody, withBodyLimit } from './body';

@@ -6,8 +6,11 @@ import { metricsRouter } from './router/metrics';
 import { samplesRouter } from './router/samples';
 import { artifactsRouter } from './router/artifacts';
 import { eventsRouter } from './router/events';
+import { alertsRouter } from './router/alerts';
+import { compareRouter } from './router/compare';
 import { launchRouter, sweepsRouter } from './router/sweeps';
 import { auditRouter, invitationsRouter, keysRouter, teamsRouter } from './router/teams';
+import { viewsRouter } from './router/views';
 
 export const appRouter = router({
   projects: projectsRouter,
@@ -17,10 +20,13 @@ export const appRouter = router({
   samples: samplesRouter,
   artifacts: artifactsRouter,
   events: eventsRouter,
+  alerts: alertsRouter,
+  compare: compareRouter,
   teams: teamsRouter,
   invitations: invitationsRouter,
   keys: keysRouter,
   audit: auditRouter,
+  views: viewsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -33,6 +33,8 @@ export interface Fx {
   invitationToken: string;
   keyId: string;
   memberId: string;
+  alertRuleId: string;
+  viewId: string;
 }
 export const uniq = () => randomBytes(4).toString('hex');
 
@@ -57,6 +59,18 @@ export async function fixture(db: Db): Promise<Fx> {
     data: { teamId: home.id, name: 'fixture', prefix: k.prefix, hash: k.hash },
   });
   const { user } = await createMember(db, 'home', 'member');
+  const alertRule = await db.prisma.alertRule.create({
+    data: {
+      projectId: project.id,
+      name: 'fixture',
+      kind: 'run-failed',
+      url: 'https://hooks.example.com/x',
+      secret: 'aftwh_x',
+    },
+  });
+  const view = await db.prisma.savedView.create({
+    data: { projectId: project.id, kind: 'runs', name: `v-${uniq()}`, query: 'group=1', createdById: user.id },
+  });
   return {
     projectId: project.id,
     projectName,
@@ -66,6 +80,8 @@ export async function fixture(db: Db): Promise<Fx> {
     invitationToken,
     keyId: key.id,
     memberId: user.id,
+    alertRuleId: alertRule.id,
+    viewId: view.id,
   };
 }
 
@@ -74,7 +90,17 @@ export async function fixture(db: Db): Promise<Fx> {
  * as trainers and workers log; `account`: any signed-in person) — and a valid input for it. `capability`: the input
  * itself grants access (an invitation token), so anyone holding it may use it.
  */
-export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; capability?: boolean }> = {
+/**
+ * Saved views are saved by people, not API keys, and changed only by their creator or an owner: `deny` says what a
+ * caller whom the permission allows is still refused (the fixture's view was saved by another member).
+ */
+type Deny = (c: { via: 'user' | 'key'; role: string | null }) => string | RegExp | null;
+const VIEW_BY_KEY = 'FORBIDDEN: saved views are saved by signed-in members, not API keys';
+const peopleOnly: Deny = (c) => (c.via === 'key' ? VIEW_BY_KEY : null);
+const creatorOrOwner: Deny = (c) =>
+  c.via === 'key' ? VIEW_BY_KEY : c.role === 'member' ? /^FORBIDDEN: view "v-\w+" was saved by .+: only they/ : null;
+
+export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; capability?: boolean; deny?: Deny }> = {
   'projects.create': { need: 'log', input: () => ({ name: `new-${uniq()}` }) },
   'projects.list': { need: 'read', input: () => undefined },
   'projects.get': { need: 'read', input: (f) => ({ id: f.projectId }) },
@@ -113,6 +139,7 @@ export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; c
   },
   'samples.list': { need: 'read', input: (f) => ({ runId: f.runId }) },
   'samples.splits': { need: 'read', input: (f) => ({ runId: f.runId }) },
+  'compare.paired': { need: 'read', input: (f) => ({ runIds: [f.runId] }) },
   'artifacts.register': {
     need: 'log*',
     input: (f) => ({ runId: f.runId, kind: 'checkpoint', name: 'step-1', uri: 'file:///tmp/c1', bytes: 10, step: 1 }),
@@ -120,6 +147,19 @@ export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; c
   'artifacts.list': { need: 'read', input: (f) => ({ runId: f.runId }) },
   'events.log': { need: 'log*', input: (f) => ({ runId: f.runId, kind: 'note', step: 1, details: {} }) },
   'events.list': { need: 'read', input: (f) => ({ runId: f.runId }) },
+  'alerts.list': { need: 'read', input: (f) => ({ projectId: f.projectId }) },
+  'alerts.create': {
+    need: 'launch',
+    input: (f) => ({
+      projectId: f.projectId,
+      name: 'on failure',
+      kind: 'run-failed',
+      url: 'https://hooks.example.com/a',
+    }),
+  },
+  'alerts.update': { need: 'launch', input: (f) => ({ id: f.alertRuleId, enabled: false }) },
+  'alerts.delete': { need: 'launch', input: (f) => ({ id: f.alertRuleId }) },
+  'alerts.testSend': { need: 'launch', input: (f) => ({ id: f.alertRuleId }) },
   'teams.me': { need: 'account', input: () => undefined },
   'teams.create': { need: 'account', input: () => ({ name: `Team ${uniq()}` }) },
   'teams.members': { need: 'read', input: () => undefined },
@@ -134,4 +174,13 @@ export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; c
   'keys.create': { need: 'manage', input: () => ({ name: 'ci', scopes: ['log'] }) },
   'keys.revoke': { need: 'manage', input: (f) => ({ id: f.keyId }) },
   'audit.list': { need: 'manage', input: () => ({ limit: 10 }) },
+  'views.list': { need: 'read', input: (f) => ({ projectId: f.projectId, kind: 'runs' }) },
+  'views.get': { need: 'read', input: (f) => ({ id: f.viewId }) },
+  'views.create': {
+    need: 'log',
+    input: (f) => ({ projectId: f.projectId, kind: 'runs', name: `view-${uniq()}`, query: 'group=1' }),
+    deny: peopleOnly,
+  },
+  'views.rename': { need: 'log', input: (f) => ({ id: f.viewId, name: `renamed-${uniq()}` }), deny: creatorOrOwner },
+  'views.delete': { need: 'log', input: (f) => ({ id: f.viewId }), deny: creatorOrOwner },
 };

@@ -5,3 +5,5 @@ export * from './text';
 export * from './progress';
 export * from './procedures';
 export * from './outcomes';
+export * from './alerts';
+export * from './saved-views';

@@ -18,7 +18,13 @@ export type AuditAction =
   | 'member.join'
   | 'member.role'
   | 'member.remove'
-  | 'run.delete';
+  | 'run.delete'
+  | 'alert.create'
+  | 'alert.update'
+  | 'alert.delete'
+  | 'view.create'
+  | 'view.rename'
+  | 'view.delete';
 
 export interface AuditEntry {
   teamId?: string | null;

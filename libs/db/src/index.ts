@@ -21,4 +21,8 @@ export * from './export';
 export * from './csv';
 export * from './tar';
 export * from './artifacts';
+export * from './alerts';
+export * from './alert-deliveries';
+export * from './saved-views';
+export * from './outcomes';
 export * from './mlflow';

@@ -8,6 +8,8 @@ import { Crumbs, Empty, ErrorBox, Missing, StatusBadge } from '../../../componen
 import { fmtAgo } from '../../../lib/format';
 import { parseFilter, parseRunsView, type ValueFilter } from '../../../lib/runs-url';
 import { RunsTable, type RunsQuery } from '../../../components/RunsTable';
+import { tableRow } from '../../../components/runs-columns';
+import { SavedViews } from '../../../components/SavedViews';
 
 export const dynamic = 'force-dynamic';
 
@@ -42,6 +44,9 @@ export default async function RunsPage(props: {
   };
   let query: RunsQuery;
   let page;
+  // read alongside the runs (awaited below; on a refused view it is dropped, so it must not reject unhandled)
+  const sweepsRead = caller.sweeps.list({ projectId, limit: 20 });
+  sweepsRead.catch(() => undefined);
   try {
     if (bad.length) throw new TRPCError({ code: 'BAD_REQUEST', message: bad.join('; ') });
     // the URL is anyone's to edit: checked by runs.list's own schema, and refused as the call itself refuses
@@ -62,7 +67,7 @@ export default async function RunsPage(props: {
     }
     throw e;
   }
-  const sweeps = await caller.sweeps.list({ projectId, limit: 20 });
+  const sweeps = await sweepsRead;
   const metricKeys = [
     ...new Set(
       page.items.flatMap((r) =>
@@ -81,6 +86,9 @@ export default async function RunsPage(props: {
             Launch a sweep
           </Link>
         ) : null}
+        <Link className="button" href={`${base}/settings`} data-testid="project-settings">
+          Alerts
+        </Link>
         <Link className="button" href={`/compare?project=${project.id}`}>
           Compare methods
         </Link>
@@ -93,6 +101,7 @@ export default async function RunsPage(props: {
         >
           Export (.tar.gz)
         </a>
+        <SavedViews kind="runs" projectId={project.id} />
       </div>
       {sweeps.length ? (
         <>
@@ -168,6 +177,7 @@ export default async function RunsPage(props: {
           />
         </label>
         {view.cols.length ? <input type="hidden" name="cols" value={view.cols.join(',')} /> : null}
+        {view.hide.length ? <input type="hidden" name="hide" value={view.hide.join(',')} /> : null}
         {view.group ? <input type="hidden" name="group" value="1" /> : null}
         {view.sort !== 'createdAt' ? <input type="hidden" name="sort" value={view.sort} /> : null}
         {view.dir !== 'desc' ? <input type="hidden" name="dir" value={view.dir} /> : null}
@@ -188,7 +198,7 @@ export default async function RunsPage(props: {
           base={base}
           view={view}
           query={query}
-          initial={JSON.parse(JSON.stringify(page))}
+          initial={JSON.parse(JSON.stringify({ items: page.items.map(tableRow), nextCursor: page.nextCursor }))}
           metricKeys={metricKeys}
         />
       )}
