@@ -43,7 +43,7 @@ describe('readRunOutcomes', () => {
         [0, 1, 2].map((i) => ({ ...outcome(step, 'val', `v${i}`, true), sampleIdx: i, prompt: 'p', completion: 'c' })),
       ),
     ]);
-    const rows = await readRunOutcomes(t.db.pool, [a.id, b.id, 'no-such-run', a.id], 'test/greedy', RULES, 1000);
+    const rows = await readRunOutcomes(t.db.pool, [a.id, b.id, 'no-such-run', a.id], 'test/greedy', RULES, 20_000);
     expect(rows).toHaveLength(2);
     const ra = rows.find((r) => r.runId === a.id)!;
     expect(ra).toMatchObject({
@@ -69,7 +69,7 @@ describe('readRunOutcomes', () => {
       questionIds: [],
       correct: '',
     });
-    const rerank = await readRunOutcomes(t.db.pool, [a.id], 'test/rerank', RULES, 1000);
+    const rerank = await readRunOutcomes(t.db.pool, [a.id], 'test/rerank', RULES, 20_000);
     expect(rerank[0]).toMatchObject({ step: 20, questionIds: ['q1'], correct: '0' });
   });
 
@@ -86,7 +86,7 @@ describe('readRunOutcomes', () => {
       Array.from({ length: 2000 }, (_, i) => outcome(steps, 'test/greedy', `q${i}`, i % 3 === 0)),
     );
     const t0 = performance.now();
-    const [r] = await readRunOutcomes(t.db.pool, [run.id], 'test/greedy', RULES, 1000);
+    const [r] = await readRunOutcomes(t.db.pool, [run.id], 'test/greedy', RULES, 20_000);
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ step: steps, splits: ['test/greedy'] });
     expect(r!.questionIds).toHaveLength(2000);
