@@ -17,7 +17,14 @@ import {
   type StepInfo,
   type TrainHooks,
 } from '@aft/aft-core';
-import { ASSESS_RULE, OUTCOME_RULES, outcomeSplit, progressSummary, type ProgressPhase } from '@aft/contracts';
+import {
+  ASSESS_RULE,
+  OUTCOME_RULES,
+  outcomeSplit,
+  PAIRED_MAX_OUTCOMES_PER_RUN,
+  progressSummary,
+  type ProgressPhase,
+} from '@aft/contracts';
 import type { SamplingSpec } from '@aft/queue';
 import type { Run, SampleRow } from '@aft/tracker';
 import type { ArtifactStore } from './store';
@@ -124,8 +131,11 @@ export class RunReporter {
     if (split === 'test') this.outcomes(split, step, r);
   }
 
-  /** One sample row per question and rule, with its correctness; one per fixed candidate pair, ordered or not. */
-  outcomes(split: string, step: number, r: EvalReport): void {
+  /**
+   * One sample row per question and rule, with its correctness; one per fixed candidate pair, ordered or not, named
+   * with `assessSet` (the set's digest) so that only runs that scored the same set pair on it.
+   */
+  outcomes(split: string, step: number, r: EvalReport, assessSet?: string): void {
     const rows: SampleRow[] = [];
     for (const rule of OUTCOME_RULES) {
       for (const q of r.perQuestion) {
@@ -134,9 +144,18 @@ export class RunReporter {
         rows.push({ step, split: outcomeSplit(split, rule), questionId: q.id, prompt: '', completion: '', correct });
       }
     }
-    for (const p of r.fixedAssessment?.perPair ?? []) {
-      const row = { step, split: outcomeSplit(split, ASSESS_RULE), questionId: p.id, prompt: '', completion: '' };
-      rows.push({ ...row, correct: p.ordered });
+    const pairs = assessSet ? (r.fixedAssessment?.perPair ?? []) : [];
+    // more than a paired comparison reads (a big eval.k × assessQuestions): the accuracy metric stands alone
+    for (const p of pairs.length <= PAIRED_MAX_OUTCOMES_PER_RUN ? pairs : []) {
+      const id = `${assessSet}:${p.id}`;
+      rows.push({
+        step,
+        split: outcomeSplit(split, ASSESS_RULE),
+        questionId: id,
+        prompt: '',
+        completion: '',
+        correct: p.ordered,
+      });
     }
     this.run.logSamples(rows);
   }

@@ -4,6 +4,7 @@
  * reporter.ts), and stop between steps when the AbortSignal fires. Runs in the sandboxed processor's own process;
  * tests call it directly.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -127,7 +128,8 @@ async function ensureSampleSet(
       { k: s.k, temperature: s.temperature },
       new Rng(checkpointVftConfig(meta).seed + (set === 'train' ? SAMPLING_SEED_OFFSET : ASSESS_SEED_OFFSET)),
     );
-    const tmp = `${path}.${process.pid}.tmp`;
+    // workers on several hosts may share the store (and a pid): a name of its own for each writer
+    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
     await mkdir(dirname(path), { recursive: true });
     await writeLabelledSet(tmp, questions);
     await rename(tmp, path);
@@ -230,7 +232,8 @@ async function trainAlign(
     degraded_step: res.degradation.onsetStep,
   };
   report.examples('test', cfg.steps, res.finalEval);
-  report.outcomes('test', cfg.steps, res.finalEval);
+  const assessId = assessSet ? (await ctx.store.describe(assessSet)).sha256.slice(0, 12) : undefined;
+  report.outcomes('test', cfg.steps, res.finalEval, assessId);
   if (res.degradation.degraded && flagged === null) await report.degradation(res.degradation, cfg.steps, policy);
   const { steps: trained, activeSteps } = res.boundActivity;
   // only when this process trained every step (a resumed run's earlier steps are not counted here)

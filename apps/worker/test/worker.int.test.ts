@@ -226,7 +226,7 @@ describe('sweeps', () => {
     expect(pairs.rows).toHaveLength(children.length);
     for (const p of pairs.rows) {
       expect(p.ids, `candidate pairs of ${p.run_id}`).toEqual(pairs.rows[0]!.ids);
-      expect(p.ids[0]).toMatch(/^[\w-]+#\d+>\d+$/);
+      expect(p.ids[0]).toMatch(/^[0-9a-f]{12}:[\w-]+#\d+>\d+$/);
       const summary = children.find((c) => c.id === p.run_id)!.summary as Record<string, number>;
       expect(p.ordered / p.ids.length, `fixed assessment of ${p.run_id}`).toBeCloseTo(
         summary['test/fixed_assessment_accuracy']!,

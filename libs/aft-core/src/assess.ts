@@ -37,7 +37,9 @@ export function pairOrder(groups: readonly (readonly ScoredCandidate[])[]): Pair
   const pos: number[] = [];
   const neg: number[] = [];
   for (const g of groups) {
-    const seen = new Map(g.map((c) => [c.text, c]));
+    // the first copy of a repeated text, as pairOutcomes names pairs (copies may score apart in the last bits)
+    const seen = new Map<string, ScoredCandidate>();
+    for (const c of g) if (!seen.has(c.text)) seen.set(c.text, c);
     const P = [...seen.values()].filter((c) => c.correct).map((c) => c.score);
     const N = [...seen.values()].filter((c) => !c.correct).map((c) => c.score);
     pos.push(...P);

@@ -29,7 +29,8 @@ function goldOf(questionId: string): string | null {
 /** `rows` with `correct`, `gold` and `extractedAnswer` filled in where the server can grade them. */
 export function gradeSamples<T extends StoredSample>(rows: readonly T[]): T[] {
   return rows.map((r) => {
-    if (typeof r.correct === 'boolean' || !r.completion) return r;
+    // an empty completion is graded too (wrong): left ungraded, it would drop out of accuracy and flatter the run
+    if (typeof r.correct === 'boolean') return r;
     const gold = goldOf(r.questionId);
     if (gold === null) return r;
     const g = grade(r.completion, gold);

@@ -76,7 +76,7 @@ describe('samples.log', () => {
       row('aqua-dev-0', 'Answer: c', { sampleIdx: 1 }),
       // says `correct` itself: kept, even where the grader would disagree
       row('gsm8k-test-0', '#### 18', { sampleIdx: 2, correct: false }),
-      // questions the server does not have, and a sample with no completion
+      // questions the server does not have; a sample with no completion is wrong, not ungraded
       row('gsm8k-test-1319', '#### 18'),
       row('gsm8k-test-01', '#### 18'),
       row('q17', 'The answer is 72.', { gold: '72' }),
@@ -90,7 +90,8 @@ describe('samples.log', () => {
     expect(got['aqua-dev-0#0']).toMatchObject({ correct: true, gold: 'A', extractedAnswer: 'A' });
     expect(got['aqua-dev-0#1']).toMatchObject({ correct: false, gold: 'A', extractedAnswer: 'C' });
     expect(got['gsm8k-test-0#2']).toMatchObject({ correct: false, gold: null, extractedAnswer: null });
-    for (const q of ['gsm8k-test-1319#0', 'gsm8k-test-01#0', 'gsm8k-test-2#0'])
+    expect(got['gsm8k-test-2#0']).toMatchObject({ correct: false, gold: '70000', extractedAnswer: null });
+    for (const q of ['gsm8k-test-1319#0', 'gsm8k-test-01#0'])
       expect(got[q], q).toMatchObject({ correct: null, gold: null, extractedAnswer: null });
     expect(got['q17#0']).toMatchObject({ correct: null, gold: '72', extractedAnswer: null });
   });

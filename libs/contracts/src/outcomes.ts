@@ -12,10 +12,13 @@ export type OutcomeRule = (typeof OUTCOME_RULES)[number];
 
 /**
  * Assessment on a fixed candidate set (sampled once from the parent, scored by every run): one row per (positive,
- * negative) candidate pair, named `<question>#<i>><j>` by the candidates' positions, right when the run scores the
- * positive above. Every run scores the same pairs, so two runs pair pair by pair, as answers pair question by question.
+ * negative) candidate pair, named `<set>:<question>#<i>><j>` by the set's digest and the candidates' positions, right
+ * when the run scores the positive above. Every run scores the same pairs, so two runs pair pair by pair, as answers pair question by question.
  */
 export const ASSESS_RULE = 'assess';
+/** The most outcomes of one run (at one step and split) a paired comparison reads; a run logs no more than this. */
+export const PAIRED_MAX_OUTCOMES_PER_RUN = 20_000;
+
 /** Every rule whose outcome rows a paired comparison reads. */
 export const PAIRED_RULES = [...OUTCOME_RULES, ASSESS_RULE] as const;
 export type PairedRule = (typeof PAIRED_RULES)[number];

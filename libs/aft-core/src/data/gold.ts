@@ -12,6 +12,8 @@ type Split = 'gsm8k-train' | 'gsm8k-test' | 'aqua-dev' | 'aqua-test';
 
 const answers = new Map<string, readonly string[]>();
 
+let defaultDir: string | undefined;
+
 function load(split: Split, dataDir: string): readonly string[] {
   const problems =
     split === 'gsm8k-train' || split === 'gsm8k-test'
@@ -24,9 +26,11 @@ function load(split: Split, dataDir: string): readonly string[] {
  * The gold answer of a shipped question — a number for GSM8K, an option letter for AQUA-RAT — or null when the id
  * names none (another data set, a row past the split's end). Throws when the data folder lacks the split's file.
  */
-export function goldAnswer(questionId: string, dataDir = defaultDataDir()): string | null {
+export function goldAnswer(questionId: string, dataDir?: string): string | null {
   const m = ID.exec(questionId);
   if (!m) return null;
+  // resolved once: defaultDataDir walks up the directories, per row of a 20,000-row table otherwise
+  dataDir ??= defaultDir ??= defaultDataDir();
   const key = `${dataDir}\0${m[1]}`;
   let golds = answers.get(key);
   if (!golds) {

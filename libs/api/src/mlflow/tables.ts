@@ -80,8 +80,6 @@ export async function sampleTable(ctx: Ctx, rel: string, body: Buffer): Promise<
     if (at.has(c)) throw refuse(`the column ${c} appears twice`);
     at.set(c, i);
   });
-  await chargeRows(ctx, data.length);
-
   const nextIdx = new Map<string, number>();
   const rows = data.map((row, i): StoredSample => {
     if (!Array.isArray(row) || row.length !== columns.length) {
@@ -106,6 +104,8 @@ export async function sampleTable(ctx: Ctx, rel: string, body: Buffer): Promise<
     }
     return { ...r, score: r.score === null || r.score === undefined ? null : decodeNumber(r.score) };
   });
+  // charged once the table is known good: a refused one costs its sender nothing
+  await chargeRows(ctx, data.length);
   return gradeSamples(rows);
 }
 

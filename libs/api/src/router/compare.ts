@@ -9,7 +9,7 @@ import {
   type Arm,
   type OutcomeRun,
 } from '@aft/aft-core/stats';
-import { id, PAIRED_RULES, pgText } from '@aft/contracts';
+import { id, PAIRED_MAX_OUTCOMES_PER_RUN, PAIRED_RULES, pgText } from '@aft/contracts';
 import { readRunOutcomes, type RunOutcomesRow } from '@aft/db';
 import { readProcedure } from '../trpc';
 import { assertRuns } from './metrics';
@@ -20,7 +20,7 @@ export const PAIRED_MAX_RUNS = 200;
  * The most question outcomes one run brings, and one comparison in all: the pairing and the bootstrap run on the
  * request's thread (0.6 s for 200 runs × 2,000 questions), so a request is bounded before that work, not after.
  */
-export const PAIRED_MAX_QUESTIONS_PER_RUN = 20_000;
+export const PAIRED_MAX_QUESTIONS_PER_RUN = PAIRED_MAX_OUTCOMES_PER_RUN;
 export const PAIRED_MAX_OUTCOMES = 400_000;
 
 const RULE_PATTERNS = PAIRED_RULES.map((r) => `%/${r}`);
