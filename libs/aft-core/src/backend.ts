@@ -1,15 +1,19 @@
 /**
  * TensorFlow.js backend selection (docs/architecture.md "Data and backends"): `tensorflow` (tfjs-node-gpu, then tfjs-node, when
- * installed — optional dependencies that cannot install where libtensorflow cannot be downloaded), else `wasm`,
- * else `cpu`. `AFT_BACKEND` (or the `prefer` argument) forces one. The chosen backend is recorded with every run.
+ * installed — optional dependencies that cannot install where libtensorflow cannot be downloaded), else `webgpu`
+ * when a hardware GPU adapter is present (`./webgpu`), else `wasm`, else `cpu`. `AFT_BACKEND` (or the `prefer`
+ * argument) forces one; a software WebGPU adapter (lavapipe) is used only when asked for. The chosen backend is
+ * recorded with every run.
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from './kernels/wasm-kernels';
+import { initWebGpu, type AdapterInfo } from './webgpu';
 
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type { AdapterInfo } from './webgpu';
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface BackendInfo {
@@ -20,6 +24,8 @@ export interface BackendInfo {
   skipped: string[];
   /** Our own kernels in use on this backend (wasm: `simd-bmm`, the SIMD batched matMul), or why not. */
   kernels?: string;
+  /** webgpu: the adapter (vendor, architecture, limits; `software` for lavapipe). */
+  adapter?: AdapterInfo;
 }
 
 const require = createRequire(import.meta.url);
@@ -76,6 +82,18 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
     const pkg = await tryTensorflow(skipped);
     if (pkg) return (chosen = { name: 'tensorflow', provider: pkg, skipped });
     if (want) throw new Error(`backend "tensorflow" is not available: ${skipped.join('; ')}`);
+  }
+  // Not chosen on its own yet, even with a hardware adapter: the trainer still reads tensors synchronously (AdamW,
+  // the loss registry), which tfjs-webgpu cannot do in Node, so an automatic pick would fail every run on a GPU host.
+  if (!want) skipped.push('webgpu: only with AFT_BACKEND=webgpu until the trainer runs on it (issue 18)');
+  if (want === 'webgpu') {
+    try {
+      const adapter = await initWebGpu(true);
+      return (chosen = { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', skipped, adapter });
+    } catch (e) {
+      if (want) throw new Error(`backend "webgpu" is not available: ${(e as Error).message}`, { cause: e });
+      skipped.push(`webgpu: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
   if (!want || want === 'wasm') {
     if (await tryWasm(skipped)) {
