@@ -77,4 +77,15 @@ it('grades two MLflow runs on GSM8K ids and pairs them on the compare page', asy
   expect(cells.join(' | ')).toContain('30/5');
   expect(await page.locator('[data-testid="paired-verdict"]').allTextContents()).toEqual(['better']);
   expect(await row.first().locator('[data-testid="paired-dot"]').count()).toBe(1);
+
+  // the generations themselves (text in an outcome split) are readable on the run page, graded
+  await page.goto(`${base()}/runs/${dpo}`);
+  const browser = page.locator('[data-testid="samples-browser"]');
+  await browser.waitFor();
+  expect(await browser.locator('select[aria-label="sample set"] option').first().textContent()).toContain(
+    `test/greedy · step 0 · ${QUESTIONS} questions`,
+  );
+  const first = browser.locator('[data-question="gsm8k-test-0"]');
+  expect(await first.textContent()).toContain(`gold ${gold[0]}`);
+  expect(await first.locator('.cot.bad').count()).toBe(1); // DPO's question 0 is one of its five wrong ones
 });

@@ -60,8 +60,10 @@ export async function listSamples(db: Db, filter: SampleFilter, page: { offset: 
 
 /** What a run's samples hold: each (split, step) with its number of distinct questions and of samples. */
 export async function sampleSplits(pool: Pool, runId: string) {
-  const res = await pool.query<{ split: string; step: number; questions: number; samples: number }>(
-    `SELECT split, step, count(DISTINCT question_id)::int AS questions, count(*)::int AS samples
+  // `withText`: samples with a completion — outcome rows have none, generations logged in an outcome split do
+  const res = await pool.query<{ split: string; step: number; questions: number; samples: number; withText: number }>(
+    `SELECT split, step, count(DISTINCT question_id)::int AS questions, count(*)::int AS samples,
+            count(*) FILTER (WHERE completion <> '')::int AS "withText"
      FROM sample WHERE run_id = $1 GROUP BY split, step ORDER BY split, step`,
     [runId],
   );

@@ -30,8 +30,9 @@ export function SamplesBrowser({ runId }: { runId: string }) {
     trpc.samples.splits
       .query({ runId })
       .then((s) => {
-        // outcome rows (test/greedy …) carry no text: they are for pairing runs, not for reading
-        const browsable = s.filter((x) => x.split !== 'reference' && !isOutcomeSplit(x.split));
+        // the worker's outcome rows (test/greedy …) carry no text: they are for pairing runs, not for reading; an
+        // external run's generations logged there (MLflow log_table) do
+        const browsable = s.filter((x) => x.split !== 'reference' && (!isOutcomeSplit(x.split) || x.withText > 0));
         setSplits(browsable);
         const sampleSet = browsable.find((x) => x.split.startsWith('samples-'));
         const first = sampleSet ?? browsable[0];
