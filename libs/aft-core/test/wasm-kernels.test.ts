@@ -206,7 +206,7 @@ describe('our wasm kernels', () => {
         const grads = Object.fromEntries(
           Object.entries(init).map(([n, shape]) => [n, tf.randomNormal(shape, 0, 1, 'float32', step + 1)]),
         );
-        opt.apply(grads, 0.01);
+        await opt.apply(grads, 0.01);
         tf.dispose(Object.values(grads));
       }
       const st = await opt.getState();

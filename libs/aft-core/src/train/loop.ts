@@ -101,7 +101,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       for (const g of Object.values(named)) g.dispose();
       throw new NonFiniteLossError(step, loss);
     }
-    const gradNorm = o.optimizer.apply(named, lr);
+    const gradNorm = await o.optimizer.apply(named, lr);
     for (const g of Object.values(named)) g.dispose();
     const metrics = Object.fromEntries(Object.entries(metricSums).map(([k, v]) => [k, v / o.accumulate]));
     await o.onStep?.({ step, loss, lr, gradNorm, tokens, ms: performance.now() - t0, metrics });

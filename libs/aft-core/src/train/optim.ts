@@ -67,13 +67,16 @@ export class AdamW {
     }
   }
 
-  /** Applies one update from `grads` (named like the parameters) at learning rate `lr`; returns the pre-clip norm. */
-  apply(grads: Record<string, tf.Tensor>, lr: number): number {
+  /**
+   * Applies one update from `grads` (named like the parameters) at learning rate `lr`; resolves to the pre-clip
+   * norm. Async: the norm is read with `data()` — a synchronous read is impossible on tfjs-webgpu in Node.
+   */
+  async apply(grads: Record<string, tf.Tensor>, lr: number): Promise<number> {
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.config;
     this.t += 1;
     const t = this.t;
     const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))));
-    const gradNorm = norm.dataSync()[0]!;
+    const gradNorm = (await norm.data())[0]!;
     norm.dispose();
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     const bc1 = 1 - beta1 ** t;
