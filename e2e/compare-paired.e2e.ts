@@ -7,23 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, launch, signedInPage } from './browser';
+import { ARTIFACTS, callApi, launch, signedInPage } from './browser';
 
 let browser: Browser;
 let page: Page;
 const base = () => inject('baseUrl');
 const uniq = randomBytes(4).toString('hex');
 
-async function call<T>(path: string, input: unknown): Promise<T> {
-  const res = await fetch(`${base()}/api/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': inject('apiKey') },
-    body: JSON.stringify(input),
-  });
-  const json = (await res.json()) as { result?: { data: T }; error?: { message: string } };
-  if (!res.ok) throw new Error(`${path}: ${json.error?.message}`);
-  return json.result!.data;
-}
+const call = callApi;
 
 type Created = { id: string; project: { id: string } };
 const create = (project: string, input: Record<string, unknown>) => call<Created>('runs.create', { project, ...input });

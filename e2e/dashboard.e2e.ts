@@ -5,22 +5,13 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, launch, signedInPage } from './browser';
+import { ARTIFACTS, callApi, launch, signedInPage } from './browser';
 
 let browser: Browser;
 let page: Page;
 const base = () => inject('baseUrl');
 
-async function call<T>(path: string, input: unknown): Promise<T> {
-  const res = await fetch(`${base()}/api/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': inject('apiKey') },
-    body: JSON.stringify(input),
-  });
-  const json = (await res.json()) as { result?: { data: T }; error?: { message: string } };
-  if (!res.ok) throw new Error(`${path}: ${json.error?.message}`);
-  return json.result!.data;
-}
+const call = callApi;
 
 beforeAll(async () => {
   browser = await launch();

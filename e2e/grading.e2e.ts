@@ -5,21 +5,11 @@
  * sample ungraded here while the integration tests, which run the sources, passed.)
  */
 import { expect, inject, it } from 'vitest';
+import { callApi } from './browser';
 
 const base = () => inject('baseUrl');
-const auth = () => ({ 'x-api-key': inject('apiKey') });
 
-async function call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
-  const url = `${base()}/api/trpc/${path}${method === 'GET' ? `?input=${encodeURIComponent(JSON.stringify(input))}` : ''}`;
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...auth() },
-    body: method === 'POST' ? JSON.stringify(input) : undefined,
-  });
-  const json = (await res.json()) as { result?: { data: T }; error?: { message: string } };
-  if (!res.ok) throw new Error(`${path}: ${json.error?.message}`);
-  return json.result!.data;
-}
+const call = callApi;
 
 type Sample = { questionId: string; correct: boolean | null; gold: string | null; extractedAnswer: string | null };
 const graded = async (runId: string) =>

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS, launch, signedInPage } from './browser';
+import { ARTIFACTS, callApi, launch, signedInPage } from './browser';
 
 let browser: Browser;
 let page: Page;
@@ -15,16 +15,7 @@ const base = () => inject('baseUrl');
 const project = `e2e-run-page-${randomUUID().slice(0, 8)}`;
 const LONG_KEY = `custom/${'a_very_long_metric_name_'.repeat(5)}end`;
 
-async function call<T>(path: string, input: unknown): Promise<T> {
-  const res = await fetch(`${base()}/api/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': inject('apiKey') },
-    body: JSON.stringify(input),
-  });
-  const json = (await res.json()) as { result?: { data: T }; error?: { message: string } };
-  if (!res.ok) throw new Error(`${path}: ${json.error?.message}`);
-  return json.result!.data;
-}
+const call = callApi;
 
 /** A finished run that logged keys under every prefix the page knows and two it does not, degraded at `onset`. */
 async function loggedRun(name: string, onset: number): Promise<string> {

@@ -7,8 +7,8 @@
  */
 import { createServer, connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnrecoverableError, type Worker } from 'bullmq';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { UnrecoverableError } from 'bullmq';
+import type { TestDatabase } from '@aft/db/testing';
 import { recordAlertFirings, RunNotifier } from '@aft/db';
 import {
   alertsQueueName,
@@ -32,19 +32,19 @@ import {
 } from '../src';
 import { alertEvent } from '../src/alerts/fire';
 import { createMember, createTeamWithKey } from '../src/testing';
+import { DASHBOARD, startAlertStack } from './alert-stack';
 import { startReceiver, until } from './alert-receiver';
 
 process.env['AFT_ALERTS_ALLOW_PRIVATE'] = '1';
 
+let stack: Awaited<ReturnType<typeof startAlertStack>>;
 let t: TestDatabase;
 let notifier: RunNotifier;
 let producer: JobProducer;
-let worker: Worker;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let apiKey: string;
 let memberId: string;
 let viewerId: string;
-const DASHBOARD = 'https://lab.example.org';
 
 const caller = (ctx: { apiKey?: string; userId?: string; jobs?: JobProducer }) =>
   createCallerFactory(appRouter)(
@@ -58,26 +58,14 @@ const caller = (ctx: { apiKey?: string; userId?: string; jobs?: JobProducer }) =
   );
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  notifier = new RunNotifier(t.url);
-  producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), testQueueName(), { backoffMs: 50 });
-  worker = createAlertWorker(
-    createRedis('redis://127.0.0.1:6379', 'worker'),
-    alertsQueueName(producer.queueName),
-    alertDeliveryApi(t.db, DASHBOARD),
-    { allowPrivate: true, timeoutMs: 2_000 },
-  );
-  receiver = await startReceiver();
+  stack = await startAlertStack();
+  ({ t, notifier, producer, receiver } = stack);
   apiKey = (await createTeamWithKey(t.db, 'lab')).key;
   memberId = (await createMember(t.db, 'lab', 'member')).user.id;
   viewerId = (await createMember(t.db, 'lab', 'viewer')).user.id;
 });
 afterAll(async () => {
-  await worker?.close();
-  await dropTestQueues(producer);
-  await receiver?.close();
-  await notifier?.close();
-  await t?.drop();
+  await stack?.close();
 });
 
 let n = 0;

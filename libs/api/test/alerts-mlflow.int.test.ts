@@ -7,28 +7,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from 'bullmq';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import type { TestDatabase } from '@aft/db/testing';
 import { RunNotifier } from '@aft/db';
-import {
-  alertsQueueName,
-  createAlertWorker,
-  createRedis,
-  dropTestQueues,
-  JobProducer,
-  testQueueName,
-} from '@aft/queue';
-import { alertDeliveryApi, appRouter, createCallerFactory, createContextInner, createMlflowHandler } from '../src';
+import type { JobProducer } from '@aft/queue';
+import { appRouter, createCallerFactory, createContextInner, createMlflowHandler } from '../src';
 import { createMember, createTeamWithKey } from '../src/testing';
+import { startAlertStack } from './alert-stack';
 import { startReceiver, until } from './alert-receiver';
 
 // the receiver is on 127.0.0.1, which rules may only name with this set
 process.env['AFT_ALERTS_ALLOW_PRIVATE'] = '1';
 
+let stack: Awaited<ReturnType<typeof startAlertStack>>;
 let t: TestDatabase;
 let notifier: RunNotifier;
 let producer: JobProducer;
-let worker: Worker;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let mlflow: (req: Request) => Promise<Response>;
 let key: string;
@@ -38,27 +31,15 @@ const caller = (userId: string) =>
 const dir = mkdtempSync(join(tmpdir(), 'aft-alerts-mlflow-'));
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  notifier = new RunNotifier(t.url);
-  producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), testQueueName(), { backoffMs: 50 });
-  worker = createAlertWorker(
-    createRedis('redis://127.0.0.1:6379', 'worker'),
-    alertsQueueName(producer.queueName),
-    alertDeliveryApi(t.db, 'https://lab.example.org'),
-    { allowPrivate: true, timeoutMs: 2_000 },
-  );
-  receiver = await startReceiver();
+  stack = await startAlertStack();
+  ({ t, notifier, producer, receiver } = stack);
   mlflow = createMlflowHandler({ db: t.db, notifier, auth: null, artifactDir: dir, jobs: producer });
   key = (await createTeamWithKey(t.db, 'lab')).key;
   const userId = (await createMember(t.db, 'lab', 'member')).user.id;
   member = caller(userId);
 });
 afterAll(async () => {
-  await worker?.close();
-  await dropTestQueues(producer);
-  await receiver?.close();
-  await notifier?.close();
-  await t?.drop();
+  await stack?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

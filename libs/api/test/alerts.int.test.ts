@@ -5,33 +5,25 @@
  * often its trigger is written; a receiver that fails is retried until it answers, and delivered once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from 'bullmq';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import type { TestDatabase } from '@aft/db/testing';
 import type { WireNumber } from '@aft/contracts';
 import { RunNotifier } from '@aft/db';
-import {
-  alertsQueueName,
-  createAlertWorker,
-  createRedis,
-  dropTestQueues,
-  JobProducer,
-  testQueueName,
-} from '@aft/queue';
-import { alertDeliveryApi, appRouter, createCallerFactory, createContextInner } from '../src';
+import type { JobProducer } from '@aft/queue';
+import { appRouter, createCallerFactory, createContextInner } from '../src';
 import { createMember, createTeamWithKey } from '../src/testing';
+import { DASHBOARD, startAlertStack } from './alert-stack';
 import { startReceiver, until, verifySignature } from './alert-receiver';
 
 // the receiver is on 127.0.0.1, which rules may only name with this set (the web and the worker read it)
 process.env['AFT_ALERTS_ALLOW_PRIVATE'] = '1';
 
+let stack: Awaited<ReturnType<typeof startAlertStack>>;
 let t: TestDatabase;
 let notifier: RunNotifier;
 let producer: JobProducer;
-let worker: Worker;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let trainer: ReturnType<typeof caller>;
 let member: ReturnType<typeof caller>;
-const DASHBOARD = 'https://lab.example.org';
 
 const caller = (ctx: { apiKey?: string; userId?: string }) =>
   createCallerFactory(appRouter)(
@@ -39,26 +31,13 @@ const caller = (ctx: { apiKey?: string; userId?: string }) =>
   );
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  notifier = new RunNotifier(t.url);
-  // retries 50 ms, 100 ms, … apart instead of seconds
-  producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), testQueueName(), { backoffMs: 50 });
-  worker = createAlertWorker(
-    createRedis('redis://127.0.0.1:6379', 'worker'),
-    alertsQueueName(producer.queueName),
-    alertDeliveryApi(t.db, DASHBOARD),
-    { allowPrivate: true, timeoutMs: 2_000 },
-  );
-  receiver = await startReceiver();
+  stack = await startAlertStack();
+  ({ t, notifier, producer, receiver } = stack);
   trainer = caller({ apiKey: (await createTeamWithKey(t.db, 'lab')).key });
   member = caller({ userId: (await createMember(t.db, 'lab', 'member')).user.id });
 });
 afterAll(async () => {
-  await worker?.close();
-  await dropTestQueues(producer);
-  await receiver?.close();
-  await notifier?.close();
-  await t?.drop();
+  await stack?.close();
 });
 
 let n = 0;

@@ -6,6 +6,7 @@ import { ALERT_KIND_LABELS, ALERT_KINDS, ALERT_LIMITS, ALERT_OPS } from '@aft/co
 import { trpc } from '../lib/trpc';
 import { fmtAgo } from '../lib/format';
 import { useReady } from '../lib/use-ready';
+import { ShownOnce } from './ui';
 
 type Alerts = RouterOutputs['alerts']['list'];
 type Rule = Alerts['rules'][number];
@@ -104,14 +105,10 @@ export function AlertRules({ projectId, canEdit, initial }: { projectId: string;
         </div>
       ) : null}
       {secret ? (
-        <div className="panel" data-testid="alert-secret">
-          <div className="muted">
-            Signing secret of &ldquo;{secret.rule}&rdquo; (shown once: copy it now). Receivers check that
-            X-AFT-Signature is <code>sha256=</code> the hex HMAC-SHA256 of{' '}
-            <code>X-AFT-Timestamp + &quot;.&quot; + body</code> with it.
-          </div>
-          <div className="secret">{secret.value}</div>
-        </div>
+        <ShownOnce testId="alert-secret" value={secret.value}>
+          Signing secret of &ldquo;{secret.rule}&rdquo; (shown once: copy it now). Receivers check that X-AFT-Signature
+          is <code>sha256=</code> the hex HMAC-SHA256 of <code>X-AFT-Timestamp + &quot;.&quot; + body</code> with it.
+        </ShownOnce>
       ) : null}
 
       <h3>Rules</h3>

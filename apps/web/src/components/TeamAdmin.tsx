@@ -5,6 +5,7 @@ import type { RouterInputs, RouterOutputs } from '@aft/api';
 import { trpc } from '../lib/trpc';
 import { fmtAgo } from '../lib/format';
 import { useReady } from '../lib/use-ready';
+import { ShownOnce } from './ui';
 
 type Role = RouterInputs['teams']['setRole']['role'];
 /** The roles the selects offer; what a select or form gives back is read against them. */
@@ -78,10 +79,9 @@ export function TeamAdmin({ me, members, invitations, keys, audit }: Props) {
         </div>
       ) : null}
       {secret ? (
-        <div className="panel" data-testid="secret">
-          <div className="muted">{secret.label}</div>
-          <div className="secret">{secret.value}</div>
-        </div>
+        <ShownOnce testId="secret" value={secret.value}>
+          {secret.label}
+        </ShownOnce>
       ) : null}
 
       <h2>Members</h2>

@@ -40,3 +40,13 @@ export function Missing({ what }: { what: string }) {
     </ErrorBox>
   );
 }
+
+/** A secret the server shows once (an API key, a webhook's signing secret), with what to do with it. */
+export function ShownOnce({ testId, value, children }: { testId: string; value: string; children: ReactNode }) {
+  return (
+    <div className="panel" data-testid={testId}>
+      <div className="muted">{children}</div>
+      <div className="secret">{value}</div>
+    </div>
+  );
+}
