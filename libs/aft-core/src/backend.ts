@@ -2,8 +2,8 @@
  * TensorFlow.js backend selection (docs/architecture.md "Data and backends"): `tensorflow` (tfjs-node-gpu, then tfjs-node, when
  * installed — optional dependencies that cannot install where libtensorflow cannot be downloaded), else `webgpu`
  * when a hardware GPU adapter is present (`./webgpu`), else `wasm`, else `cpu`. `AFT_BACKEND` (or the `prefer`
- * argument) forces one; a software WebGPU adapter (lavapipe) is used only when asked for. The chosen backend is
- * recorded with every run.
+ * argument) forces one; a software WebGPU adapter (lavapipe) is used only when asked for, and `skipped` says why
+ * webgpu was passed over. The chosen backend is recorded with every run (`backendRecord`).
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -83,12 +83,10 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
     if (pkg) return (chosen = { name: 'tensorflow', provider: pkg, skipped });
     if (want) throw new Error(`backend "tensorflow" is not available: ${skipped.join('; ')}`);
   }
-  // Not chosen on its own yet, even with a hardware adapter: the trainer still reads tensors synchronously (AdamW,
-  // the loss registry), which tfjs-webgpu cannot do in Node, so an automatic pick would fail every run on a GPU host.
-  if (!want) skipped.push('webgpu: only with AFT_BACKEND=webgpu until the trainer runs on it (issue 18)');
-  if (want === 'webgpu') {
+  if (!want || want === 'webgpu') {
     try {
-      const adapter = await initWebGpu(true);
+      // automatic: a hardware adapter only (vulkanPrecheck passes over a lavapipe-only host before Dawn loads)
+      const adapter = await initWebGpu(want === 'webgpu');
       return (chosen = { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', skipped, adapter });
     } catch (e) {
       if (want) throw new Error(`backend "webgpu" is not available: ${(e as Error).message}`, { cause: e });
@@ -109,4 +107,36 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
   await tf.setBackend('cpu');
   await tf.ready();
   return (chosen = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped });
+}
+
+/** Past this a record's `backend.skipped` is cut: it stays a parameter any tracking server takes (older MLflow: 500). */
+const MAX_SKIPPED_CHARS = 500;
+
+/** The adapter in one readable line: vendor, architecture, device and description, empty and repeated parts left out. */
+function adapterLine(a: AdapterInfo): string {
+  const parts = [a.vendor, a.architecture, a.device, a.description].map((x) => (x ?? '').trim()).filter(Boolean);
+  return [...new Set(parts)].join(', ');
+}
+
+/**
+ * The backend as flat string parameters for a run's record (docs/architecture.md "Data and backends"): `backend`,
+ * `backend.provider`, `backend.kernels` when set, `backend.skipped` (why earlier choices were passed over) when any,
+ * and on webgpu the adapter and whether it is software, with its buffer and workgroup-memory limits.
+ */
+export function backendRecord(info: BackendInfo): Record<string, string> {
+  const r: Record<string, string> = { backend: info.name, 'backend.provider': info.provider };
+  if (info.kernels) r['backend.kernels'] = info.kernels;
+  if (info.skipped.length) {
+    const all = info.skipped.join('; ');
+    r['backend.skipped'] = all.length > MAX_SKIPPED_CHARS ? `${all.slice(0, MAX_SKIPPED_CHARS - 1)}…` : all;
+  }
+  const a = info.adapter;
+  if (a) {
+    r['backend.adapter'] = adapterLine(a);
+    r['backend.adapter.software'] = String(a.software);
+    r['backend.adapter.maxStorageBufferBindingSize'] = String(a.limits.maxStorageBufferBindingSize);
+    r['backend.adapter.maxBufferSize'] = String(a.limits.maxBufferSize);
+    r['backend.adapter.maxComputeWorkgroupStorageSize'] = String(a.limits.maxComputeWorkgroupStorageSize);
+  }
+  return r;
 }

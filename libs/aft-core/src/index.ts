@@ -1,4 +1,4 @@
-export { initBackend, BACKENDS, type AdapterInfo, type BackendInfo, type BackendName } from './backend';
+export { initBackend, backendRecord, BACKENDS, type AdapterInfo, type BackendInfo, type BackendName } from './backend';
 export { batchMatMul, setWasmKernelsEnabled, usingWasmKernels } from './kernels/wasm-kernels';
 export { Rng, type RngState } from './rng';
 export { CharTokenizer, BOS, EOS, PAD, UNK, type TokenizerSpec } from './tokenizer';

@@ -130,7 +130,7 @@ export async function initWebGpu(allowSoftware: boolean): Promise<AdapterInfo> {
     throw new Error(`no WebGPU adapter: is a Vulkan driver installed (Dawn's messages above say why)? ${INSTALL_HINT}`);
   const info = describe(adapter);
   if (info.software && !allowSoftware) {
-    throw new Error(`only a software adapter (${info.device || info.description}); AFT_BACKEND=webgpu uses it`);
+    throw new Error(`only a software adapter (${info.description || info.device}); AFT_BACKEND=webgpu uses it`);
   }
   // tfjs-backend-webgpu registers itself on import only if navigator.gpu exists then; Node 21+ has its own navigator
   Object.assign(globalThis, globals);

@@ -39,6 +39,8 @@ describe('aft CLI', { timeout: 180_000 }, () => {
     expect(v.status, v.stderr).toBe(0);
     const vft = JSON.parse(v.stdout);
     expect(vft).toMatchObject({ command: 'vft', backend: 'wasm', steps: 3, seed: 5 });
+    // the backend's record (backendRecord) beside its name
+    expect(vft).toMatchObject({ 'backend.provider': '@tensorflow/tfjs-backend-wasm', 'backend.kernels': 'simd-bmm' });
     expect(vft.final.questions).toBe(10);
     expect(vft.checkpointSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(v.stderr).toMatch(/vft tiny .*ETA/);

@@ -65,9 +65,9 @@ describe('the trainer agrees with the spec', () => {
 
   it.each(RANKING_METHODS.flatMap((m) => CONSTRAINTS.map((c) => [m, c] as const)))(
     '%s with %s computes a finite loss and gradient at the spec defaults',
-    (method, constraint) => {
+    async (method, constraint) => {
       const { beta, dpoBeta } = ALIGN_CHOICE_DEFAULTS;
-      const r = lossAndGrads({ method, constraint, beta, dpoBeta }, [
+      const r = await lossAndGrads({ method, constraint, beta, dpoBeta }, [
         { scores: [-1, -2, -1.5], ranks: [0, 1, 1], refScores: [-1.2, -1.8, -1.4] },
       ]);
       expect(Number.isFinite(r.loss)).toBe(true);

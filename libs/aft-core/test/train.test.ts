@@ -33,7 +33,7 @@ const SMALL = {
 };
 
 beforeAll(async () => {
-  await initBackend();
+  await initBackend('wasm');
 });
 
 async function lossCurve(session: VftSession, from: number, to: number): Promise<number[]> {

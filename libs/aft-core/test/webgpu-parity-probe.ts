@@ -1,22 +1,32 @@
 /**
- * One backend's numbers for webgpu-parity.int.test.ts, in a process of its own (a tfjs backend is process-global):
- * `tsx webgpu-parity-probe.ts <backend> <out.json>`. Everything is seeded, so two backends see the same model,
- * batches and scores: the tiny GPT's logits, every ranking loss (each constraint) and its gradient with respect to
- * the scores, each method's whole alignment objective (w_nll·NLL + L_method through the GPT) and the VFT NLL with
- * their gradients with respect to every parameter, and 20 VFT steps' losses.
+ * One backend's numbers for webgpu-parity.int.test.ts, in a process of its own (a tfjs backend is process-global).
+ * Everything is seeded, so two backends see the same model, batches and scores, and the trainer's own code computes
+ * them — reads are asynchronous only, as tfjs-webgpu in Node cannot read synchronously:
  *
- * Reads are asynchronous only: tfjs-webgpu's synchronous read (`dataSync`) needs OffscreenCanvas, which Node lacks.
- * `lossAndGrads` and `AdamW.apply` (the clip norm) read synchronously, so this file computes the same things with
- * async reads: `groupsLoss` under `valueAndGrad`, and AdamW's unfused update (optim.ts) with the norm read first.
+ *   tsx webgpu-parity-probe.ts <backend> <out.json>
+ *     the tiny GPT's logits; every ranking loss (each constraint) and its gradient with respect to the scores
+ *     (`lossAndGrads`); each method's whole alignment objective and the VFT NLL with their gradients with respect
+ *     to every parameter; 20 VFT steps through the trainer (RunSession.train: trainLoop and AdamW), saving a
+ *     checkpoint after step 10 (`<out.json>.checkpoint`); then, on the trained model, greedy decoding through the
+ *     KV cache with each token's log-probability (and the same log-probabilities from one forward pass without the
+ *     cache), `generate` greedy and seeded-sampled, and `evaluate` on a few validation questions.
+ *   tsx webgpu-parity-probe.ts <backend> <out.json> <checkpoint dir>
+ *     resumes that checkpoint (written on either backend) and trains on to step 20.
  */
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import {
   alignObjective,
+  backendRecord,
+  BOS,
   CONSTRAINTS,
-  groupsLoss,
+  EOS,
+  evaluate,
+  generate,
+  GREEDY,
   initBackend,
-  lrAt,
+  loadCheckpoint,
+  lossAndGrads,
   makeBatch,
   nllLoss,
   promptOf,
@@ -24,20 +34,57 @@ import {
   referenceLogProbs,
   resolveVftConfig,
   Rng,
+  toEvalProblem,
   VftSession,
+  type CharTokenizer,
   type GPT,
+  type KVCache,
   type LabelledQuestion,
-  type LossSpec,
+  type SampledCandidate,
 } from '../src';
 
-const [backendName, out] = process.argv.slice(2);
-if (!backendName || !out) throw new Error('usage: webgpu-parity-probe.ts <backend> <out.json>');
+/** Steps trained; the checkpoint is saved after `SPLIT` of them. */
+const STEPS = 20;
+const SPLIT = 10;
+const MAX_NEW = 32;
+
+const [backendName, out, resumeFrom] = process.argv.slice(2);
+if (!backendName || !out) throw new Error('usage: webgpu-parity-probe.ts <backend> <out.json> [checkpoint dir]');
 const t0 = performance.now();
 const backend = await initBackend(backendName);
-
-// 20 steps and the tiny preset's warm-up: the curve moves from ~3.6 to well under it, so a drift would show
-const s = new VftSession(resolveVftConfig('tiny', { steps: 20, batchSize: 8 }));
+// the tiny preset's warm-up over 20 steps: the curve moves from ~3.6 to well under it, so a drift would show
+const s = new VftSession(resolveVftConfig('tiny', { steps: STEPS, batchSize: 8 }));
 const model = s.model;
+const seconds = () => (performance.now() - t0) / 1000;
+/** Seconds at the end of each phase, to see where a slow backend spends its time. */
+const phases: Record<string, number> = { init: seconds() };
+
+/** Trains the session on to `endStep` through the trainer; each step's loss and pre-clip gradient norm. */
+async function trainTo(endStep: number) {
+  const loss: number[] = [];
+  const gradNorm: number[] = [];
+  await s.train({
+    endStep,
+    accumulate: 1,
+    nextBatch: s.nextBatch,
+    loss: (m, b) => ({ loss: nllLoss(m, b) }),
+    onStep: (i) => {
+      loss.push(i.loss);
+      gradNorm.push(i.gradNorm);
+    },
+  });
+  return { loss, gradNorm };
+}
+
+if (resumeFrom) {
+  const c = await loadCheckpoint(resumeFrom);
+  await s.restore(c);
+  const from = { backend: c.meta.extra['backend'], step: c.meta.step };
+  const curve = await trainTo(STEPS);
+  writeFileSync(out, JSON.stringify({ backend: backendRecord(backend), from, curve, seconds: seconds() }));
+  process.exit(0);
+}
+
 const probe = s.data.train.slice(0, 4);
 const batch = makeBatch(
   s.tok,
@@ -60,37 +107,22 @@ async function withParamGrads(m: GPT, f: () => tf.Scalar) {
 }
 
 // the pure losses on fixed scores: 3 groups of 4 candidates, ties included (ranks 0, 1, 1, 2)
+phases['logits'] = seconds();
 const r = new Rng(7);
 const groups = Array.from({ length: 3 }, () => ({
   scores: Array.from({ length: 4 }, () => -1 - 2 * r.next()),
   refScores: Array.from({ length: 4 }, () => -30 - 10 * r.next()),
   ranks: [0, 1, 1, 2],
 }));
-/** `lossAndGrads` (registry.ts) with asynchronous reads. */
-async function pureLoss(spec: LossSpec) {
-  const flat = tf.tensor1d(groups.flatMap((g) => g.scores));
-  const { value, grad } = tf.valueAndGrad(
-    (all: tf.Tensor) =>
-      groupsLoss(
-        spec,
-        groups.map((g, i) => ({
-          scores: tf.slice(all as tf.Tensor1D, [4 * i], [4]),
-          ranks: g.ranks,
-          refScores: tf.tensor1d(g.refScores),
-        })),
-      ).loss,
-  )(flat);
-  const out = { loss: (await value.data())[0]!, grads: Array.from(await grad.data()) };
-  tf.dispose([flat, value, grad]);
-  return out;
-}
 const pure: Record<string, { loss: number; grads: number[] }> = {};
 for (const method of RANKING_METHODS) {
   for (const constraint of CONSTRAINTS) {
-    pure[`${method}/${constraint}`] = await pureLoss({ method, constraint, beta: 0.1, dpoBeta: 0.1 });
+    const { loss, grads } = await lossAndGrads({ method, constraint, beta: 0.1, dpoBeta: 0.1 }, groups);
+    pure[`${method}/${constraint}`] = { loss, grads: grads.flat() };
   }
 }
 
+phases['pure'] = seconds();
 // each method's training objective through the GPT: two questions, their reference and two corrupted COTs
 const labelled: LabelledQuestion[] = probe.slice(0, 2).map((p) => ({
   id: p.id,
@@ -114,38 +146,105 @@ for (const method of RANKING_METHODS) {
 }
 objective['vft-nll'] = await withParamGrads(model, () => nllLoss(model, batch));
 
-// 20 VFT steps from the same seed: the session's batches and schedule, AdamW's unfused update (optim.ts) with its
-// global-norm clip, the norm read asynchronously
-const c = s.config.optim;
-const vars = [...model.params.entries()];
-const moments = vars.map(([, p]) => [tf.variable(tf.zerosLike(p), false), tf.variable(tf.zerosLike(p), false)]);
-const curve: number[] = [];
-for (let step = 0; step < 20; step++) {
-  const b = s.nextBatch(s.rng);
-  const { value, grads } = tf.variableGrads(
-    () => nllLoss(model, b),
-    vars.map(([, v]) => v),
-  );
-  curve.push((await value.data())[0]!);
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))));
-  const gradNorm = (await norm.data())[0]!;
-  const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / (gradNorm + 1e-6) : 1;
-  const [lr, t] = [lrAt(step, c), step + 1];
-  tf.tidy(() => {
-    vars.forEach(([n, p], i) => {
-      const [m, v] = moments[i]!;
-      const g = tf.mul(grads[p.name]!, scale);
-      m!.assign(tf.add(tf.mul(m!, c.beta1), tf.mul(g, 1 - c.beta1)));
-      v!.assign(tf.add(tf.mul(v!, c.beta2), tf.mul(tf.square(g), 1 - c.beta2)));
-      const update = tf.div(tf.div(m!, 1 - c.beta1 ** t), tf.add(tf.sqrt(tf.div(v!, 1 - c.beta2 ** t)), c.eps));
-      const decays = /(^wte|\.wqkv|\.wo|\.w1|\.w2)$/.test(n) && c.weightDecay > 0;
-      p.assign(tf.sub(decays ? tf.mul(p, 1 - lr * c.weightDecay) : p, tf.mul(update, lr)));
+phases['objective'] = seconds();
+// 20 steps through the trainer, checkpointed halfway: the other backend resumes it
+const first = await trainTo(SPLIT);
+const checkpoint = `${out}.checkpoint`;
+await s.save(checkpoint);
+const rest = await trainTo(STEPS);
+const curve = { loss: [...first.loss, ...rest.loss], gradNorm: [...first.gradNorm, ...rest.gradNorm] };
+
+phases['train'] = seconds();
+/**
+ * Greedy decoding of one question through the KV cache (the prompt read once, then `decodeStep`), as `generate`
+ * decodes: each token and its log-probability, and the smallest gap between the two most likely tokens' (how close
+ * an argmax came to flipping). `full`: the same log-probabilities from one forward pass without the cache.
+ */
+async function cachedGreedy(m: GPT, tok: CharTokenizer, question: string) {
+  const prompt = [BOS, ...tok.encode(promptOf(question))];
+  const n = Math.min(MAX_NEW, m.config.blockSize - prompt.length);
+  const cache: KVCache = { k: [], v: [], length: 0 };
+  const ids: number[] = [];
+  const logProbs: number[] = [];
+  let minGap = Infinity;
+  try {
+    let next = tf.tidy(() => {
+      const all = m.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32'), cache);
+      return tf.logSoftmax(tf.slice(all, [prompt.length - 1, 0], [1, -1]));
     });
+    for (let t = 0; t < n; t++) {
+      const row = (await next.data()) as Float32Array;
+      next.dispose();
+      let [best, second] = [0, -Infinity];
+      for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+      for (let i = 0; i < row.length; i++) if (i !== best) second = Math.max(second, row[i]!);
+      ids.push(best);
+      logProbs.push(row[best]!);
+      minGap = Math.min(minGap, row[best]! - second);
+      if (best === EOS || t === n - 1) break;
+      next = tf.tidy(() => tf.logSoftmax(m.decodeStep(tf.tensor1d([best], 'int32'), cache)));
+    }
+  } finally {
+    for (const x of [...cache.k, ...cache.v]) x.dispose();
+  }
+  const seq = [...prompt, ...ids.slice(0, -1)];
+  const picked = tf.tidy(() => {
+    const lp = tf.logSoftmax(m.forward(tf.tensor2d([seq], [1, seq.length], 'int32')));
+    const rows = ids.map((_, i) => prompt.length - 1 + i);
+    return tf.sum(tf.mul(tf.gather(lp, rows), tf.oneHot(tf.tensor1d(ids, 'int32'), lp.shape[1])), 1);
   });
-  tf.dispose([value, norm, ...Object.values(grads)]);
+  const full = Array.from(await picked.data());
+  picked.dispose();
+  return { ids, text: tok.decode(ids.filter((id) => id !== EOS)), logProbs, full, minGap };
 }
 
+const questions = s.data.test.slice(0, 4).map((p) => p.question);
+const decoded = [];
+for (const q of questions) decoded.push(await cachedGreedy(model, s.tok, q));
+phases['decoded'] = seconds();
+const opts = { ...GREEDY, maxNewTokens: MAX_NEW };
+const greedy = await generate(model, s.tok, questions, opts, new Rng(5));
+phases['greedy'] = seconds();
+const sampled = await generate(model, s.tok, questions, { ...opts, temperature: 0.8 }, new Rng(11));
+phases['sampled'] = seconds();
+const sampledTopK = await generate(model, s.tok, questions, { ...opts, temperature: 1, topK: 5 }, new Rng(12));
+
+phases['sampledTopK'] = seconds();
+// evaluation on 6 validation questions: greedy accuracy and reference perplexity, 3 own samples of the first 2
+// (assessment, rerank, majority), and a fixed candidate set — every correct COT and one with a wrong answer each
+const evalProblems = s.data.val.slice(0, 6);
+const fixedCandidates: SampledCandidate[] = evalProblems.flatMap((p) =>
+  [...p.cots, p.cots[0]!.replace(/#### (\d+)$/, (_, a: string) => `#### ${Number(a) + 1}`)].map((text) => ({
+    questionId: p.id,
+    question: p.question,
+    gold: p.answer,
+    text,
+  })),
+);
+const report = await evaluate(
+  model,
+  s.tok,
+  evalProblems.map(toEvalProblem),
+  { assessQuestions: 2, k: 3, temperature: 0.8, maxNewTokens: MAX_NEW, fixedCandidates },
+  new Rng(13),
+);
+
+phases['eval'] = seconds();
 writeFileSync(
   out,
-  JSON.stringify({ backend, logits: logitsData, pure, objective, curve, seconds: (performance.now() - t0) / 1000 }),
+  JSON.stringify({
+    backend: backendRecord(backend),
+    logits: logitsData,
+    pure,
+    objective,
+    curve,
+    checkpoint,
+    decoded,
+    greedy,
+    sampled,
+    sampledTopK,
+    report,
+    phases,
+    seconds: seconds(),
+  }),
 );

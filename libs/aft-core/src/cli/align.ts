@@ -1,7 +1,7 @@
 /** `aft align`: one alignment run from a VFT checkpoint and its labelled set (docs/architecture.md, "Pipeline"). */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../backend';
+import { backendRecord, initBackend } from '../backend';
 import * as spec from '../spec';
 import { resolveAlignConfig, runAlign, type AlignConfig } from '../train/run-align';
 import { Progress } from './progress';
@@ -71,7 +71,7 @@ export async function alignCommand(argv: string[]) {
   const { examples: _e, ...final } = res.finalEval;
   print({
     command: 'align',
-    backend: backend.name,
+    ...backendRecord(backend),
     method: cfg.method,
     constraint: cfg.spec.constraint,
     beta: cfg.spec.beta,

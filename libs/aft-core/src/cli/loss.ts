@@ -42,7 +42,7 @@ export const lossInput = z
     path: ['groups'],
   });
 
-export function runLoss(text: string): { loss: number; grads: number[][] } {
+export async function runLoss(text: string): Promise<{ loss: number; grads: number[][] }> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -53,6 +53,6 @@ export function runLoss(text: string): { loss: number; grads: number[][] } {
   if (!parsed.success) {
     throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '));
   }
-  const { loss, grads } = lossAndGrads(parsed.data, parsed.data.groups);
+  const { loss, grads } = await lossAndGrads(parsed.data, parsed.data.groups);
   return { loss, grads };
 }

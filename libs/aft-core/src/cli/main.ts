@@ -1,6 +1,6 @@
 /**
  * `aft` — train, sample, evaluate and grade from the command line. Progress goes to stderr; each command prints
- * one JSON summary on stdout.
+ * one JSON summary on stdout, with the backend it ran on (`backendRecord`: `backend`, `backend.adapter`, …).
  *
  *   aft vft    --preset tiny [--seed 1] [--steps N] [--out DIR] [--set key=value …]
  *   aft sample --checkpoint DIR [--k 8] [--temperature 0.8] [--top-k 0] [--split train] [--questions 500]
@@ -19,7 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../backend';
+import { backendRecord, initBackend } from '../backend';
 import { grade } from '../data/grader';
 import { evaluate } from '../eval';
 import { labelQuestions, writeLabelledSet } from '../label';
@@ -88,7 +88,7 @@ async function cmdVft(argv: string[]) {
   bar.done(`loss ${lastLoss.toFixed(3)}`);
   print({
     command: 'vft',
-    backend: backend.name,
+    ...backendRecord(backend),
     preset: cfg.preset,
     seed: cfg.seed,
     steps: res.steps,
@@ -152,7 +152,7 @@ async function cmdSample(argv: string[]) {
   model.dispose();
   print({
     command: 'sample',
-    backend: backend.name,
+    ...backendRecord(backend),
     out,
     k,
     temperature,
@@ -209,7 +209,7 @@ async function cmdEval(argv: string[]) {
   }
   print({
     command: 'eval',
-    backend: backend.name,
+    ...backendRecord(backend),
     checkpoint: resolve(values.checkpoint),
     step: meta.step,
     split: values.split,
@@ -299,7 +299,7 @@ try {
       for await (const chunk of process.stdin) text += chunk;
       await initBackend();
       try {
-        process.stdout.write(`${JSON.stringify(runLoss(text))}\n`);
+        process.stdout.write(`${JSON.stringify(await runLoss(text))}\n`);
       } catch (e) {
         throw new UsageError(`loss: ${(e as Error).message}`);
       }

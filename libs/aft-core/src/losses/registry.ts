@@ -75,12 +75,13 @@ export function groupsLoss(spec: LossSpec, groups: readonly ScoredGroup[]): { lo
 
 /**
  * What `aft loss` prints: the loss and its gradient with respect to every score (TensorFlow.js autodiff through
- * the same code the trainer uses).
+ * the same code the trainer uses). Async: it reads with `data()`, as a synchronous read is impossible on
+ * tfjs-webgpu in Node (docs/architecture.md "Data and backends").
  */
-export function lossAndGrads(
+export async function lossAndGrads(
   spec: LossSpec,
   groups: readonly { scores: number[]; ranks: number[]; refScores?: number[] }[],
-): { loss: number; grads: number[][]; usedGroups: number } {
+): Promise<{ loss: number; grads: number[][]; usedGroups: number }> {
   checkSpec(spec);
   const sizes = groups.map((g) => g.scores.length);
   const flat = tf.tensor1d(groups.flatMap((g) => g.scores));
@@ -98,11 +99,9 @@ export function lossAndGrads(
     used = r.usedGroups;
     return r.loss;
   })(flat);
-  const loss = value.dataSync()[0]!;
-  const g = Array.from(grad.dataSync());
-  value.dispose();
-  grad.dispose();
-  flat.dispose();
+  const loss = (await value.data())[0]!;
+  const g = Array.from(await grad.data());
+  tf.dispose([value, grad, flat]);
   const grads: number[][] = [];
   let o = 0;
   for (const n of sizes) {
