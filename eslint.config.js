@@ -32,28 +32,42 @@ const DEP_CONSTRAINTS = [
     bannedExternalImports: ['@tensorflow/*', '@prisma/*', 'pg', 'next', 'react'],
   },
   {
+    // libs/storage: the artifact store (filesystem, S3); bytes only, no database, queue or UI
+    sourceTag: 'type:storage',
+    onlyDependOnLibsWithTags: ['type:storage'],
+    bannedExternalImports: [...serverOnly, '@tensorflow/*'],
+  },
+  {
     sourceTag: 'type:sdk',
     onlyDependOnLibsWithTags: ['type:contract'],
     bannedExternalImports: ['@tensorflow/*', '@prisma/*', 'pg', 'next', 'react', 'bullmq'],
   },
   {
     sourceTag: 'type:api',
-    onlyDependOnLibsWithTags: ['type:data', 'type:contract', 'type:queue'],
+    onlyDependOnLibsWithTags: ['type:data', 'type:contract', 'type:queue', 'type:storage'],
     bannedExternalImports: ['@tensorflow/*', 'next', 'react'],
   },
   {
     sourceTag: 'scope:web',
-    onlyDependOnLibsWithTags: ['type:api', 'type:contract', 'type:data', 'type:queue'],
+    onlyDependOnLibsWithTags: ['type:api', 'type:contract', 'type:data', 'type:queue', 'type:storage'],
     bannedExternalImports: ['@tensorflow/*'],
   },
   {
     sourceTag: 'scope:worker',
-    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:queue'],
+    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:queue', 'type:storage'],
     bannedExternalImports: ['@prisma/*', 'pg', 'next', 'react'],
   },
   {
     sourceTag: 'scope:tools',
-    onlyDependOnLibsWithTags: ['type:ml', 'type:contract', 'type:sdk', 'type:data', 'type:api', 'type:queue'],
+    onlyDependOnLibsWithTags: [
+      'type:ml',
+      'type:contract',
+      'type:sdk',
+      'type:data',
+      'type:api',
+      'type:queue',
+      'type:storage',
+    ],
   },
 ];
 

@@ -16,7 +16,7 @@ export const SECURITY_HEADERS = [
 
 const config: NextConfig = {
   // The workspace libs export TypeScript source (of @aft/aft-core, only the TensorFlow-free `@aft/aft-core/spec`).
-  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts', '@aft/queue', '@aft/aft-core'],
+  transpilePackages: ['@aft/api', '@aft/db', '@aft/contracts', '@aft/queue', '@aft/aft-core', '@aft/storage'],
   serverExternalPackages: ['pg', 'bullmq', 'ioredis', '@prisma/adapter-pg'],
   turbopack: { root },
   outputFileTracingRoot: root,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storageEnv } from '@aft/storage';
 
 /** The web server's settings, validated once at start. The only place this app reads process.env. */
 const schema = z.object({
@@ -16,6 +17,8 @@ const schema = z.object({
   /** Points or samples an API key may write per second (over it: 429 with Retry-After); 0 turns the limit off. */
   /** Where files uploaded through the MLflow API (small artifacts) are kept. */
   AFT_MLFLOW_ARTIFACT_DIR: z.string().min(1).default('.aft/mlflow-artifacts'),
+  /** The shared artifact store (AFT_ARTIFACT_URL, with AWS_*): when set, MLflow uploads are kept there instead. */
+  ...storageEnv,
   /** Bytes of uploaded artifacts one team may keep (default 10 GiB); an upload past it is refused with 413. */
   AFT_TEAM_STORAGE_BYTES: z.coerce.number().int().min(0).default(10_737_418_240),
   AFT_RATE_PER_S: z.coerce.number().int().min(0).default(1_000_000),

@@ -1,14 +1,20 @@
 /** Where the MLflow API keeps a run's uploaded files, their removal with the run, and the headers of downloads. */
-import { rm } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { FsStore, type ArtifactStore } from '@aft/storage';
 
-/** The folder of a run's uploaded artifacts under the MLflow artifact directory. */
-export function runArtifactDir(artifactDir: string, runId: string): string {
-  const base = resolve(artifactDir, 'mlflow');
-  const dir = resolve(base, runId);
-  // run ids are ours (hex or cuid), but the folder is removed recursively: never anything outside `base`
-  if (!dir.startsWith(base + sep) || dir.slice(base.length + 1).includes(sep)) throw new Error(`bad run id ${runId}`);
-  return dir;
+/**
+ * Where uploaded files are kept: a directory (AFT_MLFLOW_ARTIFACT_DIR) or the shared artifact store
+ * (AFT_ARTIFACT_URL; docs/architecture.md, "The artifact store"). Either way a run's files are `mlflow/<run>/<path>`.
+ */
+export type ArtifactFiles = string | ArtifactStore;
+
+export const artifactStoreOf = (where: ArtifactFiles): ArtifactStore =>
+  typeof where === 'string' ? new FsStore(where) : where;
+
+/** The key prefix of a run's uploaded artifacts. */
+export function runArtifactPrefix(runId: string): string {
+  // run ids are ours (hex or cuid), but everything under the prefix is removed with the run: one plain name only
+  if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new Error(`bad run id ${runId}`);
+  return `mlflow/${runId}/`;
 }
 
 /**
@@ -16,10 +22,10 @@ export function runArtifactDir(artifactDir: string, runId: string): string {
  * only bytes now), so a failure here is logged and the delete still answers success: a stray folder wastes disk,
  * a 500 after a committed delete would tell the caller it failed.
  */
-export async function removeRunArtifactFiles(artifactDir: string | null | undefined, runId: string): Promise<void> {
-  if (!artifactDir) return;
+export async function removeRunArtifactFiles(where: ArtifactFiles | null | undefined, runId: string): Promise<void> {
+  if (!where) return;
   try {
-    await rm(runArtifactDir(artifactDir, runId), { recursive: true, force: true });
+    await artifactStoreOf(where).deletePrefix(runArtifactPrefix(runId));
   } catch (e) {
     console.error(`[artifacts] could not remove the files of deleted run ${runId}:`, e);
   }

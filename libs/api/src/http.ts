@@ -11,6 +11,7 @@ import { sessionUser, type Auth } from './auth';
 import { apiKeyFromHeaders, createContextInner, RateLimitedError } from './trpc';
 import { clientIp } from './client-ip';
 import type { StreamLimits } from './streams';
+import type { ArtifactFiles } from './artifact-files';
 
 export interface ApiHandlerOptions {
   db: Db;
@@ -21,8 +22,8 @@ export interface ApiHandlerOptions {
   rateLimiter?: RateLimiter | null;
   /** Where the router is mounted. */
   endpoint?: string;
-  /** The MLflow API's artifact directory (AFT_MLFLOW_ARTIFACT_DIR): a deleted run's uploaded files go with it. */
-  artifactDir?: string | null;
+  /** The MLflow API's artifact directory or store (../artifact-files.ts): a deleted run's uploaded files go with it. */
+  artifactDir?: ArtifactFiles | null;
   /** Queued plus running runs a team may have at once (AFT_TEAM_MAX_ACTIVE_RUNS); default in libs/db. */
   maxActiveRuns?: number;
   /** Largest request body accepted, in bytes (a full 10,000-point batch is about 0.7 MB). */

@@ -22,6 +22,7 @@ import type { JobProducer } from '@aft/queue';
 import type { RateLimiter } from './rate-limit';
 import { assertRunAccess } from './run-access';
 import type { StreamLimits } from './streams';
+import type { ArtifactFiles } from './artifact-files';
 
 export type Role = MemberRole;
 /** What an actor may do: the API-key scopes, plus `manage` (members, invitations, keys, audit) for owners. */
@@ -67,7 +68,7 @@ export interface ContextInner {
   /** Ingestion rate per API key; null = unlimited. */
   rateLimiter?: RateLimiter | null;
   /** Where the MLflow API keeps uploaded files (one folder per run); null when this server keeps none. */
-  artifactDir?: string | null;
+  artifactDir?: ArtifactFiles | null;
   /** What this request has read so far, shared by the calls of a batch (LIMITS.pointsPerRequest). */
   reads?: { points: number };
   /** Queued plus running runs a team may have at once (launches past it are refused); default in libs/db. */

@@ -17,6 +17,7 @@ import {
 } from '@aft/api';
 import { createDb, RunNotifier, type Db } from '@aft/db';
 import { createRedis, JobProducer } from '@aft/queue';
+import { artifactStoreFromEnv, type ArtifactStore } from '@aft/storage';
 import { env } from '../env';
 
 interface Server {
@@ -28,6 +29,8 @@ interface Server {
   handler: (req: Request) => Promise<Response>;
   /** The MLflow-compatible API (/api/2.0/mlflow, /ajax-api/2.0/mlflow, /api/2.0/mlflow-artifacts). */
   mlflow: (req: Request) => Promise<Response>;
+  /** Where MLflow uploads are kept: the shared store AFT_ARTIFACT_URL names, else AFT_MLFLOW_ARTIFACT_DIR. */
+  artifactDir: ArtifactStore | string;
 }
 
 // One pool and one LISTEN connection per server process (kept across hot reloads in development).
@@ -57,7 +60,7 @@ export function server(): Server {
         protocol: 'http' as const,
       },
     });
-    const artifactDir = resolve(e.AFT_MLFLOW_ARTIFACT_DIR);
+    const artifactDir = artifactStoreFromEnv(e) ?? resolve(e.AFT_MLFLOW_ARTIFACT_DIR);
     const handler = createApiHandler({
       db,
       notifier,
@@ -77,7 +80,7 @@ export function server(): Server {
       artifactDir,
       teamStorageBytes: e.AFT_TEAM_STORAGE_BYTES,
     });
-    g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler, mlflow };
+    g.__aftServer = { db, notifier, jobs, rateLimiter, auth, handler, mlflow, artifactDir };
     if (!clientIpStamping()) {
       console.warn(
         '[web] not served by apps/web/server.mjs: client addresses are unknown, so sign-in throttling counts per ' +
@@ -97,7 +100,7 @@ const context = cache(async () =>
     {
       ...server(),
       maxActiveRuns: env().AFT_TEAM_MAX_ACTIVE_RUNS,
-      artifactDir: resolve(env().AFT_MLFLOW_ARTIFACT_DIR),
+      artifactDir: server().artifactDir,
     },
     await headers(),
   ),

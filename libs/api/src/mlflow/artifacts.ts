@@ -1,14 +1,12 @@
 /**
- * Artifacts: small files kept on the server's disk (one folder per run), recorded in the artifact table.
+ * Artifacts: small files kept in the artifact store (a directory, or S3: ../artifact-files.ts), one folder per run,
+ * recorded in the artifact table.
  *
  *   /api/2.0/mlflow-artifacts/artifacts/<exp>/<run>/artifacts/<path>   PUT uploads, GET downloads
  *   /api/2.0/mlflow-artifacts/artifacts?path=<exp>/<run>/artifacts/<dir>   the artifact proxy's listing
  *   /get-artifact?run_id=…&path=…   and the endpoint artifacts/list
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, resolve, sep } from 'node:path';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
@@ -21,7 +19,15 @@ import {
   withTransaction,
   type MlflowRunRow,
 } from '@aft/db';
-import { downloadHeaders } from '../artifact-files';
+import {
+  ArtifactNotFoundError,
+  BadKeyError,
+  checkKey,
+  ChecksumMismatchError,
+  isTransient,
+  KeyConflictError,
+} from '@aft/storage';
+import { artifactStoreOf, downloadHeaders, runArtifactPrefix } from '../artifact-files';
 import { BodyTooLargeError, readBody } from '../body';
 import { runInfo, runOf } from './runs';
 import { sampleTable } from './tables';
@@ -85,26 +91,32 @@ const overQuota = (quota: number, used: number) =>
     413,
   );
 
+/** The store (S3) unreachable after its retries: a 503, which MLflow clients retry. */
+const storeDown = (e: unknown) =>
+  new MlflowError('TEMPORARILY_UNAVAILABLE', `the artifact store did not answer (${(e as Error).message}); retry`, 503);
+
 /** A file where a folder is (or a folder where a file is): refused with what is in the way, not a 500 from the disk. */
 const clash = (rel: string, what: string) =>
   new MlflowError('RESOURCE_ALREADY_EXISTS', `Cannot upload artifact '${rel}': ${what}`, 409);
 
-/** `<experiment>/<run>/artifacts/<path>` → the run, the relative path and where the file lives. */
+/** `<experiment>/<run>/artifacts/<path>` → the run, the relative path and its key in the store ('' for the root). */
 async function artifactTarget(ctx: Ctx, path: string) {
   const m = /^([^/]+)\/([^/]+)\/artifacts(?:\/(.*))?$/.exec(path.replace(/^\/+/, ''));
   if (!m) throw bad(`Invalid artifact path '${path}': expected <experiment_id>/<run_id>/artifacts/<path>`);
   const run = await runOf(ctx, m[2]!);
   if (run.project_id !== m[1] && m[1] !== '0') throw runNotFound(m[2]!);
   const rel = artifactRelPath(decodePath(m[3] ?? '', decodeURIComponent));
-  const base = resolve(ctx.opts.artifactDir, 'mlflow', run.id);
-  const file = resolve(base, rel);
-  if (file !== base && !file.startsWith(base + sep)) throw bad(`Invalid artifact path '${path}'`);
-  return { run, rel, file };
+  try {
+    return { run, rel, key: rel ? checkKey(runArtifactPrefix(run.id) + rel) : '' };
+  } catch (e) {
+    // a path past what S3 keys hold (1024 bytes in all)
+    throw e instanceof BadKeyError ? bad(`Invalid artifact path '${path}': too long`) : e;
+  }
 }
 
 async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
   need(ctx, 'log');
-  const { run, rel, file } = await artifactTarget(ctx, path);
+  const { run, rel, key } = await artifactTarget(ctx, path);
   if (!rel) throw bad('give the artifact a file name');
   const max = ctx.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT;
   const quota = ctx.opts.teamStorageBytes ?? DEFAULT_TEAM_STORAGE;
@@ -126,46 +138,54 @@ async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
   }
   // generations logged with mlflow.log_table: samples, stored with the file or not at all (a bad row refuses both)
   const samples = await sampleTable(ctx, rel, body);
-  await mkdir(dirname(file), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    throw e.code === 'EEXIST' || e.code === 'ENOTDIR' ? clash(rel, 'a file is in the way of its folder') : e;
-  });
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.part`;
-  await writeFile(tmp, body);
-  try {
-    await withTransaction(ctx.db.pool, async (c) => {
-      // checked again under the team's lock: uploads running side by side cannot both fit in the last of it
-      await lockTeamStorage(c, ctx.actor.teamId);
-      const now = await teamArtifactBytes(c, ctx.actor.teamId, { runId: run.id, uri });
-      if (now + body.length > quota) throw overQuota(quota, now);
-      await saveStoredArtifact(c, run.id, ctx.actor.teamId, {
-        name: rel.split('/').pop()!,
-        uri,
-        sha256: createHash('sha256').update(body).digest('hex'),
-        bytes: body.length,
-        metadata: { source: 'mlflow', path: rel },
-      });
-      if (samples?.length) await insertSampleRows(c, run.id, samples);
-      await rename(tmp, file).catch((e: NodeJS.ErrnoException) => {
-        throw e.code === 'EISDIR' || e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY'
-          ? clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`)
-          : e;
-      });
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  await withTransaction(ctx.db.pool, async (c) => {
+    // checked again under the team's lock: uploads running side by side cannot both fit in the last of it
+    await lockTeamStorage(c, ctx.actor.teamId);
+    const now = await teamArtifactBytes(c, ctx.actor.teamId, { runId: run.id, uri });
+    if (now + body.length > quota) throw overQuota(quota, now);
+    await saveStoredArtifact(c, run.id, ctx.actor.teamId, {
+      name: rel.split('/').pop()!,
+      uri,
+      sha256,
+      bytes: body.length,
+      metadata: { source: 'mlflow', path: rel },
     });
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+    if (samples?.length) await insertSampleRows(c, run.id, samples);
+    // the bytes last, in the transaction: a put refused (a clash on disk, the store unreachable) takes the record
+    // with it, and a put is whole or nothing
+    await artifactStoreOf(ctx.opts.artifactDir)
+      .put(key, body, { sha256 })
+      .catch((e: unknown) => {
+        if (isTransient(e)) throw storeDown(e);
+        if (!(e instanceof KeyConflictError)) throw e;
+        throw e.kind === 'file-above'
+          ? clash(rel, 'a file is in the way of its folder')
+          : clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`);
+      });
+  });
   return json({});
 }
 
 async function download(ctx: Ctx, path: string): Promise<Response> {
-  const { file, rel } = await artifactTarget(ctx, path);
-  const s = await stat(file).catch(() => null);
-  if (!s || !s.isFile()) throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No artifact at '${path}'`);
-  return new Response(Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, {
+  const { key, rel } = await artifactTarget(ctx, path);
+  const got = key
+    ? await artifactStoreOf(ctx.opts.artifactDir)
+        .get(key)
+        .catch((e: unknown) => {
+          if (e instanceof ArtifactNotFoundError) return null;
+          if (isTransient(e)) throw storeDown(e);
+          throw e instanceof ChecksumMismatchError ? new MlflowError('INTERNAL_ERROR', e.message, 500) : e;
+        })
+    : null;
+  if (!got) throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No artifact at '${path}'`);
+  // bytes that fail their checksum end the stream one chunk short (the client sees a broken download, never a
+  // complete wrong file); the server's log says which artifact
+  got.body.on('error', (e) => console.error(`[mlflow] download of ${key} stopped:`, e.message));
+  return new Response(Readable.toWeb(got.body) as ReadableStream<Uint8Array>, {
     headers: {
       'content-type': 'application/octet-stream',
-      'content-length': String(s.size),
+      'content-length': String(got.info.bytes),
       ...downloadHeaders(rel.split('/').pop()!),
     },
   });

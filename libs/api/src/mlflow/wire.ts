@@ -6,12 +6,13 @@
 import { z, ZodError } from 'zod';
 import { findUnstorable } from '@aft/contracts';
 import type { Db } from '@aft/db';
+import type { ArtifactFiles } from '../artifact-files';
 import type { ApiHandlerOptions } from '../http';
 import type { Actor, Permission } from '../trpc';
 
 export interface MlflowOptions extends Pick<ApiHandlerOptions, 'db' | 'notifier' | 'auth' | 'rateLimiter' | 'jobs'> {
-  /** Where uploaded artifacts are kept (one folder per run). */
-  artifactDir: string;
+  /** Where uploaded artifacts are kept (one folder per run): a directory, or the artifact store (../artifact-files.ts). */
+  artifactDir: ArtifactFiles;
   /** Largest artifact upload, in bytes (default 16 MiB): this is for small files — configs, plots, reports. */
   maxArtifactBytes?: number;
   /** Bytes of uploaded artifacts a team may keep in all (default 10 GiB); deleting runs frees theirs. */
