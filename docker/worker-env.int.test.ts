@@ -37,4 +37,14 @@ describe('docker/compose.yml workers', () => {
     expect(new URL(parsed.AFT_URL).hostname).toBe('web');
     expect(parsed.AFT_ARTIFACT_DIR).toBe('/artifacts');
   });
+
+  // the GPU queue's jobs go only to workers started with AFT_WORKER_GPUS (issue 18): worker-gpu's one GPU, on webgpu
+  it('gives worker-gpu the GPU queue, one job at a time on webgpu, and the CPU worker none', () => {
+    const out = execFileSync('docker-compose', ['-f', FILE, '--profile', 'gpu', 'config'], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'] },
+    });
+    expect(loadEnv(environmentOf(out, 'worker-gpu'))).toMatchObject({ AFT_WORKER_GPUS: 1, AFT_GPU_BACKEND: 'webgpu' });
+    expect(loadEnv(environmentOf(out, 'worker'))).toMatchObject({ AFT_WORKER_GPUS: 0 });
+  });
 });

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Makes NVIDIA's Vulkan driver findable for WebGPU (Dawn) — used by the GPU check's run.sh and by the GPU worker's
+# image (docker/Dockerfile.worker-gpu). The Vulkan loader finds drivers through ICD files (JSON naming the driver's
+# library). NVIDIA's driver package installs one (nvidia_icd.json), but a container often gets the driver's libraries
+# (libGLX_nvidia.so.0, with NVIDIA_DRIVER_CAPABILITIES including graphics) without it. Then this writes one that
+# names the library found, and points VK_ICD_FILENAMES at it.
+#
+#   source nvidia-icd.sh; nvidia_icd DIR      sets GPU_CHECK_NVIDIA_ICD (the ICD file used; empty when none),
+#                                             exports VK_ICD_FILENAMES when it wrote one into DIR
+#   nvidia-icd.sh DIR CMD [ARGS...]           the same, then exec CMD (a container entrypoint)
+#
+# Left alone: a VK_ICD_FILENAMES / VK_DRIVER_FILES already set. Searched: NVIDIA_ICD_DIRS (the loader's folders by
+# default) and NVIDIA_LIB_DIRS (the linker's cache and the usual driver folders), overridable for tests.
+
+nvidia_icd() {
+  local dir=$1 f lib=""
+  GPU_CHECK_NVIDIA_ICD=""
+  if [ -n "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]; then
+    GPU_CHECK_NVIDIA_ICD="set by the caller: ${VK_DRIVER_FILES:-$VK_ICD_FILENAMES}"
+    echo "nvidia-icd: VK_ICD_FILENAMES/VK_DRIVER_FILES already set; left alone"
+    return 0
+  fi
+  local icd_dirs=${NVIDIA_ICD_DIRS:-${XDG_CONFIG_DIRS:-/etc/xdg}/vulkan/icd.d:/etc/vulkan/icd.d:/usr/local/share/vulkan/icd.d:/usr/share/vulkan/icd.d}
+  local d
+  IFS=: read -r -a dirs <<<"$icd_dirs"
+  for d in "${dirs[@]}"; do
+    for f in "$d"/*.json; do
+      [ -f "$f" ] || continue
+      if [[ "$(basename "$f")" == nvidia* ]] || grep -q 'nvidia' "$f" 2>/dev/null; then
+        GPU_CHECK_NVIDIA_ICD=$f
+        echo "nvidia-icd: the loader finds NVIDIA's driver through $f"
+        return 0
+      fi
+    done
+  done
+  # no ICD file: the driver's library, from the linker's cache, then the folders drivers and containers use
+  if [ -z "${NVIDIA_LIB_DIRS:-}" ]; then
+    local ldconfig
+    for ldconfig in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
+      if command -v "$ldconfig" >/dev/null 2>&1; then
+        lib=$("$ldconfig" -p 2>/dev/null | awk '/libGLX_nvidia\.so\.0 .*x86-64/ { print $NF; exit }')
+        break
+      fi
+    done
+  fi
+  if [ -z "$lib" ]; then
+    local lib_dirs=${NVIDIA_LIB_DIRS:-${LD_LIBRARY_PATH:-}:/usr/lib/x86_64-linux-gnu:/usr/lib64:/usr/lib:/lib/x86_64-linux-gnu:/lib64:/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu/nvidia/current}
+    IFS=: read -r -a dirs <<<"$lib_dirs"
+    for d in "${dirs[@]}"; do
+      if [ -n "$d" ] && [ -e "$d/libGLX_nvidia.so.0" ]; then
+        lib=$d/libGLX_nvidia.so.0
+        break
+      fi
+    done
+  fi
+  if [ -z "$lib" ]; then
+    echo "nvidia-icd: no NVIDIA Vulkan driver: no nvidia ICD file in $icd_dirs and no libGLX_nvidia.so.0" \
+      "(in a container: NVIDIA_DRIVER_CAPABILITIES must include graphics)"
+    return 0
+  fi
+  mkdir -p "$dir"
+  # api_version is the interface the file promises; the device reports its own Vulkan version to the loader
+  printf '{\n  "file_format_version": "1.0.0",\n  "ICD": {\n    "library_path": "%s",\n    "api_version": "1.3.0"\n  }\n}\n' \
+    "$lib" >"$dir/nvidia_icd.json"
+  export VK_ICD_FILENAMES="$dir/nvidia_icd.json"
+  # the driver's own libraries (libnvidia-glcore, …) sit beside it; outside the linker's paths they need this
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$(dirname "$lib")"
+  GPU_CHECK_NVIDIA_ICD="$dir/nvidia_icd.json"
+  echo "nvidia-icd: no ICD file for NVIDIA's driver; wrote $dir/nvidia_icd.json naming $lib"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  [ $# -ge 2 ] || { echo "usage: nvidia-icd.sh DIR CMD [ARGS...]" >&2; exit 2; }
+  icd_dir=$1
+  shift
+  nvidia_icd "$icd_dir" >&2
+  exec "$@"
+fi

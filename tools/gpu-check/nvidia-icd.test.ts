@@ -1,0 +1,82 @@
+/**
+ * nvidia-icd.sh, the GPU worker image's entrypoint and the GPU check's driver finder, on made-up driver layouts:
+ * NVIDIA_ICD_DIRS and NVIDIA_LIB_DIRS stand in for the loader's folders and the driver's library folders.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const SCRIPT = resolve(import.meta.dirname, 'nvidia-icd.sh');
+let dir = '';
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the script as an entrypoint around `env`; the environment the wrapped command saw, and the messages. */
+function entry(env: Record<string, string>): { env: Record<string, string>; stderr: string } {
+  const out = execFileSync('bash', ['-c', `bash ${SCRIPT} "$@" 2>"${dir}/stderr"`, '_', join(dir, 'written'), 'env'], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH']!, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const seen = Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  return { env: seen, stderr: readFileSync(join(dir, 'stderr'), 'utf8') };
+}
+
+function layout(files: Record<string, string>): { icd: string; lib: string } {
+  dir = mkdtempSync(join(tmpdir(), 'nvidia-icd-'));
+  const [icd, lib] = [join(dir, 'icd.d'), join(dir, 'lib')];
+  mkdirSync(icd);
+  mkdirSync(lib);
+  for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text);
+  return { icd, lib };
+}
+
+describe('nvidia-icd.sh', () => {
+  it("leaves the loader to find NVIDIA's own ICD file", () => {
+    const { icd, lib } = layout({
+      'icd.d/lvp_icd.json': '{"ICD": {"library_path": "libvulkan_lvp.so"}}',
+      'icd.d/nvidia_icd.json': '{"ICD": {"library_path": "libGLX_nvidia.so.0"}}',
+      'lib/libGLX_nvidia.so.0': '',
+    });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    expect(r.env['VK_ICD_FILENAMES']).toBeUndefined();
+    expect(r.stderr).toContain(join(icd, 'nvidia_icd.json'));
+  });
+
+  it('writes an ICD file naming the driver library when the container got the library without one', () => {
+    // Mesa's drivers may be installed, NVIDIA's ICD file is not: only NVIDIA's is wanted then
+    const { icd, lib } = layout({ 'icd.d/lvp_icd.json': '{"ICD": {"library_path": "libvulkan_lvp.so"}}' });
+    writeFileSync(join(lib, 'libGLX_nvidia.so.0'), '');
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: `/nonexistent:${lib}`, LD_LIBRARY_PATH: '/opt/x' });
+    const written = join(dir, 'written', 'nvidia_icd.json');
+    expect(r.env['VK_ICD_FILENAMES']).toBe(written);
+    const json = JSON.parse(readFileSync(written, 'utf8')) as {
+      file_format_version: string;
+      ICD: Record<string, string>;
+    };
+    expect(json.file_format_version).toBe('1.0.0');
+    expect(json.ICD['library_path']).toBe(join(lib, 'libGLX_nvidia.so.0'));
+    // the driver's own libraries beside it become findable; what was on the path stays first
+    expect(r.env['LD_LIBRARY_PATH']).toBe(`/opt/x:${lib}`);
+  });
+
+  it('says there is no NVIDIA driver, and still runs the command', () => {
+    const { icd, lib } = layout({});
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    expect(r.env['VK_ICD_FILENAMES']).toBeUndefined();
+    expect(r.stderr).toMatch(/no NVIDIA Vulkan driver.*graphics/s);
+  });
+
+  it('leaves a driver chosen by the caller alone', () => {
+    const { icd, lib } = layout({ 'lib/libGLX_nvidia.so.0': '' });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib, VK_ICD_FILENAMES: '/x/lvp_icd.json' });
+    expect(r.env['VK_ICD_FILENAMES']).toBe('/x/lvp_icd.json');
+    expect(r.stderr).toContain('left alone');
+  });
+});
