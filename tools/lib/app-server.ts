@@ -12,11 +12,12 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { createRedis, JobProducer } from '@aft/queue';
 
-/** Removes a test queue (and its control and alerts queues) from Redis. */
+/** Removes a test queue (and its GPU, control and alerts queues) from Redis. */
 async function obliterate(queue: string): Promise<void> {
   const p = new JobProducer(createRedis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', 'worker'), queue);
   await Promise.all([
     p.runs.obliterate({ force: true }),
+    p.gpu.obliterate({ force: true }),
     p.control.obliterate({ force: true }),
     p.alerts.queue.obliterate({ force: true }),
   ]).catch(() => undefined);

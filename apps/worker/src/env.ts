@@ -1,6 +1,10 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { storageEnv } from '@aft/storage';
+
+/** aft-core's backends (its BACKENDS; not imported: that entry loads TensorFlow, which this process must not). */
+const BACKEND = z.enum(['tensorflow', 'webgpu', 'wasm', 'cpu']);
 
 /** The worker's settings, validated once at start. The only place this app reads process.env. */
 const schema = z.object({
@@ -10,6 +14,14 @@ const schema = z.object({
   AFT_QUEUE: z.string().min(1).default('aft-runs'),
   /** Training jobs at once; each runs in its own process. Defaults to the number of cores. */
   AFT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(cpus().length),
+  /** GPU jobs at once, from `<AFT_QUEUE>-gpu`, besides the CPU jobs; 0 (the default) takes none (pools.ts). */
+  AFT_WORKER_GPUS: z.coerce.number().int().min(0).max(64).default(0),
+  /** The backend GPU jobs train on. */
+  AFT_GPU_BACKEND: BACKEND.default('webgpu'),
+  /** The backend of CPU jobs, when the operator sets one; on a GPU worker it defaults to wasm (pools.ts). */
+  AFT_BACKEND: z.union([z.literal('').transform(() => undefined), BACKEND]).optional(),
+  /** The shared artifact store (AFT_ARTIFACT_URL) and how to reach it (AWS_*): libs/storage/src/config.ts. */
+  ...storageEnv,
   /** The artifact store: checkpoints and sample sets, one folder per run. */
   AFT_ARTIFACT_DIR: z
     .string()
@@ -27,4 +39,9 @@ export function loadEnv(env: Record<string, string | undefined> = process.env): 
   const parsed = schema.safeParse(env);
   if (!parsed.success) throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
+}
+
+/** A job process's environment: the worker's own, with `AFT_BACKEND` set to its pool's backend when it has one. */
+export function jobProcessEnv(backend: string | undefined, from = process.env): NodeJS.ProcessEnv {
+  return backend ? { ...from, AFT_BACKEND: backend } : { ...from };
 }

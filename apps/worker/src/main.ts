@@ -1,14 +1,15 @@
 /**
- * The worker process. Training jobs run in sandboxed processors (one child process per concurrent job); a sweep
- * parent's release jobs and alert deliveries (alerts.ts) run here. Cancel requests arrive on a Redis channel and
- * abort the job's processor.
+ * The worker process. Training jobs run in sandboxed processors (one child process per concurrent job), in a CPU
+ * pool and, with `AFT_WORKER_GPUS`, a GPU pool (pools.ts); a sweep parent's release jobs and alert deliveries
+ * (alerts.ts) run here. Cancel requests arrive on a Redis channel and abort the job's processor.
  * SIGINT/SIGTERM close gracefully: no new jobs are taken, jobs in progress stop at their next step and are
  * released to run again (they resume from their checkpoints).
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'bullmq';
 import { cancelChannel, controlQueueName, createRedis, JobProducer } from '@aft/queue';
-import { loadEnv } from './env';
+import { jobProcessEnv, loadEnv } from './env';
+import { trainingPools } from './pools';
 import { processRelease } from './release';
 import { startAlertWorker } from './alerts';
 import { SHUTDOWN } from './errors';
@@ -22,13 +23,18 @@ const tag = `[worker ${process.pid}]`;
 const processorFile = fileURLToPath(
   new URL(`./processor${import.meta.url.endsWith('.js') ? '.js' : '.ts'}`, import.meta.url),
 );
-const training = new Worker(env.AFT_QUEUE, processorFile, {
-  connection,
-  concurrency: env.AFT_CONCURRENCY,
-  lockDuration: env.AFT_LOCK_MS,
-  stalledInterval: env.AFT_STALLED_MS,
-  maxStalledCount: 3,
-});
+const pools = trainingPools(env).map((pool) => ({
+  pool,
+  worker: new Worker(pool.queue, processorFile, {
+    connection,
+    concurrency: pool.concurrency,
+    lockDuration: env.AFT_LOCK_MS,
+    stalledInterval: env.AFT_STALLED_MS,
+    maxStalledCount: 3,
+    ...(pool.backend ? { workerForkOptions: { env: jobProcessEnv(pool.backend) } } : {}),
+  }),
+}));
+const training = pools.map((p) => p.worker);
 const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRelease(job, producer, env.AFT_URL), {
   connection,
   concurrency: 4,
@@ -36,27 +42,32 @@ const control = new Worker(controlQueueName(env.AFT_QUEUE), (job) => processRele
 
 const alerts = startAlertWorker(connection, env);
 
-for (const w of [training, control, alerts]) {
+for (const w of [...training, control, alerts]) {
   w.on('error', (e) => console.error(`${tag} error:`, e.message));
   w.on('failed', (job, e) =>
     console.error(`${tag} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${e.message}`),
   );
 }
-training.on('active', (job) => console.log(`${tag} job ${job.id} started (${(job.data as { kind?: string }).kind})`));
-training.on('completed', (job, res) =>
-  console.log(`${tag} job ${job.id} ${(res as { status?: string }).status ?? 'done'}`),
-);
-training.on('ready', () =>
-  console.log(
-    `${tag} listening on ${env.AFT_QUEUE} (concurrency ${env.AFT_CONCURRENCY}, artifacts in ${env.AFT_ARTIFACT_DIR})`,
-  ),
-);
+for (const { pool, worker } of pools) {
+  worker.on('active', (job) =>
+    console.log(`${tag} job ${job.id} started (${(job.data as { kind?: string }).kind}, ${pool.kind})`),
+  );
+  worker.on('completed', (job, res) =>
+    console.log(`${tag} job ${job.id} ${(res as { status?: string }).status ?? 'done'}`),
+  );
+  worker.on('ready', () =>
+    console.log(
+      `${tag} listening on ${pool.queue} (${pool.kind}, concurrency ${pool.concurrency}, backend ${pool.backend ?? 'automatic'}, artifacts in ${env.AFT_ARTIFACT_DIR})`,
+    ),
+  );
+}
 
 await subscriber.subscribe(cancelChannel(env.AFT_QUEUE));
 subscriber.on('message', (_channel, message) => {
   try {
     const { runIds } = JSON.parse(message) as { runIds: string[] };
-    for (const id of runIds) if (training.cancelJob(id, 'canceled by a user')) console.log(`${tag} canceling ${id}`);
+    for (const id of runIds)
+      if (training.some((w) => w.cancelJob(id, 'canceled by a user'))) console.log(`${tag} canceling ${id}`);
   } catch (e) {
     console.error(`${tag} bad cancel message: ${(e as Error).message}`);
   }
@@ -67,8 +78,8 @@ async function shutdown(signal: string) {
   if (closing) return;
   closing = true;
   console.log(`${tag} ${signal}: closing`);
-  training.cancelAllJobs(SHUTDOWN);
-  await Promise.allSettled([training.close(), control.close(), alerts.close(), producer.close()]);
+  for (const w of training) w.cancelAllJobs(SHUTDOWN);
+  await Promise.allSettled([...training.map((w) => w.close()), control.close(), alerts.close(), producer.close()]);
   subscriber.disconnect();
   connection.disconnect();
   process.exit(0);

@@ -42,6 +42,7 @@ export default async function process_(job: SandboxedJob, token?: string, signal
       {
         store,
         trackerUrl: env.AFT_URL,
+        queue: job.queueName,
         signal,
         log: (line) => void job.log(line),
       },

@@ -221,6 +221,8 @@ export class RunReporter {
     saved: SavedCheckpoint,
     metadata?: Record<string, unknown>,
   ) {
+    // to the shared store first, when there is one: the record names that copy
+    await this.store.publish(saved.dir);
     await this.run.logArtifact({
       kind: 'checkpoint',
       name,

@@ -7,8 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import {
+  backendRecord,
   checkpointDataset,
   checkpointVftConfig,
   describeCheckpoint,
@@ -23,6 +25,7 @@ import {
   runVft,
   writeLabelledSet,
   type AlignConfig,
+  type BackendInfo,
   type VftConfig,
 } from '@aft/aft-core';
 import type { z } from 'zod';
@@ -36,7 +39,7 @@ import {
   type TrainResult,
   type VftJobConfig,
 } from '@aft/queue';
-import { attach, TrackerError, type Run } from '@aft/tracker';
+import { attach, TrackerError, Transport, type Run } from '@aft/tracker';
 import { PermanentError, SHUTDOWN, ShutdownError } from './errors';
 import { evalMetrics, RunReporter } from './reporter';
 import type { ArtifactStore } from './store';
@@ -45,6 +48,8 @@ export interface JobContext {
   store: ArtifactStore;
   /** The platform's API; the job reports there with its own run token (`p.runToken`). */
   trackerUrl: string;
+  /** The queue the job came from (the GPU queue's jobs train on a GPU), recorded with the run. */
+  queue?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -133,6 +138,7 @@ async function ensureSampleSet(
     await mkdir(dirname(path), { recursive: true });
     await writeLabelledSet(tmp, questions);
     await rename(tmp, path);
+    await ctx.store.publish(path);
     if (report) await report.sampleSet(s, meta.step, questions, summary, await ctx.store.describe(path));
     return path;
   } finally {
@@ -245,7 +251,15 @@ async function trainAlign(
   return { runId: p.runId, status: 'succeeded', steps: cfg.steps, summary };
 }
 
-let backendName: Promise<string> | null = null;
+let backend: Promise<BackendInfo> | null = null;
+
+/**
+ * Where this process trains, recorded as the run's params when it takes the run up (docs/architecture.md, "GPU
+ * jobs"): the backend and its adapter (aft-core's backendRecord), the host and the queue.
+ */
+export function placementParams(info: BackendInfo, queue: string | undefined): Record<string, string> {
+  return { ...backendRecord(info), 'worker.host': hostname(), ...(queue ? { 'worker.queue': queue } : {}) };
+}
 
 /**
  * Runs one training job to its end. Resolves with the outcome (succeeded, canceled, or skipped when the run was
@@ -257,12 +271,23 @@ export async function runTrainJob(
   ctx: JobContext,
   attempt: { final: boolean } = { final: true },
 ): Promise<TrainResult> {
-  backendName ??= initBackend().then((b) => b.name);
+  backend ??= initBackend();
+  const info = await backend.catch(async (e: Error) => {
+    // e.g. a GPU worker without Vulkan: retried (another worker may have it); the last attempt fails the run, which
+    // would otherwise stay queued with no job
+    const why = `no backend to train on: ${e.message}`;
+    if (attempt.final)
+      await new Transport({ url: ctx.trackerUrl, apiKey: p.runToken, retryForMs: 10_000 })
+        .call('runs.setStatus', { id: p.runId, status: 'failed', error: why.slice(0, 2000) })
+        .catch(() => undefined);
+    throw new Error(why, { cause: e });
+  });
   const run = await attach({
     runId: p.runId,
     url: ctx.trackerUrl,
     apiKey: p.runToken,
-    backend: await backendName,
+    backend: info.name,
+    params: placementParams(info, ctx.queue),
     retryForMs: 60_000,
   }).catch((e) => {
     // the run ended (canceled, finished) or was deleted after its job was queued, which revokes its token:
@@ -275,6 +300,8 @@ export async function runTrainJob(
     return { runId: p.runId, status: 'skipped', steps: 0, summary: {} };
   }
   try {
+    // what another host published of this run, its parent and the run it forks (a resume, a parent's samples)
+    await ctx.store.pull([p.runId, ...(p.kind === 'align' ? [p.parentRunId, p.initFromRunId] : [])]);
     // the run's config, from its one home (its Postgres row, read by `attach`), parsed once here; a bad one fails
     // the run before it trains a step
     const res =

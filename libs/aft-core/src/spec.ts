@@ -83,6 +83,14 @@ export const SETTING_BOUNDS = {
   questions: { min: 1, max: 5000, int: true },
 } as const satisfies Record<string, NumberBound>;
 
+/**
+ * What a job may ask of its worker (docs/architecture.md, "GPU jobs"): `gpu` 0 or 1, since a job trains on one device
+ * (the backend holds a single adapter). A sweep asks per stage: its VFT parents (`vft`), its alignment runs (`align`).
+ */
+export const RESOURCE_BOUNDS = { gpu: { min: 0, max: 1, int: true } } as const satisfies Record<string, NumberBound>;
+export const SWEEP_STAGES = ['vft', 'align'] as const;
+export type SweepStage = (typeof SWEEP_STAGES)[number];
+
 /** The choices of an alignment run (the trainer's AlignChoice, the job's config). */
 export interface AlignChoiceDefaults {
   method: AlignMethod;

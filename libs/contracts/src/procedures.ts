@@ -13,6 +13,7 @@ import type {
   runCreateInput,
   runSetStatusInput,
   runSetSummaryInput,
+  runStartInput,
   RunStatus,
   samplesLogInput,
 } from './tracking';
@@ -52,7 +53,7 @@ type Procedure<Method extends 'GET' | 'POST', Input, Output> = { method: Method;
 
 export interface TrackingProcedures {
   'runs.create': Procedure<'POST', z.input<typeof runCreateInput>, TrackedRun>;
-  'runs.start': Procedure<'POST', { id: string; backend?: string | undefined }, { started: boolean; status: string }>;
+  'runs.start': Procedure<'POST', z.input<typeof runStartInput>, { started: boolean; status: string }>;
   'runs.get': Procedure<'GET', { id: string }, TrackedRun>;
   'runs.setStatus': Procedure<
     'POST',

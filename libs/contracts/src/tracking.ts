@@ -179,6 +179,28 @@ export const runCreateInput = z.object({
 });
 export type RunCreateInput = z.input<typeof runCreateInput>;
 
+/**
+ * Where a worker trains a run, recorded as the run's params when it takes the run up (docs/architecture.md, "GPU
+ * jobs"): `backend` and `backend.…` (aft-core's backendRecord: provider, kernels, adapter and its limits) and
+ * `worker.…` (its host). Only these keys, so what the launch wrote into the config is never overwritten.
+ */
+export const runStartParams = z
+  .record(
+    z
+      .string()
+      .max(200, 'is at most 200 characters')
+      .regex(/^(backend(\.[\w.-]+)?|worker\.[\w.-]+)$/, 'is `backend`, `backend.<name>` or `worker.<name>`'),
+    pgText.max(1000, 'a param is at most 1000 characters'),
+  )
+  .refine((o) => Object.keys(o).length <= 64, 'at most 64 params');
+
+export const runStartInput = z.object({
+  id,
+  /** The backend the trainer chose, also kept in the run's `backend` column. */
+  backend: pgText.min(1).max(64).optional(),
+  params: runStartParams.optional(),
+});
+
 export const runSetStatusInput = z.object({
   id,
   status: runStatus,

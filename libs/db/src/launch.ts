@@ -117,13 +117,16 @@ export async function deleteQueuedRuns(pool: Pool, runIds: readonly string[], sw
 
 /**
  * A worker starts (or, after a crash, resumes) a run: only a queued or running run becomes running.
- * Returns the status it found, so a job for a canceled or finished run is skipped.
+ * Returns the status it found, so a job for a canceled or finished run is skipped. `params`, where the worker trains
+ * it (backend, adapter, host: keys the launch never writes, checked by the API), are merged into its config, the
+ * latest start's winning.
  */
 export async function startRun(
   pool: Pool,
   runId: string,
   teamId: string,
   backend: string | null,
+  params: Readonly<Record<string, string>> = {},
 ): Promise<{ started: boolean; status: string } | null> {
   const res = await pool.query<{ status: string; started: boolean }>(
     `WITH cur AS (
@@ -131,10 +134,10 @@ export async function startRun(
        WHERE r.id = $1 AND p.team_id = $2 FOR UPDATE OF r),
      u AS (
        UPDATE run SET status = 'running', started_at = COALESCE(started_at, now()), heartbeat_at = now(),
-              backend = COALESCE($3, backend), error = NULL, ${TOUCH_SET}
+              backend = COALESCE($3, backend), config = config || $4::jsonb, error = NULL, ${TOUCH_SET}
        WHERE id IN (SELECT id FROM cur WHERE status IN ('queued', 'running')) RETURNING id, ${NOTIFY_RUN('id')})
      SELECT cur.status, EXISTS (SELECT 1 FROM u) AS started FROM cur`,
-    [runId, teamId, backend],
+    [runId, teamId, backend, JSON.stringify(params)],
   );
   const row = res.rows[0];
   return row ? { started: row.started, status: row.started ? 'running' : row.status } : null;

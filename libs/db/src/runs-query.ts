@@ -47,6 +47,8 @@ export interface RunListRow {
   config: Record<string, unknown>;
   summary: Record<string, unknown>;
   seed: number | null;
+  /** The backend it trained on, as its trainer reported it (the config holds the worker's full record). */
+  backend: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -158,7 +160,7 @@ export function runListStatement(q: RunListQuery): {
   const limit = p(q.limit + 1);
   const sql = `
     SELECT r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId", r.name,
-           r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed,
+           r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed, r.backend,
            r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
            r.heartbeat_at AS "heartbeatAt", ${keyCols
              .slice(0, -1)

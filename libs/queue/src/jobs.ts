@@ -13,8 +13,10 @@ import {
   DEGRADATION_POLICIES,
   FEEDBACK,
   PRESETS,
+  RESOURCE_BOUNDS,
   SETTING_BOUNDS,
   type NumberBound,
+  type SweepStage,
 } from '@aft/aft-core/spec';
 import { ALIGN_OVERRIDE_BOUNDS, boundedOverrides, VFT_OVERRIDE_BOUNDS } from './overrides';
 
@@ -53,6 +55,36 @@ export const SETTINGS = {
   temperature: boundedNumber('temperature', SETTING_BOUNDS.temperature),
   questions: boundedNumber('questions', SETTING_BOUNDS.questions),
 };
+
+/**
+ * What a job asks of its worker (docs/architecture.md, "GPU jobs"): `{ gpu: 1 }` puts it on the GPU queue, which only
+ * workers started with `AFT_WORKER_GPUS` take; `{ gpu: 0 }`, the default, on the CPU queue.
+ */
+export const resourcesSpec = z.object({ gpu: boundedNumber('gpu', RESOURCE_BOUNDS.gpu).default(0) }).strict();
+export type Resources = z.infer<typeof resourcesSpec>;
+export type ResourcesInput = z.input<typeof resourcesSpec>;
+export const CPU_RESOURCES: Resources = { gpu: 0 };
+export const wantsGpu = (r: ResourcesInput | undefined): boolean => (r?.gpu ?? 0) > 0;
+
+const stageResources = z.object({ gpu: boundedNumber('gpu', RESOURCE_BOUNDS.gpu).optional() }).strict();
+/**
+ * Where a sweep's jobs train: `gpu` for all of them, or per stage, the stage's own value winning —
+ * `{ vft: { gpu: 1 } }` trains the VFT parents on a GPU and the alignment runs on CPUs.
+ */
+export const sweepResourcesSpec = z
+  .object({
+    gpu: stageResources.shape.gpu,
+    vft: stageResources.optional(),
+    align: stageResources.optional(),
+  } satisfies Record<SweepStage | 'gpu', z.ZodType>)
+  .strict();
+export type SweepResources = z.infer<typeof sweepResourcesSpec>;
+
+/** Each stage's resources, its own setting first, then the sweep's, then none. */
+export function stageResourcesOf(r: SweepResources | undefined): Record<SweepStage, Resources> {
+  const gpu = (s: SweepStage) => r?.[s]?.gpu ?? r?.gpu ?? 0;
+  return { vft: { gpu: gpu('vft') }, align: { gpu: gpu('align') } };
+}
 
 const runId = z.string().min(1).max(64);
 /** The job's own credential for its run (libs/db/src/run-tokens.ts): the worker logs with it, holding no team key. */
@@ -126,8 +158,11 @@ export const releaseJobPayload = z.object({
   /** Alignment runs started side by side at most (the sweep's cap shared among its parents). */
   lanes: z.number().int().min(1).max(64),
   runs: z.array(z.object({ runId, runToken })).max(1000),
+  /** Where the alignment runs train (jobs queued before GPU jobs carry none: CPUs). */
+  resources: resourcesSpec.default(CPU_RESOURCES),
 });
 export type ReleaseJobPayload = z.infer<typeof releaseJobPayload>;
+export type ReleaseJobInput = z.input<typeof releaseJobPayload>;
 
 /** What a finished training job returns (BullMQ keeps it as the job's return value). */
 export const trainResult = z.object({

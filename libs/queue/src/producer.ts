@@ -3,9 +3,13 @@ import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   releaseJobPayload,
+  resourcesSpec,
   trainJobPayload,
+  wantsGpu,
   type AlignJobConfig,
+  type ReleaseJobInput,
   type ReleaseJobPayload,
+  type ResourcesInput,
   type TrainJobInput,
   type TrainJobPayload,
 } from './jobs';
@@ -15,6 +19,14 @@ import { redisTimeout as timeout } from './timeout';
 export const QUEUE_RUNS = 'aft-runs';
 /** Light jobs the worker runs in its own process (a sweep parent's release). */
 export const controlQueueName = (runs: string) => `${runs}-control`;
+/**
+ * Training jobs that asked for a GPU (`resources: { gpu: 1 }`): only workers started with `AFT_WORKER_GPUS` take
+ * them, that many at a time (docs/architecture.md, "GPU jobs").
+ */
+export const gpuQueueName = (runs: string) => `${runs}-gpu`;
+/** The queue a training job goes to, by what it asks for. */
+export const trainQueueName = (runs: string, resources: ResourcesInput | undefined) =>
+  wantsGpu(resources) ? gpuQueueName(runs) : runs;
 /** Pub/sub channel on which producers ask every worker to abort a run in progress. */
 export const cancelChannel = (runs: string) => `${runs}:cancel`;
 
@@ -27,6 +39,7 @@ export function testQueueName(base = QUEUE_RUNS): string {
 export async function dropTestQueues(producer: JobProducer | undefined): Promise<void> {
   if (!producer) return;
   await producer.runs.obliterate({ force: true }).catch(() => undefined);
+  await producer.gpu.obliterate({ force: true }).catch(() => undefined);
   await producer.control.obliterate({ force: true }).catch(() => undefined);
   await producer.alerts.queue.obliterate({ force: true }).catch(() => undefined);
   await producer.close();
@@ -65,8 +78,12 @@ export const TRAIN_JOB_OPTIONS: JobsOptions = {
 /** Children of a flow: the parent goes ahead when a child fails or is canceled, and decides what that means. */
 const CHILD_OPTIONS: JobsOptions = { ...TRAIN_JOB_OPTIONS, ignoreDependencyOnFailure: true };
 
-/** Alignment runs in `lanes` chains: each chain is a nested flow, so its runs train one after another. */
+/**
+ * Alignment runs in `lanes` chains: each chain is a nested flow, so its runs train one after another; on the GPU queue
+ * when the release asks for it. `queue` is the CPU training queue's name.
+ */
 export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[] {
+  const queueName = trainQueueName(queue, release.resources);
   const lanes: ReleaseJobPayload['runs'][] = Array.from(
     { length: Math.min(release.lanes, release.runs.length) },
     () => [],
@@ -84,7 +101,7 @@ export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[]
       };
       flow = {
         name: 'train',
-        queueName: queue,
+        queueName,
         data,
         opts: { ...CHILD_OPTIONS, jobId: r.runId },
         children: flow ? [flow] : undefined,
@@ -96,12 +113,17 @@ export function alignLanes(queue: string, release: ReleaseJobPayload): FlowJob[]
 
 export interface SweepParentJob {
   vft: TrainJobInput & { kind: 'vft' };
-  release: ReleaseJobPayload;
+  /** Where the VFT parent trains (its alignment runs: `release.resources`). */
+  resources?: ResourcesInput;
+  release: ReleaseJobInput;
 }
 
 /** The producer side of the queues: single runs, whole sweeps, cancellation. */
 export class JobProducer {
+  /** Training jobs on CPUs. */
   readonly runs: Queue;
+  /** Training jobs that asked for a GPU. */
+  readonly gpu: Queue;
   readonly control: Queue;
   /** Alert firings (alerts.ts), on the queue beside this one. */
   readonly alerts: AlertQueue;
@@ -113,30 +135,35 @@ export class JobProducer {
     alertOptions: AlertQueueOptions = {},
   ) {
     this.runs = new Queue(queueName, { connection: redis });
+    this.gpu = new Queue(gpuQueueName(queueName), { connection: redis });
     this.alerts = new AlertQueue(redis, alertsQueueName(queueName), alertOptions);
     this.control = new Queue(controlQueueName(queueName), { connection: redis });
     this.flows = new FlowProducer({ connection: redis });
   }
 
-  /** Enqueues one run's training job; the job id is the run id, so enqueueing twice is a no-op. */
-  async enqueueRun(payload: TrainJobInput): Promise<string> {
+  /**
+   * Enqueues one run's training job, on the GPU queue when `resources` asks for one; the job id is the run id, so
+   * enqueueing twice is a no-op.
+   */
+  async enqueueRun(payload: TrainJobInput, resources?: ResourcesInput): Promise<string> {
     const data = trainJobPayload.parse(payload);
-    const job = await timeout(
-      this.runs.add('train', data, { ...TRAIN_JOB_OPTIONS, jobId: data.runId }),
-      'enqueue a run',
-    );
+    const queue = wantsGpu(resourcesSpec.parse(resources ?? {})) ? this.gpu : this.runs;
+    const job = await timeout(queue.add('train', data, { ...TRAIN_JOB_OPTIONS, jobId: data.runId }), 'enqueue a run');
     return job.id ?? data.runId;
   }
 
   /**
    * Enqueues a sweep: per VFT parent, a flow whose parent is the release job (control queue) and whose child is the
-   * VFT job. When the VFT job has trained and sampled, the release job enqueues the alignment runs (`alignLanes`).
+   * VFT job (on the GPU queue when `resources` asks for one). When the VFT job has trained and sampled, the release
+   * job enqueues the alignment runs (`alignLanes`), where `release.resources` says. A flow spans queues: the release
+   * job waits for its child wherever that trains.
    */
   async enqueueSweep(parents: readonly SweepParentJob[]): Promise<void> {
     const flows = this.flows.addBulk(
       parents.map((p) => {
         const release = releaseJobPayload.parse(p.release);
         const vft = trainJobPayload.parse(p.vft);
+        const queueName = trainQueueName(this.queueName, resourcesSpec.parse(p.resources ?? {}));
         return {
           name: 'release',
           queueName: this.control.name,
@@ -147,9 +174,7 @@ export class JobProducer {
             backoff: { type: 'exponential', delay: 1_000 },
             removeOnComplete: { age: 7 * 24 * 3600 },
           },
-          children: [
-            { name: 'train', queueName: this.queueName, data: vft, opts: { ...CHILD_OPTIONS, jobId: vft.runId } },
-          ],
+          children: [{ name: 'train', queueName, data: vft, opts: { ...CHILD_OPTIONS, jobId: vft.runId } }],
         };
       }),
     );
@@ -157,8 +182,8 @@ export class JobProducer {
   }
 
   /** Enqueues the alignment runs waiting for a parent (what a release job does, with the payload it parsed). */
-  async enqueueLanes(release: ReleaseJobPayload): Promise<void> {
-    await this.flows.addBulk(alignLanes(this.queueName, release));
+  async enqueueLanes(release: ReleaseJobInput): Promise<void> {
+    await this.flows.addBulk(alignLanes(this.queueName, releaseJobPayload.parse(release)));
   }
 
   /**
@@ -172,7 +197,7 @@ export class JobProducer {
 
   private async cancelNow(runIds: readonly string[]): Promise<void> {
     for (const id of runIds) {
-      const job = await this.runs.getJob(id);
+      const job = (await this.runs.getJob(id)) ?? (await this.gpu.getJob(id));
       const state = job ? await job.getState() : null;
       if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized') && !job.parent) {
         await job.remove().catch(() => undefined); // taken by a worker meanwhile: the broadcast below stops it
@@ -183,7 +208,13 @@ export class JobProducer {
 
   /** Closes the queues and the Redis connection the producer was given (it owns it). */
   async close(): Promise<void> {
-    await Promise.all([this.runs.close(), this.control.close(), this.flows.close(), this.alerts.close()]);
+    await Promise.all([
+      this.runs.close(),
+      this.gpu.close(),
+      this.control.close(),
+      this.flows.close(),
+      this.alerts.close(),
+    ]);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

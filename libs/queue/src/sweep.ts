@@ -1,12 +1,23 @@
 /**
- * Sweep specs: a base config, axes to vary, grid or random search, a concurrency cap and a degradation policy.
+ * Sweep specs: a base config, axes to vary, grid or random search, a concurrency cap, a degradation policy, and the
+ * resources of each stage.
  * `planSweep` expands a spec into VFT parents and the alignment runs that start from them: alignment runs whose
  * VFT settings (preset, seed, VFT overrides) agree share one parent, and runs that also agree on sampling
  * (k, temperature, questions) share one labelled sample set.
  */
 import { z } from 'zod';
-import { isRankingMethod, SETTING_BOUNDS, SWEEP_BASE_DEFAULTS } from '@aft/aft-core/spec';
-import { alignJobConfig, boundedNumber, SETTINGS, vftJobConfig, type AlignJobConfig, type VftJobConfig } from './jobs';
+import { isRankingMethod, SETTING_BOUNDS, SWEEP_BASE_DEFAULTS, type SweepStage } from '@aft/aft-core/spec';
+import {
+  alignJobConfig,
+  boundedNumber,
+  SETTINGS,
+  stageResourcesOf,
+  sweepResourcesSpec,
+  vftJobConfig,
+  type AlignJobConfig,
+  type Resources,
+  type VftJobConfig,
+} from './jobs';
 
 /** The most runs one sweep may expand to. */
 export const MAX_SWEEP_RUNS = 256;
@@ -104,6 +115,8 @@ export const sweepSpec = z
       .default(2),
     /** What a degraded alignment run gets: an event only (`flag`), or stopped as well (`stop`). */
     onDegradation: SETTINGS.onDegradation.default(SWEEP_BASE_DEFAULTS.onDegradation),
+    /** Where its jobs train, e.g. `{ vft: { gpu: 1 } }`: the parents on a GPU, the alignment runs on CPUs (jobs.ts). */
+    resources: sweepResourcesSpec.default({}),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -148,6 +161,8 @@ export interface PlannedRun {
 export interface SweepPlan {
   parents: PlannedParent[];
   runs: PlannedRun[];
+  /** Where each stage trains: the parents (`vft`) and the alignment runs (`align`). */
+  resources: Record<SweepStage, Resources>;
 }
 
 type Point = Required<z.infer<typeof point>>;
@@ -304,5 +319,5 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     parts.push(`s${p.seed}`);
     return { parentKey: key, name: parts.filter(Boolean).join('-'), config };
   });
-  return { parents: [...parents.values()], runs };
+  return { parents: [...parents.values()], runs, resources: stageResourcesOf(spec.resources) };
 }

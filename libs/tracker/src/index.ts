@@ -103,6 +103,8 @@ export type AttachOptions = BatchOptions & {
   apiKey?: string;
   /** The backend the trainer chose, recorded on the run. */
   backend?: string;
+  /** Where the run trains (`backend.…`, `worker.…`), recorded as its params (runStartInput in @aft/contracts). */
+  params?: Record<string, string>;
   retryForMs?: number;
   fetch?: TransportOptions['fetch'];
   onRetry?: TransportOptions['onRetry'];
@@ -114,7 +116,7 @@ export type AttachOptions = BatchOptions & {
  */
 export async function attach(opts: AttachOptions): Promise<Run | null> {
   const { url, transport } = transportFor(opts);
-  const started = await transport.call('runs.start', { id: opts.runId, backend: opts.backend });
+  const started = await transport.call('runs.start', { id: opts.runId, backend: opts.backend, params: opts.params });
   if (!started.started) return null;
   const info = await transport.call('runs.get', { id: opts.runId });
   return new Run(info, url, transport, {

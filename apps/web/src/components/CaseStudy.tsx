@@ -2,7 +2,7 @@
 import { useRouter } from 'next/navigation';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
-import { alignJobConfig, type AlignJobConfig } from '@aft/queue/spec';
+import { alignJobConfig, resourcesSpec, wantsGpu, type AlignJobConfig } from '@aft/queue/spec';
 import type { RouterOutputs } from '@aft/api';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import type { Degradation, Example } from '../lib/degradation';
@@ -157,6 +157,8 @@ function ForkSettings({
   const [lr, setLr] = useState(String(c.lr));
   const [wNll, setWNll] = useState(String(c.wNll));
   const [steps, setSteps] = useState(String(c.steps));
+  // where the run asked to train, which a fork asks again unless unticked
+  const [gpu, setGpu] = useState(() => wantsGpu(resourcesSpec.safeParse(run.config['resources']).data));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const fork = async () => {
@@ -172,6 +174,7 @@ function ForkSettings({
         tags: ['fork'],
         // the numbers as typed: the launch checks them, and says what is wrong
         config: { ...c, constraint, beta: Number(beta), lr: Number(lr), wNll: Number(wNll), steps: Number(steps) },
+        ...(gpu ? { resources: { gpu: 1 } } : {}),
       });
       router.push(`/runs/${res.runId}`);
     } catch (e) {
@@ -229,6 +232,10 @@ function ForkSettings({
         </label>
         <label>
           steps <input value={steps} onChange={(e) => setSteps(e.target.value)} size={5} aria-label="fork steps" />
+        </label>
+        <label className="check" title="GPU jobs wait for a worker started with AFT_WORKER_GPUS">
+          <input type="checkbox" checked={gpu} onChange={(e) => setGpu(e.target.checked)} aria-label="fork on a GPU" />{' '}
+          on a GPU
         </label>
         <button type="button" className="primary" disabled={busy} onClick={() => void fork()}>
           {busy ? 'Launching…' : 'Fork with these settings'}

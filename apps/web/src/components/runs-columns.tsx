@@ -3,16 +3,19 @@ import type { ReactNode } from 'react';
 import type { RouterOutputs } from '@aft/api';
 import { fmtAgo, fmtDuration, fmtNumber } from '../lib/format';
 import { HIDEABLE_COLUMNS, type HideableColumn } from '../lib/runs-url';
+import { trainedOn, trainedOnText, type TrainedOn } from '../lib/trained-on';
 import { StatusBadge } from './ui';
 
 type ListedRun = RouterOutputs['runs']['list']['items'][number];
+type Listed =
+  'id' | 'name' | 'method' | 'constraint' | 'status' | 'tags' | 'summary' | 'createdAt' | 'startedAt' | 'finishedAt';
 /** What the table shows of a run of runs.list; all that the page sends (a run's config can be large). */
-export type RunRow = Pick<
-  ListedRun,
-  'id' | 'name' | 'method' | 'constraint' | 'status' | 'tags' | 'summary' | 'createdAt' | 'startedAt' | 'finishedAt'
->;
+export type RunRow = Pick<ListedRun, Listed> & { trainedOn: TrainedOn | null };
+
 /** A run as the table keeps it: from the server (dates as Date) or from runs.list over HTTP (dates as strings). */
-export const tableRow = <R extends Record<keyof RunRow, unknown>>(r: R): Pick<R, keyof RunRow> => ({
+export const tableRow = <R extends Record<Listed | 'config' | 'backend', unknown>>(
+  r: R,
+): Pick<R, Listed> & { trainedOn: TrainedOn | null } => ({
   id: r.id,
   name: r.name,
   method: r.method,
@@ -23,7 +26,9 @@ export const tableRow = <R extends Record<keyof RunRow, unknown>>(r: R): Pick<R,
   createdAt: r.createdAt,
   startedAt: r.startedAt,
   finishedAt: r.finishedAt,
+  trainedOn: trainedOn(r.config, typeof r.backend === 'string' ? r.backend : null),
 });
+
 /** An aggregate row: the loaded runs of one method × constraint. */
 export interface RunGroup {
   key: string;
@@ -138,6 +143,13 @@ const BUILT_IN: Column[] = [
       const end = r.finishedAt ? new Date(r.finishedAt).getTime() : r.status === 'running' ? ctx.now : null;
       return { body: start && end ? fmtDuration(end - start) : '—' };
     },
+  },
+  {
+    id: 'trained',
+    label: 'Trained on',
+    ...fixed(220),
+    className: 'trained',
+    run: (r) => trainedOnText(r.trainedOn),
   },
 ];
 

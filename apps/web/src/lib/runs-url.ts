@@ -20,7 +20,7 @@ export interface RunsView {
 }
 
 /** The built-in columns a view may hide, in the table's order (the selection box and the name always show). */
-export const HIDEABLE_COLUMNS = ['status', 'method', 'constraint', 'tags', 'created', 'runtime'] as const;
+export const HIDEABLE_COLUMNS = ['status', 'method', 'constraint', 'tags', 'created', 'runtime', 'trained'] as const;
 export type HideableColumn = (typeof HIDEABLE_COLUMNS)[number];
 /** Known names only, each once, in the table's order: one view has one URL, and an edited URL cannot add columns. */
 const hidden = (names: readonly string[]): HideableColumn[] => HIDEABLE_COLUMNS.filter((c) => names.includes(c));

@@ -6,7 +6,7 @@
  */
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { encodeDeep, id, pgText, tags } from '@aft/contracts';
+import { encodeDeep, id, pgText, runStartInput, tags } from '@aft/contracts';
 import {
   cancelRuns,
   countStatuses,
@@ -23,7 +23,16 @@ import {
   type Db,
   type NewRun,
 } from '@aft/db';
-import { alignJobConfig, planSweep, sweepSpec, vftJobConfig, type SweepParentJob } from '@aft/queue';
+import {
+  alignJobConfig,
+  planSweep,
+  resourcesSpec,
+  sweepSpec,
+  vftJobConfig,
+  wantsGpu,
+  type Resources,
+  type SweepParentJob,
+} from '@aft/queue';
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
 import { alertOnStatus } from '../alerts/fire';
 import { configHash } from './runs';
@@ -32,7 +41,16 @@ const launchBase = {
   project: pgText.trim().min(1).max(100),
   name: pgText.min(1).max(200).optional(),
   tags: tags.default([]),
+  /** `{ gpu: 1 }`: train on a GPU worker (docs/architecture.md, "GPU jobs"). */
+  resources: resourcesSpec.optional(),
 };
+
+/**
+ * A run's stored config with what it asked of its worker (`resources`, only when it asked for a GPU, like `forkOf`
+ * outside the config hash): the run page shows it, and a fork or relaunch reads it back. The worker's schemas drop it.
+ */
+const withResources = (config: Record<string, unknown>, r: Resources | undefined): Record<string, unknown> =>
+  wantsGpu(r) ? { ...config, resources: r } : config;
 export const runLaunchInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vft'), ...launchBase, config: vftJobConfig }).strict(),
   z
@@ -106,10 +124,13 @@ export const launchRouter = {
       name: input.name ?? (input.kind === 'vft' ? `vft-${c.seed}` : `${(c as { method: string }).method}-${c.seed}`),
       method: input.kind === 'vft' ? 'vft' : input.config.method,
       constraint: input.kind === 'vft' ? 'none' : input.config.constraint,
-      config: {
-        ...(c as Record<string, unknown>),
-        ...(input.kind === 'align' && input.forkOf ? { forkOf: input.forkOf } : {}),
-      },
+      config: withResources(
+        {
+          ...(c as Record<string, unknown>),
+          ...(input.kind === 'align' && input.forkOf ? { forkOf: input.forkOf } : {}),
+        },
+        input.resources,
+      ),
       configHash: configHash(c),
       seed: c.seed,
       tags: [...new Set(input.tags)],
@@ -126,14 +147,11 @@ export const launchRouter = {
     const runToken = tokens.get('run')!;
     await enqueueOrUndo(ctx.db.pool, [runId], null, () =>
       input.kind === 'vft'
-        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken })
-        : ctx.jobs.enqueueRun({
-            kind: 'align',
-            runId,
-            runToken,
-            parentRunId: parentRunId!,
-            initFromRunId: input.forkOf,
-          }),
+        ? ctx.jobs.enqueueRun({ kind: 'vft', runId, runToken }, input.resources)
+        : ctx.jobs.enqueueRun(
+            { kind: 'align', runId, runToken, parentRunId: parentRunId!, initFromRunId: input.forkOf },
+            input.resources,
+          ),
     );
     return { runId };
   }),
@@ -148,14 +166,15 @@ export const launchRouter = {
     return { id: input.id, canceled: canceled.length > 0, status: canceled.length ? 'canceled' : run.status };
   }),
 
-  /** A worker takes up a run (or resumes it after a crash); `started: false` means skip it (canceled or finished). */
-  start: logProcedure
-    .input(z.object({ id, backend: pgText.min(1).max(64).optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const res = await startRun(ctx.db.pool, input.id, ctx.actor.teamId, input.backend ?? null);
-      if (!res) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
-      return res;
-    }),
+  /**
+   * A worker takes up a run (or resumes it after a crash); `started: false` means skip it (canceled or finished). It
+   * records where it trains the run as params (runStartInput).
+   */
+  start: logProcedure.input(runStartInput).mutation(async ({ ctx, input }) => {
+    const res = await startRun(ctx.db.pool, input.id, ctx.actor.teamId, input.backend ?? null, input.params);
+    if (!res) throw new TRPCError({ code: 'NOT_FOUND', message: `run ${input.id} not found` });
+    return res;
+  }),
 };
 
 async function sweepView(db: Db, teamId: string, sweepId: string) {
@@ -185,7 +204,7 @@ export const sweepsRouter = {
         name: p.name,
         method: 'vft',
         constraint: 'none',
-        config: p.config as Record<string, unknown>,
+        config: withResources(p.config, plan.resources.vft),
         configHash: configHash(p.config),
         seed: p.config.seed,
         tags: ['sweep', 'parent'],
@@ -196,7 +215,7 @@ export const sweepsRouter = {
         name: r.name,
         method: r.config.method,
         constraint: r.config.constraint,
-        config: r.config as Record<string, unknown>,
+        config: withResources(r.config, plan.resources.align),
         configHash: configHash(r.config),
         seed: r.config.seed,
         tags: ['sweep'],
@@ -212,10 +231,12 @@ export const sweepsRouter = {
     );
     const jobs: SweepParentJob[] = plan.parents.map((p) => ({
       vft: { kind: 'vft', runId: ids.get(p.key)!, runToken: tokens.get(p.key)!, sweepId: sweepId! },
+      resources: plan.resources.vft,
       release: {
         sweepId: sweepId!,
         parentRunId: ids.get(p.key)!,
         lanes,
+        resources: plan.resources.align,
         runs: plan.runs.flatMap((r, i) =>
           r.parentKey === p.key ? [{ runId: ids.get(`run-${i}`)!, runToken: tokens.get(`run-${i}`)! }] : [],
         ),
