@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Pool } from 'pg';
 import { csvCell } from './csv';
+import { readPoints, STEP_MAX, STEP_MIN } from './metric-chunks';
 import { insertMetricPoints } from './metrics';
 import { withTransaction } from './touch';
 import { insertSamples, type StoredSample } from './run-writes';
@@ -221,25 +222,17 @@ export async function* generateExportTar(
 
   const metrics = new Parts('metrics', partBytes);
   for (const r of runs) {
-    let after: [number, number] = [-1, -1];
-    for (;;) {
-      const page = await pool.query<{ key_id: number; key: string; step: number; value: number; t: string | null }>(
-        `SELECT p.key_id, k.name AS key, p.step, p.value, (extract(epoch FROM p.wall_time) * 1000)::bigint::text AS t
-         FROM metric_point p JOIN metric_key k ON k.id = p.key_id
-         WHERE p.run_num = $1 AND (p.key_id, p.step) > ($2, $3) ORDER BY p.key_id, p.step LIMIT ${PAGE}`,
-        [r.num, after[0], after[1]],
-      );
-      for (const p of page.rows)
-        yield* metrics.push({
-          run: r.id,
-          key: p.key,
-          step: p.step,
-          value: num(p.value),
-          time: p.t === null ? null : Number(p.t),
-        });
-      if (page.rows.length < PAGE) break;
-      const last = page.rows[page.rows.length - 1]!;
-      after = [last.key_id, last.step];
+    // each key's points from chunks and tail, merged (one key in memory at a time)
+    const keys = await pool.query<{ key_id: number; key: string }>(
+      `SELECT k.id AS key_id, k.name AS key FROM metric_key k
+       WHERE k.id IN (SELECT key_id FROM metric_point WHERE run_num = $1 UNION SELECT key_id FROM metric_chunk WHERE run_num = $1)
+       ORDER BY k.id`,
+      [r.num],
+    );
+    for (const k of keys.rows) {
+      const p = await readPoints(pool, r.num, k.key_id, STEP_MIN, STEP_MAX);
+      for (let i = 0; i < p.steps.length; i++)
+        yield* metrics.push({ run: r.id, key: k.key, step: p.steps[i]!, value: num(p.values[i]!), time: p.times[i]! });
     }
   }
   yield* metrics.flush();
@@ -536,6 +529,9 @@ export async function importArchive(
         projectId,
       ]);
       await pool.query('DELETE FROM metric_rollup WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)', [
+        projectId,
+      ]);
+      await pool.query('DELETE FROM metric_chunk WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)', [
         projectId,
       ]);
       await pool.query('DELETE FROM project WHERE id = $1', [projectId]);

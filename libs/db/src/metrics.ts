@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { CHUNK_POINTS, foldedAmong, foldKey } from './metric-chunks';
 import { touchRun, withTransaction } from './touch';
 
 /**
@@ -242,7 +243,7 @@ export async function insertMetricPoints(
   pool: Pool,
   runId: string,
   input: PointColumns | readonly MetricPoint[],
-  opts: { teamId?: string; maxKeys?: number } = {},
+  opts: { teamId?: string; maxKeys?: number; fold?: boolean } = {},
 ): Promise<InsertResult> {
   let cols = Array.isArray(input) ? pointsToColumns(input as readonly MetricPoint[]) : (input as PointColumns);
   if (new Set(cols.keys).size !== cols.keys.length) {
@@ -257,15 +258,22 @@ export async function insertMetricPoints(
   if (names.length > maxKeys) throw new MetricKeyCapError(runId, maxKeys, null, names.length);
   const keyIds = await resolveKeyIds(pool, names);
   const idOf = cols.keys.map((k) => keyIds.get(k)!);
-  const rows = distinctRows(cols);
-  const ks = numArray(rows.map((i) => idOf[cols.key[i]!]!));
-  const steps = numArray(rows.map((i) => cols.step[i]!));
-  const values = numArray(rows.map((i) => cols.value[i]!));
-  const times = numArray(cols.time ? rows.map((i) => cols.time![i] ?? null) : rows.map(() => null));
-  return withTransaction(pool, async (c) => {
+  let rows = distinctRows(cols);
+  const result = await withTransaction(pool, async (c) => {
     const { num, writeSeq } = await touchRun(c, runId, opts.teamId);
     // checked under the run's lock, so concurrent batches of one run cannot together pass the cap
     await assertKeyCap(c, runId, names, maxKeys);
+    // points already folded into chunks (a late retry): under the run's lock, which every fold takes too
+    const folded = await foldedAmong(
+      c,
+      num,
+      rows.map((i) => ({ keyId: idOf[cols.key[i]!]!, step: cols.step[i]! })),
+    );
+    if (folded.size) rows = rows.filter((i) => !folded.has(`${idOf[cols.key[i]!]!}:${cols.step[i]!}`));
+    const ks = numArray(rows.map((i) => idOf[cols.key[i]!]!));
+    const steps = numArray(rows.map((i) => cols.step[i]!));
+    const values = numArray(rows.map((i) => cols.value[i]!));
+    const times = numArray(cols.time ? rows.map((i) => cols.time![i] ?? null) : rows.map(() => null));
     let inserted = rows;
     await c.query('SAVEPOINT points');
     try {
@@ -280,10 +288,19 @@ export async function insertMetricPoints(
       const fresh = new Set(res.rows.map((r) => r.key_id * STEP_SPAN + r.step));
       inserted = rows.filter((i) => fresh.has(idOf[cols.key[i]!]! * STEP_SPAN + cols.step[i]!));
     }
-    if (inserted.length) await foldAggregates(c, runId, num, cols, inserted, idOf);
-    return { inserted: inserted.length, skipped: total - inserted.length, writeSeq };
+    const full = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
+    return { inserted: inserted.length, skipped: total - inserted.length, writeSeq, num, full };
   });
+  // the write-path trigger: a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting
+  if (opts.fold ?? FOLD_ON_WRITE) for (const k of result.full) await foldKey(pool, result.num, k);
+  return { inserted: result.inserted, skipped: result.skipped, writeSeq: result.writeSeq };
 }
+
+/**
+ * Whether batch inserts fold full chunks themselves (AFT_METRIC_FOLD=1). Off by default for now: until every reader
+ * of metric_point in the tests goes through readPoints/countStoredPoints, folding runs as `foldPending` (a sweep).
+ */
+const FOLD_ON_WRITE = process.env['AFT_METRIC_FOLD'] === '1';
 
 /** Indices of the batch's points without repeats of a (key, step), keeping the first of each. */
 function distinctRows(cols: PointColumns): number[] {
@@ -307,6 +324,7 @@ function distinctRows(cols: PointColumns): number[] {
   });
 }
 
+/** Folds the inserted points into rollups and key stats; returns the key ids whose count crossed a chunk boundary. */
 async function foldAggregates(
   c: PoolClient,
   runId: string,
@@ -314,7 +332,7 @@ async function foldAggregates(
   cols: PointColumns,
   rows: readonly number[],
   idOf: readonly number[],
-) {
+): Promise<number[]> {
   type Rollup = Agg & { keyId: number; width: number; bucket: number };
   // finest level from the points, then each level from the one below (a bucket of 2w is two buckets of w)
   let level = new Map<number, Rollup>();
@@ -362,7 +380,7 @@ async function foldAggregates(
     col((r) => r.lastValue),
   ]);
   const ks = [...perKey.keys()].sort((a, b) => (cols.keys[a]! < cols.keys[b]! ? -1 : 1));
-  await c.query(KEYS_UPSERT, [
+  const after = await c.query<{ key_id: number; count: number }>(`${KEYS_UPSERT} RETURNING key_id, count`, [
     runId,
     ks.map((k) => cols.keys[k]!),
     ks.map((k) => idOf[k]!),
@@ -371,4 +389,8 @@ async function foldAggregates(
     ks.map((k) => perKey.get(k)!.lastStep),
     ks.map((k) => perKey.get(k)!.lastValue),
   ]);
+  const added = new Map(ks.map((k) => [idOf[k]!, perKey.get(k)!.count]));
+  return after.rows
+    .filter((r) => Math.floor(r.count / CHUNK_POINTS) > Math.floor((r.count - added.get(r.key_id)!) / CHUNK_POINTS))
+    .map((r) => r.key_id);
 }

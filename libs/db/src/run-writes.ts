@@ -251,6 +251,7 @@ export async function deleteRun(
     if (row === undefined) throw new RunNotFoundError(runId);
     await c.query('DELETE FROM metric_point WHERE run_num = $1', [row.num]);
     await c.query('DELETE FROM metric_rollup WHERE run_num = $1', [row.num]);
+    await c.query('DELETE FROM metric_chunk WHERE run_num = $1', [row.num]);
     await within?.(c, { name: row.name });
   });
 }

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { readPoints } from './metric-chunks';
 import { ROLLUP_WIDTHS } from './metrics';
 
 export interface SeriesRequest {
@@ -169,29 +170,83 @@ async function jsonRow<T>(pool: Pool, sql: string, params: unknown[]): Promise<T
   return JSON.parse(res.rows[0]?.j ?? 'null') as T;
 }
 
+/** A value as JSON carries it: non-finite values as their strings (what Postgres' to_json writes). */
+export const jsonNumber = (v: number): JsonNumber =>
+  Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v;
+
+/** Raw points of [lo, hi], exact: the chunks the range needs are decoded and merged with the tail. */
 async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
-  const cols = await jsonRow<Pick<RawSeries, 'steps' | 'values' | 'times'> | null>(
-    pool,
-    `SELECT json_build_object(
-       'steps', json_agg(step ORDER BY step),
-       'values', json_agg(value ORDER BY step),
-       'times', json_agg(round(extract(epoch FROM wall_time) * 1000) ORDER BY step))::text AS j
-     FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $3 AND $4`,
-    [s.num, s.key_id, lo, hi],
-  );
-  return cols?.steps ? cols : { steps: [], values: [], times: [] };
+  const p = await readPoints(pool, s.num, s.key_id, lo, hi);
+  return { steps: p.steps, values: p.values.map(jsonNumber), times: p.times };
 }
 
 /** The wall time of each non-empty bucket's last point (the same buckets the counts come in). */
 async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<number[]> {
-  const t = await jsonRow<number[] | null>(
-    pool,
-    `SELECT json_agg(t ORDER BY b)::text AS j FROM (
-       SELECT step / $3::int AS b, round(extract(epoch FROM max(wall_time)) * 1000) AS t
-       FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5 GROUP BY 1) q`,
-    [s.num, s.key_id, w, Math.floor(lo / w) * w, (Math.floor(hi / w) + 1) * w - 1],
-  );
-  return t ?? [];
+  const p = await readPoints(pool, s.num, s.key_id, Math.floor(lo / w) * w, (Math.floor(hi / w) + 1) * w - 1);
+  const out: number[] = [];
+  let bucket: number | null = null;
+  for (let i = 0; i < p.steps.length; i++) {
+    const b = Math.floor(p.steps[i]! / w);
+    if (b !== bucket) {
+      bucket = b;
+      out.push(p.times[i]!);
+    } else out[out.length - 1] = Math.max(out[out.length - 1]!, p.times[i]!);
+  }
+  return out;
+}
+
+/** The shortest decimal that reads back as the same float32 (what Postgres prints for a float4). */
+function shortestFloat32(f: number): number {
+  const reads = (p: number) => Math.fround(Number(f.toPrecision(p))) === f;
+  // noisy metrics need 7–9 digits and round ones few: search from 6 both ways, not from 1
+  let p = 6;
+  if (reads(p)) while (p > 1 && reads(p - 1)) p--;
+  else while (p < 9 && !reads(p)) p++;
+  return Number(f.toPrecision(p));
+}
+
+/** `f4` of the SQL below, for values aggregated here: float32 precision where float32 can hold the value. */
+const json4 = (v: number): JsonNumber => {
+  const a = Math.abs(v);
+  return v === 0 || (a >= 1.2e-38 && a <= 3.4e38) ? shortestFloat32(Math.fround(v)) : jsonNumber(v);
+};
+
+/** Buckets of width `w` over step-ordered points, as the SQL aggregate over rows would give them. */
+function aggregatePoints(p: { steps: number[]; values: number[] }, w: number): BucketCols {
+  const out: BucketCols = { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
+  let bucket: number | null = null;
+  let min: number | null = null;
+  let max: number | null = null;
+  let last = 0;
+  // values are formatted once per bucket, not per point (formatting costs more than the aggregation)
+  const close = () => {
+    out.min.push(min === null ? null : json4(min));
+    out.max.push(max === null ? null : json4(max));
+    out.last.push(json4(last));
+  };
+  for (let i = 0; i < p.steps.length; i++) {
+    const b = Math.trunc(p.steps[i]! / w);
+    const v = p.values[i]!;
+    if (b !== bucket) {
+      if (bucket !== null) close();
+      bucket = b;
+      min = max = null;
+      out.steps.push(b * w);
+      out.count.push(0);
+      out.nan.push(0);
+      out.first.push(json4(v));
+    }
+    const k = out.steps.length - 1;
+    out.count[k]!++;
+    if (Number.isNaN(v)) out.nan[k]!++;
+    else {
+      if (min === null || v < min) min = v;
+      if (max === null || v > max) max = v;
+    }
+    last = v;
+  }
+  if (bucket !== null) close();
+  return out;
 }
 
 const BUCKET_JSON = `json_build_object(
@@ -212,11 +267,8 @@ async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi:
   let source: string;
   let params: unknown[];
   if (level === undefined) {
-    source = `SELECT step / $3::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
-                     min(value) FILTER (WHERE value <> 'NaN') AS min, max(value) FILTER (WHERE value <> 'NaN') AS max,
-                     (array_agg(value ORDER BY step))[1] AS first, (array_agg(value ORDER BY step DESC))[1] AS last
-              FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5 GROUP BY 1`;
-    params = [s.num, s.key_id, w, first * w, last * w + w - 1];
+    // under 64 steps a bucket: the range is at most 64 × buckets points, read exactly and aggregated here
+    return aggregatePoints(await readPoints(pool, s.num, s.key_id, first * w, last * w + w - 1), w);
   } else {
     const per = w / level;
     source = `SELECT bucket / $6::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,
