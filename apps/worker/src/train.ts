@@ -17,6 +17,7 @@ import {
   initBackend,
   labelQuestions,
   loadModel,
+  NoContrastError,
   NonFiniteLossError,
   resolveAlignConfig,
   resolveVftConfig,
@@ -322,7 +323,12 @@ export async function runTrainJob(
     return res;
   } catch (e) {
     if (e instanceof ShutdownError) throw e;
-    const err = e instanceof NonFiniteLossError ? new PermanentError(`non-finite loss: ${e.message}`) : (e as Error);
+    const err =
+      e instanceof NonFiniteLossError
+        ? new PermanentError(`non-finite loss: ${e.message}`)
+        : e instanceof NoContrastError
+          ? new PermanentError(e.message)
+          : (e as Error);
     // a retry resumes the run from its checkpoint; only the last attempt marks it failed
     if (err instanceof PermanentError || attempt.final) await run.finish('failed', err.message).catch(() => undefined);
     else await run.flush().catch(() => undefined);

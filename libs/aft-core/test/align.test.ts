@@ -11,6 +11,7 @@ import {
   generateArith,
   initBackend,
   loadCheckpoint,
+  NoContrastError,
   RANKING_METHODS,
   OPTIM_DEFAULTS,
   referenceLogProbs,
@@ -166,6 +167,8 @@ describe('alignment training smoke test', () => {
     expect(() => alignObjective(new CharTokenizer(), 80, [], spec)).toThrow(
       /no question in the sample set has both better and worse candidates/,
     );
+    // typed, so the worker fails the job at once instead of retrying a deterministic draw
+    expect(() => alignObjective(new CharTokenizer(), 80, [], spec)).toThrow(NoContrastError);
   });
 
   it('can put the reference COT among the positives, making an all-wrong question usable', () => {

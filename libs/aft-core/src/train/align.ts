@@ -81,12 +81,20 @@ export async function referenceLogProbs(
 }
 
 /**
+ * The sample set holds no question with both a better and a worse candidate, so no method has a pair to rank. The
+ * set is drawn deterministically from the parent, so a retry draws the same: callers treat it as permanent.
+ */
+export class NoContrastError extends Error {
+  override name = 'NoContrastError';
+}
+
+/**
  * A batch source and loss for `trainLoop`. Each step draws `groupsPerStep` groups; one token batch holds their
  * candidates followed by the NLL targets (reference COTs, or each group's best candidate for RRHF/PRO).
  */
 export function alignObjective(tok: CharTokenizer, blockSize: number, groups: Group[], spec: AlignSpec) {
   checkSpec(spec);
-  if (!groups.length) throw new Error('no question in the sample set has both better and worse candidates');
+  if (!groups.length) throw new NoContrastError('no question in the sample set has both better and worse candidates');
   if (spec.method === 'dpo' && groups.some((g) => !g.ref)) throw new Error('dpo: compute referenceLogProbs first');
   const nllOnBest = spec.method === 'rrhf' || spec.method === 'pro';
   let current: Group[] = [];
