@@ -32,6 +32,8 @@ const schema = z.object({
   AFT_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   /** How often a worker looks for stalled jobs (those whose worker died) to take them back. */
   AFT_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
+  /** How often this worker refreshes its fleet record (fleet.ts); the record expires after three missed beats. */
+  AFT_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
 });
 export type WorkerEnv = z.infer<typeof schema>;
 

@@ -13,6 +13,7 @@ import { trainingPools } from './pools';
 import { processRelease } from './release';
 import { startAlertWorker } from './alerts';
 import { SHUTDOWN } from './errors';
+import { joinFleet } from './fleet';
 
 const env = loadEnv();
 const connection = createRedis(env.REDIS_URL, 'worker');
@@ -62,6 +63,8 @@ for (const { pool, worker } of pools) {
   );
 }
 
+const fleet = joinFleet(connection, env, pools, (line) => console.warn(`${tag} ${line}`));
+
 await subscriber.subscribe(cancelChannel(env.AFT_QUEUE));
 subscriber.on('message', (_channel, message) => {
   try {
@@ -80,6 +83,8 @@ async function shutdown(signal: string) {
   console.log(`${tag} ${signal}: closing`);
   for (const w of training) w.cancelAllJobs(SHUTDOWN);
   await Promise.allSettled([...training.map((w) => w.close()), control.close(), alerts.close(), producer.close()]);
+  // listed until its jobs are released, then off the list: a worker that left is not a dead one
+  await fleet.stop().catch(() => undefined);
   subscriber.disconnect();
   connection.disconnect();
   process.exit(0);

@@ -45,6 +45,7 @@ export default async function process_(job: SandboxedJob, token?: string, signal
         queue: job.queueName,
         signal,
         log: (line) => void job.log(line),
+        onPlaced: (placement) => void job.updateProgress({ placement }),
       },
       { final: job.attemptsMade + 1 >= attempts },
     );

@@ -28,6 +28,7 @@ import {
 import type { SamplingSpec } from '@aft/queue';
 import type { Run, SampleRow } from '@aft/tracker';
 import type { ArtifactStore } from './store';
+import { SysSampler } from './sys';
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -71,6 +72,7 @@ class ProgressReporter {
 
 export class RunReporter {
   private readonly progress: ProgressReporter;
+  private readonly sys = new SysSampler();
 
   private constructor(
     readonly run: Run,
@@ -111,13 +113,16 @@ export class RunReporter {
   }
 
   private stepMetrics(s: StepInfo): Record<string, number> {
+    const tokensPerS = s.tokens / Math.max(s.ms / 1000, 1e-9);
     return {
       'train/tokens': (this.tokens += s.tokens),
       'train/loss': s.loss,
       'train/lr': s.lr,
       'train/grad_norm': s.gradNorm,
-      'train/tokens_per_s': s.tokens / Math.max(s.ms / 1000, 1e-9),
+      'train/tokens_per_s': tokensPerS,
       ...Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [`train/${k}`, v])),
+      // the GPU adapter is not here: it is a run param already (backend.adapter, placementParams in train.ts)
+      ...this.sys.sample(tokensPerS),
     };
   }
 

@@ -53,6 +53,8 @@ export interface JobContext {
   queue?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /** Told where the job trains (placementParams), for the worker's fleet record (fleet.ts). */
+  onPlaced?: (params: Record<string, string>) => void;
 }
 
 type Summary = Record<string, number | string | boolean | null>;
@@ -283,12 +285,14 @@ export async function runTrainJob(
         .catch(() => undefined);
     throw new Error(why, { cause: e });
   });
+  const placement = placementParams(info, ctx.queue);
+  ctx.onPlaced?.(placement);
   const run = await attach({
     runId: p.runId,
     url: ctx.trackerUrl,
     apiKey: p.runToken,
     backend: info.name,
-    params: placementParams(info, ctx.queue),
+    params: placement,
     retryForMs: 60_000,
   }).catch((e) => {
     // the run ended (canceled, finished) or was deleted after its job was queued, which revokes its token:

@@ -11,6 +11,7 @@ import { compareRouter } from './router/compare';
 import { launchRouter, sweepsRouter } from './router/sweeps';
 import { auditRouter, invitationsRouter, keysRouter, teamsRouter } from './router/teams';
 import { viewsRouter } from './router/views';
+import { fleetRouter } from './router/fleet';
 
 export const appRouter = router({
   projects: projectsRouter,
@@ -27,6 +28,7 @@ export const appRouter = router({
   keys: keysRouter,
   audit: auditRouter,
   views: viewsRouter,
+  fleet: fleetRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -103,6 +103,7 @@ const creatorOrOwner: Deny = (c) =>
 export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; capability?: boolean; deny?: Deny }> = {
   'projects.create': { need: 'log', input: () => ({ name: `new-${uniq()}` }) },
   'projects.list': { need: 'read', input: () => undefined },
+  'fleet.list': { need: 'read', input: () => undefined },
   'projects.get': { need: 'read', input: (f) => ({ id: f.projectId }) },
   'runs.create': { need: 'log', input: () => ({ project: `logged-${uniq()}`, config: { lr: 0.1 } }) },
   'runs.get': { need: 'read', input: (f) => ({ id: f.runId }) },

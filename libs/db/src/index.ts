@@ -28,3 +28,4 @@ export * from './alert-deliveries';
 export * from './saved-views';
 export * from './outcomes';
 export * from './mlflow';
+export * from './fleet';

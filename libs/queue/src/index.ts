@@ -7,3 +7,4 @@ export * from './spec';
 export * from './producer';
 export * from './alerts';
 export * from './webhook';
+export * from './fleet';

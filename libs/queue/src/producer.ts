@@ -15,6 +15,7 @@ import {
 } from './jobs';
 import { AlertQueue, alertsQueueName, type AlertQueueOptions } from './alerts';
 import { redisTimeout as timeout } from './timeout';
+import { readFleet, type FleetSnapshot } from './fleet';
 
 export const QUEUE_RUNS = 'aft-runs';
 /** Light jobs the worker runs in its own process (a sweep parent's release). */
@@ -204,6 +205,11 @@ export class JobProducer {
       }
     }
     await this.redis.publish(cancelChannel(this.queueName), JSON.stringify({ runIds }));
+  }
+
+  /** The workers registered on these queues and the jobs they hold (fleet.ts). */
+  fleet(): Promise<FleetSnapshot> {
+    return timeout(readFleet(this.redis, this.queueName, [this.runs, this.gpu]), 'read the fleet');
   }
 
   /** Closes the queues and the Redis connection the producer was given (it owns it). */

@@ -41,6 +41,7 @@ export function AccountMenu({ me }: { me: Me }) {
           ))}
         </select>
       </label>
+      <Link href="/workers">Workers</Link>
       <Link href="/team">Team</Link>
       <span title={me.user.email}>{me.user.name || me.user.email}</span>
       <button type="button" onClick={signOut}>
