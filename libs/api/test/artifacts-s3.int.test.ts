@@ -1,14 +1,15 @@
 /**
  * MLflow artifacts kept in S3 (the artifact store on a real S3 protocol server, s3rver, started here): upload,
  * list and download over the MLflow routes, a file past one multipart part, bytes that fail their checksum never
- * served whole, the store down answered 503 with nothing recorded, and a deleted run's objects removed.
+ * served whole, the store down answered 503 with nothing recorded, a deleted run's objects removed, and a download
+ * whose object came without Content-Length sent whole (no `content-length: 0`).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RunNotifier } from '@aft/db';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { sha256Of, type S3Store } from '@aft/storage';
+import { S3Store, s3Client, sha256Of } from '@aft/storage';
 import { startS3rver, type TestS3 } from '@aft/storage/testing';
 import { createMlflowHandler } from '../src';
 import { createTeamWithKey, serveFetch } from '../src/testing';
@@ -85,11 +86,15 @@ describe('MLflow artifacts in S3', () => {
     const viaUi = await call('GET', `/get-artifact?run_id=${runId}&path=config/train.json`);
     expect(viaUi.bytes.toString()).toBe(config.toString());
 
-    expect((await store.list(`mlflow/${runId}/`)).map((o) => o.key)).toEqual([
-      `mlflow/${runId}/config/train.json`,
-      `mlflow/${runId}/model/weights.bin`,
-    ]);
-    expect((await store.stat(`mlflow/${runId}/model/weights.bin`))?.sha256).toBe(sha256Of(weights));
+    // each upload's bytes are an object of their own, named by their sha256, which the artifact row names
+    const objects = (await store.list(`mlflow/${runId}/`)).map((o) => o.key);
+    expect(objects.sort()).toEqual(
+      [config, weights]
+        .map((b) => expect.stringMatching(new RegExp(`^mlflow/${runId}/\\.blobs/${sha256Of(b)}-[0-9a-f]{16}$`)))
+        .sort(),
+    );
+    const blob = objects.find((k) => k.includes(sha256Of(weights)))!;
+    expect((await store.stat(blob))?.sha256).toBe(sha256Of(weights));
     expect((await call('GET', `${art}/model/none.bin`)).status).toBe(404);
   });
 
@@ -99,14 +104,16 @@ describe('MLflow artifacts in S3', () => {
     expect((await call('PUT', `${art}/data.bin`, body)).status).toBe(200);
     const changed = Buffer.from(body);
     changed[100] = changed[100]! ^ 1;
-    writeFileSync(s3.objectFile(store.bucket, `lab/mlflow/${runId}/data.bin`), changed);
+    const [blob] = (await store.list(`mlflow/${runId}/`)).map((o) => o.key);
+    writeFileSync(s3.objectFile(store.bucket, `lab/${blob}`), changed);
     const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
       const res = await mlflow(
         new Request(`http://test${art}/data.bin`, { headers: { authorization: `Bearer ${key}` } }),
       );
       await expect(res.arrayBuffer()).rejects.toThrow();
-      expect(String(logged.mock.calls[0]?.[1])).toContain(`artifact 'mlflow/${runId}/data.bin' failed its checksum`);
+      expect(String(logged.mock.calls[0]?.[0])).toContain(`download of data.bin (${blob}) stopped`);
+      expect(String(logged.mock.calls[0]?.[1])).toContain(`artifact '${blob}' failed its checksum`);
     } finally {
       logged.mockRestore();
     }
@@ -125,6 +132,34 @@ describe('MLflow artifacts in S3', () => {
     const list = await call('GET', `/api/2.0/mlflow/artifacts/list?run_id=${runId}`);
     expect(list.json['files'] ?? []).toEqual([]);
     expect(await store.list(`mlflow/${runId}/`)).toEqual([]);
+  });
+
+  it('a download whose object came without Content-Length is sent whole, with none (never content-length: 0)', async () => {
+    const { art } = await newRun();
+    const body = randomBytes(100_000);
+    expect((await call('PUT', `${art}/no-length.bin`, body)).status).toBe(200);
+    // the same bucket through a client whose GetObject answers carry no Content-Length, as some servers send them
+    const client = s3Client(s3.env);
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const r = await next(args);
+        if (context.commandName === 'GetObjectCommand') delete (r.output as { ContentLength?: number }).ContentLength;
+        return r;
+      },
+      { step: 'initialize' },
+    );
+    const lengthless = new S3Store({ client, bucket: store.bucket, prefix: 'lab' });
+    const h = createMlflowHandler({ db: t.db, notifier, auth: null, artifactDir: lengthless });
+    const srv = await serveFetch(h);
+    try {
+      const res = await fetch(`${srv.url}${art}/no-length.bin`, { headers: { authorization: `Bearer ${key}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBeNull();
+      expect(sha256Of(Buffer.from(await res.arrayBuffer()))).toBe(sha256Of(body));
+    } finally {
+      await srv.close();
+      client.destroy();
+    }
   });
 
   it("a deleted run's objects leave the bucket", async () => {

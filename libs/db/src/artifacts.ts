@@ -29,9 +29,19 @@ export async function teamArtifactBytes(
   return Number(r.rows[0]!.bytes);
 }
 
-/** Serializes a team's uploads until the transaction ends, so two cannot both fit in the last of its quota. */
-export async function lockTeamStorage(c: PoolClient, teamId: string): Promise<void> {
+/**
+ * Serializes a team's uploads until the transaction ends, so two cannot both fit in the last of its quota. With
+ * `timeoutMs`, this transaction waits at most that long for any lock (`SET LOCAL lock_timeout`): past it Postgres
+ * refuses the statement (isLockTimeout) instead of holding a connection while it queues.
+ */
+export async function lockTeamStorage(c: PoolClient, teamId: string, o: { timeoutMs?: number } = {}): Promise<void> {
+  if (o.timeoutMs) await c.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.ceil(o.timeoutMs)}ms`]);
   await c.query(`SELECT pg_advisory_xact_lock(hashtextextended('aft.artifact-quota:' || $1, 0))`, [teamId]);
+}
+
+/** Whether `e` is Postgres giving up on a lock after `lock_timeout` (SQLSTATE 55P03). */
+export function isLockTimeout(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === '55P03';
 }
 
 /**

@@ -76,7 +76,9 @@ export function s3Client(e: StorageEnv): S3Client {
 export function openArtifactStore(
   url: string,
   e: StorageEnv = {},
-  o: Partial<Pick<S3StoreOptions, 'concurrency' | 'onRetry' | 'onProgress'>> & { retry?: RetryPolicy } = {},
+  o: Partial<Pick<S3StoreOptions, 'concurrency' | 'onRetry' | 'onProgress' | 'requestTimeoutMs'>> & {
+    retry?: RetryPolicy;
+  } = {},
 ): ArtifactStore {
   if (url.startsWith('file:///')) return new FsStore(fileURLToPath(url));
   const { bucket, prefix } = parseS3Url(url);

@@ -1,20 +1,22 @@
 /**
  * The filesystem backend: an object is the file `<root>/<key>`, so a directory laid out as before (the worker's
- * `runs/<id>/…`, the MLflow API's `mlflow/<run>/…`) is a store as it stands. Its own files live under `<root>/.aft/`:
- * the sha256 of each object in `.aft/sha256/<key>.json` and writes in progress in `.aft/tmp/`, on the same
- * filesystem, so that an object appears by one rename and a listing never shows half a file.
+ * `runs/<id>/…`) is a store as it stands. Its own files live under `<root>/.aft/` (fs-records.ts): a record of each
+ * object's sha256, the locks of writers, and writes in progress in `.aft/tmp/`, on the same filesystem, so that an
+ * object appears by one rename and a listing never shows half a file.
  *
- * A file the store did not write (one from before it, or copied in by hand) has no recorded sha256: it is read
- * unverified and its stat says sha256 null. A file changed after the store wrote it fails its checksum on read.
+ * A file the store did not write (one from before it, or copied in by hand) has no record: it is read unverified
+ * (unless the caller says what sha256 it expects) and its stat says sha256 null. A file changed after the store
+ * wrote it fails its checksum on read.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline as pipelineCb, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { createHash } from 'node:crypto';
+import { code, FsRecords, type FsRecord } from './fs-records';
 import {
   ArtifactNotFoundError,
   checkKey,
@@ -24,6 +26,8 @@ import {
   RESERVED,
   verifying,
   type ArtifactStore,
+  type GetOptions,
+  type GotInfo,
   type ListedObject,
   type ObjectInfo,
   type PutOptions,
@@ -35,8 +39,18 @@ interface Sidecar {
   bytes: number;
 }
 
-const code = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
 const missing = (e: unknown) => ['ENOENT', 'ENOTDIR', 'EISDIR'].includes(code(e) ?? '');
+
+/** How often a reader that caught a writer between its two renames looks again (the writer holds them for ms). */
+const REREADS = 8;
+
+/** An open object: the file pinned by its handle, and the record that goes with those bytes (or none). */
+interface Opened {
+  fh: FileHandle;
+  size: number;
+  modified: Date;
+  rec: FsRecord | null;
+}
 
 /** Writes `body` to `file`, hashing it on the way, and flushes it to disk before anyone may rename it into place. */
 export async function writeHashed(file: string, body: PutSource): Promise<Sidecar> {
@@ -65,30 +79,33 @@ export async function writeHashed(file: string, body: PutSource): Promise<Sideca
   return { sha256: hash.digest('hex'), bytes };
 }
 
+/** Writes a small file and flushes it, so that a rename of it never publishes an empty one after a crash. */
+async function writeSynced(file: string, data: string | Buffer): Promise<void> {
+  const fh = await open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 export class FsStore implements ArtifactStore {
   readonly root: string;
   readonly url: string;
+  private readonly records: FsRecords;
+  /** The sweep of crashed writes' leftovers, started on open; writes wait for it (it never fails). */
+  private readonly swept: Promise<void>;
 
   constructor(root: string) {
     this.root = resolve(root);
     this.url = pathToFileURL(this.root).href;
+    this.records = new FsRecords(this.root);
+    this.swept = this.records.sweep().catch(() => undefined);
   }
 
   private path(key: string): string {
     return join(this.root, ...checkKey(key).split('/'));
-  }
-
-  private sidecarPath(key: string): string {
-    return `${join(this.root, RESERVED, 'sha256', ...key.split('/'))}.json`;
-  }
-
-  private async sidecar(key: string): Promise<Sidecar | null> {
-    try {
-      return JSON.parse(await readFile(this.sidecarPath(key), 'utf8')) as Sidecar;
-    } catch (e) {
-      if (missing(e)) return null;
-      throw e;
-    }
   }
 
   uri(key: string): string {
@@ -97,80 +114,103 @@ export class FsStore implements ArtifactStore {
 
   async put(key: string, body: PutSource, opts: PutOptions = {}): Promise<ObjectInfo> {
     const dest = this.path(key);
-    const tmpDir = join(this.root, RESERVED, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, randomBytes(8).toString('hex'));
-    const side = this.sidecarPath(key);
+    await this.swept;
+    await mkdir(this.records.tmp, { recursive: true });
+    const tmp = join(this.records.tmp, randomBytes(8).toString('hex'));
+    const recordFile = this.records.file(key);
     try {
-      const rec = await writeHashed(tmp, body);
-      if (opts.sha256 && opts.sha256 !== rec.sha256)
-        throw new ChecksumMismatchError(key, opts.sha256, rec.sha256, ' (refused on write)');
+      const written = await writeHashed(tmp, body);
+      if (opts.sha256 && opts.sha256 !== written.sha256)
+        throw new ChecksumMismatchError(key, opts.sha256, written.sha256, ' (refused on write)');
       await mkdir(dirname(dest), { recursive: true }).catch((e: unknown) => {
         throw code(e) === 'EEXIST' || code(e) === 'ENOTDIR' ? new KeyConflictError(key, 'file-above') : e;
       });
       if ((await stat(dest).catch(() => null))?.isDirectory()) throw new KeyConflictError(key, 'folder');
-      // the record first, then the bytes: a crash between leaves an old file failing its new checksum (refused),
-      // never new bytes passing unverified
-      await mkdir(dirname(side), { recursive: true });
-      const previous = await readFile(side).catch(() => null);
-      await writeFile(`${tmp}.json`, JSON.stringify(rec));
-      await rename(`${tmp}.json`, side);
-      try {
-        await rename(tmp, dest);
-      } catch (e) {
-        await (previous ? writeFile(side, previous) : rm(side, { force: true })).catch(() => undefined);
-        throw ['EISDIR', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST'].includes(code(e) ?? '')
-          ? new KeyConflictError(key, 'folder')
-          : e;
-      }
-      return { key, ...rec, modified: (await stat(dest)).mtime };
+      // a rename keeps the inode and the mtime: the record can name the bytes it goes with before they move
+      const st = await stat(tmp, { bigint: true });
+      const rec: FsRecord = { key, ...written, ino: String(st.ino) };
+      await mkdir(dirname(recordFile), { recursive: true });
+      await writeSynced(`${tmp}.json`, JSON.stringify(rec));
+      await this.records.locked(key, async () => {
+        // the record first, then the bytes: a crash between leaves an old file failing its new checksum (refused),
+        // never new bytes passing unverified; a reader between the two sees the record name other bytes, and waits
+        const previous = await readFile(recordFile).catch((e: unknown) => {
+          if (code(e) === 'ENOENT') return null;
+          throw e;
+        });
+        await rename(`${tmp}.json`, recordFile);
+        try {
+          await rename(tmp, dest);
+        } catch (e) {
+          await (previous ? writeSynced(recordFile, previous) : rm(recordFile, { force: true })).catch(() => undefined);
+          throw ['EISDIR', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST'].includes(code(e) ?? '')
+            ? new KeyConflictError(key, 'folder')
+            : e;
+        }
+      });
+      return { key, ...written, modified: st.mtime };
     } finally {
       await rm(tmp, { force: true });
       await rm(`${tmp}.json`, { force: true });
     }
   }
 
-  async get(key: string): Promise<{ info: ObjectInfo; body: Readable }> {
+  /**
+   * Opens the object with the record of the bytes opened. A record naming another inode is a writer between its
+   * two renames: looked at again, briefly. Still another after that (a crash between them, a file moved in by
+   * hand, a copy of the directory): the bytes are checked against the record as they are.
+   */
+  private async open(key: string): Promise<Opened> {
     const path = this.path(key);
-    // the record is read on both sides of the open: a writer between the two is seen, and the read starts over
     for (let i = 0; ; i++) {
-      const before = await this.sidecar(key);
       const fh = await open(path, 'r').catch((e: unknown) => {
         throw missing(e) ? new ArtifactNotFoundError(key) : e;
       });
-      const st = await fh.stat();
-      const rec = await this.sidecar(key);
-      if (!st.isFile()) {
+      try {
+        const st = await fh.stat({ bigint: true });
+        if (!st.isFile()) throw new ArtifactNotFoundError(key);
+        const rec = await this.records.read(key);
+        if (!rec || rec.ino === String(st.ino) || i >= REREADS)
+          return { fh, size: Number(st.size), modified: st.mtime, rec };
+      } catch (e) {
         await fh.close();
-        throw new ArtifactNotFoundError(key);
+        throw e;
       }
-      if (before?.sha256 !== rec?.sha256 && i < 3) {
-        await fh.close();
-        continue;
-      }
-      if (rec && rec.bytes !== st.size) {
-        await fh.close();
-        throw new ChecksumMismatchError(key, rec.sha256, null, ` (${st.size} bytes on disk, ${rec.bytes} recorded)`);
-      }
-      const raw = fh.createReadStream();
-      let body: Readable = raw;
-      if (rec) {
-        const v = verifying(key, rec.sha256, rec.bytes);
-        // either end's failure or early close ends the other (and closes the file)
-        pipelineCb(raw, v, () => undefined);
-        body = v;
-      }
-      return { info: { key, bytes: st.size, sha256: rec?.sha256 ?? null, modified: st.mtime }, body };
+      await fh.close();
+      await sleep(2 ** i);
     }
   }
 
+  async get(key: string, opts: GetOptions = {}): Promise<{ info: GotInfo; body: Readable }> {
+    const { fh, size, modified, rec } = await this.open(key);
+    const expected = opts.sha256 ?? rec?.sha256 ?? null;
+    const refuse = async (detail: string) => {
+      await fh.close();
+      throw new ChecksumMismatchError(key, expected, null, detail);
+    };
+    if (rec && opts.sha256 && rec.sha256 !== opts.sha256) await refuse(` (the store recorded ${rec.sha256})`);
+    if (rec && rec.bytes !== size) await refuse(` (${size} bytes on disk, ${rec.bytes} recorded)`);
+    const raw = fh.createReadStream();
+    let body: Readable = raw;
+    if (expected) {
+      const v = verifying(key, expected, size);
+      // either end's failure or early close ends the other (and closes the file)
+      pipelineCb(raw, v, () => undefined);
+      body = v;
+    }
+    return { info: { key, bytes: size, sha256: expected, modified }, body };
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
-    const st = await stat(this.path(key)).catch((e: unknown) => {
-      if (missing(e)) return null;
+    let o: Opened;
+    try {
+      o = await this.open(key);
+    } catch (e) {
+      if (e instanceof ArtifactNotFoundError) return null;
       throw e;
-    });
-    if (!st?.isFile()) return null;
-    return { key, bytes: st.size, sha256: (await this.sidecar(key))?.sha256 ?? null, modified: st.mtime };
+    }
+    await o.fh.close();
+    return { key, bytes: o.size, sha256: o.rec?.sha256 ?? null, modified: o.modified };
   }
 
   async list(prefix: string): Promise<ListedObject[]> {
@@ -201,10 +241,13 @@ export class FsStore implements ArtifactStore {
 
   async delete(key: string): Promise<void> {
     const path = this.path(key);
-    await unlink(path).catch((e: unknown) => {
-      if (!missing(e)) throw e;
+    // under the key's lock: a put between the two removals would be left without its record
+    await this.records.locked(key, async () => {
+      await unlink(path).catch((e: unknown) => {
+        if (!missing(e)) throw e;
+      });
+      await rm(this.records.file(key), { force: true });
     });
-    await rm(this.sidecarPath(key), { force: true });
     // folders the object was the last file of go too, as they would in a bucket (never the root)
     for (let dir = dirname(path); dir.startsWith(this.root + '/') && dir !== this.root; dir = dirname(dir)) {
       if (
@@ -219,10 +262,11 @@ export class FsStore implements ArtifactStore {
 
   async deletePrefix(prefix: string): Promise<number> {
     if (!prefix.endsWith('/')) throw new Error(`deletePrefix takes a folder ('${prefix}/'), not '${prefix}'`);
-    const n = (await this.list(checkPrefix(prefix))).length;
-    const parts = prefix.slice(0, -1).split('/');
-    await rm(join(this.root, ...parts), { recursive: true, force: true });
-    await rm(join(this.root, RESERVED, 'sha256', ...parts), { recursive: true, force: true });
-    return n;
+    const keys = (await this.list(checkPrefix(prefix))).map((o) => o.key);
+    // the records first, then the folder: a crash between leaves files without records (removed by the next
+    // delete), not records that would refuse a later file at their key
+    for (const key of keys) await rm(this.records.file(key), { force: true });
+    await rm(join(this.root, ...prefix.slice(0, -1).split('/')), { recursive: true, force: true });
+    return keys.length;
   }
 }

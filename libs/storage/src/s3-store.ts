@@ -26,15 +26,19 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry';
+import { DEFAULT_RETRY, StoreTimeoutError, withRetry, type RetryPolicy } from './retry';
 import {
   ArtifactNotFoundError,
+  BadKeyError,
   checkKey,
   checkPrefix,
   ChecksumMismatchError,
+  MAX_KEY_BYTES,
   readAll,
   verifying,
   type ArtifactStore,
+  type GetOptions,
+  type GotInfo,
   type ListedObject,
   type ObjectInfo,
   type PutOptions,
@@ -55,7 +59,14 @@ export interface S3StoreOptions {
   partBytes?: number;
   /** Parts in flight at once (default 4): the memory a put holds is about this many parts. */
   concurrency?: number;
+  /** Tries and total time of one request (default DEFAULT_RETRY: 6 tries within 60 s). */
   retry?: RetryPolicy;
+  /**
+   * Longest one try of a request may take before it is cut and tried again (default 30 s), plus 1 s per MiB of the
+   * body it sends; the policy's total gets twice that allowance. A server that accepts and never answers costs a
+   * caller this long, not the operating system's TCP timeouts.
+   */
+  requestTimeoutMs?: number;
   /** Hears of each request that failed and will be retried. */
   onRetry?: (what: string, e: unknown, attempt: number) => void;
   /** Hears of each part (or whole object) acknowledged by the server: bytes so far of `total`. */
@@ -92,6 +103,7 @@ export class S3Store implements ArtifactStore {
   private readonly client: S3Client;
   private readonly concurrency: number;
   private readonly policy: RetryPolicy;
+  private readonly requestTimeoutMs: number;
 
   constructor(private readonly o: S3StoreOptions) {
     this.client = o.client;
@@ -101,15 +113,45 @@ export class S3Store implements ArtifactStore {
     this.partBytes = Math.min(512 * MiB, Math.max(MIN_PART, o.partBytes ?? 8 * MiB));
     this.concurrency = Math.max(1, Math.min(16, o.concurrency ?? 4));
     this.policy = o.retry ?? DEFAULT_RETRY;
+    this.requestTimeoutMs = o.requestTimeoutMs ?? 30_000;
     this.url = `s3://${this.bucket}/${this.prefix}`.replace(/\/$/, '');
   }
 
   private k(key: string): string {
-    return this.prefix + checkKey(key);
+    const Key = this.prefix + checkKey(key);
+    if (Buffer.byteLength(Key) > MAX_KEY_BYTES)
+      throw new BadKeyError(key, `with the store's prefix '${this.prefix}' it is longer than ${MAX_KEY_BYTES} bytes`);
+    return Key;
   }
 
-  private send<T>(what: string, f: () => Promise<T>): Promise<T> {
-    return withRetry(f, this.policy, (e, attempt) => this.o.onRetry?.(what, e, attempt));
+  /**
+   * One request, tried as the policy says: each try is cut at its own limit (the signal aborts it) and all of them
+   * at the policy's total. The timer stops when the answer's headers are in, so a body still streaming is not cut.
+   */
+  private send<T>(what: string, f: (abortSignal: AbortSignal) => Promise<T>, bytes = 0, once = false): Promise<T> {
+    const allowance = Math.round((bytes / MiB) * 1000);
+    const policy: RetryPolicy = {
+      ...this.policy,
+      ...(once && { attempts: 1 }),
+      ...(this.policy.totalMs && { totalMs: this.policy.totalMs + 2 * allowance }),
+    };
+    return withRetry(
+      async (_attempt, msLeft) => {
+        const ms = Math.min(this.requestTimeoutMs + allowance, msLeft);
+        if (ms <= 0) throw new StoreTimeoutError(what, policy.totalMs ?? 0);
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), ms);
+        try {
+          return await f(ac.signal);
+        } catch (e) {
+          throw ac.signal.aborted ? new StoreTimeoutError(what, ms, e) : e;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      policy,
+      (e, attempt) => this.o.onRetry?.(what, e, attempt),
+    );
   }
 
   uri(key: string): string {
@@ -156,16 +198,20 @@ export class S3Store implements ArtifactStore {
         throw new ChecksumMismatchError(key, opts.sha256, sha256, ' (refused on write)');
       if (src.size <= this.partBytes) {
         const buf = await src.read(0, src.size);
-        await this.send(`put ${Key}`, () =>
-          this.client.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key,
-              Body: buf,
-              ContentLength: buf.length,
-              Metadata: { sha256 },
-            }),
-          ),
+        await this.send(
+          `put ${Key}`,
+          (abortSignal) =>
+            this.client.send(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key,
+                Body: buf,
+                ContentLength: buf.length,
+                Metadata: { sha256 },
+              }),
+              { abortSignal },
+            ),
+          buf.length,
         );
         this.traffic.up += buf.length;
         this.o.onProgress?.(key, buf.length, buf.length);
@@ -192,8 +238,10 @@ export class S3Store implements ArtifactStore {
     const size = src.size;
     const partBytes = Math.max(this.partBytes, Math.ceil(size / MAX_PARTS));
     const count = Math.ceil(size / partBytes);
-    const created = await this.send(`create upload ${Key}`, () =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, Metadata: { sha256 } })),
+    const created = await this.send(`create upload ${Key}`, (abortSignal) =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, Metadata: { sha256 } }), {
+        abortSignal,
+      }),
     );
     const UploadId = created.UploadId!;
     const etags: string[] = new Array<string>(count);
@@ -219,17 +267,21 @@ export class S3Store implements ArtifactStore {
       while (next < count && !failed) {
         const i = next++;
         const buf = await readPart(i);
-        const r = await this.send(`part ${i + 1}/${count} of ${Key}`, () =>
-          this.client.send(
-            new UploadPartCommand({
-              Bucket: this.bucket,
-              Key,
-              UploadId,
-              PartNumber: i + 1,
-              Body: buf,
-              ContentLength: buf.length,
-            }),
-          ),
+        const r = await this.send(
+          `part ${i + 1}/${count} of ${Key}`,
+          (abortSignal) =>
+            this.client.send(
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key,
+                UploadId,
+                PartNumber: i + 1,
+                Body: buf,
+                ContentLength: buf.length,
+              }),
+              { abortSignal },
+            ),
+          buf.length,
         );
         etags[i] = r.ETag!;
         this.traffic.up += buf.length;
@@ -250,9 +302,10 @@ export class S3Store implements ArtifactStore {
       if (lost) throw lost.reason;
       if (again.digest('hex') !== sha256) throw new Error(`'${key}' changed while it was being uploaded`);
       const Parts = etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 }));
-      await this.send(`complete ${Key}`, () =>
+      await this.send(`complete ${Key}`, (abortSignal) =>
         this.client.send(
           new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts } }),
+          { abortSignal },
         ),
       ).catch(async (e: unknown) => {
         // a retried complete whose first try did complete (its answer lost) finds no upload: the object is there
@@ -262,39 +315,45 @@ export class S3Store implements ArtifactStore {
     } catch (e) {
       failed = true;
       // best effort: the parts were never visible; a bucket lifecycle rule reaps any an abort cannot reach
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }))
-        .catch(() => undefined);
+      await this.send(
+        `abort upload ${Key}`,
+        (abortSignal) =>
+          this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }), { abortSignal }),
+        0,
+        true,
+      ).catch(() => undefined);
       throw e;
     }
   }
 
-  async get(key: string): Promise<{ info: ObjectInfo; body: Readable }> {
+  async get(key: string, opts: GetOptions = {}): Promise<{ info: GotInfo; body: Readable }> {
     const Key = this.k(key);
-    const r = await this.send(`get ${Key}`, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })),
+    const r = await this.send(`get ${Key}`, (abortSignal) =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }),
     ).catch((e: unknown) => {
       throw notFound(e) ? new ArtifactNotFoundError(key) : e;
     });
     const raw = r.Body as Readable;
-    const sha256 = r.Metadata?.['sha256'] ?? null;
-    if (!sha256) {
+    const recorded = r.Metadata?.['sha256'] ?? null;
+    const sha256 = opts.sha256 ?? recorded;
+    if (!sha256 || (opts.sha256 && recorded && recorded !== opts.sha256)) {
       raw.destroy();
-      throw new ChecksumMismatchError(key, null, null);
+      throw new ChecksumMismatchError(key, sha256, null, sha256 ? ` (the object's metadata says ${recorded})` : '');
     }
+    // no Content-Length: the size is unknown (null), never 0, and the stream is checked by its sha256 alone
     const bytes = r.ContentLength ?? null;
     const v = verifying(key, sha256, bytes);
     raw.on('data', (c: Buffer) => (this.traffic.down += c.length));
     // either end's failure or early close ends the other: a download abandoned midway frees its connection
     pipeline(raw, v, () => undefined);
-    return { info: { key, bytes: bytes ?? 0, sha256, modified: r.LastModified ?? new Date(0) }, body: v };
+    return { info: { key, bytes, sha256, modified: r.LastModified ?? new Date(0) }, body: v };
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
     const Key = this.k(key);
     try {
-      const r = await this.send(`head ${Key}`, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })),
+      const r = await this.send(`head ${Key}`, (abortSignal) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }),
       );
       return {
         key,
@@ -313,12 +372,17 @@ export class S3Store implements ArtifactStore {
     const out: ListedObject[] = [];
     let ContinuationToken: string | undefined;
     do {
-      const r = await this.send(`list ${Prefix}`, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken })),
+      // keys come back %-escaped (XML cannot carry every character a key may hold), when the server did escape them
+      const r = await this.send(`list ${Prefix}`, (abortSignal) =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken, EncodingType: 'url' }),
+          { abortSignal },
+        ),
       );
+      const decode = r.EncodingType === 'url' ? urlDecoded : (k: string) => k;
       for (const o of r.Contents ?? [])
         out.push({
-          key: o.Key!.slice(this.prefix.length),
+          key: decode(o.Key!).slice(this.prefix.length),
           bytes: o.Size ?? 0,
           modified: o.LastModified ?? new Date(0),
         });
@@ -329,7 +393,9 @@ export class S3Store implements ArtifactStore {
 
   async delete(key: string): Promise<void> {
     const Key = this.k(key);
-    await this.send(`delete ${Key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+    await this.send(`delete ${Key}`, (abortSignal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }),
+    );
   }
 
   async deletePrefix(prefix: string): Promise<number> {
@@ -350,6 +416,9 @@ export class S3Store implements ArtifactStore {
     return readAll((await this.get(key)).body);
   }
 }
+
+/** A key as ListObjectsV2 gives it with `encoding-type=url`: form-encoded, `+` for a space (as botocore reads it). */
+const urlDecoded = (k: string) => decodeURIComponent(k.replace(/\+/g, ' '));
 
 async function bufferParts(buf: Buffer): Promise<Parts> {
   return {

@@ -19,6 +19,18 @@ export interface ObjectInfo {
 /** A listing's entry: S3 lists no metadata, so no sha256 here (stat has it). */
 export type ListedObject = Omit<ObjectInfo, 'sha256'>;
 
+/** What `get` says of the object: its size is null when the server did not say (no Content-Length). */
+export type GotInfo = Omit<ObjectInfo, 'bytes'> & { bytes: number | null };
+
+export interface GetOptions {
+  /**
+   * The sha256 the caller recorded for the key (a database row): the bytes are verified against it, and refused
+   * at once when the store recorded another — what is served is what the caller recorded, not whatever the key
+   * holds now. It also verifies a file the filesystem backend holds no record of.
+   */
+  sha256?: string;
+}
+
 export interface PutOptions {
   /** What the caller already knows the bytes hash to: the put is refused (and nothing written) when they do not. */
   sha256?: string;
@@ -39,7 +51,7 @@ export interface ArtifactStore {
    * to the recorded sha256; its last chunk is held back until they do, so a consumer never has every byte of a
    * corrupt object. Throws ArtifactNotFoundError for a missing key.
    */
-  get(key: string): Promise<{ info: ObjectInfo; body: Readable }>;
+  get(key: string, opts?: GetOptions): Promise<{ info: GotInfo; body: Readable }>;
   stat(key: string): Promise<ObjectInfo | null>;
   /** Every object whose key starts with `prefix` (a plain string prefix, as S3's), sorted by key. */
   list(prefix: string): Promise<ListedObject[]>;
@@ -85,30 +97,55 @@ export class KeyConflictError extends Error {
   }
 }
 
+/** Control characters and the bidirectional-text overrides and isolates (U+202A–202E, U+2066–2069). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const INVISIBLE = /[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]/g;
+
+/** A key as an error message may show it: the invisible characters escaped, at most 200 characters. */
+export const shownKey = (key: string): string =>
+  key.slice(0, 200).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** A key no backend may hold, and why (`reason` completes "the key …", for messages naming the caller's field). */
 export class BadKeyError extends Error {
-  constructor(readonly key: string) {
-    super(
-      `bad artifact key '${key.slice(0, 200)}': '/'-separated names, none empty, '.' or '..', no '\\' or NUL, ` +
-        `not under '.aft/', at most 1024 bytes`,
-    );
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`bad artifact key '${shownKey(key)}': ${reason}`);
   }
 }
 
-/** The top-level name the filesystem backend keeps its own files under (sidecars, temporary files). */
+/** The top-level name the filesystem backend keeps its own files under (records, locks, temporary files). */
 export const RESERVED = '.aft';
 
-/** Refuses keys that could escape a root or differ in meaning between the backends. */
+/** A name's most bytes on the filesystems the store runs on (ext4, xfs, NFS): the fs backend adds nothing to it. */
+export const MAX_NAME_BYTES = 255;
+/** S3's most bytes in a key (the S3 backend counts its prefix in). */
+export const MAX_KEY_BYTES = 1024;
+
+/**
+ * Refuses keys that could escape a root, differ in meaning between the backends, fail on a filesystem rather than
+ * here (a name past 255 bytes), or read differently than they are (control and bidi characters, which S3's XML
+ * listing cannot carry either).
+ */
 export function checkKey(key: string): string {
-  const parts = key.split('/');
-  if (
-    !key ||
-    Buffer.byteLength(key) > 1024 ||
-    /[\0\\]/.test(key) ||
-    parts[0] === RESERVED ||
-    parts.some((p) => p === '' || p === '.' || p === '..')
-  )
-    throw new BadKeyError(key);
+  const why = keyProblem(key);
+  if (why) throw new BadKeyError(key, why);
   return key;
+}
+
+function keyProblem(key: string): string | null {
+  if (!key) return 'it is empty';
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) return `it is longer than ${MAX_KEY_BYTES} bytes`;
+  if (/[\\]/.test(key)) return "it holds a '\\'";
+  if (new RegExp(INVISIBLE.source).test(key))
+    return 'it holds a control character or a bidirectional-text control (U+202A–202E, U+2066–2069)';
+  const parts = key.split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return "a name in it is empty, '.' or '..'";
+  if (parts[0] === RESERVED) return `it is under '${RESERVED}/', which the store keeps for itself`;
+  if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME_BYTES))
+    return `a name in it is longer than ${MAX_NAME_BYTES} bytes`;
+  return null;
 }
 
 /** A prefix for list/deletePrefix: empty, or a key's start (a trailing `/` allowed). */

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -83,6 +84,49 @@ export async function startS3rver(): Promise<TestS3> {
       await stop();
       client.destroy();
       await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A server that accepts connections and never answers: S3 as a stalled load balancer or a hung MinIO shows
+ * itself to a client. `env` points a client at it.
+ */
+export interface SilentServer {
+  env: StorageEnv;
+  /** Connections accepted so far. */
+  accepted(): number;
+  /** Resolves once `n` connections have been accepted in all. */
+  waitFor(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSilentServer(): Promise<SilentServer> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const waiters: { n: number; done: () => void }[] = [];
+  const srv = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    s.resume(); // read the request, answer nothing
+    accepted++;
+    for (const w of waiters.filter((x) => accepted >= x.n)) w.done();
+  });
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  const port = (srv.address() as { port: number }).port;
+  return {
+    env: {
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'SILENT',
+      AWS_SECRET_ACCESS_KEY: 'SILENT',
+    },
+    accepted: () => accepted,
+    waitFor: (n) => (accepted >= n ? Promise.resolve() : new Promise((done) => waiters.push({ n, done }))),
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((res) => srv.close(res));
     },
   };
 }

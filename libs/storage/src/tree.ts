@@ -5,14 +5,23 @@
  * the old folder or the new one, never a mix; older versions are removed after it.
  *
  * And files to and from this machine: a download goes to a temporary name beside its target, is verified, and is
- * renamed into place.
+ * renamed into place. A manifest is the store's word, not this machine's: every path in it is checked as a key
+ * before anything is written under the folder it is fetched to.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ArtifactNotFoundError, readAll, type ArtifactStore, type ObjectInfo } from './store';
+import {
+  ArtifactNotFoundError,
+  BadKeyError,
+  checkKey,
+  readAll,
+  type ArtifactStore,
+  type GetOptions,
+  type GotInfo,
+} from './store';
 
 export const MANIFEST = '.manifest.json';
 const VERSIONS = '.v';
@@ -28,6 +37,33 @@ export interface TreeManifest {
 
 /** Writes in progress: neither published nor fetched. */
 const isTemporary = (name: string) => /\.(tmp|part)$/.test(name);
+
+/**
+ * A temporary name in `dest`'s folder that adds nothing to its name (a name of 255 bytes, the most a key may hold,
+ * would not take a suffix): `.aft-<random>.part`.
+ */
+const partBeside = (dest: string) => join(dirname(dest), `.aft-${randomBytes(6).toString('hex')}.part`);
+
+/** The manifest of `key` as a fetch may trust it: a version that is one name, paths that are keys. */
+function checkedManifest(key: string, m: TreeManifest): TreeManifest {
+  const fail = (why: string) => {
+    throw new BadKeyError(`${key}/${MANIFEST}`, `its manifest ${why}`);
+  };
+  if (!m || typeof m !== 'object' || !Array.isArray(m.files)) fail('is not an aft-tree manifest');
+  if (typeof m.version !== 'string' || m.version.includes('/')) fail('names no version, or one that is not a name');
+  try {
+    checkKey(m.version);
+    for (const f of m.files) {
+      if (!f || typeof f.path !== 'string' || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256))
+        fail('lists a file without a path or sha256');
+      checkKey(f.path);
+    }
+  } catch (e) {
+    if (e instanceof BadKeyError && e.key !== `${key}/${MANIFEST}`) fail(`names '${e.key}': ${e.reason}`);
+    throw e;
+  }
+  return m;
+}
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -82,12 +118,17 @@ export async function putTree(
   return manifest;
 }
 
-/** Downloads `key` to the local file `dest`, verified, through a temporary name beside it. */
-export async function downloadFile(store: ArtifactStore, key: string, dest: string): Promise<ObjectInfo> {
+/** Downloads `key` to the local file `dest`, verified (against `opts.sha256` too), through a temporary name. */
+export async function downloadFile(
+  store: ArtifactStore,
+  key: string,
+  dest: string,
+  opts: GetOptions = {},
+): Promise<GotInfo> {
   await mkdir(dirname(dest), { recursive: true });
-  const tmp = `${dest}.${randomBytes(4).toString('hex')}.part`;
+  const tmp = partBeside(dest);
   try {
-    const { info, body } = await store.get(key);
+    const { info, body } = await store.get(key, opts);
     await pipeline(body, createWriteStream(tmp));
     await rename(tmp, dest);
     return info;
@@ -102,16 +143,17 @@ export async function downloadFile(store: ArtifactStore, key: string, dest: stri
  */
 export async function getTree(store: ArtifactStore, key: string, dir: string): Promise<TreeManifest | null> {
   for (let attempt = 1; ; attempt++) {
-    const m = await readManifest(store, key);
-    if (!m) return null;
+    const read = await readManifest(store, key);
+    if (!read) return null;
+    const m = checkedManifest(key, read);
     const staged: [string, string][] = [];
     try {
       for (const f of m.files) {
         const dest = join(dir, ...f.path.split('/'));
         if ((await fileSha256(dest)) === f.sha256) continue;
-        const tmp = `${dest}.${randomBytes(4).toString('hex')}.part`;
+        const tmp = partBeside(dest);
         staged.push([tmp, dest]);
-        await downloadFile(store, `${key}/${VERSIONS}/${m.version}/${f.path}`, tmp);
+        await downloadFile(store, `${key}/${VERSIONS}/${m.version}/${f.path}`, tmp, { sha256: f.sha256 });
       }
       for (const [tmp, dest] of staged) await rename(tmp, dest);
       return m;

@@ -1,12 +1,13 @@
 /**
  * The contract every backend keeps, as one suite each backend's test file runs: round trips (bytes, streams,
  * files past one part), listing by prefix, stat, delete, overwrite, refusing bad keys and wrong checksums, a failed
- * put leaving nothing, folders published whole (tree.ts).
+ * put leaving nothing, folders published whole (tree.ts), reads checked against the sha256 the caller recorded, and
+ * manifests that would write outside their folder refused.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import {
   BadKeyError,
   ChecksumMismatchError,
   getTree,
+  MANIFEST,
   putTree,
   readAll,
   readManifest,
@@ -25,6 +27,8 @@ export interface Backend {
   store: ArtifactStore;
   /** Objects bigger than this take the multipart path (S3); the test writes files past it. */
   partBytes: number;
+  /** The longest name the backend's disk takes (default 255 bytes; a test server may add to names). */
+  longestName?: number;
   /** Changes an object's stored bytes behind the store's back. */
   tamper(key: string, bytes: Buffer): Promise<void>;
 }
@@ -139,6 +143,61 @@ export function storeContract(name: string, make: () => Promise<Backend>) {
       for (const k of ['', '../x', 'a/../b', 'a//b', '/a', 'a/', './a', 'a\\b', '.aft/x', 'a\0b'])
         await expect(store.put(k, Buffer.from('x')), k).rejects.toThrow(BadKeyError);
       await expect(store.get('../etc/passwd')).rejects.toThrow(BadKeyError);
+    });
+
+    it('keeps names of up to 255 bytes; refuses longer ones, control and bidi characters, saying why', async () => {
+      const { store, longestName = 255 } = await make();
+      const longest = `n/${'é'.repeat((longestName - 1) / 2)}x`; // 2 bytes each in UTF-8
+      await store.put(longest, Buffer.from('long'));
+      expect((await readAll((await store.get(longest)).body)).toString()).toBe('long');
+      expect((await store.list('n/')).map((o) => o.key)).toEqual([longest]);
+      const refused = async (k: string, why: RegExp) => {
+        const e = await store.put(k, Buffer.from('x')).catch((err: unknown) => err);
+        expect(e, JSON.stringify(k)).toBeInstanceOf(BadKeyError);
+        expect((e as BadKeyError).reason, JSON.stringify(k)).toMatch(why);
+      };
+      await refused(`n/${'é'.repeat(128)}`, /a name in it is longer than 255 bytes/);
+      for (const k of ['n/a\x01b', 'n/a\nb', 'n/a\x7fb', 'n/a\u202eb', 'n/\u2066x', 'n/x\u2069', 'n/\u202a'])
+        await refused(k, /control character or a bidirectional-text control/);
+      expect(String(await store.get('n/evil\u202etxt.exe').catch((e: unknown) => e))).toContain('evil\\u202etxt.exe');
+    });
+
+    it('reads against the sha256 the caller recorded: another recorded by the store is refused up front', async () => {
+      const { store } = await make();
+      const one = Buffer.from('the bytes the database recorded');
+      const two = Buffer.from('bytes written to the key since');
+      await store.put('e/k', one);
+      expect((await readAll((await store.get('e/k', { sha256: sha256Of(one) })).body)).toString()).toBe(one.toString());
+      await store.put('e/k', two);
+      const e = await store.get('e/k', { sha256: sha256Of(one) }).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(ChecksumMismatchError);
+      expect(String(e)).toContain(`recorded sha256 ${sha256Of(one)}`);
+    });
+
+    it('fetches no manifest whose paths or version are not keys, and writes nothing outside its folder', async () => {
+      const { store } = await make();
+      const base = join(tmp, `evil-${randomBytes(3).toString('hex')}`);
+      const dest = join(base, 'fetched');
+      const sha = sha256Of(Buffer.from('x'));
+      const publish = async (version: string, path: string) =>
+        store.put(
+          `runs/evil/checkpoint/${MANIFEST}`,
+          Buffer.from(
+            JSON.stringify({ format: 'aft-tree/1', version, files: [{ path, sha256: sha, bytes: 1 }], meta: {} }),
+          ),
+        );
+      for (const [version, path] of [
+        ['v1', '../outside/x'],
+        ['v1', 'a/../../outside/x'],
+        ['../../..', 'outside/x'],
+        ['v1/..', 'outside/x'],
+        ['v1', 'a\u202ex'],
+      ] as const) {
+        await publish(version, path);
+        await expect(getTree(store, 'runs/evil/checkpoint', dest), `${version} ${path}`).rejects.toThrow(BadKeyError);
+      }
+      expect(existsSync(join(base, 'outside'))).toBe(false);
+      expect(existsSync(join(dirname(base), 'outside'))).toBe(false);
     });
 
     it('a put whose source fails midway leaves nothing under the key, nor an older object changed', async () => {

@@ -2,15 +2,16 @@
  * The S3 server going away mid-upload, for real: s3rver's connections are dropped and it stops listening while a
  * multipart upload is between parts. Back within the retry budget (restarted on the same port and directory), the
  * put retries and succeeds; gone for longer, the put fails and nothing of it is visible — no object, and an older
- * object under the key unchanged.
+ * object under the key unchanged. And a server that takes requests and never answers: each try is cut at its
+ * limit and all of them at the policy's total.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAll, sha256Of } from '../src';
-import { startS3rver, type TestS3 } from '../src/testing';
+import { readAll, S3Store, s3Client, sha256Of, StoreTimeoutError } from '../src';
+import { startS3rver, startSilentServer, type TestS3 } from '../src/testing';
 
 const PART = 5 * 1024 * 1024;
 let s3: TestS3;
@@ -93,5 +94,39 @@ describe('the server going away mid-upload', () => {
     await back;
     expect(info.sha256).toBe(sha256Of(Buffer.from('small')));
     expect((await readAll((await store.get('small/k')).body)).toString()).toBe('small');
+  });
+});
+
+describe('a server that never answers', () => {
+  it('cuts each try at its limit and gives up at the total: put, get, stat and list fail within it', async () => {
+    const silent = await startSilentServer();
+    const client = s3Client(silent.env);
+    const store = new S3Store({
+      client,
+      bucket: 'silent',
+      requestTimeoutMs: 300,
+      retry: { attempts: 50, baseMs: 20, maxMs: 50, totalMs: 1_000 },
+    });
+    try {
+      for (const [what, op] of [
+        ['put', () => store.put('k', Buffer.from('x'))],
+        ['get', () => store.get('k')],
+        ['stat', () => store.stat('k')],
+        ['list', () => store.list('')],
+      ] as const) {
+        const before = silent.accepted();
+        const t0 = performance.now();
+        const e = await (op as () => Promise<unknown>)().catch((err: unknown) => err);
+        const ms = performance.now() - t0;
+        expect(e, what).toBeInstanceOf(StoreTimeoutError);
+        expect(ms, what).toBeGreaterThan(800);
+        expect(ms, what).toBeLessThan(2_500);
+        expect(silent.accepted() - before, what).toBeGreaterThan(1); // tried again within the total
+        console.log(`[silent s3] ${what}: gave up after ${ms.toFixed(0)} ms, ${silent.accepted() - before} tries`);
+      }
+    } finally {
+      client.destroy();
+      await silent.close();
+    }
   });
 });

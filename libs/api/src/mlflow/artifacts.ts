@@ -1,6 +1,8 @@
 /**
  * Artifacts: small files kept in the artifact store (a directory, or S3: ../artifact-files.ts), one folder per run,
- * recorded in the artifact table.
+ * recorded in the artifact table. An upload's bytes go to the store first, at a key of their own, with no lock or
+ * connection held while they travel; then one short transaction (the team's storage lock, the quota, the row that
+ * names them). A download reads what the row names and checks it against the row's sha256.
  *
  *   /api/2.0/mlflow-artifacts/artifacts/<exp>/<run>/artifacts/<path>   PUT uploads, GET downloads
  *   /api/2.0/mlflow-artifacts/artifacts?path=<exp>/<run>/artifacts/<dir>   the artifact proxy's listing
@@ -12,9 +14,11 @@ import { z } from 'zod';
 import {
   artifactPathClash,
   insertSampleRows,
+  isLockTimeout,
   listStoredArtifacts,
   lockTeamStorage,
   saveStoredArtifact,
+  storedArtifact,
   teamArtifactBytes,
   withTransaction,
   type MlflowRunRow,
@@ -24,10 +28,11 @@ import {
   BadKeyError,
   checkKey,
   ChecksumMismatchError,
-  isTransient,
   KeyConflictError,
+  shownKey,
+  type ArtifactStore,
 } from '@aft/storage';
-import { artifactStoreOf, downloadHeaders, runArtifactPrefix } from '../artifact-files';
+import { artifactStoreOf, downloadHeaders, newBlobKey, runArtifactPrefix, storedArtifactKey } from '../artifact-files';
 import { BodyTooLargeError, readBody } from '../body';
 import { runInfo, runOf } from './runs';
 import { sampleTable } from './tables';
@@ -36,6 +41,8 @@ import type { Endpoint } from './wire';
 
 const DEFAULT_MAX_ARTIFACT = 16 * 1024 * 1024;
 const DEFAULT_TEAM_STORAGE = 10 * 1024 ** 3;
+const DEFAULT_UPLOADS_PER_TEAM = 4;
+const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 
 /**
  * `p` without leading and trailing slashes. Not `replace(/^\/+|\/+$/g)`: its `\/+$` retries a run of slashes from
@@ -59,7 +66,7 @@ function artifactRelPath(p: string): string {
 
 /** The files and folders directly under `path` among the run's artifacts. */
 async function listArtifacts(ctx: Ctx, run: MlflowRunRow, path: string) {
-  const rel = artifactRelPath(path);
+  const rel = checkRel(run.id, artifactRelPath(path), path);
   const root = `${runInfo(run).artifact_uri}/`;
   const prefix = rel ? `${rel}/` : '';
   const seen = new Map<string, { path: string; is_dir: boolean; file_size?: number }>();
@@ -91,40 +98,106 @@ const overQuota = (quota: number, used: number) =>
     413,
   );
 
-/** The store (S3) unreachable after its retries: a 503, which MLflow clients retry. */
-const storeDown = (e: unknown) =>
-  new MlflowError('TEMPORARILY_UNAVAILABLE', `the artifact store did not answer (${(e as Error).message}); retry`, 503);
+/**
+ * The store failing in a way the client did not cause (unreachable after its retries, a timeout, a denied
+ * bucket, a full disk): a 503, which MLflow clients retry, and the cause in the server's log.
+ */
+function storeDown(e: unknown, what: string): MlflowError {
+  console.error(`[mlflow] artifact store: ${what}:`, e);
+  return new MlflowError(
+    'TEMPORARILY_UNAVAILABLE',
+    `the artifact store could not ${what} (${(e as Error)?.name ?? 'error'}); retry`,
+    503,
+    { 'retry-after': '1' },
+  );
+}
 
 /** A file where a folder is (or a folder where a file is): refused with what is in the way, not a 500 from the disk. */
 const clash = (rel: string, what: string) =>
   new MlflowError('RESOURCE_ALREADY_EXISTS', `Cannot upload artifact '${rel}': ${what}`, 409);
 
-/** `<experiment>/<run>/artifacts/<path>` → the run, the relative path and its key in the store ('' for the root). */
+/**
+ * A path as the store will hold it (`mlflow/<run>/<rel>`, the key files from before blobs have): one the store
+ * refuses (a name past 255 bytes, 1024 in all, control or bidi characters) is the client's 400, naming `path`.
+ */
+function checkRel(runId: string, rel: string, path: string): string {
+  try {
+    if (rel) checkKey(runArtifactPrefix(runId) + rel);
+    return rel;
+  } catch (e) {
+    if (!(e instanceof BadKeyError)) throw e;
+    throw bad(`Invalid artifact path '${shownKey(path)}' (parameter 'path'): ${e.reason}`);
+  }
+}
+
+/** `<experiment>/<run>/artifacts/<path>` → the run, the path relative to its artifacts ('' for the root), its URI. */
 async function artifactTarget(ctx: Ctx, path: string) {
-  const m = /^([^/]+)\/([^/]+)\/artifacts(?:\/(.*))?$/.exec(path.replace(/^\/+/, ''));
+  const m = /^([^/]+)\/([^/]+)\/artifacts(?:\/([\s\S]*))?$/.exec(path.replace(/^\/+/, ''));
   if (!m) throw bad(`Invalid artifact path '${path}': expected <experiment_id>/<run_id>/artifacts/<path>`);
   const run = await runOf(ctx, m[2]!);
   if (run.project_id !== m[1] && m[1] !== '0') throw runNotFound(m[2]!);
-  const rel = artifactRelPath(decodePath(m[3] ?? '', decodeURIComponent));
-  try {
-    return { run, rel, key: rel ? checkKey(runArtifactPrefix(run.id) + rel) : '' };
-  } catch (e) {
-    // a path past what S3 keys hold (1024 bytes in all)
-    throw e instanceof BadKeyError ? bad(`Invalid artifact path '${path}': too long`) : e;
-  }
+  const rel = checkRel(run.id, artifactRelPath(decodePath(m[3] ?? '', decodeURIComponent)), path);
+  return { run, rel, uri: `${runInfo(run).artifact_uri}/${rel}` };
+}
+
+/** Uploads in flight per team, per handler's options (one handler per process in the app). */
+const inFlight = new WeakMap<object, Map<string, number>>();
+
+/**
+ * Admits one more of the team's uploads, or refuses it with 429 and Retry-After: each holds its body in memory and
+ * a store request, and one team's burst must not take every one of the process's for itself.
+ */
+function admitUpload(ctx: Ctx): () => void {
+  const limit = ctx.opts.artifactUploads?.perTeam ?? DEFAULT_UPLOADS_PER_TEAM;
+  let teams = inFlight.get(ctx.opts);
+  if (!teams) inFlight.set(ctx.opts, (teams = new Map()));
+  const team = ctx.actor.teamId;
+  const n = teams.get(team) ?? 0;
+  if (n >= limit)
+    throw new MlflowError(
+      'REQUEST_LIMIT_EXCEEDED',
+      `the team has ${n} artifact uploads in progress, the most at once (${limit}); retry when one has finished`,
+      429,
+      { 'retry-after': '1' },
+    );
+  teams.set(team, n + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (teams.get(team) ?? 1) - 1;
+    if (left > 0) teams.set(team, left);
+    else teams.delete(team);
+  };
+}
+
+/** Removes bytes no row names (a refused upload's, an overwritten one's); a failure only leaves them behind. */
+async function dropBlob(store: ArtifactStore, key: string): Promise<void> {
+  await store.delete(key).catch((e: unknown) => console.error(`[mlflow] could not remove ${key}:`, e));
 }
 
 async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
   need(ctx, 'log');
-  const { run, rel, key } = await artifactTarget(ctx, path);
+  const { run, rel, uri } = await artifactTarget(ctx, path);
   if (!rel) throw bad('give the artifact a file name');
+  const release = admitUpload(ctx);
+  try {
+    return await storeUpload(ctx, req, run, rel, uri);
+  } finally {
+    release();
+  }
+}
+
+async function storeUpload(ctx: Ctx, req: Request, run: MlflowRunRow, rel: string, uri: string): Promise<Response> {
   const max = ctx.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT;
   const quota = ctx.opts.teamStorageBytes ?? DEFAULT_TEAM_STORAGE;
   const root = `${runInfo(run).artifact_uri}/`;
-  const uri = `${root}${rel}`;
-  const above = await artifactPathClash(ctx.db.pool, run.id, root, rel);
-  if (above?.kind === 'file-above') throw clash(rel, `'${above.path}' is a file, so it cannot be a folder`);
-  if (above?.kind === 'folder') throw clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`);
+  const clashOf = async (c: Parameters<typeof artifactPathClash>[0]) => {
+    const above = await artifactPathClash(c, run.id, root, rel);
+    if (above?.kind === 'file-above') throw clash(rel, `'${above.path}' is a file, so it cannot be a folder`);
+    if (above?.kind === 'folder') throw clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`);
+  };
+  await clashOf(ctx.db.pool);
   // the bytes are counted as they arrive and the read stops at what the quota has left: an upload never
   // costs more than that, whatever Content-Length says (a chunked body has none)
   const used = await teamArtifactBytes(ctx.db.pool, ctx.actor.teamId, { runId: run.id, uri });
@@ -139,53 +212,83 @@ async function upload(ctx: Ctx, req: Request, path: string): Promise<Response> {
   // generations logged with mlflow.log_table: samples, stored with the file or not at all (a bad row refuses both)
   const samples = await sampleTable(ctx, rel, body);
   const sha256 = createHash('sha256').update(body).digest('hex');
-  await withTransaction(ctx.db.pool, async (c) => {
-    // checked again under the team's lock: uploads running side by side cannot both fit in the last of it
-    await lockTeamStorage(c, ctx.actor.teamId);
-    const now = await teamArtifactBytes(c, ctx.actor.teamId, { runId: run.id, uri });
-    if (now + body.length > quota) throw overQuota(quota, now);
-    await saveStoredArtifact(c, run.id, ctx.actor.teamId, {
-      name: rel.split('/').pop()!,
-      uri,
-      sha256,
-      bytes: body.length,
-      metadata: { source: 'mlflow', path: rel },
-    });
-    if (samples?.length) await insertSampleRows(c, run.id, samples);
-    // the bytes last, in the transaction: a put refused (a clash on disk, the store unreachable) takes the record
-    // with it, and a put is whole or nothing
-    await artifactStoreOf(ctx.opts.artifactDir)
-      .put(key, body, { sha256 })
-      .catch((e: unknown) => {
-        if (isTransient(e)) throw storeDown(e);
-        if (!(e instanceof KeyConflictError)) throw e;
-        throw e.kind === 'file-above'
-          ? clash(rel, 'a file is in the way of its folder')
-          : clash(rel, `'${rel}' is a folder of artifacts, so it cannot be a file`);
-      });
+  const store = artifactStoreOf(ctx.opts.artifactDir);
+  const blob = newBlobKey(run.id, sha256);
+  await store.put(blob, body, { sha256 }).catch((e: unknown) => {
+    // the key is ours, not the client's: a conflict is a file from before blobs in the way of `.blobs/`
+    throw e instanceof KeyConflictError ? clash(rel, e.message) : storeDown(e, 'store the upload');
   });
+  let replaced: string | null = null;
+  try {
+    await withTransaction(ctx.db.pool, async (c) => {
+      // checked again under the team's lock: uploads running side by side cannot both fit in the last of it, nor
+      // be a file and a folder of one path
+      await lockTeamStorage(c, ctx.actor.teamId, {
+        timeoutMs: ctx.opts.artifactUploads?.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      });
+      await clashOf(c);
+      const now = await teamArtifactBytes(c, ctx.actor.teamId, { runId: run.id, uri });
+      if (now + body.length > quota) throw overQuota(quota, now);
+      const old = await storedArtifact(c, run.id, uri);
+      await saveStoredArtifact(c, run.id, ctx.actor.teamId, {
+        name: rel.split('/').pop()!,
+        uri,
+        sha256,
+        bytes: body.length,
+        metadata: { source: 'mlflow', path: rel, blob },
+      });
+      if (samples?.length) await insertSampleRows(c, run.id, samples);
+      // a file from before blobs under `.blobs/` could be another row's blob: left in place
+      if (old && (typeof old.metadata['blob'] === 'string' || !rel.startsWith('.blobs/')))
+        replaced = storedArtifactKey(run.id, rel, old.metadata);
+    });
+  } catch (e) {
+    await dropBlob(store, blob);
+    if (isLockTimeout(e))
+      throw new MlflowError(
+        'TEMPORARILY_UNAVAILABLE',
+        "the team's other artifact uploads held its storage lock too long; retry",
+        503,
+        { 'retry-after': '1' },
+      );
+    throw e;
+  }
+  if (replaced && replaced !== blob) await dropBlob(store, replaced);
   return json({});
 }
 
 async function download(ctx: Ctx, path: string): Promise<Response> {
-  const { key, rel } = await artifactTarget(ctx, path);
-  const got = key
-    ? await artifactStoreOf(ctx.opts.artifactDir)
-        .get(key)
-        .catch((e: unknown) => {
-          if (e instanceof ArtifactNotFoundError) return null;
-          if (isTransient(e)) throw storeDown(e);
-          throw e instanceof ChecksumMismatchError ? new MlflowError('INTERNAL_ERROR', e.message, 500) : e;
-        })
-    : null;
-  if (!got) throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No artifact at '${path}'`);
+  const { run, rel, uri } = await artifactTarget(ctx, path);
+  const missing = () => new MlflowError('RESOURCE_DOES_NOT_EXIST', `No artifact at '${path}'`);
+  if (!rel) throw missing();
+  const store = artifactStoreOf(ctx.opts.artifactDir);
+  // what the row recorded is served, or nothing: a file no row names is not an artifact, and bytes that differ
+  // from the row's sha256 are refused. Read twice at most: an overwrite between the row and the read drops the
+  // blob the row named.
+  let got: Awaited<ReturnType<ArtifactStore['get']>> | null = null;
+  let key = '';
+  for (let attempt = 1; !got; attempt++) {
+    const row = await storedArtifact(ctx.db.pool, run.id, uri);
+    if (!row) throw missing();
+    key = storedArtifactKey(run.id, rel, row.metadata);
+    got = await store.get(key, row.sha256 ? { sha256: row.sha256 } : {}).catch((e: unknown) => {
+      if (e instanceof ArtifactNotFoundError && attempt < 2) return null;
+      if (e instanceof ArtifactNotFoundError) throw missing();
+      if (e instanceof ChecksumMismatchError) {
+        console.error(`[mlflow] download of ${rel} (${key}) refused:`, e.message);
+        throw new MlflowError('INTERNAL_ERROR', `artifact '${rel}' failed its checksum; it was not served`, 500);
+      }
+      throw storeDown(e, 'read the artifact');
+    });
+  }
   // bytes that fail their checksum end the stream one chunk short (the client sees a broken download, never a
   // complete wrong file); the server's log says which artifact
-  got.body.on('error', (e) => console.error(`[mlflow] download of ${key} stopped:`, e.message));
+  got.body.on('error', (e) => console.error(`[mlflow] download of ${rel} (${key}) stopped:`, e.message));
   return new Response(Readable.toWeb(got.body) as ReadableStream<Uint8Array>, {
     headers: {
       'content-type': 'application/octet-stream',
-      'content-length': String(got.info.bytes),
+      // unknown (a server that sent no Content-Length): left out, never a 0 that would cut the body off
+      ...(got.info.bytes !== null && { 'content-length': String(got.info.bytes) }),
       ...downloadHeaders(rel.split('/').pop()!),
     },
   });

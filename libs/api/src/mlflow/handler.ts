@@ -212,6 +212,11 @@ export function createMlflowHandler(opts: MlflowOptions) {
           403,
         );
       }
+      if (art && method === 'PUT') {
+        // an upload is a write like any other: charged to the key's rate before its body is read
+        need(ctx, 'log');
+        await chargeWrite(ctx, 1);
+      }
       if (art) return await artifacts.proxyRequest(ctx, req, art[1] ?? '');
       if (getArtifact) return await artifacts.getArtifact(ctx, url);
       const [permission, endpoint] = route!;

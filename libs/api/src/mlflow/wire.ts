@@ -17,6 +17,11 @@ export interface MlflowOptions extends Pick<ApiHandlerOptions, 'db' | 'notifier'
   maxArtifactBytes?: number;
   /** Bytes of uploaded artifacts a team may keep in all (default 10 GiB); deleting runs frees theirs. */
   teamStorageBytes?: number;
+  /**
+   * A team's artifact uploads in flight at once in this process (default 4; more are a 429 with Retry-After), and
+   * the longest an upload waits for the team's storage lock (default 5000 ms; then a 503).
+   */
+  artifactUploads?: { perTeam?: number; lockTimeoutMs?: number };
   /** Largest JSON request body (default 8 MiB). */
   maxBodyBytes?: number;
 }

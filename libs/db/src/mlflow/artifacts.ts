@@ -21,6 +21,20 @@ export async function listStoredArtifacts(
   return r.rows;
 }
 
+/** One uploaded file's row: what was recorded of its bytes, and where they are (`metadata.blob`). */
+export async function storedArtifact(
+  c: Queryable,
+  runId: string,
+  uri: string,
+): Promise<{ sha256: string | null; bytes: number | null; metadata: Record<string, unknown> } | null> {
+  const r = await c.query<{ sha256: string | null; bytes: number | null; metadata: Record<string, unknown> | null }>(
+    `SELECT sha256, bytes::float8 AS bytes, metadata FROM artifact WHERE run_id = $1 AND uri = $2`,
+    [runId, uri],
+  );
+  const row = r.rows[0];
+  return row ? { ...row, metadata: row.metadata ?? {} } : null;
+}
+
 export interface StoredArtifact {
   name: string;
   uri: string;
