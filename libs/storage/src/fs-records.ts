@@ -112,12 +112,16 @@ export class FsRecords {
 
   /** Removes what crashed writes left in tmp/ and locks/ (older than an hour); never fails the store's opening. */
   async sweep(now = Date.now()): Promise<void> {
+    // turbopackIgnore: the web server bundles this store, and a readdir of a computed path would otherwise make
+    // Next trace (and ship) the whole repository
     for (const sub of ['tmp', 'locks']) {
-      const dir = join(this.dir, sub);
-      const names = await readdir(dir).catch(() => [] as string[]);
+      const dir = join(/*turbopackIgnore: true*/ this.dir, sub);
+      const names = await readdir(/*turbopackIgnore: true*/ dir).catch(() => [] as string[]);
       for (const n of names) {
-        const st = await stat(join(dir, n)).catch(() => null);
-        if (st && now - st.mtimeMs > LEFTOVER_MS) await rm(join(dir, n), { recursive: true, force: true });
+        const path = join(/*turbopackIgnore: true*/ dir, n);
+        const st = await stat(/*turbopackIgnore: true*/ path).catch(() => null);
+        if (st && now - st.mtimeMs > LEFTOVER_MS)
+          await rm(/*turbopackIgnore: true*/ path, { recursive: true, force: true });
       }
     }
   }
