@@ -1,6 +1,7 @@
 /**
  * GPU jobs in the dashboard (docs/architecture.md, "GPU jobs"): the sweep launcher's GPU choice reaches the spec and
- * the queue (the e2e worker has no GPU, so a GPU parent waits), and the runs table says where each run trained.
+ * the queue (the e2e worker has no GPU, so a GPU parent waits, as the launch warns and the runs table's status
+ * title says), and the runs table says where each run trained.
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -46,6 +47,12 @@ describe('the GPU choice in the sweep launcher', () => {
     await page.screenshot({ path: resolve(ARTIFACTS, 'sweep-form-gpu.png'), fullPage: true });
 
     await page.click('button[type="submit"]');
+    // the e2e worker takes CPU jobs only: the launch goes ahead and says its GPU parent waits for a GPU worker
+    const warning = page.locator('[data-testid="launch-warning"]');
+    await warning.waitFor();
+    expect(await warning.textContent()).toContain('no live worker takes GPU jobs (AFT_WORKER_GPUS)');
+    await page.screenshot({ path: resolve(ARTIFACTS, 'sweep-form-no-gpu-worker.png'), fullPage: true });
+    await warning.getByRole('link', { name: 'Open the sweep' }).click();
     await page.waitForURL(/\/sweeps\/(?!new)[^/?]+$/);
     const sweepId = page.url().split('/').at(-1)!;
     const sweep = await callApi<SweepView>('sweeps.get', { id: sweepId }, 'GET');
@@ -100,6 +107,9 @@ describe('the runs table’s "Trained on" column', () => {
     expect(await cell(1).textContent()).toBe('wasm / cpu-7');
     expect(await cell(2).textContent()).toBe('wasm');
     expect(await cell(3).textContent()).toBe('—');
+    const status = (i: number) => table.locator(`[data-run="e2e-trained-${suffix}-${i}"] .td:has(> .badge)`);
+    expect(await status(3).getAttribute('title')).toBe('queued: waiting for a GPU worker');
+    expect(await status(0).getAttribute('title')).toBeNull();
     await page.screenshot({ path: resolve(ARTIFACTS, 'runs-table-trained-on.png'), fullPage: true });
 
     await page.goto(`${base()}/projects/${project}?hide=trained`);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { planSweep, sweepSpec } from '@aft/queue/spec';
 import { HIDEABLE_COLUMNS, parseRunsView } from '../src/lib/runs-url';
 import { specOf, type SweepFormState } from '../src/lib/sweep-form';
-import { trainedOn, trainedOnText } from '../src/lib/trained-on';
+import { statusTitle, trainedOn, trainedOnText } from '../src/lib/trained-on';
 
 const form = (gpuParents: boolean, gpuAlign: boolean): SweepFormState => ({
   name: 'gpu',
@@ -76,5 +76,15 @@ describe('the runs table’s "Trained on"', () => {
   it('is a column a view may hide', () => {
     expect(HIDEABLE_COLUMNS).toContain('trained');
     expect(parseRunsView({ hide: 'trained' }).hide).toEqual(['trained']);
+  });
+});
+
+describe('the runs table status title', () => {
+  it('says a queued run that asked for a GPU waits for a GPU worker, and nothing else', () => {
+    expect(statusTitle('queued', { resources: { gpu: 1 } })).toBe('queued: waiting for a GPU worker');
+    expect(statusTitle('running', { resources: { gpu: 1 } })).toBeUndefined();
+    expect(statusTitle('queued', { resources: { gpu: 0 } })).toBeUndefined();
+    expect(statusTitle('queued', {})).toBeUndefined();
+    expect(statusTitle('queued', null)).toBeUndefined();
   });
 });

@@ -76,6 +76,18 @@ describe('results table', () => {
       ]),
     ).toEqual([{ key: 'lr', values: ['1', '2'] }]);
   });
+
+  it('leaves out where runs trained (worker, backend, resources): not a difference of the experiment', () => {
+    expect(
+      configDiff([
+        {
+          id: 'a',
+          config: { lr: 1, backend: 'webgpu', 'backend.adapter': 'nvidia', 'worker.host': 'g1', resources: { gpu: 1 } },
+        },
+        { id: 'b', config: { lr: 1, backend: 'wasm', 'backend.kernels': 'simd', 'worker.queue': 'q', backendX: 1 } },
+      ]),
+    ).toEqual([{ key: 'backendX', values: ['—', '1'] }]);
+  });
 });
 
 describe('groupSeries', () => {

@@ -122,7 +122,7 @@ export class RunReporter {
       'train/tokens_per_s': tokensPerS,
       ...Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [`train/${k}`, v])),
       // the GPU adapter is not here: it is a run param already (backend.adapter, placementParams in train.ts)
-      ...this.sys.sample(tokensPerS),
+      ...this.sys.sample(),
     };
   }
 

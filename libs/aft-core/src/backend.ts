@@ -112,10 +112,17 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
 /** Past this a record's `backend.skipped` is cut: it stays a parameter any tracking server takes (older MLflow: 500). */
 const MAX_SKIPPED_CHARS = 500;
 
-/** The adapter in one readable line: vendor, architecture, device and description, empty and repeated parts left out. */
+/** Past this an adapter line is cut: the fleet registry takes 200 characters a field (libs/queue fleet.ts). */
+const MAX_ADAPTER_CHARS = 200;
+
+/**
+ * The adapter in one readable line: vendor, architecture, device and description, empty and repeated parts left
+ * out, at most MAX_ADAPTER_CHARS (a driver's long description would otherwise fail a run's start and the fleet).
+ */
 function adapterLine(a: AdapterInfo): string {
   const parts = [a.vendor, a.architecture, a.device, a.description].map((x) => (x ?? '').trim()).filter(Boolean);
-  return [...new Set(parts)].join(', ');
+  const line = [...new Set(parts)].join(', ');
+  return line.length > MAX_ADAPTER_CHARS ? `${line.slice(0, MAX_ADAPTER_CHARS - 1)}…` : line;
 }
 
 /**

@@ -61,6 +61,25 @@ describe('backendRecord', () => {
     });
   });
 
+  it('cuts a long adapter line to the 200 characters the fleet registry takes', () => {
+    const r = backendRecord({
+      name: 'webgpu',
+      provider: 'p',
+      skipped: [],
+      adapter: {
+        vendor: 'v',
+        architecture: 'a',
+        device: 'd',
+        description: 'x'.repeat(5_000),
+        software: true,
+        limits: { maxStorageBufferBindingSize: 1, maxBufferSize: 1, maxComputeWorkgroupStorageSize: 1 },
+      },
+    });
+    expect(r['backend.adapter']).toHaveLength(200);
+    expect(r['backend.adapter']!.startsWith('v, a, d, xxx')).toBe(true);
+    expect(r['backend.adapter']!.endsWith('…')).toBe(true);
+  });
+
   it('names wasm’s kernels, and cuts a long list of skipped backends to a parameter’s length', () => {
     const r = backendRecord({
       name: 'wasm',

@@ -140,6 +140,8 @@ describe('fleet.list', () => {
     expect(b.workers[0]!.otherJobs).toBe(2);
     expect(b.stalled).toEqual([]);
     expect(b.otherStalled).toBe(1);
+    // the dead worker's stalled job is counted once (otherStalled), its resumed one under it
+    expect(b.workers.find((w) => w.id === 'w-dead')!.otherJobs).toBe(1);
     // nothing of another team's runs leaks, anywhere in the answer
     const json = JSON.stringify(b);
     for (const id of [runs.a, runs.c, runs.stalled]) expect(json).not.toContain(id);

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
+import { createRedis, dropTestQueues, FleetHeartbeat, JobProducer, testQueueName } from '@aft/queue';
+import { NO_GPU_WORKER } from '../src/router/sweeps';
 import { configParams } from '../src/mlflow/runs';
 import { createTeamWithKey, createTestHandler } from '../src/testing';
 
@@ -126,6 +127,59 @@ describe('sweeps.launch with resources', () => {
   });
 });
 
+describe('a GPU launch with no GPU worker', () => {
+  /** A worker beating in this test's queue, with a GPU pool or CPUs only; stopped (taken off the list) after. */
+  async function withWorker(kind: 'cpu' | 'gpu', body: () => Promise<void>) {
+    const redis = createRedis('redis://127.0.0.1:6379', 'worker');
+    const id = `w-${kind}-${Math.random().toString(36).slice(2, 8)}`;
+    const hb = new FleetHeartbeat(redis, producer.queueName, () => ({
+      id,
+      host: 'test-host',
+      pid: 1,
+      version: '0',
+      startedAt: Date.now(),
+      heartbeatMs: 60_000,
+      pools: [{ kind, queue: producer.queueName, concurrency: 1, backend: null, adapter: null, bullId: `b-${id}` }],
+      resources: { cores: 1, memoryMb: 1, concurrency: 1, gpus: kind === 'gpu' ? 1 : 0 },
+      jobs: [],
+    }));
+    await hb.beat();
+    try {
+      await body();
+    } finally {
+      await hb.stop(id);
+      redis.disconnect();
+    }
+  }
+  const warningOf = async (proc: 'runs.launch' | 'sweeps.launch', input: unknown) => {
+    const r = await api.call(proc, input, { key });
+    expect(r.status, r.json.error?.message).toBe(200);
+    return (r.json.result!.data as { warning?: string }).warning;
+  };
+
+  it('runs.launch still launches, and warns, until a live worker has a GPU pool', async () => {
+    const before = await count();
+    expect(await warningOf('runs.launch', vft({ resources: { gpu: 1 } }))).toBe(NO_GPU_WORKER);
+    expect(await count()).toBe(before + 1);
+    expect(await warningOf('runs.launch', vft({}))).toBeUndefined();
+    await withWorker('cpu', async () => {
+      expect(await warningOf('runs.launch', vft({ resources: { gpu: 1 } }))).toBe(NO_GPU_WORKER);
+    });
+    await withWorker('gpu', async () => {
+      expect(await warningOf('runs.launch', vft({ resources: { gpu: 1 } }))).toBeUndefined();
+    });
+  });
+
+  it('sweeps.launch warns when a stage asks for a GPU and no live worker has a GPU pool', async () => {
+    expect(await warningOf('sweeps.launch', sweep({ resources: { vft: { gpu: 1 } } }))).toBe(NO_GPU_WORKER);
+    expect(await warningOf('sweeps.launch', sweep({ resources: { align: { gpu: 1 } } }))).toBe(NO_GPU_WORKER);
+    expect(await warningOf('sweeps.launch', sweep({}))).toBeUndefined();
+    await withWorker('gpu', async () => {
+      expect(await warningOf('sweeps.launch', sweep({ resources: { gpu: 1 } }))).toBeUndefined();
+    });
+  });
+});
+
 describe('runs.start records where the run trains', () => {
   async function queued(): Promise<{ runId: string; token: string }> {
     const runId = await launchRun({ resources: { gpu: 1 } });
@@ -140,7 +194,7 @@ describe('runs.start records where the run trains', () => {
     'worker.host': 'gpu-1',
   };
 
-  it('merges the params into the config, which MLflow clients read as params; a resume overwrites them', async () => {
+  it('merges the params into the config, which MLflow clients read as params; a resume replaces them', async () => {
     const { runId, token } = await queued();
     const r = await api.call('runs.start', { id: runId, backend: 'webgpu', params }, { key: token });
     expect(r.status, r.json.error?.message).toBe(200);
@@ -158,9 +212,51 @@ describe('runs.start records where the run trains', () => {
       { key: token },
     );
     expect(again.status).toBe(200);
-    expect(await configOf(runId)).toMatchObject({ ...params, 'worker.host': 'gpu-2' });
+    expect(await configOf(runId)).toEqual({
+      preset: 'tiny',
+      seed: 1,
+      steps: 10,
+      overrides: {},
+      sampling: [],
+      resources: { gpu: 1 },
+      'worker.host': 'gpu-2',
+    });
     const row = await t.db.pool.query(`SELECT backend, status::text FROM run WHERE id = $1`, [runId]);
     expect(row.rows[0]).toEqual({ backend: 'webgpu', status: 'running' });
+  });
+
+  it("a resume on a wasm worker drops the webgpu start's adapter and kernels; repeated starts do not grow the config", async () => {
+    const { runId, token } = await queued();
+    const gpu = { ...params, 'backend.kernels': 'fused-attention', 'backend.skipped': 'none' };
+    expect((await api.call('runs.start', { id: runId, backend: 'webgpu', params: gpu }, { key: token })).status).toBe(
+      200,
+    );
+    const wasm = { backend: 'wasm', 'backend.provider': '@tensorflow/tfjs-backend-wasm', 'worker.host': 'cpu-1' };
+    expect((await api.call('runs.start', { id: runId, backend: 'wasm', params: wasm }, { key: token })).status).toBe(
+      200,
+    );
+    const config = await configOf(runId);
+    expect(Object.keys(config).filter((k) => k.startsWith('backend') || k.startsWith('worker.'))).toEqual(
+      expect.arrayContaining(Object.keys(wasm)),
+    );
+    expect(config).toMatchObject(wasm);
+    for (const k of [
+      'backend.adapter',
+      'backend.kernels',
+      'backend.skipped',
+      'backend.adapter.maxStorageBufferBindingSize',
+    ])
+      expect(config).not.toHaveProperty([k]);
+    // 20 starts, each with 60 new keys of 200 characters: only the last start's stay
+    for (let n = 0; n < 20; n++) {
+      const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`worker.x${n}-${i}`, 'v'.repeat(200)]));
+      const r = await api.call('runs.start', { id: runId, params: many }, { key: token });
+      expect(r.status, r.json.error?.message).toBe(200);
+    }
+    const last = await configOf(runId);
+    expect(Object.keys(last).filter((k) => k.startsWith('worker.')).length).toBe(60);
+    expect(last).toHaveProperty(['worker.x19-0']);
+    expect(JSON.stringify(last).length).toBeLessThan(16_384);
   });
 
   it.each([
@@ -168,6 +264,10 @@ describe('runs.start records where the run trains', () => {
     [{ worker: 'x' }, /params\.worker: a key is/],
     [{ 'backend.adapter': 'x'.repeat(1001) }, /params\.backend\.adapter: a param is at most 1000 characters/],
     [Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`worker.k${i}`, 'v'])), /params: at most 64 params/],
+    [
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`worker.k${i}`, 'v'.repeat(1000)])),
+      /params: must serialise to at most 16 KiB of JSON/,
+    ],
   ])('refuses params %#, naming the field, and leaves the run as it was', async (bad, message) => {
     const { runId, token } = await queued();
     const r = await api.call('runs.start', { id: runId, params: bad }, { key: token });

@@ -182,7 +182,8 @@ export type RunCreateInput = z.input<typeof runCreateInput>;
 /**
  * Where a worker trains a run, recorded as the run's params when it takes the run up (docs/architecture.md, "GPU
  * jobs"): `backend` and `backend.…` (aft-core's backendRecord: provider, kernels, adapter and its limits) and
- * `worker.…` (its host). Only these keys, so what the launch wrote into the config is never overwritten.
+ * `worker.…` (its host). Only these keys, so what the launch wrote into the config is never overwritten; each start
+ * replaces the previous start's (libs/db launch.ts startRun).
  */
 export const runStartParams = z
   .record(
@@ -192,7 +193,9 @@ export const runStartParams = z
       .regex(/^(backend(\.[\w.-]+)?|worker\.[\w.-]+)$/, 'is `backend`, `backend.<name>` or `worker.<name>`'),
     pgText.max(1000, 'a param is at most 1000 characters'),
   )
-  .refine((o) => Object.keys(o).length <= 64, 'at most 64 params');
+  .refine((o) => Object.keys(o).length <= 64, 'at most 64 params')
+  // each start replaces the last's params, but 64 of 1000 characters would still pass the config's 64 KiB
+  .refine((o) => JSON.stringify(o).length <= 16_384, 'must serialise to at most 16 KiB of JSON');
 
 export const runStartInput = z.object({
   id,

@@ -116,10 +116,16 @@ export async function deleteQueuedRuns(pool: Pool, runIds: readonly string[], sw
 }
 
 /**
+ * The config without the previous start's placement keys (`backend`, `backend.*`, `worker.*`): a resume on another
+ * worker must not keep the last one's adapter or kernels, and repeated starts must not grow the config.
+ */
+const WITHOUT_PLACEMENT = `(SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM jsonb_each(config) AS e(k, v)
+   WHERE k <> 'backend' AND k NOT LIKE 'backend.%' AND k NOT LIKE 'worker.%')`;
+
+/**
  * A worker starts (or, after a crash, resumes) a run: only a queued or running run becomes running.
  * Returns the status it found, so a job for a canceled or finished run is skipped. `params`, where the worker trains
- * it (backend, adapter, host: keys the launch never writes, checked by the API), are merged into its config, the
- * latest start's winning.
+ * it (backend, adapter, host: keys the launch never writes, checked by the API), replace the previous start's.
  */
 export async function startRun(
   pool: Pool,
@@ -134,7 +140,7 @@ export async function startRun(
        WHERE r.id = $1 AND p.team_id = $2 FOR UPDATE OF r),
      u AS (
        UPDATE run SET status = 'running', started_at = COALESCE(started_at, now()), heartbeat_at = now(),
-              backend = COALESCE($3, backend), config = config || $4::jsonb, error = NULL, ${TOUCH_SET}
+              backend = COALESCE($3, backend), config = ${WITHOUT_PLACEMENT} || $4::jsonb, error = NULL, ${TOUCH_SET}
        WHERE id IN (SELECT id FROM cur WHERE status IN ('queued', 'running')) RETURNING id, ${NOTIFY_RUN('id')})
      SELECT cur.status, EXISTS (SELECT 1 FROM u) AS started FROM cur`,
     [runId, teamId, backend, JSON.stringify(params)],

@@ -15,8 +15,24 @@ export const FLEET_HEARTBEAT_MS = 5_000;
 export const FLEET_TTL_BEATS = 3;
 /** How long a worker that stopped heartbeating (killed, host down) is still listed, as gone. */
 export const FLEET_KEEP_GONE_MS = 3_600_000;
+/** The most workers one read lists (the newest beats), and the most active jobs it reads of each queue. */
+export const FLEET_MAX_LISTED = 500;
+export const FLEET_MAX_ACTIVE = 2_000;
 
-const text = z.string().max(200);
+const MAX_TEXT = 200;
+const text = z.string().max(MAX_TEXT);
+
+/**
+ * Every string of a record cut to what the schema takes: one overlong field (a driver's adapter description, a long
+ * host name) must not fail every beat and make a live worker look gone.
+ */
+function clampStrings<T>(v: T): T {
+  if (typeof v === 'string') return (v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT - 1)}…` : v) as T;
+  if (Array.isArray(v)) return v.map(clampStrings) as T;
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clampStrings(x)])) as T;
+  return v;
+}
 
 export const fleetPool = z.object({
   kind: z.enum(['cpu', 'gpu']),
@@ -96,7 +112,10 @@ export class FleetHeartbeat {
 
   private async write(): Promise<void> {
     const now = Date.now();
-    const rec = workerRecord.parse({ ...(await this.snapshot()), lastSeen: now });
+    const snap = await this.snapshot();
+    const rec = workerRecord.parse(
+      clampStrings({ ...snap, pools: snap.pools.slice(0, 8), jobs: snap.jobs.slice(0, 256), lastSeen: now }),
+    );
     const json = JSON.stringify(rec);
     await this.redis
       .multi()
@@ -107,12 +126,30 @@ export class FleetHeartbeat {
       .exec();
   }
 
-  /** Stops beating and takes the worker off the list (a graceful stop: it is not "gone", it left). */
-  async stop(id: string): Promise<void> {
+  /**
+   * Stops beating and takes the worker off the list (a graceful stop: it is not "gone", it left). Waits at most
+   * `timeoutMs` for Redis: its client retries forever (maxRetriesPerRequest null), and a shutdown in a Redis outage
+   * must still finish; the record then expires as gone.
+   */
+  async stop(id: string, timeoutMs = 2_000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.writing;
-    await this.redis.multi().del(this.keys.live(id), this.keys.last(id)).zrem(this.keys.index, id).exec();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    const leave = this.writing.then(() =>
+      this.redis.multi().del(this.keys.live(id), this.keys.last(id)).zrem(this.keys.index, id).exec(),
+    );
+    try {
+      await Promise.race([
+        leave.then(
+          () => undefined,
+          (e: Error) => this.onError(e),
+        ),
+        timedOut,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -163,7 +200,8 @@ export async function readFleet(
   now = Date.now(),
 ): Promise<FleetSnapshot> {
   const keys = fleetKeys(queue);
-  const ids = await redis.zrangebyscore(keys.index, now - FLEET_KEEP_GONE_MS, '+inf');
+  // the newest first, a bounded number: an index that grew (workers restarted in a loop) cannot make one read huge
+  const ids = await redis.zrevrangebyscore(keys.index, '+inf', now - FLEET_KEEP_GONE_MS, 'LIMIT', 0, FLEET_MAX_LISTED);
   const [live, last] = ids.length
     ? await Promise.all([redis.mget(ids.map(keys.live)), redis.mget(ids.map(keys.last))])
     : [[], []];
@@ -180,15 +218,19 @@ export async function readFleet(
 
   const active: ActiveJob[] = [];
   for (const q of queues) {
-    const jobs = (await q.getActive()).filter((j) => j.id);
-    if (!jobs.length) continue;
-    const locks = await redis.mget(jobs.map((j) => `${q.toKey(j.id!)}:lock`));
-    jobs.forEach((j, i) => {
-      const lock = locks[i] ?? null;
+    // ids, locks and start times only: a job's data (its run token, its config) never leaves Redis for this
+    const ids = (await q.getRanges(['active'], 0, FLEET_MAX_ACTIVE - 1)).filter(Boolean);
+    if (!ids.length) continue;
+    const pipe = redis.pipeline();
+    for (const id of ids) pipe.get(`${q.toKey(id)}:lock`).hget(q.toKey(id), 'processedOn');
+    const res = (await pipe.exec()) ?? [];
+    ids.forEach((id, i) => {
+      const lock = (res[2 * i]?.[1] as string | null | undefined) ?? null;
+      const processedOn = Number(res[2 * i + 1]?.[1]);
       active.push({
-        runId: j.id!,
+        runId: id,
         queue: q.name,
-        since: j.processedOn ?? null,
+        since: Number.isFinite(processedOn) && processedOn > 0 ? processedOn : null,
         holder: lock ? (byBullId.get(lock.split(':')[0]!) ?? null) : null,
         locked: lock !== null,
       });

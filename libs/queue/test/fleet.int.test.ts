@@ -97,6 +97,71 @@ describe('fleet registry', () => {
     await hb.stop('w-holds');
   });
 
+  it('cuts an overlong field instead of failing the beat: a 5,000-character adapter still beats and lists', async () => {
+    const errors: Error[] = [];
+    const rec = record('w-long', 1_000);
+    const long = { ...rec, pools: [{ ...rec.pools[0]!, kind: 'gpu' as const, adapter: 'x'.repeat(5_000) }] };
+    const hb = new FleetHeartbeat(
+      redis,
+      queue,
+      () => long,
+      (e) => errors.push(e),
+    );
+    await hb.beat();
+    expect(errors).toEqual([]);
+    const w = (await producer.fleet()).workers.find((x) => x.id === 'w-long');
+    expect(w?.status).toBe('alive');
+    expect(w!.pools[0]!.adapter).toHaveLength(200);
+    await hb.stop('w-long');
+  });
+
+  it('lists at most the newest 500 workers', async () => {
+    const keys = fleetKeys(queue);
+    const now = Date.now();
+    const multi = redis.multi();
+    for (let i = 0; i < 520; i++) {
+      const id = `w-many-${i}`;
+      const json = JSON.stringify({ ...record(id, 60_000), lastSeen: now - 520 + i });
+      multi.set(keys.live(id), json, 'PX', 60_000).zadd(keys.index, now - 520 + i, id);
+    }
+    await multi.exec();
+    const listed = (await producer.fleet()).workers.map((w) => w.id);
+    expect(listed.filter((id) => id.startsWith('w-many-'))).toHaveLength(500);
+    expect(listed).toContain('w-many-519');
+    expect(listed).not.toContain('w-many-0');
+    const ids = Array.from({ length: 520 }, (_, i) => `w-many-${i}`);
+    await redis
+      .multi()
+      .del(ids.map(keys.live))
+      .zrem(keys.index, ...ids)
+      .exec();
+  });
+
+  it('reads active jobs by id and lock, never loading their data (run tokens) into the reader', async () => {
+    const q = producer.runs;
+    const getActive = q.getActive.bind(q);
+    q.getActive = () => Promise.reject(new Error('job data was loaded'));
+    try {
+      await expect(producer.fleet()).resolves.toMatchObject({ active: expect.any(Array) });
+    } finally {
+      q.getActive = getActive;
+    }
+  });
+
+  it('a stop in a Redis outage gives up after its timeout instead of hanging the shutdown', async () => {
+    const down = createRedis('redis://127.0.0.1:1', 'worker');
+    down.on('error', () => undefined);
+    try {
+      const hb = new FleetHeartbeat(down, queue, () => record('w-outage', 1_000));
+      void hb.beat(); // a write in flight that never answers
+      const t0 = Date.now();
+      await hb.stop('w-outage', 300);
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    } finally {
+      down.disconnect();
+    }
+  });
+
   it('skips a record it cannot read', async () => {
     const keys = fleetKeys(queue);
     await redis.zadd(keys.index, Date.now(), 'w-garbled');

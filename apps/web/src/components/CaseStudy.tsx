@@ -1,4 +1,5 @@
 'use client';
+import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
@@ -161,6 +162,7 @@ function ForkSettings({
   const [gpu, setGpu] = useState(() => wantsGpu(resourcesSpec.safeParse(run.config['resources']).data));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [launched, setLaunched] = useState<{ href: string; warning: string } | null>(null);
   const fork = async () => {
     setBusy(true);
     setError(null);
@@ -176,7 +178,9 @@ function ForkSettings({
         config: { ...c, constraint, beta: Number(beta), lr: Number(lr), wNll: Number(wNll), steps: Number(steps) },
         ...(gpu ? { resources: { gpu: 1 } } : {}),
       });
-      router.push(`/runs/${res.runId}`);
+      // a fork the server warned about (no GPU worker) says so, with a link on, instead of navigating
+      if (res.warning) setLaunched({ href: `/runs/${res.runId}`, warning: res.warning });
+      else router.push(`/runs/${res.runId}`);
     } catch (e) {
       setError((e as Error).message);
       setBusy(false);
@@ -238,10 +242,15 @@ function ForkSettings({
           on a GPU
         </label>
         <button type="button" className="primary" disabled={busy} onClick={() => void fork()}>
-          {busy ? 'Launching…' : 'Fork with these settings'}
+          {launched ? 'Launched' : busy ? 'Launching…' : 'Fork with these settings'}
         </button>
       </div>
       {error ? <div className="error">{error}</div> : null}
+      {launched ? (
+        <div className="warnbox" role="status" data-testid="launch-warning">
+          Launched; {launched.warning}. <Link href={launched.href}>Open the fork</Link>
+        </div>
+      ) : null}
     </div>
   );
 }

@@ -1,4 +1,5 @@
 'use client';
+import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useMemo, useState } from 'react';
 import { ALIGN_METHODS, CONSTRAINTS, METHOD_LABELS } from '@aft/aft-core/spec';
@@ -14,6 +15,8 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
   const [state, setState] = useState<SweepFormState>({ ...BASE, project: initialProject ?? BASE.project });
   const [submitting, setSubmitting] = useState(false);
   const [serverError, setServerError] = useState<string | null>(null);
+  // a launch the server warned about (no GPU worker): the warning stays up, with a link on, instead of navigating
+  const [launched, setLaunched] = useState<{ href: string; warning: string } | null>(null);
   const set = <K extends keyof SweepFormState>(k: K, v: SweepFormState[K]) => setState((s) => ({ ...s, [k]: v }));
 
   const { valid, errors, plan } = useMemo(() => {
@@ -52,7 +55,8 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
     setServerError(null);
     try {
       const res = await trpc.sweeps.launch.mutate(valid);
-      router.push(`/sweeps/${res.sweepId}`);
+      if (res.warning) setLaunched({ href: `/sweeps/${res.sweepId}`, warning: res.warning });
+      else router.push(`/sweeps/${res.sweepId}`);
     } catch (e) {
       setServerError((e as Error).message);
       setSubmitting(false);
@@ -228,6 +232,11 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           {serverError}
         </div>
       ) : null}
+      {launched ? (
+        <div className="warnbox" role="status" data-testid="launch-warning">
+          Launched; {launched.warning}. <Link href={launched.href}>Open the sweep</Link>
+        </div>
+      ) : null}
       <div className="launch-bar">
         <span data-testid="run-count">
           {plan
@@ -235,7 +244,13 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
             : 'fix the fields marked above'}
         </span>
         <button type="submit" className="primary" disabled={!plan || submitting}>
-          {submitting ? 'Launching…' : plan ? `Launch ${plan.runs.length + plan.parents.length} runs` : 'Launch'}
+          {launched
+            ? 'Launched'
+            : submitting
+              ? 'Launching…'
+              : plan
+                ? `Launch ${plan.runs.length + plan.parents.length} runs`
+                : 'Launch'}
         </button>
       </div>
     </form>

@@ -3,19 +3,19 @@ import type { ReactNode } from 'react';
 import type { RouterOutputs } from '@aft/api';
 import { fmtAgo, fmtDuration, fmtNumber } from '../lib/format';
 import { HIDEABLE_COLUMNS, type HideableColumn } from '../lib/runs-url';
-import { trainedOn, trainedOnText, type TrainedOn } from '../lib/trained-on';
+import { statusTitle, trainedOn, trainedOnText, type TrainedOn } from '../lib/trained-on';
 import { StatusBadge } from './ui';
 
 type ListedRun = RouterOutputs['runs']['list']['items'][number];
 type Listed =
   'id' | 'name' | 'method' | 'constraint' | 'status' | 'tags' | 'summary' | 'createdAt' | 'startedAt' | 'finishedAt';
 /** What the table shows of a run of runs.list; all that the page sends (a run's config can be large). */
-export type RunRow = Pick<ListedRun, Listed> & { trainedOn: TrainedOn | null };
+export type RunRow = Pick<ListedRun, Listed> & { trainedOn: TrainedOn | null; statusTitle?: string };
 
 /** A run as the table keeps it: from the server (dates as Date) or from runs.list over HTTP (dates as strings). */
 export const tableRow = <R extends Record<Listed | 'config' | 'backend', unknown>>(
   r: R,
-): Pick<R, Listed> & { trainedOn: TrainedOn | null } => ({
+): Pick<R, Listed> & { trainedOn: TrainedOn | null; statusTitle?: string } => ({
   id: r.id,
   name: r.name,
   method: r.method,
@@ -27,6 +27,7 @@ export const tableRow = <R extends Record<Listed | 'config' | 'backend', unknown
   startedAt: r.startedAt,
   finishedAt: r.finishedAt,
   trainedOn: trainedOn(r.config, typeof r.backend === 'string' ? r.backend : null),
+  statusTitle: statusTitle(String(r.status), r.config),
 });
 
 /** An aggregate row: the loaded runs of one method × constraint. */
@@ -87,7 +88,7 @@ const BUILT_IN: Column[] = [
     label: 'Status',
     ...fixed(122),
     sort: 'status',
-    run: (r) => ({ body: <StatusBadge status={r.status} /> }),
+    run: (r) => ({ body: <StatusBadge status={r.status} />, title: r.statusTitle }),
     group: (g) => {
       const counts = new Map<string, number>();
       g.runs.forEach((r) => counts.set(r.status, (counts.get(r.status) ?? 0) + 1));

@@ -145,11 +145,21 @@ export function toLatex(rows: readonly ResultRow[]): string {
   );
 }
 
-/** Config keys whose values differ between runs (flattened, dotted), with each run's value. */
+/**
+ * Where a run trained, not what it trained (docs/architecture.md, "GPU jobs"): the worker's params (`backend…`,
+ * `worker.…`) and what it asked of its worker (`resources…`). Runs of one experiment differ in these by chance.
+ */
+const isPlacement = (key: string) => /^(backend|resources)(\.|$)|^worker\./.test(key);
+
+/**
+ * Config keys whose values differ between runs (flattened, dotted), with each run's value; placement keys left out.
+ */
 export function configDiff(runs: readonly { id: string; config: unknown }[]): { key: string; values: string[] }[] {
   const flat = (o: unknown, prefix = ''): [string, unknown][] =>
     isRecord(o) ? Object.entries(o).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k)) : [[prefix, o]];
-  const maps = runs.map((r) => new Map(flat(r.config).map(([k, v]) => [k, JSON.stringify(v)])));
+  const maps = runs.map(
+    (r) => new Map(flat(r.config).flatMap(([k, v]) => (isPlacement(k) ? [] : [[k, JSON.stringify(v)] as const]))),
+  );
   const keys = [...new Set(maps.flatMap((m) => [...m.keys()]))].sort();
   return keys
     .map((key) => ({ key, values: maps.map((m) => m.get(key) ?? '—') }))

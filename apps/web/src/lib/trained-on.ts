@@ -29,3 +29,14 @@ export function trainedOnText(t: TrainedOn | null): { body: string; title?: stri
     title: [t.backend, t.adapter, t.host ? `on ${t.host}` : null].filter(Boolean).join(' · '),
   };
 }
+
+/**
+ * The status cell's title: a queued run that asked for a GPU waits for a worker started with AFT_WORKER_GPUS, which
+ * no other status says (it counts toward the team's active-run cap meanwhile).
+ */
+export function statusTitle(status: string, config: unknown): string | undefined {
+  if (status !== 'queued' || !config || typeof config !== 'object') return undefined;
+  const r = (config as Record<string, unknown>)['resources'];
+  const gpu = r && typeof r === 'object' ? (r as Record<string, unknown>)['gpu'] : undefined;
+  return typeof gpu === 'number' && gpu > 0 ? 'queued: waiting for a GPU worker' : undefined;
+}

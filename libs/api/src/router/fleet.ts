@@ -41,7 +41,7 @@ export interface FleetWorkerView {
   resources: FleetWorker['resources'];
   /** Jobs in hand of runs in the viewer's teams. */
   jobs: FleetJobView[];
-  /** Jobs in hand of runs the viewer may not see: "busy with N other jobs". */
+  /** Jobs in hand of runs the viewer may not see: "busy with N other jobs" (a gone worker's stalled ones aside). */
   otherJobs: number;
 }
 
@@ -51,7 +51,10 @@ export interface FleetView {
   /** The server's clock when read (ms): "last seen 3 s ago" is measured against it, not the browser's. */
   now: number;
   workers: FleetWorkerView[];
-  /** Active jobs no live worker holds, of the viewer's runs, and how many of other teams'. */
+  /**
+   * Active jobs no live worker holds, of the viewer's runs, and how many of other teams' (a gone worker's stalled
+   * jobs of other teams are counted here only, not in its `otherJobs`).
+   */
   stalled: FleetJobView[];
   otherStalled: number;
 }
@@ -93,7 +96,9 @@ export function fleetView(snap: FleetSnapshot, runs: readonly FleetRun[], now: n
         : snap.active
             .filter((j) => j.holder === w.id)
             .map((j) => ({ runId: j.runId, queue: j.queue, since: j.since, state: 'running' as const }));
-    const { shown, others } = split(held);
+    const { shown } = split(held);
+    // another team's job a gone worker left stalled (no holder) is counted once, in the top-level `otherStalled`
+    const others = held.filter((j) => !visible.has(j.runId) && j.state !== 'stalled').length;
     return {
       id: w.id,
       host: w.host,

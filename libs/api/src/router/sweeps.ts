@@ -31,6 +31,7 @@ import {
   vftJobConfig,
   wantsGpu,
   type Resources,
+  type JobProducer,
   type SweepParentJob,
 } from '@aft/queue';
 import { launchProcedure, logProcedure, readProcedure } from '../trpc';
@@ -64,6 +65,22 @@ export const runLaunchInput = z.discriminatedUnion('kind', [
     })
     .strict(),
 ]);
+
+/** What a launch says when it asked for a GPU and no live worker has a GPU pool (docs/architecture.md, "GPU jobs"). */
+export const NO_GPU_WORKER = 'no live worker takes GPU jobs (AFT_WORKER_GPUS); these runs wait until one starts';
+
+/**
+ * The launch still goes ahead (a GPU worker may be about to start), but says that its GPU runs would otherwise wait
+ * silently, counting toward the team's active-run cap. A fleet that cannot be read warns of nothing: the launch
+ * already reached Redis, and the Workers page tells the rest.
+ */
+async function gpuWarning(jobs: JobProducer, wanted: boolean): Promise<{ warning?: string }> {
+  if (!wanted) return {};
+  const fleet = await jobs.fleet().catch(() => null);
+  if (!fleet) return {};
+  const live = fleet.workers.some((w) => w.status !== 'gone' && w.pools.some((p) => p.kind === 'gpu'));
+  return live ? {} : { warning: NO_GPU_WORKER };
+}
 
 async function enqueueOrUndo(db: Db['pool'], ids: string[], sweepId: string | null, enqueue: () => Promise<unknown>) {
   try {
@@ -153,7 +170,7 @@ export const launchRouter = {
             input.resources,
           ),
     );
-    return { runId };
+    return { runId, ...(await gpuWarning(ctx.jobs, wantsGpu(input.resources))) };
   }),
 
   /** Stops a run: a queued one never starts, a running one stops between steps. Finished runs are left alone. */
@@ -243,7 +260,13 @@ export const sweepsRouter = {
       },
     }));
     await enqueueOrUndo(ctx.db.pool, [...ids.values()], sweepId, () => ctx.jobs.enqueueSweep(jobs));
-    return { sweepId: sweepId!, parents: plan.parents.length, runs: plan.runs.length };
+    const gpu = wantsGpu(plan.resources.vft) || (plan.runs.length > 0 && wantsGpu(plan.resources.align));
+    return {
+      sweepId: sweepId!,
+      parents: plan.parents.length,
+      runs: plan.runs.length,
+      ...(await gpuWarning(ctx.jobs, gpu)),
+    };
   }),
 
   /** The sweep with every run's status, config and summary: the per-run status grid. */
