@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from './kernels/wasm-kernels';
+import { installWebGpuKernels } from './kernels/webgpu/webgpu-kernels';
 import { initWebGpu, type AdapterInfo } from './webgpu';
 
 export type { AdapterInfo } from './webgpu';
@@ -22,7 +23,7 @@ export interface BackendInfo {
   provider: string;
   /** Why earlier choices were skipped, for the run record. */
   skipped: string[];
-  /** Our own kernels in use on this backend (wasm: `simd-bmm`, the SIMD batched matMul), or why not. */
+  /** Our own kernels in use on this backend (wasm: `simd-bmm`, the SIMD batched matMul; webgpu: `wgsl: …`), or why not. */
   kernels?: string;
   /** webgpu: the adapter (vendor, architecture, limits; `software` for lavapipe). */
   adapter?: AdapterInfo;
@@ -87,7 +88,10 @@ export async function initBackend(prefer: string | undefined = process.env['AFT_
     try {
       // automatic: a hardware adapter only (vulkanPrecheck passes over a lavapipe-only host before Dawn loads)
       const adapter = await initWebGpu(want === 'webgpu');
-      return (chosen = { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', skipped, adapter });
+      // our WGSL attention and AdamW (kernels/webgpu), unless AFT_WEBGPU_KERNELS=off
+      const ours = installWebGpuKernels();
+      const kernels = ours.length ? `wgsl: ${ours.join(', ')}` : 'tfjs (AFT_WEBGPU_KERNELS=off)';
+      return (chosen = { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', skipped, adapter, kernels });
     } catch (e) {
       if (want) throw new Error(`backend "webgpu" is not available: ${(e as Error).message}`, { cause: e });
       skipped.push(`webgpu: ${(e as Error).message.split('\n')[0]}`);

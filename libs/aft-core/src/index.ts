@@ -1,5 +1,6 @@
 export { initBackend, backendRecord, BACKENDS, type AdapterInfo, type BackendInfo, type BackendName } from './backend';
 export { batchMatMul, setWasmKernelsEnabled, usingWasmKernels } from './kernels/wasm-kernels';
+export { installWebGpuKernels, setWebGpuKernelsEnabled, usingWebGpuKernels } from './kernels/webgpu/webgpu-kernels';
 export { Rng, type RngState } from './rng';
 export { CharTokenizer, BOS, EOS, PAD, UNK, type TokenizerSpec } from './tokenizer';
 export * from './data/arith';

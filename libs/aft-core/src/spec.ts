@@ -44,7 +44,7 @@ export const FEEDBACK = ['binary', 'ranked'] as const;
 export type FeedbackKind = (typeof FEEDBACK)[number];
 
 /** Model and data presets of a VFT parent (train/vft.ts, model/config.ts). */
-export const PRESETS = ['tiny', 'small'] as const;
+export const PRESETS = ['tiny', 'small', 'medium'] as const;
 export type PresetName = (typeof PRESETS)[number];
 export const DEFAULT_PRESET: PresetName = 'tiny';
 

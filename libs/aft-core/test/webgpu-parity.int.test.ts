@@ -165,6 +165,9 @@ describe.skipIf(why)(`webgpu parity with wasm${why ? ` (skipped: ${why})` : ''}`
     expect(wasm.backend).toMatchObject({ backend: 'wasm', 'backend.provider': '@tensorflow/tfjs-backend-wasm' });
     expect(gpu.backend).toMatchObject({ backend: 'webgpu', 'backend.provider': '@tensorflow/tfjs-backend-webgpu' });
     expect(gpu.backend['backend.adapter']).toBeTruthy();
+    // each backend on our own kernels: the parity above holds the WGSL attention and AdamW to the wasm ones
+    expect(wasm.backend['backend.kernels']).toBe('simd-bmm');
+    expect(gpu.backend['backend.kernels']).toMatch(/^wgsl: /);
     expect(gpu.backend['backend.adapter.software']).toMatch(/^(true|false)$/);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize']) {
       expect(Number(gpu.backend[`backend.adapter.${k}`]), k).toBeGreaterThan(0);

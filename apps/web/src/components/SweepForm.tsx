@@ -2,7 +2,7 @@
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useMemo, useState } from 'react';
-import { ALIGN_METHODS, CONSTRAINTS, METHOD_LABELS } from '@aft/aft-core/spec';
+import { ALIGN_METHODS, CONSTRAINTS, METHOD_LABELS, type PresetName } from '@aft/aft-core/spec';
 import { MAX_SWEEP_RUNS, planSweep, sweepSpec } from '@aft/queue/spec';
 import { BASE, specOf, SWEEP_PRESETS, type SweepFormState, type TextField } from '../lib/sweep-form';
 import { trpc } from '../lib/trpc';
@@ -129,11 +129,12 @@ export function SweepForm({ projects, initialProject }: { projects: string[]; in
           <span>Model preset</span>
           <select
             value={state.preset}
-            onChange={(e) => set('preset', e.target.value as 'tiny' | 'small')}
+            onChange={(e) => set('preset', e.target.value as PresetName)}
             aria-label="Model preset"
           >
             <option value="tiny">tiny (2 layers, d=64)</option>
             <option value="small">small (4 layers, d=192)</option>
+            <option value="medium">medium (8 layers, d=512: for a GPU)</option>
           </select>
         </label>
         <fieldset className="field wide">

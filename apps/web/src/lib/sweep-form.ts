@@ -2,14 +2,14 @@
  * The sweep launcher's state and what it launches (components/SweepForm.tsx draws it): the form's fields, its
  * starting points, and the spec a state makes. Pure, so tested without a browser.
  */
-import { ALIGN_METHODS, CONSTRAINTS } from '@aft/aft-core/spec';
+import { ALIGN_METHODS, CONSTRAINTS, type PresetName } from '@aft/aft-core/spec';
 import { isRecord } from './json';
 
 /** What the form edits: lists are typed as text ("0.5, 1, 2") and parsed on every keystroke. */
 export interface SweepFormState {
   name: string;
   project: string;
-  preset: 'tiny' | 'small';
+  preset: PresetName;
   methods: string[];
   constraints: string[];
   betas: string;

@@ -2,6 +2,8 @@
  * The GPT's configuration: a plain typed object with documented defaults and named presets. Overriding a key
  * that does not exist is an error naming the valid keys (minGPT's CfgNode, stricter).
  */
+import type { PresetName } from '../spec';
+
 export interface GPTConfig {
   /** Vocabulary size; set from the tokenizer. */
   vocabSize: number;
@@ -15,11 +17,17 @@ export interface GPTConfig {
   initStd: number;
 }
 
-export const MODEL_PRESETS: Record<'tiny' | 'small', Omit<GPTConfig, 'vocabSize'>> = {
+export const MODEL_PRESETS: Record<PresetName, Omit<GPTConfig, 'vocabSize'>> = {
   /** 2 layers, d=64 (113k parameters): learns `arith` to 30–70% on one CPU core in under five minutes. */
   tiny: { blockSize: 96, nLayer: 2, nHead: 4, dModel: 64, initStd: 0.02 },
   /** 4 layers, d=192: a few times slower, for longer runs and GSM8K-style text. */
   small: { blockSize: 192, nLayer: 4, nHead: 6, dModel: 192, initStd: 0.02 },
+  /**
+   * 8 layers, d=512, 8 heads of 64 (25.4M parameters): sized for a GPU (issue 18); a step of its 64 sequences is
+   * ~750 GFLOP, about a minute on the wasm backend here. Context 256 leaves room for longer text; arith batches are
+   * padded only to their longest sequence (under 100 tokens), so the context does not change a step's cost.
+   */
+  medium: { blockSize: 256, nLayer: 8, nHead: 8, dModel: 512, initStd: 0.02 },
 };
 
 export function resolveConfig<T extends object>(base: T, overrides: Record<string, unknown>, what: string): T {

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { adamwKernel, usingWasmKernels } from '../kernels/wasm-kernels';
+import { usingWebGpuKernels } from '../kernels/webgpu/webgpu-kernels';
 
 export interface OptimConfig {
   lr: number;
@@ -81,7 +82,7 @@ export class AdamW {
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     const bc1 = 1 - beta1 ** t;
     const bc2 = 1 - beta2 ** t;
-    const fused = usingWasmKernels();
+    const fused = usingWasmKernels() || usingWebGpuKernels();
     tf.tidy(() => {
       for (const [n, p] of this.params) {
         const raw = grads[n];
