@@ -136,12 +136,13 @@ describe('the scanner is linear in the text', () => {
     ['"\\nA \\n" repeated', '\nA \n'.repeat(MB / 4)],
   ];
   // The regexes took 1.2 s for 20,000 spaces after "the answer is" and grow with the square: a megabyte would take
-  // about an hour. The scanner reads a megabyte in milliseconds; 1 s leaves room for a slow, shared machine.
-  it.each(hostile)('grades a megabyte of %s in well under a second', (_name, s) => {
+  // about an hour. The scanner reads a megabyte in milliseconds (1.2 s was seen once on a machine running several
+  // test processes on 2 cores); 5 s leaves room for that and still fails any super-linear scan by orders of magnitude.
+  it.each(hostile)('grades a megabyte of %s in seconds, not hours', (_name, s) => {
     for (const gold of ['5', 'C']) {
       const t0 = performance.now();
       grade(s, gold);
-      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(performance.now() - t0).toBeLessThan(5000);
     }
   });
 });
