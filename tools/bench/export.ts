@@ -103,7 +103,9 @@ try {
   const count = async (pool: typeof db.pool, projectId: string) => {
     const r = await pool.query<{ runs: number; points: number; samples: number; events: number }>(
       `SELECT (SELECT count(*)::int FROM run WHERE project_id = $1) AS runs,
-              (SELECT count(*)::int FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.project_id = $1) AS points,
+              (SELECT count(*)::int FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.project_id = $1) +
+              (SELECT coalesce(sum(c.count), 0)::int FROM metric_chunk c JOIN run r ON r.num = c.run_num
+                WHERE r.project_id = $1) AS points, -- the tail and the folded chunks
               (SELECT count(*)::int FROM sample s JOIN run r ON r.id = s.run_id WHERE r.project_id = $1) AS samples,
               (SELECT count(*)::int FROM event e JOIN run r ON r.id = e.run_id WHERE r.project_id = $1) AS events`,
       [projectId],

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { storedPoints } from '@aft/db/testing';
 import { gpuQueueName } from '@aft/queue';
 import { finished, ROOT, startStack, VFT_OVERRIDES, type Stack } from './gpu-stack';
 
@@ -84,13 +85,9 @@ describe.skipIf(why !== null && !required)('a GPU job on webgpu', () => {
     expect(run.config['backend.adapter.maxStorageBufferBindingSize']).toMatch(/^[1-9]\d*$/);
     if (vulkan.software) expect(run.config['backend.adapter.software']).toBe('true');
     // it trained: a loss for each step, and a test evaluation
-    const loss = await s.t.db.pool.query(
-      `SELECT p.value FROM metric_point p JOIN metric_key k ON k.id = p.key_id JOIN run r ON r.num = p.run_num
-       WHERE r.id = $1 AND k.name = 'train/loss' ORDER BY p.step`,
-      [runId],
-    );
-    expect(loss.rows).toHaveLength(2);
-    for (const { value } of loss.rows) expect(Number.isFinite(value)).toBe(true);
+    const loss = (await storedPoints(s.t.db, { runId })).filter((p) => p.key === 'train/loss');
+    expect(loss).toHaveLength(2);
+    for (const { value } of loss) expect(Number.isFinite(value)).toBe(true);
     const summary = (await s.call<{ summary: Record<string, unknown> }>('runs.get', { id: runId }, 'GET')).summary;
     expect(summary).toHaveProperty('test/task_accuracy');
   });

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createQueuedRuns, createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { createQueuedRuns, createTestDatabase, storedPoints, type TestDatabase } from '@aft/db/testing';
 import { createTeamWithKey, createTestHandler, serveFetch } from '@aft/api/testing';
 import { createRedis, dropTestQueues, JobProducer, type SweepSpecInput, testQueueName } from '@aft/queue';
 
@@ -117,14 +117,9 @@ interface RunRow {
 const getRun = (id: string) => call<RunRow>('runs.get', { id }, 'GET');
 const finished = (s: string) => ['succeeded', 'failed', 'canceled'].includes(s);
 
-/** Every point of a run, as `key@step → value` (wall time left out), straight from Postgres. */
+/** Every point of a run, as `key@step → value` (wall time left out), from the store (chunks and tail). */
 async function pointsOf(runId: string): Promise<Map<string, number>> {
-  const res = await t.db.pool.query<{ k: string; step: string; value: number }>(
-    `SELECT k.name AS k, p.step::text AS step, p.value FROM metric_point p
-     JOIN metric_key k ON k.id = p.key_id JOIN run r ON r.num = p.run_num WHERE r.id = $1`,
-    [runId],
-  );
-  return new Map(res.rows.map((r) => [`${r.k}@${r.step}`, r.value]));
+  return new Map((await storedPoints(t.db, { runId })).map((p) => [`${p.key}@${p.step}`, p.value]));
 }
 
 beforeAll(async () => {

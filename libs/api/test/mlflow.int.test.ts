@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import MLflow from 'mlflow';
 import { createQueuedRuns } from '@aft/db';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { countPoints, createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createMlflowHandler } from '../src';
 import { createTeamWithKey, createTestHandler, serveFetch } from '../src/testing';
 import { watchEventLoop } from './event-loop';
@@ -286,11 +286,7 @@ describe("MLflow's limits and errors", () => {
     expect(e.status).toBe(400);
     expect(e.data.error_code).toBe('INVALID_PARAMETER_VALUE');
     expect(e.data.message).toMatch(message);
-    const n = await t.db.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1',
-      [runId],
-    );
-    expect(n.rows[0]!.n).toBe(0);
+    expect((await countPoints(t.db, runId)).n).toBe(0);
   });
 
   it('keeps params immutable: the same value again is fine, a different one is refused', async () => {
@@ -305,11 +301,7 @@ describe("MLflow's limits and errors", () => {
       client.Runs.logBatch!({ run_id: runId, params: [{ key: 'lr', value: '0.003' }], metrics: metrics(5), tags: [] }),
     );
     expect(inBatch.data.error_code).toBe('INVALID_PARAMETER_VALUE');
-    const n = await t.db.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1',
-      [runId],
-    );
-    expect(n.rows[0]!.n).toBe(0);
+    expect((await countPoints(t.db, runId)).n).toBe(0);
   });
 
   it('refuses a param on a run the platform is training (its worker reads the config), and takes it once it ended', async () => {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunNotifier } from '@aft/db';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
+import { countPoints, createTestDatabase, type TestDatabase } from '@aft/db/testing';
 import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { createApiHandler } from '../src/http';
 import { createMlflowHandler } from '../src/mlflow/handler';
@@ -141,11 +141,7 @@ describe('run tokens', () => {
     );
     expect(s.status).toBe(404);
     expect((await api.call('metrics.log', points(b.runId), { key: token })).status).toBe(403);
-    const written = await t.db.pool.query(
-      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.id = $1',
-      [b.runId],
-    );
-    expect(written.rows[0].n).toBe(0);
+    expect((await countPoints(t.db, b.runId)).n).toBe(0);
   });
 
   it("an alignment run's token reads its VFT parent but cannot write it", async () => {

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import { CHUNK_POINTS, foldedAmong, foldKey } from './metric-chunks';
+import { CHUNK_POINTS, foldedAmong, foldKeys, metricFoldOnWrite } from './metric-chunks';
 import { touchRun, withTransaction } from './touch';
 
 /**
@@ -292,15 +292,9 @@ export async function insertMetricPoints(
     return { inserted: inserted.length, skipped: total - inserted.length, writeSeq, num, full };
   });
   // the write-path trigger: a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting
-  if (opts.fold ?? FOLD_ON_WRITE) for (const k of result.full) await foldKey(pool, result.num, k);
+  if (result.full.length && (opts.fold ?? metricFoldOnWrite())) await foldKeys(pool, result.num, result.full);
   return { inserted: result.inserted, skipped: result.skipped, writeSeq: result.writeSeq };
 }
-
-/**
- * Whether batch inserts fold full chunks themselves (AFT_METRIC_FOLD=1). Off by default for now: until every reader
- * of metric_point in the tests goes through readPoints/countStoredPoints, folding runs as `foldPending` (a sweep).
- */
-const FOLD_ON_WRITE = process.env['AFT_METRIC_FOLD'] === '1';
 
 /** Indices of the batch's points without repeats of a (key, step), keeping the first of each. */
 function distinctRows(cols: PointColumns): number[] {

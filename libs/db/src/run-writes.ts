@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Db } from './client';
+import { foldEndedRunQuietly } from './metric-chunks';
 import { NOTIFY_RUN, RunNotFoundError, TOUCH_SET, withTransaction, writeToRun } from './touch';
 
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
@@ -87,8 +88,8 @@ export async function createClientRun(db: Db, teamId: string, r: ClientRun): Pro
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled'] as const;
 
-export function setRunStatus(pool: Pool, runId: string, teamId: string, status: string, error?: string | null) {
-  return updateRun(
+export async function setRunStatus(pool: Pool, runId: string, teamId: string, status: string, error?: string | null) {
+  const seq = await updateRun(
     pool,
     runId,
     teamId,
@@ -99,6 +100,10 @@ export function setRunStatus(pool: Pool, runId: string, teamId: string, status: 
      heartbeat_at = now()`,
     [status, error ?? null],
   );
+  // the run has ended: the rest of its points go into chunks now (docs/architecture.md, "The metric store"). Best
+  // effort: the status is written; a fold that fails leaves the points in the tail, where reads find them too
+  if ((TERMINAL_STATUSES as readonly string[]).includes(status)) await foldEndedRunQuietly(pool, runId);
+  return seq;
 }
 
 /** Merges keys into the run's summary (a key set to null is removed). */

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { readPoints } from './metric-chunks';
 import { ROLLUP_WIDTHS } from './metrics';
+import { f4, narrowBuckets } from './series-narrow';
 
 export interface SeriesRequest {
   runId: string;
@@ -92,8 +93,24 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
   const direct = plans.flatMap((p, i) => (p.kind === 'rollup' ? [{ i, p }] : []));
   const directCols = new Map<number, BucketCols>();
   const chunk = Math.max(1, Math.ceil(direct.length / SERIES_QUERY_PARALLELISM));
-  await Promise.all(
-    Array.from({ length: Math.ceil(direct.length / chunk) }, async (_, c) => {
+  // buckets under the finest rollup (a zoom, or a short run) come from the points, also a few series per query
+  const narrow = plans.flatMap((p, i) =>
+    p.kind === 'aggregate' && p.width < ROLLUP_WIDTHS[0]
+      ? [
+          {
+            i,
+            num: p.s.num,
+            keyId: p.s.key_id,
+            w: p.width,
+            lo: Math.floor(p.lo / p.width) * p.width,
+            hi: Math.floor(p.hi / p.width) * p.width + p.width - 1,
+          },
+        ]
+      : [],
+  );
+  const [narrowCols] = await Promise.all([
+    narrowBuckets(pool, narrow, SERIES_QUERY_PARALLELISM),
+    ...Array.from({ length: Math.ceil(direct.length / chunk) }, async (_, c) => {
       const part = direct.slice(c * chunk, (c + 1) * chunk);
       const res = await pool.query<{ i: number; j: string | null }>(ROLLUP_BATCH_SQL, [
         part.map((d) => d.i),
@@ -108,7 +125,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
         if (cols?.steps) directCols.set(row.i, cols);
       }
     }),
-  );
+  ]);
   return Promise.all(
     plans.map(async (p, i): Promise<Series> => {
       const r = reqs[i]!;
@@ -120,7 +137,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
       });
       if (p.kind === 'empty') return raw(0, -1);
       if (p.kind === 'raw') return raw(p.lo, p.hi);
-      const cols = directCols.get(i) ?? (await bucketColumns(pool, p.s, p.width, p.lo, p.hi));
+      const cols = directCols.get(i) ?? narrowCols.get(i) ?? (await bucketColumns(pool, p.s, p.width, p.lo, p.hi));
       // sparse points: fewer than the budget in the whole range, so send them as they are
       if (cols.count.reduce((a, b) => a + b, 0) <= r.buckets) return raw(p.lo, p.hi);
       const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi) : undefined;
@@ -130,10 +147,6 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
 }
 
 const SERIES_QUERY_PARALLELISM = 4;
-
-/** A float8 column as JSON at float32 precision where float32 can hold it (NaN, ±Infinity, huge and tiny stay exact). */
-const f4 = (col: string) =>
-  `CASE WHEN ${col} = 0 OR abs(${col}) BETWEEN 1.2e-38 AND 3.4e38 THEN to_json(${col}::float4) ELSE to_json(${col}) END`;
 
 // The aggregates read an index-ordered subquery: one ordered scan instead of a sort per column (2× faster).
 // A plain aggregate over an ordered subquery with no join or grouping keeps that order; the tests check it.
@@ -195,60 +208,6 @@ async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: n
   return out;
 }
 
-/** The shortest decimal that reads back as the same float32 (what Postgres prints for a float4). */
-function shortestFloat32(f: number): number {
-  const reads = (p: number) => Math.fround(Number(f.toPrecision(p))) === f;
-  // noisy metrics need 7–9 digits and round ones few: search from 6 both ways, not from 1
-  let p = 6;
-  if (reads(p)) while (p > 1 && reads(p - 1)) p--;
-  else while (p < 9 && !reads(p)) p++;
-  return Number(f.toPrecision(p));
-}
-
-/** `f4` of the SQL below, for values aggregated here: float32 precision where float32 can hold the value. */
-const json4 = (v: number): JsonNumber => {
-  const a = Math.abs(v);
-  return v === 0 || (a >= 1.2e-38 && a <= 3.4e38) ? shortestFloat32(Math.fround(v)) : jsonNumber(v);
-};
-
-/** Buckets of width `w` over step-ordered points, as the SQL aggregate over rows would give them. */
-function aggregatePoints(p: { steps: number[]; values: number[] }, w: number): BucketCols {
-  const out: BucketCols = { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
-  let bucket: number | null = null;
-  let min: number | null = null;
-  let max: number | null = null;
-  let last = 0;
-  // values are formatted once per bucket, not per point (formatting costs more than the aggregation)
-  const close = () => {
-    out.min.push(min === null ? null : json4(min));
-    out.max.push(max === null ? null : json4(max));
-    out.last.push(json4(last));
-  };
-  for (let i = 0; i < p.steps.length; i++) {
-    const b = Math.trunc(p.steps[i]! / w);
-    const v = p.values[i]!;
-    if (b !== bucket) {
-      if (bucket !== null) close();
-      bucket = b;
-      min = max = null;
-      out.steps.push(b * w);
-      out.count.push(0);
-      out.nan.push(0);
-      out.first.push(json4(v));
-    }
-    const k = out.steps.length - 1;
-    out.count[k]!++;
-    if (Number.isNaN(v)) out.nan[k]!++;
-    else {
-      if (min === null || v < min) min = v;
-      if (max === null || v > max) max = v;
-    }
-    last = v;
-  }
-  if (bucket !== null) close();
-  return out;
-}
-
 const BUCKET_JSON = `json_build_object(
   'steps', json_agg(b * $3::int ORDER BY b), 'count', json_agg(count ORDER BY b), 'nan', json_agg(nan ORDER BY b),
   'min', json_agg(${f4('min')} ORDER BY b), 'max', json_agg(${f4('max')} ORDER BY b),
@@ -267,8 +226,12 @@ async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi:
   let source: string;
   let params: unknown[];
   if (level === undefined) {
-    // under 64 steps a bucket: the range is at most 64 × buckets points, read exactly and aggregated here
-    return aggregatePoints(await readPoints(pool, s.num, s.key_id, first * w, last * w + w - 1), w);
+    const got = await narrowBuckets(
+      pool,
+      [{ i: 0, num: s.num, keyId: s.key_id, w, lo: first * w, hi: last * w + w - 1 }],
+      1,
+    );
+    return got.get(0) ?? { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
   } else {
     const per = w / level;
     source = `SELECT bucket / $6::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { createDb, type Db } from './client';
-import { countStoredPoints } from './metric-chunks';
+import { countStoredPoints, readPoints, STEP_MAX, STEP_MIN } from './metric-chunks';
 
 const MIGRATIONS = resolve(import.meta.dirname, '../../../prisma/migrations');
 
@@ -117,10 +117,47 @@ export async function countPoints(db: Db, runId: string): Promise<{ n: number; d
   return r.rows[0] ? countStoredPoints(db.pool, r.rows[0].num) : { n: 0, distinct: 0 };
 }
 
+/** A stored metric point, wherever it lives (chunk or tail); `time` in ms since the epoch. */
+export interface StoredPoint {
+  run: string;
+  key: string;
+  step: number;
+  value: number;
+  time: number;
+}
+
+/**
+ * Every metric point of the runs matching `where` (a run id, or every run of a project), in chunks and tail, sorted
+ * by run name, key and step: what tests compare instead of reading the tail table, which a fold empties.
+ */
+export async function storedPoints(db: Db, where: { runId?: string; projectId?: string }): Promise<StoredPoint[]> {
+  const runs = await db.pool.query<{ num: string; name: string }>(
+    'SELECT num::text AS num, name FROM run WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR project_id = $2)',
+    [where.runId ?? null, where.projectId ?? null],
+  );
+  const out: StoredPoint[] = [];
+  for (const r of runs.rows) {
+    const keys = await db.pool.query<{ key_id: number; name: string }>(
+      `SELECT DISTINCT k.id AS key_id, k.name FROM metric_key k
+       WHERE k.id IN (SELECT key_id FROM metric_point WHERE run_num = $1 UNION SELECT key_id FROM metric_chunk WHERE run_num = $1)`,
+      [r.num],
+    );
+    for (const k of keys.rows) {
+      const p = await readPoints(db.pool, r.num, k.key_id, STEP_MIN, STEP_MAX);
+      for (let i = 0; i < p.steps.length; i++)
+        out.push({ run: r.name, key: k.name, step: p.steps[i]!, value: p.values[i]!, time: p.times[i]! });
+    }
+  }
+  return out.sort((a, b) =>
+    a.run < b.run ? -1 : a.run > b.run ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : a.step - b.step,
+  );
+}
+
 // What tests of other libs need from the data layer to seed and check bulk data (they enter through this door).
 export { importArchive, generateExportTar } from './export';
 export { readTar } from './tar';
 export { insertMetricPoints } from './metrics';
+export { countStoredPoints } from './metric-chunks';
 export { curve, type CurveKind } from './metric-curves';
 export { insertSamples } from './run-writes';
 export { RunNotifier } from './notifier';

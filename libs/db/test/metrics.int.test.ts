@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countPoints, createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { countPoints, countStoredPoints, createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
 import {
   bucketWidth,
   deleteRun,
+  foldKey,
   insertMetricPoints,
   querySeries,
+  resolveKeyIds,
   ROLLUP_WIDTHS,
   RunNotFoundError,
   type MetricPoint,
@@ -200,13 +202,16 @@ describe('deleteRun', () => {
   it('removes the run with its points and rollups, and only for its team', async () => {
     const { run, team } = await seedRun(t.db);
     const other = await seedRun(t.db);
-    await insertMetricPoints(t.db.pool, run.id, [{ key: 'a', step: 0, value: 1 }]);
+    await insertMetricPoints(t.db.pool, run.id, [
+      { key: 'a', step: 0, value: 1 },
+      { key: 'b', step: 0, value: 2 },
+    ]);
+    // one key folded into a chunk, the other still in the tail: both go
+    await foldKey(t.db.pool, String(run.num), (await resolveKeyIds(t.db.pool, ['a'])).get('a')!, { force: true });
     await expect(deleteRun(t.db.pool, run.id, other.team.id)).rejects.toBeInstanceOf(RunNotFoundError);
-    expect(await count(run.id)).toBe(1);
+    expect(await count(run.id)).toBe(2);
     await deleteRun(t.db.pool, run.id, team.id);
-    expect(
-      await t.db.pool.query('SELECT 1 FROM metric_point WHERE run_num = $1', [run.num]).then((r) => r.rowCount),
-    ).toBe(0);
+    expect(await countStoredPoints(t.db.pool, String(run.num))).toEqual({ n: 0, distinct: 0 });
     const rollups = await t.db.pool.query('SELECT 1 FROM metric_rollup WHERE run_num = $1', [run.num]);
     expect(rollups.rowCount).toBe(0);
   });

@@ -15,6 +15,7 @@ import {
   insertSamples,
   readTar,
   RunNotifier,
+  storedPoints,
   type TestDatabase,
 } from '@aft/db/testing';
 import { exportArchive } from '../src';
@@ -111,12 +112,8 @@ async function counts(t: TestDatabase, project: string) {
   const q = async (sql: string) => (await t.db.pool.query<{ n: number }>(sql, [project])).rows[0]!.n;
   return {
     runs: await q('SELECT count(*)::int AS n FROM run WHERE project_id = $1'),
-    points: await q(
-      'SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.project_id = $1',
-    ),
-    nans: await q(
-      `SELECT count(*)::int AS n FROM metric_point p JOIN run r ON r.num = p.run_num WHERE r.project_id = $1 AND p.value = 'NaN'`,
-    ),
+    points: (await storedPoints(t.db, { projectId: project })).length,
+    nans: (await storedPoints(t.db, { projectId: project })).filter((p) => Number.isNaN(p.value)).length,
     samples: await q('SELECT count(*)::int AS n FROM sample s JOIN run r ON r.id = s.run_id WHERE r.project_id = $1'),
     events: await q('SELECT count(*)::int AS n FROM event e JOIN run r ON r.id = e.run_id WHERE r.project_id = $1'),
     artifacts: await q(
@@ -173,13 +170,7 @@ describe('export and re-import', () => {
 
     // the same values and times, for one run's series
     const series = async (t: TestDatabase, project: string) =>
-      (
-        await t.db.pool.query(
-          `SELECT k.name, p.step, p.value, p.wall_time FROM metric_point p JOIN run r ON r.num = p.run_num JOIN metric_key k ON k.id = p.key_id
-           WHERE r.project_id = $1 AND r.name = 'run-5' ORDER BY k.name, p.step`,
-          [project],
-        )
-      ).rows;
+      (await storedPoints(t.db, { projectId: project })).filter((p) => p.run === 'run-5');
     expect(await series(dst, imported.projectId)).toEqual(await series(src, projectId));
     const run = await dst.db.prisma.run.findFirstOrThrow({ where: { projectId: imported.projectId, name: 'run-3' } });
     expect(run.summary).toEqual({ 'test/task_accuracy': 0.03, note: 'has, a comma' });

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
+import { foldEndedRunQuietly } from '../metric-chunks';
 import { revokeRunTokens } from '../run-tokens';
 import { TERMINAL_STATUSES } from '../run-writes';
 import { RunNotFoundError, writeToRun } from '../touch';
@@ -109,6 +110,7 @@ export async function updateMlflowRun(
         [runId, patch.name],
       );
   });
+  if (ended) await foldEndedRunQuietly(pool, runId);
 }
 
 /** Run columns some tags also set (the name, AFT's method and constraint); an absent one is left as it is. */
