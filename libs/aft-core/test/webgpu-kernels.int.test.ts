@@ -9,41 +9,16 @@
  * tests skip and say why — unless CI=true or AFT_REQUIRE_WEBGPU=1, where that is a failure.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vulkanPrecheck } from '../src/webgpu';
+import { childEnv, ROOT, required, unavailable } from './lavapipe';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const PROBE = resolve(import.meta.dirname, 'webgpu-kernels-probe.ts');
-const LAVAPIPE = join(ROOT, 'tmp/lavapipe/root');
-
-/** The children's environment: the lavapipe of tools/install-lavapipe.sh when no Vulkan driver is configured. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  const icd = join(LAVAPIPE, 'usr/share/vulkan/icd.d/lvp_icd.json');
-  if (!env['VK_ICD_FILENAMES'] && !env['VK_DRIVER_FILES'] && existsSync(icd)) {
-    env['VK_ICD_FILENAMES'] = icd;
-    const lib = join(LAVAPIPE, 'usr/lib/x86_64-linux-gnu');
-    env['LD_LIBRARY_PATH'] = env['LD_LIBRARY_PATH'] ? `${lib}:${env['LD_LIBRARY_PATH']}` : lib;
-  }
-  return env;
-}
-
-function unavailable(env: NodeJS.ProcessEnv): string | null {
-  try {
-    createRequire(import.meta.url).resolve('webgpu');
-  } catch {
-    return 'the optional package "webgpu" is not installed';
-  }
-  return vulkanPrecheck(env).missing ?? null;
-}
 
 const env = childEnv();
 const why = unavailable(env);
-const required = process.env['CI'] === 'true' || process.env['AFT_REQUIRE_WEBGPU'] === '1';
 if (why && !required) console.warn(`webgpu kernel tests skipped: ${why}`);
 
 type Arrays = { y: number[]; p: number[]; dqkv: number[] };

@@ -12,41 +12,17 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { EvalReport } from '../src';
 import { vulkanPrecheck } from '../src/webgpu';
+import { childEnv, LVP_ICD, LVP_LIB, ROOT, required, unavailable } from './lavapipe';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const PROBE = resolve(import.meta.dirname, 'webgpu-parity-probe.ts');
-const LAVAPIPE = join(ROOT, 'tmp/lavapipe/root');
-const LVP_ICD = join(LAVAPIPE, 'usr/share/vulkan/icd.d/lvp_icd.json');
-const LVP_LIB = join(LAVAPIPE, 'usr/lib/x86_64-linux-gnu');
-
-/** The children's environment: the lavapipe of tools/install-lavapipe.sh when no Vulkan driver is configured. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (!env['VK_ICD_FILENAMES'] && !env['VK_DRIVER_FILES'] && existsSync(LVP_ICD)) {
-    env['VK_ICD_FILENAMES'] = LVP_ICD;
-    env['LD_LIBRARY_PATH'] = env['LD_LIBRARY_PATH'] ? `${LVP_LIB}:${env['LD_LIBRARY_PATH']}` : LVP_LIB;
-  }
-  return env;
-}
-
-function unavailable(env: NodeJS.ProcessEnv): string | null {
-  try {
-    createRequire(import.meta.url).resolve('webgpu');
-  } catch {
-    return 'the optional package "webgpu" is not installed';
-  }
-  return vulkanPrecheck(env).missing ?? null;
-}
 
 const env = childEnv();
 const why = unavailable(env);
-const required = process.env['CI'] === 'true' || process.env['AFT_REQUIRE_WEBGPU'] === '1';
 if (why && !required) console.warn(`webgpu parity tests skipped: ${why}`);
 
 interface Curve {
