@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { adamwKernel, usingWasmKernels } from '../kernels/wasm-kernels';
-import { usingWebGpuKernels } from '../kernels/webgpu/webgpu-kernels';
+import { usingWebGpuKernels, webGpuKernelsFit } from '../kernels/webgpu/webgpu-kernels';
 
 export interface OptimConfig {
   lr: number;
@@ -82,12 +82,13 @@ export class AdamW {
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     const bc1 = 1 - beta1 ** t;
     const bc2 = 1 - beta2 ** t;
-    const fused = usingWasmKernels() || usingWebGpuKernels();
+    const wasmFused = usingWasmKernels();
+    const gpuFused = usingWebGpuKernels();
     tf.tidy(() => {
       for (const [n, p] of this.params) {
         const raw = grads[n];
         if (!raw) continue;
-        if (fused) {
+        if (wasmFused || (gpuFused && webGpuKernelsFit(p.size))) {
           const decay = this.decay(n) && weightDecay > 0 ? 1 - lr * weightDecay : 1;
           const attrs = { gradScale: scale, beta1, beta2, bc1, bc2, eps, lr, decay };
           const [p2, m2, v2] = adamwKernel(p, raw, this.m.get(n)!, this.v.get(n)!, attrs);

@@ -38,6 +38,15 @@ interface WebGpuBackendLike {
 
 export const WEBGPU_KERNELS = [AFT_ATTENTION, AFT_ATTENTION_GRAD, AFT_ADAMW] as const;
 
+/**
+ * Our programs dispatch one-dimensionally (programs.ts `flat`), 64 invocations a workgroup, and WebGPU allows at most
+ * 65,535 workgroups per dimension: past this many outputs Dawn would skip the dispatch and training would go on with
+ * garbage. Callers take the tfjs path for anything larger (the medium preset's attention past batch ~10, a parameter
+ * of more than 4.19M elements).
+ */
+export const WEBGPU_KERNEL_MAX_INVOCATIONS = 65_535 * 64;
+export const webGpuKernelsFit = (invocations: number): boolean => invocations <= WEBGPU_KERNEL_MAX_INVOCATIONS;
+
 let installed = false;
 let enabled = true;
 
