@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { METRIC_FOLD_VALUES } from '@aft/db';
 import { storageEnv } from '@aft/storage';
 
 /** The web server's settings, validated once at start. The only place this app reads process.env. */
@@ -26,6 +27,10 @@ const schema = z.object({
   AFT_TEAM_MAX_ACTIVE_RUNS: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
   /** Longest a live stream (a run page's updates) stays open, in seconds; the browser then reconnects on its own. */
   AFT_STREAM_MAX_S: z.coerce.number().int().min(10).max(86_400).default(900),
+  /** When metric points are folded into chunks (libs/db metric-folder.ts): background (default), write, or off. */
+  AFT_METRIC_FOLD: z.enum(METRIC_FOLD_VALUES).default(''),
+  /** Seconds between sweeps that fold what the background folder missed (one process of the cluster at a time). */
+  AFT_METRIC_SWEEP_S: z.coerce.number().int().min(5).max(86_400).default(300),
 });
 
 let cached: z.infer<typeof schema> | null = null;

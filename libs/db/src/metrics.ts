@@ -1,14 +1,17 @@
 import type { Pool, PoolClient } from 'pg';
-import { CHUNK_POINTS, foldedAmong, foldKeys, metricFoldOnWrite } from './metric-chunks';
+import { foldedAmong } from './metric-chunks';
+import { CHUNK_POINTS, foldKeys } from './metric-fold';
+import { metricFoldMode, metricFolder } from './metric-folder';
 import { touchRun, withTransaction } from './touch';
 
 /**
- * Rollup widths maintained at ingest: every power of two from 64 to 65,536 steps. A series query picks a
+ * Rollup widths maintained at ingest: every power of two from 1,024 to 65,536 steps. A series query picks a
  * power-of-two bucket width, so for any width in that range it reads one rollup row per bucket, with no
- * aggregation at query time; wider buckets merge 65,536-step rollups. Each level holds half the rows of the one
- * below, so all levels together cost about 2/64 of the points' rows.
+ * aggregation at query time; wider buckets merge 65,536-step rollups. Narrower buckets of 64 to 512 steps come
+ * from the chunks' summaries (metric-summary.ts), which cost a tenth of what rollup rows at those widths did; under
+ * 64, from the points. Each level holds half the rows of the one below: all together about 2/1,024 of the points.
  */
-export const ROLLUP_WIDTHS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] as const;
+export const ROLLUP_WIDTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536] as const;
 
 export interface MetricPoint {
   key: string;
@@ -243,6 +246,7 @@ export async function insertMetricPoints(
   pool: Pool,
   runId: string,
   input: PointColumns | readonly MetricPoint[],
+  /** fold: true folds a filled chunk in this request, false leaves it to the sweep; unset, AFT_METRIC_FOLD decides. */
   opts: { teamId?: string; maxKeys?: number; fold?: boolean } = {},
 ): Promise<InsertResult> {
   let cols = Array.isArray(input) ? pointsToColumns(input as readonly MetricPoint[]) : (input as PointColumns);
@@ -291,8 +295,12 @@ export async function insertMetricPoints(
     const full = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
     return { inserted: inserted.length, skipped: total - inserted.length, writeSeq, num, full };
   });
-  // the write-path trigger: a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting
-  if (result.full.length && (opts.fold ?? metricFoldOnWrite())) await foldKeys(pool, result.num, result.full);
+  // a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting (metric-folder.ts)
+  if (result.full.length) {
+    const mode = opts.fold === undefined ? metricFoldMode() : opts.fold ? 'write' : 'off';
+    if (mode === 'write') await foldKeys(pool, result.num, result.full);
+    else if (mode === 'background') metricFolder(pool).keysFilled(result.num, result.full);
+  }
   return { inserted: result.inserted, skipped: result.skipped, writeSeq: result.writeSeq };
 }
 

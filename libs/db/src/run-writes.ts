@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Db } from './client';
-import { foldEndedRunQuietly } from './metric-chunks';
+import { requestRunFold } from './metric-folder';
 import { NOTIFY_RUN, RunNotFoundError, TOUCH_SET, withTransaction, writeToRun } from './touch';
 
 const TEAM_SCOPE = `project_id IN (SELECT id FROM project WHERE team_id = $2)`;
@@ -102,7 +102,7 @@ export async function setRunStatus(pool: Pool, runId: string, teamId: string, st
   );
   // the run has ended: the rest of its points go into chunks now (docs/architecture.md, "The metric store"). Best
   // effort: the status is written; a fold that fails leaves the points in the tail, where reads find them too
-  if ((TERMINAL_STATUSES as readonly string[]).includes(status)) await foldEndedRunQuietly(pool, runId);
+  if ((TERMINAL_STATUSES as readonly string[]).includes(status)) requestRunFold(pool, runId);
   return seq;
 }
 

@@ -6,8 +6,9 @@
  * (finding a float32's shortest decimal costs more in JS than decoding and aggregating the points).
  */
 import type { Pool } from 'pg';
-import { chunksIn } from './metric-chunks';
-import type { DecodedChunk } from './metric-codec';
+import { chunksIn, floatArray, type ChunkPart } from './metric-chunks';
+import { withSnapshot } from './touch';
+import { readSummary, SUMMARY_WIDTH, type SubBucket } from './metric-summary';
 import type { BucketSeries } from './series';
 
 /** A float8 column as JSON at float32 precision where float32 can hold it (NaN, ±Infinity, huge and tiny stay exact). */
@@ -39,18 +40,46 @@ interface Flat {
 }
 
 /**
- * Appends to `out` the buckets of width `w` (bucket = step / w truncated, as Postgres' integer division) of the
- * chunk points with lo ≤ step ≤ hi.
+ * Appends to `out` the buckets of width `w` (bucket = floor(step / w), as the rollups count) of the chunk points
+ * with lo ≤ step ≤ hi: from a chunk's summary when it has one (w a multiple of its sub-bucket width), else from
+ * its decoded points.
  */
-function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly DecodedChunk[]): void {
+function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly ChunkPart[]): void {
   let bucket: number | null = null;
   let k = out.b.length - 1;
-  for (const { steps, values } of chunks) {
+  const add = (s: SubBucket) => {
+    const b = Math.floor(s.fs / r.w);
+    if (b !== bucket) {
+      bucket = b;
+      k++;
+      out.i.push(r.i);
+      out.b.push(b);
+      out.count.push(0);
+      out.nan.push(0);
+      out.min.push(null);
+      out.max.push(null);
+      out.first.push(s.first);
+      out.fs.push(s.fs);
+    }
+    out.count[k]! += s.count;
+    out.nan[k]! += s.nan;
+    out.last[k] = s.last;
+    out.ls[k] = s.ls;
+    if (s.min !== null && (out.min[k] === null || s.min < out.min[k]!)) out.min[k] = s.min;
+    if (s.max !== null && (out.max[k] === null || s.max > out.max[k]!)) out.max[k] = s.max;
+  };
+  for (const c of chunks) {
+    if (c.summary) {
+      readSummary(c.summary, c.firstStep, r.lo, r.hi, add);
+      continue;
+    }
+    // points one by one, inline: a zoom decodes up to 64 × buckets of them per series
+    const { steps, values } = c.points!;
     for (let j = 0; j < steps.length; j++) {
       const s = steps[j]!;
       if (s < r.lo || s > r.hi) continue;
       const v = values[j]!;
-      const b = Math.trunc(s / r.w);
+      const b = Math.floor(s / r.w);
       if (b !== bucket) {
         bucket = b;
         k++;
@@ -75,9 +104,6 @@ function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly DecodedChunk
   }
 }
 
-/** A float8[] literal that keeps NaN, ±Infinity and -0 (String(-0) is "0"). */
-const floatArray = (a: readonly (number | null)[]) =>
-  `{${a.map((v) => (v === null ? 'NULL' : Object.is(v, -0) ? '-0' : String(v))).join(',')}}`;
 const intArray = (a: readonly number[]) => `{${a.join(',')}}`;
 
 // c: chunk buckets from here; t: tail buckets. A bucket in both (a late point, or where the tail begins) merges;
@@ -89,7 +115,7 @@ const NARROW_SQL = `
     SELECT * FROM unnest($7::int[], $8::int[], $9::int[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
                          $14::float8[], $15::int[], $16::int[]) AS c(i, b, count, nan, min, max, first, last, fs, ls)),
   t AS MATERIALIZED (
-    SELECT p.i, m.step / p.w AS b, count(*)::int AS count, (count(*) FILTER (WHERE m.value = 'NaN'))::int AS nan,
+    SELECT p.i, floor(m.step::float8 / p.w)::int AS b, count(*)::int AS count, (count(*) FILTER (WHERE m.value = 'NaN'))::int AS nan,
            min(m.value) FILTER (WHERE m.value <> 'NaN') AS min, max(m.value) FILTER (WHERE m.value <> 'NaN') AS max,
            (array_agg(m.value ORDER BY m.step))[1] AS first, (array_agg(m.value ORDER BY m.step DESC))[1] AS last,
            min(m.step) AS fs, max(m.step) AS ls
@@ -118,7 +144,7 @@ const TAIL_SQL = `
     'steps', json_agg(b * $3::int ORDER BY b), 'count', json_agg(count ORDER BY b), 'nan', json_agg(nan ORDER BY b),
     'min', json_agg(${f4('min')} ORDER BY b), 'max', json_agg(${f4('max')} ORDER BY b),
     'first', json_agg(${f4('first')} ORDER BY b), 'last', json_agg(${f4('last')} ORDER BY b))::text AS j
-  FROM (SELECT step / $3::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
+  FROM (SELECT floor(step::float8 / $3::int)::int AS b, count(*) AS count, count(*) FILTER (WHERE value = 'NaN') AS nan,
                min(value) FILTER (WHERE value <> 'NaN') AS min, max(value) FILTER (WHERE value <> 'NaN') AS max,
                (array_agg(value ORDER BY step))[1] AS first, (array_agg(value ORDER BY step DESC))[1] AS last
         FROM metric_point WHERE run_num = $1 AND key_id = $2 AND step BETWEEN $4 AND $5 GROUP BY 1) q`;
@@ -144,27 +170,25 @@ export async function narrowBuckets(
   // a few series per group, groups concurrent: one group's chunks decode here while Postgres works on another's
   const per = Math.max(1, Math.ceil(reads.length / parallelism));
   await Promise.all(
-    Array.from({ length: Math.ceil(reads.length / per) }, async (_, g) => {
-      const group = reads.slice(g * per, (g + 1) * per);
-      const chunks = await chunksIn(
-        pool,
-        group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi })),
-      );
-      // a series without chunks in range (a live run's recent steps): its own query over the tail, as before chunks
-      const tails = group.flatMap((r, n) =>
-        chunks[n]!.length
-          ? []
-          : [
-              pool
-                .query<{ j: string | null }>(TAIL_SQL, [r.num, r.keyId, r.w, r.lo, r.hi])
-                .then((res) => keep(r.i, res.rows[0]?.j ?? null)),
-            ],
-      );
-      const part = group.flatMap((r, n) => (chunks[n]!.length ? [{ r, chunks: chunks[n]! }] : []));
-      if (part.length) {
+    Array.from({ length: Math.ceil(reads.length / per) }, (_, g) =>
+      // chunks and tail in one snapshot: a fold committing between the two reads would otherwise hide its points
+      withSnapshot(pool, async (c) => {
+        const group = reads.slice(g * per, (g + 1) * per);
+        const chunks = await chunksIn(
+          c,
+          group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi, summary: r.w % SUMMARY_WIDTH === 0 })),
+        );
+        // a series without chunks in range (a live run's recent steps): its own query over the tail
+        for (const [n, r] of group.entries())
+          if (!chunks[n]!.length) {
+            const res = await c.query<{ j: string | null }>(TAIL_SQL, [r.num, r.keyId, r.w, r.lo, r.hi]);
+            keep(r.i, res.rows[0]?.j ?? null);
+          }
+        const part = group.flatMap((r, n) => (chunks[n]!.length ? [{ r, chunks: chunks[n]! }] : []));
+        if (!part.length) return;
         const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
         for (const x of part) aggregateChunks(f, x.r, x.chunks);
-        const res = await pool.query<{ i: number; j: string | null }>(NARROW_SQL, [
+        const res = await c.query<{ i: number; j: string | null }>(NARROW_SQL, [
           part.map((x) => x.r.i),
           part.map((x) => x.r.num),
           part.map((x) => x.r.keyId),
@@ -183,9 +207,8 @@ export async function narrowBuckets(
           intArray(f.ls),
         ]);
         for (const row of res.rows) keep(row.i, row.j);
-      }
-      await Promise.all(tails);
-    }),
+      }),
+    ),
   );
   return out;
 }

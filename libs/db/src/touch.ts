@@ -41,10 +41,10 @@ export async function touchRun(
   return { num: row.num, writeSeq: row.write_seq };
 }
 
-export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const c = await pool.connect();
   try {
-    await c.query('BEGIN');
+    await c.query(begin);
     const out = await fn(c);
     await c.query('COMMIT');
     return out;
@@ -55,6 +55,10 @@ export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Prom
     c.release();
   }
 }
+
+/** A read-only transaction whose statements all see one snapshot (a read of chunks and tail while a fold runs). */
+export const withSnapshot = <T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> =>
+  withTransaction(pool, fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 
 /** One transaction that writes to a run: touched (locked, bumped, announced) first, then `fn`. */
 export function writeToRun<T>(

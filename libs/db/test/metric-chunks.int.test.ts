@@ -8,6 +8,7 @@ import {
   foldPending,
   generateExportTar,
   insertMetricPoints,
+  metricFolder,
   metricHistory,
   querySeries,
   readPoints,
@@ -267,7 +268,7 @@ describe('metric chunks: crashes and races', () => {
       expect(retry).toMatchObject({ inserted: 0, skipped: s.b.step.length });
       expect(await countStoredPoints(t.db.pool, s.num)).toEqual({ n: 2010, distinct: 2010 });
       const roll = await t.db.pool.query<{ n: number }>(
-        'SELECT sum(count)::int AS n FROM metric_rollup WHERE run_num = $1 AND width = 64',
+        'SELECT sum(count)::int AS n FROM metric_rollup WHERE run_num = $1 AND width = 1024',
         [s.num],
       );
       expect(roll.rows[0]!.n).toBe(2010);
@@ -300,6 +301,7 @@ describe('metric chunks: crashes and races', () => {
     expect(await tailCount(num, keyId)).toBe(300);
     expect(await tailCount(num, keyId2)).toBe(100);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
+    await metricFolder(t.db.pool).idle();
     expect(await tailCount(num, keyId)).toBe(0);
     expect(await tailCount(num, keyId2)).toBe(0);
     expectExact(await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX), b);
@@ -318,16 +320,24 @@ describe('metric chunks: crashes and races', () => {
     expect(await tailCount(offNum, keyId)).toBe(CHUNK_POINTS + 300);
   });
 
-  it('by default folds when the run ends, not in the write path', async () => {
+  it('by default folds in the background, after the request: chunks as they fill, the rest when the run ends', async () => {
     const { run, team } = await seedRun(t.db);
     const num = (await t.db.pool.query('SELECT num::text AS num FROM run WHERE id = $1', [run.id])).rows[0].num;
     const b = batch('ends', 0, CHUNK_POINTS + 300);
     await insertMetricPoints(t.db.pool, run.id, b);
     const keyId = (await resolveKeyIds(t.db.pool, ['ends'])).get('ends')!;
-    expect(await chunkRows(num, keyId)).toEqual([]);
+    // the request returned before folding: the whole batch is still in the tail
     expect(await tailCount(num, keyId)).toBe(CHUNK_POINTS + 300);
+    await metricFolder(t.db.pool).idle();
+    expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: CHUNK_POINTS - 1, count: CHUNK_POINTS }]);
+    expect(await tailCount(num, keyId)).toBe(300);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
+    await metricFolder(t.db.pool).idle();
     expect(await tailCount(num, keyId)).toBe(0);
+    // the short rest joined the last chunk: forced folds leave no small chunks behind
+    expect(await chunkRows(num, keyId)).toEqual([
+      { first_step: 0, last_step: CHUNK_POINTS + 299, count: CHUNK_POINTS + 300 },
+    ]);
     expectExact(await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX), b);
   });
 });

@@ -15,7 +15,7 @@ import {
   startAlertRequeue,
   type Auth,
 } from '@aft/api';
-import { createDb, RunNotifier, type Db } from '@aft/db';
+import { createDb, RunNotifier, startMetricSweep, type Db } from '@aft/db';
 import { createRedis, JobProducer } from '@aft/queue';
 import { artifactStoreFromEnv, type ArtifactStore } from '@aft/storage';
 import { env } from '../env';
@@ -45,6 +45,8 @@ export function server(): Server {
       statementTimeoutMs: e.AFT_STATEMENT_TIMEOUT_MS,
     });
     const notifier = new RunNotifier(e.DATABASE_URL);
+    // what the background folder of a process that has since stopped left in the tail, folded by one process
+    startMetricSweep(db.pool, { everyMs: e.AFT_METRIC_SWEEP_S * 1000 });
     const jobs = e.REDIS_URL ? new JobProducer(createRedis(e.REDIS_URL, 'producer'), e.AFT_QUEUE) : null;
     // alert firings that never reached the queue (Redis away when they fired) are queued again
     if (jobs) startAlertRequeue(db, jobs);

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { foldEndedRunQuietly } from '../metric-chunks';
+import { requestRunFold } from '../metric-folder';
 import { revokeRunTokens } from '../run-tokens';
 import { TERMINAL_STATUSES } from '../run-writes';
 import { RunNotFoundError, writeToRun } from '../touch';
@@ -110,7 +110,7 @@ export async function updateMlflowRun(
         [runId, patch.name],
       );
   });
-  if (ended) await foldEndedRunQuietly(pool, runId);
+  if (ended) requestRunFold(pool, runId);
 }
 
 /** Run columns some tags also set (the name, AFT's method and constraint); an absent one is left as it is. */

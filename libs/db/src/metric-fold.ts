@@ -1,0 +1,345 @@
+/**
+ * The fold: tail points (`metric_point`) into compressed chunks (docs/architecture.md, "The metric store").
+ * Each slice is one transaction under the run's row lock — the lock every batch insert takes first — so a fold
+ * and a batch of the same run never interleave, and a crash at any moment leaves either the tail rows or the
+ * chunk, never both or neither. A slice reads at most SLICE_CHUNKS chunks' worth of each key's lowest tail steps,
+ * so a fold's time and memory are bounded however long the run; a key with more waiting takes further slices.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { chunkHeader, decodeChunk, encodeChunk } from './metric-codec';
+import { encodeSummary } from './metric-summary';
+import { floatArray, type PointCols } from './metric-chunks';
+import { withTransaction } from './touch';
+
+/** Points a fold packs into one chunk (a chunk that absorbs late points may hold up to 1.5× as many). */
+export const CHUNK_POINTS = 1000;
+/** Chunks' worth of each key's tail one slice folds at most. */
+export const SLICE_CHUNKS = 8;
+/** Keys one slice folds at most: with SLICE_CHUNKS, at most 32,000 points decoded and encoded per transaction. */
+export const SLICE_KEYS = 4;
+
+export interface FoldOptions {
+  /** Fold every tail point, however few (a finished run); otherwise only whole chunks. */
+  force?: boolean;
+  chunkPoints?: number;
+  /** Test hook: called after the chunks are written and before the tail rows are deleted, inside the transaction. */
+  beforeTailDelete?: () => Promise<void>;
+}
+
+interface OldChunk {
+  first_step: number;
+  last_step: number;
+  count: number;
+  payload: Buffer | null;
+}
+
+interface NewChunk {
+  keyId: number;
+  p: PointCols;
+}
+
+const TAIL_SLICE_SQL = `
+  SELECT k.key_id, p.step, p.value, p.t
+  FROM unnest($2::int[]) AS k(key_id) CROSS JOIN LATERAL (
+    SELECT step, value, (extract(epoch FROM wall_time) * 1000)::bigint::float8 AS t FROM metric_point
+    WHERE run_num = $1 AND key_id = k.key_id ORDER BY step LIMIT $3) p
+  ORDER BY 1, 2`;
+
+// the last chunk of each key: the one fresh points may join when it is short
+const LAST_SQL = `
+  SELECT k.key_id, c.first_step, c.last_step, c.count
+  FROM unnest($2::int[]) AS k(key_id) CROSS JOIN LATERAL (
+    SELECT first_step, last_step, count FROM metric_chunk WHERE run_num = $1 AND key_id = k.key_id
+    ORDER BY first_step DESC LIMIT 1) c`;
+
+// the chunk each late step belongs in: the last one starting at or before it, else the key's first chunk
+const OWNERS_SQL = `
+  WITH o AS (
+    SELECT DISTINCT u.k, COALESCE(
+      (SELECT first_step FROM metric_chunk WHERE run_num = $1 AND key_id = u.k AND first_step <= u.s
+       ORDER BY first_step DESC LIMIT 1),
+      (SELECT first_step FROM metric_chunk WHERE run_num = $1 AND key_id = u.k ORDER BY first_step LIMIT 1)) AS fs
+    FROM unnest($2::int[], $3::int[]) AS u(k, s))
+  SELECT o.k AS key_id, m.first_step, m.last_step, m.count, m.payload
+  FROM o JOIN metric_chunk m ON m.run_num = $1 AND m.key_id = o.k AND m.first_step = o.fs`;
+
+const cols = (): PointCols => ({ steps: [], values: [], times: [] });
+const push = (p: PointCols, q: PointCols, i: number) => {
+  p.steps.push(q.steps[i]!);
+  p.values.push(q.values[i]!);
+  p.times.push(q.times[i]!);
+};
+
+/** Merges step-ordered `extra` into a decoded chunk; a step the chunk holds keeps the chunk's value. */
+function mergeInto(payload: Buffer, extra: PointCols): PointCols {
+  const raw = decodeChunk(payload);
+  const d: PointCols = { steps: [...raw.steps], values: [...raw.values], times: [...raw.times] };
+  const out = cols();
+  let j = 0;
+  for (let i = 0; i <= d.steps.length; i++) {
+    const s = i < d.steps.length ? d.steps[i]! : Infinity;
+    while (j < extra.steps.length && extra.steps[j]! <= s) {
+      if (extra.steps[j]! < s) push(out, extra, j);
+      j++;
+    }
+    if (i < d.steps.length) push(out, d, i);
+  }
+  return out;
+}
+
+/** Cuts points into pieces of `size`; a rest of at most half a piece joins the piece before it. */
+function pieces(p: PointCols, size: number): PointCols[] {
+  const whole = Math.floor(p.steps.length / size);
+  const rest = p.steps.length - whole * size;
+  const n = whole === 0 ? 1 : rest > size / 2 ? whole + 1 : whole;
+  const out: PointCols[] = [];
+  for (let k = 0; k < n; k++) {
+    const b = k * size;
+    const e = k === n - 1 ? p.steps.length : b + size;
+    out.push({ steps: p.steps.slice(b, e), values: p.values.slice(b, e), times: p.times.slice(b, e) });
+  }
+  return out;
+}
+
+/**
+ * One slice for several keys of one run. Late tail points (at or before the key's last chunk's last step: a
+ * backfill) are merged into the chunk they belong in, and only that chunk is re-encoded; fresh points become new
+ * chunks, whole ones only unless forced, and join the last chunk when it is short (a forced fold's remainder).
+ * Returns the points moved out of the tail and the keys that have more waiting than this slice took.
+ */
+async function foldSlice(
+  c: PoolClient,
+  runNum: string,
+  keyIds: readonly number[],
+  opts: FoldOptions,
+): Promise<{ moved: number; more: number[] }> {
+  const size = opts.chunkPoints ?? CHUNK_POINTS;
+  const limit = SLICE_CHUNKS * size;
+  const lock = await c.query('SELECT 1 FROM run WHERE num = $1 FOR NO KEY UPDATE', [runNum]);
+  if (!lock.rowCount) return { moved: 0, more: [] };
+  const tail = await c.query<{ key_id: number; step: number; value: number; t: number }>(TAIL_SLICE_SQL, [
+    runNum,
+    [...keyIds],
+    limit + 1,
+  ]);
+  const byKey = new Map<number, PointCols>();
+  for (const r of tail.rows) {
+    let p = byKey.get(r.key_id);
+    if (!p) byKey.set(r.key_id, (p = cols()));
+    p.steps.push(r.step);
+    p.values.push(r.value);
+    p.times.push(r.t);
+  }
+  const more: number[] = [];
+  for (const [k, p] of byKey)
+    if (p.steps.length > limit) {
+      more.push(k);
+      for (const a of [p.steps, p.values, p.times]) a.length = limit;
+    }
+  const lastRows = await c.query<OldChunk & { key_id: number }>(LAST_SQL, [runNum, [...byKey.keys()]]);
+  const last = new Map(lastRows.rows.map((r) => [r.key_id, r]));
+  const late: { k: number; s: number }[] = [];
+  for (const [k, p] of byKey) {
+    const l = last.get(k);
+    if (l) for (const s of p.steps) if (s <= l.last_step) late.push({ k, s });
+  }
+  const owners = late.length
+    ? (await c.query<OldChunk & { key_id: number }>(OWNERS_SQL, [runNum, late.map((x) => x.k), late.map((x) => x.s)]))
+        .rows
+    : [];
+  const gone: { keyId: number; firstStep: number }[] = [];
+  const made: NewChunk[] = [];
+  const cut: { keyId: number; upTo: number }[] = [];
+  for (const [keyId, t] of byKey) {
+    const l = last.get(keyId);
+    const mine = owners.filter((o) => o.key_id === keyId).sort((a, b) => a.first_step - b.first_step);
+    // late points, each to the last owner starting at or before it (or the first chunk)
+    const toOwner = mine.map(cols);
+    const fresh = cols();
+    t.steps.forEach((s, i) => {
+      if (!l || s > l.last_step) return push(fresh, t, i);
+      let o = 0;
+      while (o + 1 < mine.length && mine[o + 1]!.first_step <= s) o++;
+      push(toOwner[o]!, t, i);
+    });
+    const rewritten = new Map<number, PointCols>();
+    mine.forEach((o, n) => rewritten.set(o.first_step, mergeInto(o.payload!, toOwner[n]!)));
+    // fresh points join the last chunk when it is short, and a forced fold's short rest joins it too, so small
+    // chunks do not pile up
+    const force = opts.force && !more.includes(keyId);
+    let base: PointCols = cols();
+    let lastJoins = false;
+    if (l && fresh.steps.length && (l.count < size || (force && fresh.steps.length <= size / 2))) {
+      base = rewritten.get(l.first_step) ?? mergeInto((await payloadOf(c, runNum, keyId, l.first_step))!, cols());
+      lastJoins = true;
+    }
+    const pool: PointCols = {
+      steps: [...base.steps, ...fresh.steps],
+      values: [...base.values, ...fresh.values],
+      times: [...base.times, ...fresh.times],
+    };
+    const take = force ? pool.steps.length : Math.floor(pool.steps.length / size) * size;
+    const freshTaken = take - base.steps.length;
+    if (freshTaken <= 0) lastJoins = false;
+    if (lastJoins) {
+      rewritten.delete(l!.first_step);
+      gone.push({ keyId, firstStep: l!.first_step });
+      const head = {
+        steps: pool.steps.slice(0, take),
+        values: pool.values.slice(0, take),
+        times: pool.times.slice(0, take),
+      };
+      for (const p of pieces(head, size)) made.push({ keyId, p });
+    } else if (freshTaken > 0) {
+      const head = {
+        steps: fresh.steps.slice(0, freshTaken),
+        values: fresh.values.slice(0, freshTaken),
+        times: fresh.times.slice(0, freshTaken),
+      };
+      for (const p of pieces(head, size)) made.push({ keyId, p });
+    }
+    for (const [firstStep, p] of rewritten) {
+      gone.push({ keyId, firstStep });
+      for (const q of p.steps.length > 1.5 * size ? pieces(p, size) : [p]) made.push({ keyId, p: q });
+    }
+    const lateMax = toOwner.reduce((m, p) => Math.max(m, ...p.steps), -Infinity);
+    const upTo = freshTaken > 0 ? fresh.steps[freshTaken - 1]! : lateMax;
+    if (upTo !== -Infinity) cut.push({ keyId, upTo });
+  }
+  if (!made.length) return { moved: 0, more };
+  await writeChunks(c, runNum, gone, made);
+  await opts.beforeTailDelete?.();
+  const del = await c.query(
+    `DELETE FROM metric_point p USING unnest($2::int[], $3::int[]) AS d(k, s)
+     WHERE p.run_num = $1 AND p.key_id = d.k AND p.step <= d.s`,
+    [runNum, cut.map((x) => x.keyId), cut.map((x) => x.upTo)],
+  );
+  return { moved: del.rowCount ?? 0, more };
+}
+
+async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep: number): Promise<Buffer | null> {
+  const r = await c.query<{ payload: Buffer }>(
+    'SELECT payload FROM metric_chunk WHERE run_num = $1 AND key_id = $2 AND first_step = $3',
+    [runNum, keyId, firstStep],
+  );
+  return r.rows[0]?.payload ?? null;
+}
+
+async function writeChunks(
+  c: PoolClient,
+  runNum: string,
+  gone: readonly { keyId: number; firstStep: number }[],
+  made: readonly NewChunk[],
+): Promise<void> {
+  if (gone.length)
+    await c.query(
+      `DELETE FROM metric_chunk c USING unnest($2::int[], $3::int[]) AS g(k, s)
+       WHERE c.run_num = $1 AND c.key_id = g.k AND c.first_step = g.s`,
+      [runNum, gone.map((g) => g.keyId), gone.map((g) => g.firstStep)],
+    );
+  const h = made.map((m) => chunkHeader(m.p));
+  await c.query(
+    `INSERT INTO metric_chunk (run_num, key_id, first_step, last_step, count, nan_count, min, max,
+                               first_value, last_value, payload, summary)
+     SELECT $1, * FROM unnest($2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::float8[], $8::float8[],
+                              $9::float8[], $10::float8[], $11::bytea[], $12::bytea[])`,
+    [
+      runNum,
+      made.map((m) => m.keyId),
+      h.map((x) => x.firstStep),
+      h.map((x) => x.lastStep),
+      h.map((x) => x.count),
+      h.map((x) => x.nanCount),
+      floatArray(h.map((x) => x.min)),
+      floatArray(h.map((x) => x.max)),
+      floatArray(h.map((x) => x.firstValue)),
+      floatArray(h.map((x) => x.lastValue)),
+      made.map((m) => Buffer.from(encodeChunk(m.p))),
+      made.map((m) => encodeSummary(m.p.steps, m.p.values)),
+    ],
+  );
+}
+
+/**
+ * Folds keys of one run, SLICE_KEYS keys and SLICE_CHUNKS chunks' worth of each per transaction, until what is
+ * left is under a chunk (or, with `force`, nothing). Idempotent: a second call finds less than a chunk waiting and
+ * does nothing. Returns the points moved out of the tail.
+ */
+export async function foldKeys(
+  pool: Pool,
+  runNum: string,
+  keyIds: readonly number[],
+  opts: FoldOptions = {},
+): Promise<number> {
+  let moved = 0;
+  let todo = [...new Set(keyIds)];
+  while (todo.length) {
+    const group = todo.slice(0, SLICE_KEYS);
+    const r = await withTransaction(pool, (c) => foldSlice(c, runNum, group, opts));
+    moved += r.moved;
+    todo = [...todo.slice(SLICE_KEYS), ...r.more];
+  }
+  if (moved) noteTailDeletes(pool, moved);
+  return moved;
+}
+
+export function foldKey(pool: Pool, runNum: string, keyId: number, opts: FoldOptions = {}): Promise<number> {
+  return foldKeys(pool, runNum, [keyId], opts);
+}
+
+/** Folds every key of a run with tail points (`force`: all of them, for a run that has ended). */
+export async function foldRun(pool: Pool, runNum: string, opts: FoldOptions = {}): Promise<number> {
+  const keys = await pool.query<{ key_id: number }>(
+    'SELECT DISTINCT key_id FROM metric_point WHERE run_num = $1 ORDER BY key_id',
+    [runNum],
+  );
+  return foldKeys(
+    pool,
+    runNum,
+    keys.rows.map((k) => k.key_id),
+    opts,
+  );
+}
+
+/**
+ * Folded tail rows leave dead tuples, and the tail's primary-key index keeps every page it ever grew to until a
+ * vacuum marks them free: without one (autovacuum off, or behind a burst of ingest) the tail's table and index grow
+ * as if nothing were ever folded (33 of 43 bytes a point after 10M points, autovacuum off). So each process
+ * vacuums the tail itself after every tailVacuumRows() rows its folds deleted (AFT_METRIC_TAIL_VACUUM_ROWS, default
+ * 250,000). Plain VACUUM blocks no reader or writer; it runs on its own connection, with a session advisory lock
+ * so one runs at a time across processes, SKIP_LOCKED so it never waits for a table lock, and TRUNCATE false so it
+ * never takes the exclusive lock that cutting the file's end needs. A failure only leaves it to the next one.
+ */
+export const tailVacuumRows = () => Number(process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] ?? 250_000);
+const tailVacuum = new WeakMap<Pool, { deleted: number; running: Promise<void> | null }>();
+const VACUUM_LOCK = 0x61667476; // 'aftv'
+
+function noteTailDeletes(pool: Pool, n: number): void {
+  let v = tailVacuum.get(pool);
+  if (!v) tailVacuum.set(pool, (v = { deleted: 0, running: null }));
+  v.deleted += n;
+  if (v.deleted < tailVacuumRows() || v.running) return;
+  v.deleted = 0;
+  const state = v;
+  state.running = vacuumTail(pool)
+    .catch(() => undefined)
+    .finally(() => (state.running = null));
+}
+
+async function vacuumTail(pool: Pool): Promise<void> {
+  const c = await pool.connect();
+  try {
+    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [VACUUM_LOCK]);
+    if (!got.rows[0]?.ok) return;
+    try {
+      await c.query('VACUUM (SKIP_LOCKED, TRUNCATE false) metric_point');
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
+    }
+  } finally {
+    c.release();
+  }
+}
+
+/** The tail vacuum this process has under way for `pool`, if any (tests and benches wait for it). */
+export const tailVacuumDone = (pool: Pool): Promise<void> => tailVacuum.get(pool)?.running ?? Promise.resolve();
