@@ -2,7 +2,7 @@
  * What a training job does, thin over aft-core: take up the run (or resume it), train from the last checkpoint in
  * the artifact store, report metrics, samples, artifacts, events and status through libs/tracker (one RunReporter,
  * reporter.ts), and stop between steps when the AbortSignal fires. Runs in the sandboxed processor's own process;
- * tests call it directly.
+ * tests call it directly. The job's config becomes aft-core's in job-config.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -19,17 +19,12 @@ import {
   loadModel,
   NoContrastError,
   NonFiniteLossError,
-  resolveAlignConfig,
-  resolveVftConfig,
   Rng,
   runAlign,
   runVft,
   writeLabelledSet,
-  type AlignConfig,
   type BackendInfo,
-  type VftConfig,
 } from '@aft/aft-core';
-import type { z } from 'zod';
 import { PROGRESS_KEYS } from '@aft/contracts';
 import {
   alignJobConfig,
@@ -42,6 +37,7 @@ import {
 } from '@aft/queue';
 import { attach, TrackerError, Transport, type Run } from '@aft/tracker';
 import { PermanentError, SHUTDOWN, ShutdownError } from './errors';
+import { alignConfigOf, jobConfig, vftConfigOf } from './job-config';
 import { evalMetrics, RunReporter } from './reporter';
 import type { ArtifactStore } from './store';
 
@@ -62,52 +58,6 @@ type Summary = Record<string, number | string | boolean | null>;
 /** A parent's sample set is drawn this far from its seed: any worker draws the same set, apart from training's. */
 const SAMPLING_SEED_OFFSET = 104_729;
 const ASSESS_SEED_OFFSET = 130_363;
-
-/** The run's stored config, read by the schema its launch wrote it with. */
-function jobConfig<T>(schema: z.ZodType<T>, stored: unknown): T {
-  const r = schema.safeParse(stored);
-  if (r.success) return r.data;
-  throw new PermanentError(
-    `bad run config: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-  );
-}
-
-function permanent<T>(what: string, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw new PermanentError(`${what}: ${(e as Error).message}`);
-  }
-}
-
-export function vftConfigOf(p: VftJobConfig): VftConfig {
-  return permanent('bad VFT config', () =>
-    resolveVftConfig(p.preset, {
-      ...p.overrides,
-      seed: p.seed,
-      ...(p.steps ? { steps: p.steps, 'optim.totalSteps': p.steps } : {}),
-    }),
-  );
-}
-
-export function alignConfigOf(p: AlignJobConfig): AlignConfig {
-  return permanent('bad alignment config', () =>
-    resolveAlignConfig(
-      {
-        method: p.method,
-        constraint: p.constraint,
-        beta: p.beta,
-        dpoBeta: p.dpoBeta,
-        wNll: p.wNll,
-        feedback: p.feedback,
-        steps: p.steps,
-        seed: p.seed,
-        lr: p.lr,
-      },
-      p.overrides,
-    ),
-  );
-}
 
 /**
  * Draws and labels a VFT parent's sample set if the store lacks it (seeded from the parent's checkpoint: any worker

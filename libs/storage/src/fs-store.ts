@@ -25,14 +25,8 @@ import {
   KeyConflictError,
   RESERVED,
   verifying,
-  type ArtifactStore,
-  type GetOptions,
-  type GotInfo,
-  type ListedObject,
-  type ObjectInfo,
-  type PutOptions,
-  type PutSource,
 } from './store';
+import type { ArtifactStore, GetOptions, GotInfo, ListedObject, ObjectInfo, PutOptions, PutSource } from './store';
 
 interface Sidecar {
   sha256: string;

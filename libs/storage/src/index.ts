@@ -2,6 +2,7 @@
 export * from './store';
 export { DEFAULT_RETRY, isTransient, StoreTimeoutError, withRetry, type RetryPolicy } from './retry';
 export { FsStore } from './fs-store';
-export { S3Store, type S3StoreOptions, type Traffic } from './s3-store';
+export { S3Store, type S3StoreOptions } from './s3-store';
+export type { Traffic } from './s3-request';
 export { artifactStoreFromEnv, openArtifactStore, parseS3Url, s3Client, storageEnv, type StorageEnv } from './config';
 export { downloadFile, fileSha256, getTree, MANIFEST, putTree, readManifest, type TreeManifest } from './tree';
