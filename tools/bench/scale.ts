@@ -8,7 +8,8 @@
  *   SCALE_RUNS=100 SCALE_STEPS=10000 SCALE_WRITERS=2 SCALE_LIST_RUNS=100000 npm run bench:scale
  */
 import { fork } from 'node:child_process';
-import { createDb, foldPending } from '@aft/db';
+import { createDb, foldPending, foldRun, insertMetricPoints } from '@aft/db';
+import { curve } from '@aft/db/testing';
 import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
@@ -16,6 +17,9 @@ const RUNS = env('SCALE_RUNS', 100);
 const STEPS = env('SCALE_STEPS', 10_000);
 const WRITERS = env('SCALE_WRITERS', 2);
 const LIST_RUNS = env('SCALE_LIST_RUNS', 100_000);
+// the series goal's shape: 20 runs of one key × LONG_STEPS points, written straight to the database (not timed)
+const LONG_RUNS = 20;
+const LONG_STEPS = env('SCALE_LONG_STEPS', 1_000_000);
 const ITER = 40;
 
 const stats = (ms: number[]) => {
@@ -114,7 +118,38 @@ try {
     await get('metrics.series', { runIds: [runIds[0]], keys: ['loss'], buckets: 2000, minStep: 100, maxStep: 2099 })
   ).body.result.data as { mode: string; steps: number[] }[];
 
+  // 20 runs × LONG_STEPS points of `loss`, folded, then the same series read
   const project = await db.pool.query<{ id: string }>("SELECT id FROM project WHERE name = 'bench-scale'");
+  const longIds: string[] = [];
+  const g0 = performance.now();
+  for (let r = 0; r < LONG_RUNS; r++) {
+    const id = `long-${r}`;
+    const num = await db.pool.query<{ num: string }>(
+      `INSERT INTO run (id, project_id, name, method, "constraint", status) VALUES ($1, $2, $1, 'aft', 'none', 'succeeded')
+       RETURNING num::text AS num`,
+      [id, project.rows[0]!.id],
+    );
+    for (let from = 0; from < LONG_STEPS; from += 10_000) {
+      const c = curve('loss', {
+        seed: r,
+        from,
+        count: Math.min(10_000, LONG_STEPS - from),
+        nanRate: 1e-5,
+        spikeRate: 1e-5,
+      });
+      await insertMetricPoints(
+        db.pool,
+        id,
+        { keys: ['loss'], key: c.steps.map(() => 0), step: c.steps, value: c.values, time: c.times },
+        { fold: false },
+      );
+    }
+    await foldRun(db.pool, num.rows[0]!.num, { force: true });
+    longIds.push(id);
+  }
+  const longSeed = (performance.now() - g0) / 1000;
+  const longSeries = await measure('metrics.series', () => ({ runIds: longIds, keys: ['loss'], buckets: 1000 }));
+
   const l0 = performance.now();
   await db.pool.query(
     `INSERT INTO run (id, project_id, name, method, "constraint", status, summary, tags, config, created_at)
@@ -152,7 +187,14 @@ try {
           afterFoldVacuumFull: perPoint(afterFull),
           chunkPayloadOnly: Number((Number(chunkPayload.rows[0]!.b) / Number(chunkPayload.rows[0]!.n)).toFixed(3)),
         },
-        series20Runs: { ...series, pointsPerSeries: STEPS, buckets: 1000, goalP95: 50 },
+        series20Runs: { ...series, pointsPerSeries: STEPS, buckets: 1000 },
+        series20LongRuns: {
+          ...longSeries,
+          pointsPerSeries: LONG_STEPS,
+          buckets: 1000,
+          seedSeconds: Number(longSeed.toFixed(1)),
+          goalP95: 50,
+        },
         zoom2000Raw: { ...zoom, mode: zoomCheck[0]?.mode, points: zoomCheck[0]?.steps.length, goalP95: 30 },
         runsListSortedBySummary: { ...list, runs: LIST_RUNS, seedSeconds: Number(listSeed.toFixed(1)), goalP95: 100 },
       },

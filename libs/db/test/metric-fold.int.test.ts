@@ -4,6 +4,7 @@ import {
   foldKey,
   foldKeys,
   insertMetricPoints,
+  metricHistory,
   querySeries,
   readPoints,
   resolveKeyIds,
@@ -115,6 +116,37 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     // the forced rest (under half a chunk) joins the last chunk
     expect((await chunks(s.num, s.keyId)).map((r) => [r.first_step, r.last_step, r.count])).toEqual([[0, 149, 150]]);
     expect((await readPoints(t.db.pool, s.num, s.keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 150));
+  });
+});
+
+describe('metric fold: MLflow history pages', () => {
+  it('reads only the chunks a page needs and gives the same page as slicing every point', async () => {
+    const b = cols('hist', range(0, 1000, 2), (x) => x * 1.5);
+    const s = await seeded('hist', b);
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100 });
+    // late points inside chunk ranges, and a tail after the last chunk
+    const late = cols('hist', [301, 303, 999, 2000, 2001], (x) => -x);
+    await insertMetricPoints(t.db.pool, s.run.id, late, { fold: false });
+    const all = await readPoints(t.db.pool, s.num, s.keyId, STEP_MIN, STEP_MAX);
+    expect(all.steps).toHaveLength(1005);
+    for (const [offset, limit] of [
+      [0, 10],
+      [95, 10],
+      [140, 30],
+      [199, 1],
+      [450, 100],
+      [990, 20],
+      [1005, 5],
+      [0, 2000],
+    ]) {
+      const page = await metricHistory(t.db.pool, s.num, 'hist', { offset: offset!, limit: limit! });
+      const want = all.steps.slice(offset, offset! + limit!).map((st, i) => ({
+        step: st,
+        value: all.values[offset! + i],
+        t: String(all.times[offset! + i]),
+      }));
+      expect([offset, page]).toEqual([offset, want]);
+    }
   });
 });
 
