@@ -21,14 +21,15 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lavapipe } from '@aft/aft-core';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const LAVAPIPE = join(ROOT, 'tmp/lavapipe/root');
-const ICD = join(LAVAPIPE, 'usr/share/vulkan/icd.d/lvp_icd.json');
-const required = process.env['CI'] === 'true' || process.env['AFT_REQUIRE_WEBGPU'] === '1';
-const why = existsSync(ICD) ? null : `no lavapipe in ${LAVAPIPE} (bash tools/install-lavapipe.sh)`;
+const { ROOT, LVP_ICD, LVP_LIB, required } = lavapipe;
+// lavapipe itself, not any Vulkan driver: the checks below expect its software adapter
+const why = existsSync(LVP_ICD)
+  ? null
+  : `no lavapipe in ${join(ROOT, 'tmp/lavapipe/root')} (bash tools/install-lavapipe.sh)`;
 if (why && !required) console.warn(`gpu-check bundle tests skipped: ${why}`);
 
 type Json = Record<string, unknown>;
@@ -68,9 +69,9 @@ function runCheck(name: string, env: Record<string, string>) {
       PATH: `${shim}:${process.env['PATH']}`,
       HOME: home,
       TMPDIR: tmp,
-      VK_ICD_FILENAMES: ICD,
+      VK_ICD_FILENAMES: LVP_ICD,
       // lavapipe's own libraries (libdrm); its libvulkan.so.1 comes after the bundle's, which run.sh puts first
-      LD_LIBRARY_PATH: join(LAVAPIPE, 'usr/lib/x86_64-linux-gnu'),
+      LD_LIBRARY_PATH: LVP_LIB,
       ...env,
     },
   });

@@ -5,131 +5,51 @@
  * published checkpoint; the other takes the stalled job, pulls that checkpoint and finishes — every (metric, step)
  * equal to an uninterrupted run with the same seed, trained meanwhile by the second worker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { hasCheckpoint } from '@aft/aft-core';
-import { createTeamWithKey, createTestHandler, serveFetch } from '@aft/api/testing';
-import { createTestDatabase, type TestDatabase } from '@aft/db/testing';
-import { createRedis, dropTestQueues, JobProducer, testQueueName } from '@aft/queue';
 import { readManifest, type S3Store } from '@aft/storage';
 import { startS3rver, type TestS3 } from '@aft/storage/testing';
 import { ArtifactStore } from '../src/store';
+import { useStack, vftConfig, type Worker } from './stack';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const STEPS = 40;
-const config = {
-  preset: 'tiny' as const,
-  seed: 17,
-  steps: STEPS,
-  overrides: {
-    batchSize: 8,
-    evalEvery: 20,
-    evalQuestions: 8,
-    checkpointEvery: 10,
-    'data.train': 1000,
-    'data.val': 16,
-    'data.test': 16,
-    'eval.maxNewTokens': 32,
-  },
-  sampling: [],
-};
+// the worker tests' tiny VFT (stack.ts), long enough for checkpoints at 10, 20 and 30 steps
+const config = vftConfig(STEPS, 17);
 
-let t: TestDatabase;
 let s3: TestS3;
 let shared: S3Store;
-let api: ReturnType<typeof createTestHandler>;
-let server: Awaited<ReturnType<typeof serveFetch>>;
-let producer: JobProducer;
-let key: string;
-let queue: string;
-const dirs: string[] = [];
-interface Host {
-  proc: ChildProcess;
-  dir: string;
-  log: string[];
-}
-const hosts: Host[] = [];
+// s3rver first: it is closed after the stack's workers are stopped (vitest runs after-hooks in reverse)
+beforeAll(async () => {
+  s3 = await startS3rver();
+  shared = await s3.store({ prefix: 'lab' });
+});
+afterAll(() => s3?.close());
+const s = useStack('cross-host', { untilMs: 90_000, everyMs: 100 });
+type Host = Worker & { dir: string };
 
 /** A worker process on its own "host": its own directory, the shared bucket, its own process group (to kill). */
 async function startHost(concurrency: number): Promise<Host> {
-  const dir = await mkdtemp(join(tmpdir(), 'aft-host-'));
-  dirs.push(dir);
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
-    cwd: ROOT,
-    detached: true,
-    env: {
-      ...process.env,
-      ...(s3.env as Record<string, string>), // only strings: the server's address and credentials
-      REDIS_URL: 'redis://127.0.0.1:6379',
-      AFT_URL: server.url,
-      AFT_QUEUE: queue,
-      AFT_CONCURRENCY: String(concurrency),
-      AFT_ARTIFACT_DIR: dir,
-      AFT_ARTIFACT_URL: `s3://${shared.bucket}/lab`,
-      // a killed worker's job is taken back within seconds; long enough that a starved worker still renews its lock
-      AFT_LOCK_MS: '8000',
-      AFT_STALLED_MS: '1000',
-      AFT_BACKEND: 'wasm',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const h = { proc, dir, log: [] as string[] };
-  for (const s of [proc.stdout!, proc.stderr!])
-    s.on('data', (d: Buffer) => h.log.push(...d.toString().split('\n').filter(Boolean)));
-  hosts.push(h);
-  return h;
+  const dir = await s.tempDir('aft-host-');
+  const env = {
+    ...(s3.env as Record<string, string>), // only strings: the server's address and credentials
+    AFT_CONCURRENCY: String(concurrency),
+    AFT_ARTIFACT_DIR: dir,
+    AFT_ARTIFACT_URL: `s3://${shared.bucket}/lab`,
+    // a killed worker's job is taken back within seconds; long enough that a starved worker still renews its lock
+    AFT_LOCK_MS: '8000',
+    AFT_BACKEND: 'wasm',
+  };
+  return Object.assign(s.startWorker(env, { detached: true }), { dir });
 }
 
-const alive = (h: Host) => h.proc.exitCode === null && h.proc.signalCode === null;
-
-/** Signals the worker and the job processes it forked. */
-function killGroup(h: Host, signal: NodeJS.Signals) {
-  try {
-    process.kill(-h.proc.pid!, signal);
-  } catch {
-    // the group is gone already
-  }
-}
-
-async function until<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}\n${hosts.map((h) => h.log.slice(-15).join('\n')).join('\n---\n')}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function call<T>(path: string, input: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
-  const r = await api.call(path, input, { key, method });
-  if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.json.error?.message}`);
-  return r.json.result!.data as T;
-}
-
-interface RunRow {
-  status: string;
-  error: string | null;
-}
-const finished = (s: string) => ['succeeded', 'failed', 'canceled'].includes(s);
-const runDone = (id: string) =>
-  until(`run ${id} to finish`, async () => {
-    const r = await call<RunRow>('runs.get', { id }, 'GET');
-    return finished(r.status) ? r : null;
-  });
+const runDone = (id: string) => s.untilFinished(`run ${id} to finish`, () => s.runView(id));
 
 /** A run's metric history through the API, `key@step → value`, leaving out what measures the machine, not the model. */
 async function history(runId: string): Promise<Map<string, unknown>> {
-  const keys = (await call<{ key: string }[]>('metrics.keys', { runIds: [runId] }, 'GET'))
+  const keys = (await s.call<{ key: string }[]>('metrics.keys', { runIds: [runId] }, 'GET'))
     .map((k) => k.key)
     .filter((k) => !k.includes('tokens_per_s') && !k.startsWith('sys/'));
-  const series = await call<{ key: string; mode: string; steps: number[]; values: unknown[] }[]>(
+  const series = await s.call<{ key: string; mode: string; steps: number[]; values: unknown[] }[]>(
     'metrics.series',
     { runIds: [runId], keys, buckets: 1000 },
     'GET',
@@ -142,31 +62,6 @@ async function history(runId: string): Promise<Map<string, unknown>> {
   return out;
 }
 
-beforeAll(async () => {
-  [t, s3] = await Promise.all([createTestDatabase(), startS3rver()]);
-  shared = await s3.store({ prefix: 'lab' });
-  queue = testQueueName();
-  producer = new JobProducer(createRedis('redis://127.0.0.1:6379', 'worker'), queue);
-  api = createTestHandler(t.db, t.url, null, producer);
-  server = await serveFetch(api.handler);
-  key = (await createTeamWithKey(t.db, 'cross-host')).key;
-});
-
-afterAll(async () => {
-  for (const h of hosts.filter(alive)) {
-    const exited = new Promise((r) => h.proc.once('exit', r));
-    killGroup(h, 'SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    killGroup(h, 'SIGKILL');
-  }
-  if (producer) await dropTestQueues(producer);
-  await server?.close();
-  await api?.notifier.close();
-  await t?.drop();
-  await s3?.close();
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-});
-
 it(
   'a VFT whose host is killed resumes on another host from the S3 checkpoint, ending as an uninterrupted run',
   {
@@ -174,19 +69,19 @@ it(
   },
   async () => {
     const launch = async (name: string) =>
-      (await call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'cross-host', name, config })).runId;
+      (await s.call<{ runId: string }>('runs.launch', { kind: 'vft', project: 'cross-host', name, config })).runId;
     const a = await startHost(1);
     const crashed = await launch('crashed');
-    await until('host A to take the job', async () => a.log.some((l) => l.includes(`job ${crashed} started`)));
+    await s.until('host A to take the job', async () => a.log.some((l) => l.includes(`job ${crashed} started`)));
     // host B trains the uninterrupted twin meanwhile, and has a free slot for the crashed run once A is gone
     const b = await startHost(2);
     const clean = await launch('clean');
     const ckKey = `runs/${crashed}/checkpoint`;
-    await until('host A to publish a checkpoint', () => readManifest(shared, ckKey), 60_000);
-    killGroup(a, 'SIGKILL');
-    await new Promise((r) => (alive(a) ? a.proc.once('exit', r) : r(null)));
+    await s.until('host A to publish a checkpoint', () => readManifest(shared, ckKey), 60_000);
+    s.kill(a, 'SIGKILL');
+    await new Promise((r) => (s.alive(a) ? a.proc.once('exit', r) : r(null)));
     // the job process it forked went with it: nothing of A trains on, or publishes, beside B
-    await until("host A's job process to be gone", async () => {
+    await s.until("host A's job process to be gone", async () => {
       try {
         process.kill(-a.proc.pid!, 0);
         return false;
@@ -206,7 +101,7 @@ it(
     expect(cleanRun).toMatchObject({ status: 'succeeded', error: null });
     expect(b.log.some((l) => l.includes(`job ${crashed} started`))).toBe(true);
     expect(b.log.some((l) => l.includes(`job ${clean} started`))).toBe(true);
-    const resumed = await t.db.pool.query<{ step: number }>(
+    const resumed = await s.t.db.pool.query<{ step: number }>(
       `SELECT step FROM event WHERE run_id = $1 AND kind = 'resumed'`,
       [crashed],
     );

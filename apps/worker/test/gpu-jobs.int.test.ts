@@ -7,35 +7,23 @@
  * webgpu-job.int.test.ts trains a GPU job on webgpu.
  */
 import { hostname } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { gpuQueueName } from '@aft/queue';
 import { loadEnv } from '../src/env';
 import { trainingPools } from '../src/pools';
-import {
-  ALIGN_OVERRIDES,
-  finished,
-  startStack,
-  VFT_OVERRIDES,
-  type RunRow,
-  type Stack,
-  type Worker,
-} from './gpu-stack';
+import { finished, QUICK_ALIGN_OVERRIDES, QUICK_VFT_OVERRIDES, useStack, type RunRow, type Worker } from './stack';
 
 vi.setConfig({ testTimeout: 300_000 });
 
-let s: Stack;
+const s = useStack('gpu-jobs');
 let gpuWorker: Worker | null = null;
 const GPU_WORKER = { AFT_WORKER_GPUS: '1', AFT_GPU_BACKEND: 'cpu', AFT_BACKEND: undefined };
-beforeAll(async () => {
-  s = await startStack('gpu-jobs');
-});
-afterAll(() => s?.close());
 
 const vft = (seed: number, gpu: number) => ({
   kind: 'vft',
   project: 'gpu-jobs',
   name: `${gpu ? 'gpu' : 'cpu'}-${seed}`,
-  config: { preset: 'tiny', seed, steps: 2, overrides: VFT_OVERRIDES },
+  config: { preset: 'tiny', seed, steps: 2, overrides: QUICK_VFT_OVERRIDES },
   resources: { gpu },
 });
 
@@ -66,10 +54,7 @@ describe('GPU jobs', () => {
     ];
     const cpuRun = (await s.call<{ runId: string }>('runs.launch', vft(3, 0))).runId;
     // the CPU-only worker trains the CPU run to its end, all the while leaving the GPU jobs where they are
-    const done = await s.until('the CPU run', async () => {
-      const r = await s.getRun(cpuRun);
-      return finished(r.status) ? r : null;
-    });
+    const done = await s.untilFinished('the CPU run', () => s.getRun(cpuRun));
     expect([done.status, done.error]).toEqual(['succeeded', null]);
     expect(done.config).toMatchObject({ backend: 'wasm', 'worker.queue': s.queue, 'worker.host': hostname() });
     for (const id of gpuRuns) {
@@ -115,23 +100,16 @@ describe('GPU jobs', () => {
         k: 2,
         questions: 4,
         vftSteps: 2,
-        vftOverrides: VFT_OVERRIDES,
-        alignOverrides: ALIGN_OVERRIDES,
+        vftOverrides: QUICK_VFT_OVERRIDES,
+        alignOverrides: QUICK_ALIGN_OVERRIDES,
       },
       // continued VFT: a parent trained for seconds samples no pair a ranking method needs
       axes: { method: ['vft'], lr: [1e-4, 2e-4] },
       maxConcurrent: 2,
       resources: { vft: { gpu: 1 } },
     });
-    const sweep = await s.until(
-      'the sweep',
-      async () => {
-        type SweepRun = RunRow & { parentRunId: string | null };
-        const v = await s.call<{ status: string; runs: SweepRun[] }>('sweeps.get', { id: sweepId }, 'GET');
-        return v.runs.every((r) => finished(r.status)) ? v : null;
-      },
-      240_000,
-    );
+    type SweepRun = RunRow & { parentRunId: string | null };
+    const sweep = await s.untilSweepFinished<{ status: string; runs: SweepRun[] }>('the sweep', sweepId, 240_000);
     expect(sweep.runs.map((r) => [r.method, r.status, r.error])).toEqual(
       sweep.runs.map((r) => [r.method, 'succeeded', null]),
     );

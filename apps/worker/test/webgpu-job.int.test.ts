@@ -6,59 +6,30 @@
  * without exporting anything). Where neither is present the test skips and says why — unless CI=true or
  * AFT_REQUIRE_WEBGPU=1, where that is a failure (as libs/aft-core/test/webgpu-parity.int.test.ts).
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { lavapipe } from '@aft/aft-core';
 import { storedPoints } from '@aft/db/testing';
 import { gpuQueueName } from '@aft/queue';
-import { finished, ROOT, startStack, VFT_OVERRIDES, type Stack } from './gpu-stack';
+import { QUICK_VFT_OVERRIDES, useStack } from './stack';
 
 vi.setConfig({ testTimeout: 240_000 });
 
-const LAVAPIPE = join(ROOT, 'tmp/lavapipe/root');
-const ICD_DIRS = ['/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/share/vulkan/icd.d'];
-
-/** The Vulkan variables of the worker: the lavapipe of tools/install-lavapipe.sh when no driver is configured. */
-function vulkanEnv(): { env: Record<string, string>; software: boolean } | null {
-  if (process.env['VK_ICD_FILENAMES'] || process.env['VK_DRIVER_FILES']) return { env: {}, software: false };
-  const icd = join(LAVAPIPE, 'usr/share/vulkan/icd.d/lvp_icd.json');
-  if (existsSync(icd)) {
-    const lib = join(LAVAPIPE, 'usr/lib/x86_64-linux-gnu');
-    const ld = process.env['LD_LIBRARY_PATH'];
-    return { env: { VK_ICD_FILENAMES: icd, LD_LIBRARY_PATH: ld ? `${lib}:${ld}` : lib }, software: true };
-  }
-  const system = ICD_DIRS.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
-  return system ? { env: {}, software: false } : null;
-}
-
-function unavailable(): string | null {
-  try {
-    createRequire(join(ROOT, 'package.json')).resolve('webgpu');
-  } catch {
-    return 'the optional package "webgpu" is not installed';
-  }
-  return vulkanEnv() ? null : 'no Vulkan driver: run `bash tools/install-lavapipe.sh`';
-}
-
-const why = unavailable();
-const required = process.env['CI'] === 'true' || process.env['AFT_REQUIRE_WEBGPU'] === '1';
+const vulkan = lavapipe.childEnv();
+const why = lavapipe.unavailable(vulkan);
+const { required } = lavapipe;
 if (why && !required) console.warn(`webgpu worker job test skipped: ${why}`);
 
 describe.skipIf(why !== null && !required)('a GPU job on webgpu', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack('webgpu-job');
-  });
-  afterAll(() => s?.close());
+  const s = useStack('webgpu-job');
 
   it('trains a tiny VFT run to success on webgpu in the GPU pool, recording the adapter', async () => {
     expect(why, 'webgpu is required here (CI=true or AFT_REQUIRE_WEBGPU=1)').toBeNull();
-    const vulkan = vulkanEnv()!;
     // AFT_BACKEND unset: the GPU pool chooses webgpu (AFT_GPU_BACKEND's default), not the operator
     const w = s.startWorker({
-      ...vulkan.env,
+      // only these: the rest of `vulkan` is this process's environment, which would override the stack's
+      VK_ICD_FILENAMES: vulkan['VK_ICD_FILENAMES'],
+      LD_LIBRARY_PATH: vulkan['LD_LIBRARY_PATH'],
       AFT_WORKER_GPUS: '1',
       AFT_BACKEND: undefined,
       AFT_GPU_BACKEND: undefined,
@@ -66,13 +37,10 @@ describe.skipIf(why !== null && !required)('a GPU job on webgpu', () => {
     const { runId } = await s.call<{ runId: string }>('runs.launch', {
       kind: 'vft',
       project: 'webgpu-job',
-      config: { preset: 'tiny', seed: 1, steps: 2, overrides: VFT_OVERRIDES },
+      config: { preset: 'tiny', seed: 1, steps: 2, overrides: QUICK_VFT_OVERRIDES },
       resources: { gpu: 1 },
     });
-    const run = await s.until('the webgpu run', async () => {
-      const r = await s.getRun(runId);
-      return finished(r.status) ? r : null;
-    });
+    const run = await s.untilFinished('the webgpu run', () => s.getRun(runId));
     expect([run.status, run.error], w.log.slice(-20).join('\n')).toEqual(['succeeded', null]);
     expect(run.backend).toBe('webgpu');
     expect(run.config).toMatchObject({
@@ -83,7 +51,7 @@ describe.skipIf(why !== null && !required)('a GPU job on webgpu', () => {
     });
     expect(run.config['backend.adapter']).toMatch(/\w/);
     expect(run.config['backend.adapter.maxStorageBufferBindingSize']).toMatch(/^[1-9]\d*$/);
-    if (vulkan.software) expect(run.config['backend.adapter.software']).toBe('true');
+    if (vulkan['VK_ICD_FILENAMES'] === lavapipe.LVP_ICD) expect(run.config['backend.adapter.software']).toBe('true');
     // it trained: a loss for each step, and a test evaluation
     const loss = (await storedPoints(s.t.db, { runId })).filter((p) => p.key === 'train/loss');
     expect(loss).toHaveLength(2);

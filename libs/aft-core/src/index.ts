@@ -25,3 +25,4 @@ export * from './train/align';
 export * from './degradation';
 export * from './train/run-align';
 export { loadModel } from './model/load';
+export * as lavapipe from './lavapipe';

@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { childEnv, ROOT, required, unavailable } from './lavapipe';
+import { childEnv, ROOT, required, unavailable } from '../src/lavapipe';
+import { adamwFloat64 } from './adamw-reference';
 
 const PROBE = resolve(import.meta.dirname, 'webgpu-kernels-probe.ts');
 
@@ -32,7 +33,14 @@ interface Probe {
     out: Record<'p' | 'm' | 'v', number[]>;
   };
   refused: string;
+  large: {
+    maxElements: number;
+    adamw: { n: number; fits: boolean; diffs: Record<string, Compared> };
+    attention: { invocations: number; fits: boolean; diffs: Record<string, Compared> };
+    seconds: number;
+  };
 }
+type Compared = { diff: number; max: number };
 
 function probe(backend: string, out: string): Promise<Probe> {
   return new Promise((done, fail) => {
@@ -121,22 +129,33 @@ describe.skipIf(why)(`webgpu kernels${why ? ` (skipped: ${why})` : ''}`, () => {
   });
 
   it('applies AdamW as the update in float64 does (clip scale, moments, bias correction, decay)', () => {
-    const { attrs: a, inputs, out } = gpu.adamw;
-    const ref = { p: [] as number[], m: [] as number[], v: [] as number[] };
-    inputs.p.forEach((p, i) => {
-      const g = inputs.g[i]! * a.gradScale;
-      const m = inputs.m[i]! * a.beta1 + g * (1 - a.beta1);
-      const v = inputs.v[i]! * a.beta2 + g * g * (1 - a.beta2);
-      ref.p.push(a.decay * p - a.lr * (m / a.bc1 / (Math.sqrt(v / a.bc2) + a.eps)));
-      ref.m.push(m);
-      ref.v.push(v);
-    });
+    const { attrs, inputs, out } = gpu.adamw;
+    const ref = adamwFloat64(attrs, inputs);
     expect(inputs.p).toHaveLength(1037);
     for (const k of ['p', 'm', 'v'] as const) {
-      expect(maxAbsDiff(`adamw ${k}`, ref[k], out[k]), k).toBeLessThanOrEqual(TOL * Math.max(1, maxAbs(ref[k])));
+      const r = Array.from(ref[k]);
+      expect(maxAbsDiff(`adamw ${k}`, r, out[k]), k).toBeLessThanOrEqual(TOL * Math.max(1, maxAbs(r)));
       expect(maxAbsDiff(`adamw ${k} vs wasm`, wasm.adamw.out[k], out[k]), k).toBeLessThanOrEqual(1e-6);
     }
     expect(maxAbsDiff('adamw moved p', inputs.p, out.p)).toBeGreaterThan(1e-3); // it did update
+  });
+
+  it('runs ours past the old 1-D dispatch limit (65,535 workgroups of 64), within the same tolerance', () => {
+    const { large } = gpu;
+    const oldLimit = 65_535 * 64;
+    expect(large.maxElements).toBeGreaterThanOrEqual(2 ** 25); // WebGPU's default binding size, 128 MiB
+    expect(large.adamw.n).toBeGreaterThan(oldLimit);
+    expect(large.attention.invocations).toBeGreaterThan(oldLimit);
+    for (const [name, c] of Object.entries({ adamw: large.adamw, attention: large.attention })) {
+      expect(c.fits, `${name} is ours, not tfjs's`).toBe(true);
+      expect(Object.keys(c.diffs)).toEqual(name === 'adamw' ? ['p', 'm', 'v'] : ['y', 'p', 'dqkv']);
+      for (const [k, { diff, max }] of Object.entries(c.diffs)) {
+        measured[`large ${name} ${k}`] = diff;
+        expect(max, `${name} ${k}`).toBeGreaterThan(0.1); // so an output left unwritten would be far off
+        expect(diff, `${name} ${k}`).toBeLessThanOrEqual(TOL * Math.max(1, max));
+      }
+    }
+    console.log(`webgpu kernels past the old dispatch limit: ${large.seconds.toFixed(1)} s in the probe`);
   });
 
   it('refuses a P of the wrong shape, naming the kernel', () => {

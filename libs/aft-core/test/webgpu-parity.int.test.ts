@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { EvalReport } from '../src';
 import { vulkanPrecheck } from '../src/webgpu';
-import { childEnv, LVP_ICD, LVP_LIB, ROOT, required, unavailable } from './lavapipe';
+import { childEnv, LVP_ICD, LVP_LIB, ROOT, required, unavailable } from '../src/lavapipe';
 
 const PROBE = resolve(import.meta.dirname, 'webgpu-parity-probe.ts');
 

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
 import { validateModelConfig, type GPTConfig } from './config';
 import { usingWasmKernels } from '../kernels/wasm-kernels';
-import { usingWebGpuKernels, webGpuKernelsFit } from '../kernels/webgpu/webgpu-kernels';
+import { usingWebGpuKernels, webGpuAttentionFits } from '../kernels/webgpu/webgpu-kernels';
 import { affine, causalAttention, gelu, layerNorm, linear, linearT, matMulT, oneHotF, selfAttention } from './ops';
 
 interface ParamSpec {
@@ -130,7 +130,7 @@ export class GPT {
       const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
       const qkv = affine(h, this.p(`h${l}.attn.wqkv`), this.p(`h${l}.attn.bqkv`)); // [B·T, 3D]
       let y: tf.Tensor2D; // [B·T, D], heads merged
-      if (!cache && (usingWasmKernels() || (usingWebGpuKernels() && webGpuKernelsFit(B * T * 3 * dModel)))) {
+      if (!cache && (usingWasmKernels() || (usingWebGpuKernels() && webGpuAttentionFits(B, nHead, T, dModel)))) {
         y = selfAttention(qkv, B, nHead, scale); // heads read and written in place
       } else {
         const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];

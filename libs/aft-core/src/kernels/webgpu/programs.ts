@@ -2,7 +2,14 @@
  * WGSL programs for tfjs-backend-webgpu (its `WebGPUProgram` route: the backend wraps `getUserCode()` with the
  * bindings — output `result` at 0, then each of `variableNames` read-only, then the uniforms — and compiles one
  * pipeline per `shaderKey` and input ranks). Every program here has a flat layout: `main(index)` runs once per
- * output element (or row), `index` past the end returning at once, since a large dispatch is reshaped to 2-D.
+ * output element (or row), and `index` past the end (`uniforms.count`) returns at once.
+ *
+ * Dispatch is tfjs's own: `dispatch` is ⌈count / 64⌉ workgroups along x, as its `computeDispatch` gives for a flat
+ * `dispatchLayout`. Past the device's maxComputeWorkgroupsPerDimension (65,535, WebGPU's default and lavapipe's)
+ * `runWebGPUProgram` reshapes it to [⌈√n⌉, ⌈√n⌉, 1] (a cube past 65,535²), and the `main(getGlobalIndex())` it
+ * generates for a dispatch that is not flat derives the index from workgroup_id, num_workgroups and
+ * local_invocation_index. So the workgroup count sets no limit (buffer sizes do: webgpu-kernels.ts), and the
+ * surplus of the square is what the `count` check is for.
  *
  * Attention works on the fused projection qkv [B·T, 3D] as the wasm kernels do (kernels/wasm-kernels.ts): head h
  * of q, k, v is columns h·hd, D + h·hd, 2D + h·hd of a row, so no split, transpose or concat either way, and the
@@ -20,18 +27,42 @@ export interface Program {
   workgroupSize: [number, number, number];
   uniforms: string;
   getUserCode(): string;
+  /** Ours, not tfjs's: the values of `uniforms`, in order, for `runWebGPUProgram`. */
+  uniformData: Uniform[];
 }
 
-/** A program's own uniforms, in the order of its `uniforms` declaration. */
+/** A program's own uniform value, as `runWebGPUProgram` takes it. */
 export type Uniform = { type: 'int32' | 'float32'; data: number[] };
 
 const WG = 64;
 
-function flat(shape: number[], invocations: number): Pick<Program, 'dispatchLayout' | 'dispatch' | 'workgroupSize'> {
+interface ProgramSpec {
+  key: string;
+  inputs: string[];
+  outputShape: number[];
+  /** How many invocations do work: the uniform `count`, first of the uniforms. */
+  count: number;
+  uniforms: [name: string, type: 'i32' | 'f32', value: number][];
+  /** The body of `main(index : i32)`, past the end check. */
+  body: string;
+}
+
+function program(s: ProgramSpec): Program {
+  const uniforms: ProgramSpec['uniforms'] = [['count', 'i32', s.count], ...s.uniforms];
   return {
-    dispatchLayout: { x: shape.map((_, i) => i) },
-    dispatch: [Math.ceil(invocations / WG), 1, 1],
+    variableNames: s.inputs,
+    outputShape: s.outputShape,
+    shaderKey: s.key,
+    dispatchLayout: { x: s.outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(s.count / WG), 1, 1],
     workgroupSize: [WG, 1, 1],
+    uniforms: uniforms.map(([name, type]) => `${name} : ${type},`).join(' '),
+    uniformData: uniforms.map(([, type, value]) => ({ type: type === 'i32' ? 'int32' : 'float32', data: [value] })),
+    getUserCode: () => `
+    fn main(index : i32) {
+      if (index >= uniforms.count) { return; }
+      ${s.body}
+    }`,
   };
 }
 
@@ -43,42 +74,60 @@ export interface AttentionShape {
   scale: number;
 }
 
-const ATTENTION_UNIFORMS = 'count : i32, seqLen : i32, heads : i32, scale : f32,';
-export const attentionUniforms = (s: AttentionShape, count: number): Uniform[] => [
-  { type: 'int32', data: [count] },
-  { type: 'int32', data: [s.T] },
-  { type: 'int32', data: [s.H] },
-  { type: 'float32', data: [s.scale] },
-];
-
-/** The indices every attention program shares: the row r = (b·H + h)·T + i of the scores, and where heads start. */
-const ROW_PRELUDE = (hd: number) => `
-      const HD = ${hd};
+/**
+ * An attention program: one invocation per `row` (b, h, i) of the scores [B·H, T, T], or per `element` (b, t, col)
+ * of an output [B·T, cols] (tfjs's own uniform `outShape` gives cols). Either way the body has HD (compiled in), T,
+ * H and D, and those indices; a row program also `po`, where its row of the scores starts.
+ */
+function attention(
+  name: string,
+  s: AttentionShape,
+  o: { inputs: string[]; outputShape: number[]; per: 'row' | 'element'; body: string },
+): Program {
+  const rows = o.per === 'row';
+  return program({
+    key: `aftAttention${name}_${s.hd}`,
+    inputs: o.inputs,
+    outputShape: o.outputShape,
+    count: rows ? s.B * s.H * s.T : o.outputShape.reduce((a, x) => a * x, 1),
+    uniforms: [
+      ['seqLen', 'i32', s.T],
+      ['heads', 'i32', s.H],
+      ['scale', 'f32', s.scale],
+    ],
+    body: `
+      const HD = ${s.hd};
       let T = uniforms.seqLen;
       let H = uniforms.heads;
-      let D = H * HD;
+      let D = H * HD;${
+        rows
+          ? `
       let i = index % T;
       let bh = index / T;
       let b = bh / H;
       let h = bh % H;
-      let po = index * T;`;
+      let po = index * T;`
+          : `
+      let cols = uniforms.outShape[1];
+      let col = index % cols;
+      let bt = index / cols;
+      let b = bt / T;
+      let t = bt % T;`
+      }
+      ${o.body}`,
+  });
+}
 
 /**
  * P = softmax(scale·q·kᵀ + causal mask) [B·H, T, T] from qkv: one invocation per row (b, h, i) computes its i + 1
  * scores, then exponentiates and normalises them in place; the masked rest of the row is 0.
  */
-export function attentionProbs(s: AttentionShape): Program {
-  const outputShape = [s.B * s.H, s.T, s.T];
-  return {
-    variableNames: ['qkv'],
-    outputShape,
-    shaderKey: `aftAttentionProbs_${s.hd}`,
-    ...flat(outputShape, s.B * s.H * s.T),
-    uniforms: ATTENTION_UNIFORMS,
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.count) { return; }
-      ${ROW_PRELUDE(s.hd)}
+export const attentionProbs = (s: AttentionShape): Program =>
+  attention('Probs', s, {
+    inputs: ['qkv'],
+    outputShape: [s.B * s.H, s.T, s.T],
+    per: 'row',
+    body: `
       let qo = (b * T + i) * 3 * D + h * HD;
       var q : array<f32, ${s.hd}>;
       for (var d = 0; d < HD; d++) { q[d] = qkv[qo + d] * uniforms.scale; }
@@ -98,57 +147,33 @@ export function attentionProbs(s: AttentionShape): Program {
       }
       let inv = 1.0 / sum;
       for (var j = 0; j <= i; j++) { result[po + j] *= inv; }
-      for (var j = i + 1; j < T; j++) { result[po + j] = 0.0; }
-    }`,
-  };
-}
+      for (var j = i + 1; j < T; j++) { result[po + j] = 0.0; }`,
+  });
 
 /** y = P·v [B·T, D], heads merged: one invocation per element (b, t, h, e) sums over the keys j ≤ t. */
-export function attentionOutput(s: AttentionShape): Program {
-  const D = s.H * s.hd;
-  const outputShape = [s.B * s.T, D];
-  return {
-    variableNames: ['qkv', 'probs'],
-    outputShape,
-    shaderKey: `aftAttentionOutput_${s.hd}`,
-    ...flat(outputShape, s.B * s.T * D),
-    uniforms: ATTENTION_UNIFORMS,
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.count) { return; }
-      const HD = ${s.hd};
-      let T = uniforms.seqLen;
-      let H = uniforms.heads;
-      let D = H * HD;
-      let c = index % D;
-      let bt = index / D;
-      let b = bt / T;
-      let t = bt % T;
-      let h = c / HD;
+export const attentionOutput = (s: AttentionShape): Program =>
+  attention('Output', s, {
+    inputs: ['qkv', 'probs'],
+    outputShape: [s.B * s.T, s.H * s.hd],
+    per: 'element',
+    body: `
+      let h = col / HD;
       let po = ((b * H + h) * T + t) * T;
       var acc = 0.0;
-      for (var j = 0; j <= t; j++) { acc += probs[po + j] * qkv[(b * T + j) * 3 * D + 2 * D + c]; }
-      result[index] = acc;
-    }`,
-  };
-}
+      for (var j = 0; j <= t; j++) { acc += probs[po + j] * qkv[(b * T + j) * 3 * D + 2 * D + col]; }
+      result[index] = acc;`,
+  });
 
 /**
  * dS = scale·P ⊙ (dP − Σⱼ dP·P) with dP = dy·vᵀ [B·H, T, T]: one invocation per row, dP written first and
  * rewritten once its row sum is known; 0 above the diagonal.
  */
-export function attentionScoresGrad(s: AttentionShape): Program {
-  const outputShape = [s.B * s.H, s.T, s.T];
-  return {
-    variableNames: ['qkv', 'probs', 'dy'],
-    outputShape,
-    shaderKey: `aftAttentionScoresGrad_${s.hd}`,
-    ...flat(outputShape, s.B * s.H * s.T),
-    uniforms: ATTENTION_UNIFORMS,
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.count) { return; }
-      ${ROW_PRELUDE(s.hd)}
+export const attentionScoresGrad = (s: AttentionShape): Program =>
+  attention('ScoresGrad', s, {
+    inputs: ['qkv', 'probs', 'dy'],
+    outputShape: [s.B * s.H, s.T, s.T],
+    per: 'row',
+    body: `
       let go = (b * T + i) * D + h * HD;
       var g : array<f32, ${s.hd}>;
       for (var d = 0; d < HD; d++) { g[d] = dy[go + d]; }
@@ -163,35 +188,19 @@ export function attentionScoresGrad(s: AttentionShape): Program {
       for (var j = 0; j <= i; j++) {
         result[po + j] = uniforms.scale * probs[po + j] * (result[po + j] - rowDot);
       }
-      for (var j = i + 1; j < T; j++) { result[po + j] = 0.0; }
-    }`,
-  };
-}
+      for (var j = i + 1; j < T; j++) { result[po + j] = 0.0; }`,
+  });
 
 /**
  * dqkv [B·T, 3D] from dS, P and dy: one invocation per element. Its third of the row says which product:
  * dq = dS·k (keys j ≤ t), dk = dSᵀ·q and dv = Pᵀ·dy (queries i ≥ t).
  */
-export function attentionQkvGrad(s: AttentionShape): Program {
-  const D = s.H * s.hd;
-  const outputShape = [s.B * s.T, 3 * D];
-  return {
-    variableNames: ['qkv', 'probs', 'dsc', 'dy'],
-    outputShape,
-    shaderKey: `aftAttentionQkvGrad_${s.hd}`,
-    ...flat(outputShape, s.B * s.T * 3 * D),
-    uniforms: ATTENTION_UNIFORMS,
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.count) { return; }
-      const HD = ${s.hd};
-      let T = uniforms.seqLen;
-      let H = uniforms.heads;
-      let D = H * HD;
-      let col = index % (3 * D);
-      let bt = index / (3 * D);
-      let b = bt / T;
-      let t = bt % T;
+export const attentionQkvGrad = (s: AttentionShape): Program =>
+  attention('QkvGrad', s, {
+    inputs: ['qkv', 'probs', 'dsc', 'dy'],
+    outputShape: [s.B * s.T, 3 * s.H * s.hd],
+    per: 'element',
+    body: `
       let part = col / D;
       let c = col % D;
       let h = c / HD;
@@ -204,10 +213,8 @@ export function attentionQkvGrad(s: AttentionShape): Program {
       } else {
         for (var i = t; i < T; i++) { acc += probs[(base + i) * T + t] * dy[(b * T + i) * D + c]; }
       }
-      result[index] = acc;
-    }`,
-  };
-}
+      result[index] = acc;`,
+  });
 
 export interface AdamWUniforms {
   gradScale: number;
@@ -220,32 +227,21 @@ export interface AdamWUniforms {
   decay: number;
 }
 
-export const adamwUniforms = (n: number, a: AdamWUniforms): Uniform[] => [
-  { type: 'int32', data: [n] },
-  ...[a.gradScale, a.beta1, a.beta2, a.bc1, a.bc2, a.eps, a.lr, a.decay].map((x): Uniform => ({
-    type: 'float32',
-    data: [x],
-  })),
-];
-
 /**
  * One output of an AdamW step — the new parameter (`p`), first moment (`m`) or second moment (`v`) — from p, g,
  * m, v: tfjs-webgpu's programs have one output, so the moments are recomputed (a few flops) in each of the three.
  * The same arithmetic, in the same order, as the wasm kernel and optim.ts's unfused update.
  */
-export function adamw(which: 'p' | 'm' | 'v', shape: number[]): Program {
-  const n = shape.reduce((a, x) => a * x, 1);
+export function adamw(which: 'p' | 'm' | 'v', shape: number[], a: AdamWUniforms): Program {
   const out = { p: 'decay * weights[index] - upd * lr', m: 'mv', v: 'vv' }[which];
-  return {
-    variableNames: ['weights', 'grads', 'moment1', 'moment2'],
+  const names = ['gradScale', 'beta1', 'beta2', 'bc1', 'bc2', 'eps', 'lr', 'decay'] as const;
+  return program({
+    key: `aftAdamW_${which}`,
+    inputs: ['weights', 'grads', 'moment1', 'moment2'],
     outputShape: shape,
-    shaderKey: `aftAdamW_${which}`,
-    ...flat(shape, n),
-    uniforms:
-      'count : i32, gradScale : f32, beta1 : f32, beta2 : f32, bc1 : f32, bc2 : f32, eps : f32, lr : f32, decay : f32,',
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.count) { return; }
+    count: shape.reduce((n, x) => n * x, 1),
+    uniforms: names.map((k) => [k, 'f32', a[k]]),
+    body: `
       _ = weights[index]; // bound in all three programs: the bind group's layout is the same
       let g = grads[index] * uniforms.gradScale;
       let mv = moment1[index] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
@@ -253,7 +249,6 @@ export function adamw(which: 'p' | 'm' | 'v', shape: number[]): Program {
       let upd = (mv / uniforms.bc1) / (sqrt(vv / uniforms.bc2) + uniforms.eps);
       let decay = uniforms.decay;
       let lr = uniforms.lr;
-      result[index] = ${out};
-    }`,
-  };
+      result[index] = ${out};`,
+  });
 }

@@ -19,12 +19,10 @@ import * as tf from '@tensorflow/tfjs';
 import { AFT_ADAMW, AFT_ATTENTION, AFT_ATTENTION_GRAD, type AdamWAttrs, type AttentionAttrs } from '../wasm-kernels';
 import {
   adamw,
-  adamwUniforms,
   attentionOutput,
   attentionProbs,
   attentionQkvGrad,
   attentionScoresGrad,
-  attentionUniforms,
   type AttentionShape,
   type Program,
   type Uniform,
@@ -32,20 +30,37 @@ import {
 
 /** The members of tfjs-backend-webgpu's WebGPUBackend used here. */
 interface WebGpuBackendLike {
+  device: { limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } };
   runWebGPUProgram(program: Program, inputs: tf.TensorInfo[], dtype: 'float32', uniforms?: Uniform[]): tf.TensorInfo;
   disposeData(dataId: object): void;
 }
 
+/** Runs one of our programs, with the uniform values it carries. */
+const run = (be: WebGpuBackendLike, program: Program, inputs: tf.TensorInfo[]): tf.TensorInfo =>
+  be.runWebGPUProgram(program, inputs, 'float32', program.uniformData);
+
 export const WEBGPU_KERNELS = [AFT_ATTENTION, AFT_ATTENTION_GRAD, AFT_ADAMW] as const;
 
 /**
- * Our programs dispatch one-dimensionally (programs.ts `flat`), 64 invocations a workgroup, and WebGPU allows at most
- * 65,535 workgroups per dimension: past this many outputs Dawn would skip the dispatch and training would go on with
- * garbage. Callers take the tfjs path for anything larger (the medium preset's attention past batch ~10, a parameter
- * of more than 4.19M elements).
+ * The one limit on our kernels' size: every tensor they bind must fit the device's maxStorageBufferBindingSize and
+ * maxBufferSize (read when they are installed; until then WebGPU's default, 128 MiB, lavapipe's too). Past it Dawn
+ * rejects the buffer or bind group with a validation error that is printed, not thrown, and skips the dispatch:
+ * training would go on with garbage. Capped at 2³⁰ elements, so the shaders' i32 indices (tfjs's global index too)
+ * cannot overflow. The number of workgroups is no limit: tfjs reshapes a large dispatch (programs.ts). tfjs's own
+ * path binds tensors as large (the composite's scores have P's shape; the unfused AdamW works on whole parameters),
+ * so past this limit neither path runs on webgpu; the callers' fallback only keeps our kernels out of it.
  */
-export const WEBGPU_KERNEL_MAX_INVOCATIONS = 65_535 * 64;
-export const webGpuKernelsFit = (invocations: number): boolean => invocations <= WEBGPU_KERNEL_MAX_INVOCATIONS;
+const DEFAULT_MAX_BINDING_BYTES = 128 * 1024 * 1024;
+const maxElementsOf = (bytes: number) => Math.min(Math.floor(bytes / 4), 2 ** 30);
+let maxElements = maxElementsOf(DEFAULT_MAX_BINDING_BYTES);
+
+/** The most float32 elements a tensor our kernels bind may have (webGpuKernelsFit). */
+export const webGpuKernelsMaxElements = (): number => maxElements;
+/** Whether our kernels can run where the largest tensor they bind has `elements` float32s. */
+export const webGpuKernelsFit = (elements: number): boolean => elements <= maxElements;
+/** webGpuKernelsFit for attention, whose largest tensors are qkv and dqkv [B·T, 3D], or P and dS [B·H, T, T]. */
+export const webGpuAttentionFits = (B: number, H: number, T: number, D: number): boolean =>
+  webGpuKernelsFit(Math.max(B * T * 3 * D, B * H * T * T));
 
 let installed = false;
 let enabled = true;
@@ -75,7 +90,10 @@ function check(name: string, t: tf.TensorInfo, shape: number[]): void {
 export function installWebGpuKernels(): readonly string[] {
   if (process.env['AFT_WEBGPU_KERNELS'] === 'off') return [];
   if (installed) return WEBGPU_KERNELS;
-  if (!tf.findBackend('webgpu')) throw new Error('the webgpu backend is not initialised');
+  const webgpu = tf.findBackend('webgpu') as unknown as WebGpuBackendLike | undefined;
+  if (!webgpu) throw new Error('the webgpu backend is not initialised');
+  const { maxStorageBufferBindingSize, maxBufferSize } = webgpu.device.limits;
+  maxElements = maxElementsOf(Math.min(maxStorageBufferBindingSize, maxBufferSize));
   type Inputs = Record<string, tf.TensorInfo>;
   const register = (
     kernelName: string,
@@ -90,24 +108,15 @@ export function installWebGpuKernels(): readonly string[] {
 
   register(AFT_ATTENTION, (be, { qkv }, attrs) => {
     const s = attentionShape(qkv!, attrs as unknown as AttentionAttrs, AFT_ATTENTION);
-    const p = be.runWebGPUProgram(attentionProbs(s), [qkv!], 'float32', attentionUniforms(s, s.B * s.H * s.T));
-    const D = s.H * s.hd;
-    const y = be.runWebGPUProgram(attentionOutput(s), [qkv!, p], 'float32', attentionUniforms(s, s.B * s.T * D));
-    return [y, p];
+    const p = run(be, attentionProbs(s), [qkv!]);
+    return [run(be, attentionOutput(s), [qkv!, p]), p];
   });
   register(AFT_ATTENTION_GRAD, (be, { qkv, p, dy }, attrs) => {
     const s = attentionShape(qkv!, attrs as unknown as AttentionAttrs, AFT_ATTENTION_GRAD);
-    const D = s.H * s.hd;
     check(AFT_ATTENTION_GRAD, p!, [s.B * s.H, s.T, s.T]);
-    check(AFT_ATTENTION_GRAD, dy!, [s.B * s.T, D]);
-    const rows = s.B * s.H * s.T;
-    const ds = be.runWebGPUProgram(attentionScoresGrad(s), [qkv!, p!, dy!], 'float32', attentionUniforms(s, rows));
-    const dqkv = be.runWebGPUProgram(
-      attentionQkvGrad(s),
-      [qkv!, p!, ds, dy!],
-      'float32',
-      attentionUniforms(s, s.B * s.T * 3 * D),
-    );
+    check(AFT_ATTENTION_GRAD, dy!, [s.B * s.T, s.H * s.hd]);
+    const ds = run(be, attentionScoresGrad(s), [qkv!, p!, dy!]);
+    const dqkv = run(be, attentionQkvGrad(s), [qkv!, p!, ds, dy!]);
     be.disposeData(ds.dataId); // released once the queued dispatch that reads it has run
     return dqkv;
   });
@@ -118,10 +127,8 @@ export function installWebGpuKernels(): readonly string[] {
         throw new Error(`${AFT_ADAMW}: tensors of different sizes or not float32`);
       }
     }
-    const u = adamwUniforms(n, attrs as unknown as AdamWAttrs);
-    return (['p', 'm', 'v'] as const).map((which) =>
-      be.runWebGPUProgram(adamw(which, p!.shape), [p!, g!, m!, v!], 'float32', u),
-    );
+    const a = attrs as unknown as AdamWAttrs;
+    return (['p', 'm', 'v'] as const).map((which) => run(be, adamw(which, p!.shape, a), [p!, g!, m!, v!]));
   });
   installed = true;
   return WEBGPU_KERNELS;

@@ -1,15 +1,18 @@
 /**
- * How the webgpu tests find Vulkan without anything exported (docs/architecture.md, "Data and backends"): a GPU
- * driver if one is configured, else Mesa's lavapipe from `bash tools/install-lavapipe.sh` under tmp/lavapipe. Where
- * neither is present the tests skip and say why — unless CI=true or AFT_REQUIRE_WEBGPU=1 (.ci/run sets both), where
- * that is a failure.
+ * How the webgpu tests (aft-core's, the worker's GPU job, the GPU check bundle's) find Vulkan without anything
+ * exported (docs/architecture.md, "Data and backends"): a GPU driver if one is configured, else Mesa's lavapipe from
+ * `bash tools/install-lavapipe.sh` under tmp/lavapipe. Where neither is present the tests skip and say why — unless
+ * CI=true or AFT_REQUIRE_WEBGPU=1 (.ci/run sets both), where that is a failure. Here, not under test/, because
+ * tests of other projects may import a project only through its package (eslint's module boundaries).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
-import { vulkanPrecheck } from '../src/webgpu';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { vulkanPrecheck } from './webgpu';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
+// from the module's URL: a bundler may give a module that and not `import.meta.dirname` (as data/datasets.ts)
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const LAVAPIPE = join(ROOT, 'tmp/lavapipe/root');
 export const LVP_ICD = join(LAVAPIPE, 'usr/share/vulkan/icd.d/lvp_icd.json');
 export const LVP_LIB = join(LAVAPIPE, 'usr/lib/x86_64-linux-gnu');
