@@ -228,6 +228,20 @@ describe('metric keys', () => {
     expect(again.status).toBe(200);
   });
 
+  it(`a point's time is at most ${LIMITS.maxTimeMs} (what the metric store's chunks hold): past it, 400 naming time`, async () => {
+    const runId = await newRun();
+    const at = (time: number) =>
+      api.call(
+        'metrics.log',
+        { runId, columns: { keys: ['t'], key: [0, 0], step: [0, 1], value: [1, 2], time: [0, time] } },
+        { key },
+      );
+    const late = await at(LIMITS.maxTimeMs + 1);
+    expect(late.status).toBe(400);
+    expect(late.json.error!.message).toMatch(/time is at most 281474976710655/);
+    expect((await at(LIMITS.maxTimeMs)).status).toBe(200);
+  });
+
   it('a single batch over the cap (the importer, MLflow) is refused before its names are stored', async () => {
     // tRPC batches hold at most 1,000 keys already; other writers reach insertMetricPoints directly
     const runId = await newRun();

@@ -1,5 +1,10 @@
 /** Request limits shared by the API (which enforces them) and the SDK (which sizes its batches to fit). */
 export const LIMITS = {
+  /**
+   * Latest wall time of a metric point, ms since the epoch (year 10889): the metric store's chunks hold times up to
+   * 2^48 (libs/db metric-codec.ts).
+   */
+  maxTimeMs: 2 ** 48 - 1,
   pointsPerBatch: 10_000,
   samplesPerBatch: 1_000,
   runsPerSeriesQuery: 200,

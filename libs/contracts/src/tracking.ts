@@ -45,7 +45,12 @@ export const metricPointInput = z.object({
   step,
   value: wireNumber,
   /** Milliseconds since the epoch; the server's clock when absent. */
-  time: z.number().int().min(0).max(8.64e15).optional(),
+  time: z
+    .number()
+    .int()
+    .min(0)
+    .max(LIMITS.maxTimeMs, `time is at most ${LIMITS.maxTimeMs} (ms since the epoch)`)
+    .optional(),
 });
 export type MetricPointInput = z.infer<typeof metricPointInput>;
 
@@ -63,7 +68,9 @@ export const metricColumns = z
     step: z.array(step),
     value: z.array(wireNumber),
     /** Milliseconds since the epoch for each point; the server's clock when absent. */
-    time: z.array(z.number().int().min(0).max(8.64e15)).optional(),
+    time: z
+      .array(z.number().int().min(0).max(LIMITS.maxTimeMs, `time is at most ${LIMITS.maxTimeMs} (ms since the epoch)`))
+      .optional(),
   })
   .superRefine((c, ctx) => {
     const n = c.key.length;

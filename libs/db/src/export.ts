@@ -524,17 +524,15 @@ export async function importArchive(
     return { projectId, counts, manifest };
   } catch (e) {
     if (projectId) {
-      // leave nothing half-imported: the points first (they carry no foreign key), then the project with its runs
-      await pool.query('DELETE FROM metric_point WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)', [
-        projectId,
-      ]);
-      await pool.query('DELETE FROM metric_rollup WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)', [
-        projectId,
-      ]);
-      await pool.query('DELETE FROM metric_chunk WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)', [
-        projectId,
-      ]);
-      await pool.query('DELETE FROM project WHERE id = $1', [projectId]);
+      // leave nothing half-imported, in one transaction: the runs locked first, so a background fold of their
+      // points (which takes the run's lock) cannot write a chunk after the chunks are deleted
+      const id = projectId;
+      await withTransaction(pool, async (c) => {
+        await c.query('SELECT 1 FROM run WHERE project_id = $1 FOR UPDATE', [id]);
+        for (const table of ['metric_point', 'metric_rollup', 'metric_chunk'])
+          await c.query(`DELETE FROM ${table} WHERE run_num IN (SELECT num FROM run WHERE project_id = $1)`, [id]);
+        await c.query('DELETE FROM project WHERE id = $1', [id]);
+      });
     }
     throw e;
   }

@@ -25,69 +25,52 @@ interface ChunkRow {
   payload: Buffer;
 }
 
-/**
- * For each (key id, lo, hi), the chunks whose step range meets [lo, hi]: the last chunk starting before lo (it may
- * reach into the range) and those starting inside it — both index probes, since ranges are disjoint.
- */
-const OVERLAP_SQL = `
-  SELECT u.i, c.first_step, c.last_step, c.payload
-  FROM unnest($2::int[], $3::int[], $4::int[], $5::int[]) AS u(i, k, lo, hi)
-  CROSS JOIN LATERAL (
-    (SELECT first_step, last_step, payload FROM metric_chunk
-     WHERE run_num = $1 AND key_id = u.k AND first_step < u.lo ORDER BY first_step DESC LIMIT 1)
-    UNION ALL
-    (SELECT first_step, last_step, payload FROM metric_chunk
-     WHERE run_num = $1 AND key_id = u.k AND first_step BETWEEN u.lo AND u.hi)
-  ) c
-  WHERE c.last_step >= u.lo
-  ORDER BY u.i, c.first_step`;
+// the end of each key's chunks: a batch step past it (the usual case) cannot be in a chunk
+const CHUNK_END_SQL = `
+  SELECT k.key_id, (SELECT last_step FROM metric_chunk WHERE run_num = $1 AND key_id = k.key_id
+                    ORDER BY first_step DESC LIMIT 1) AS last_step
+  FROM unnest($2::int[]) AS k(key_id)`;
 
-async function overlapping(
-  c: Queryable,
-  runNum: string,
-  ranges: readonly { keyId: number; lo: number; hi: number }[],
-): Promise<ChunkRow[]> {
-  if (!ranges.length) return [];
-  const res = await c.query<ChunkRow>(OVERLAP_SQL, [
-    runNum,
-    ranges.map((_, i) => i),
-    ranges.map((r) => r.keyId),
-    ranges.map((r) => r.lo),
-    ranges.map((r) => r.hi),
-  ]);
-  return res.rows;
-}
+// the chunks holding some of the steps (the last chunk starting at or before each, if it reaches it)
+const HOLDERS_SQL = `
+  SELECT m.key_id, m.payload FROM metric_chunk m JOIN (
+    SELECT DISTINCT u.k, c.first_step FROM unnest($2::int[], $3::int[]) AS u(k, s)
+    CROSS JOIN LATERAL (SELECT first_step, last_step FROM metric_chunk
+                        WHERE run_num = $1 AND key_id = u.k AND first_step <= u.s
+                        ORDER BY first_step DESC LIMIT 1) c
+    WHERE c.last_step >= u.s) h ON m.run_num = $1 AND m.key_id = h.k AND m.first_step = h.first_step`;
 
 /**
  * The (key id, step) pairs among `points` that are already folded into chunks: a batch insert drops them (a late
- * retry of a batch whose points were folded since), so a point is stored once across the fold too.
+ * retry of a batch whose points were folded since), so a point is stored once across the fold too. Only the chunks
+ * holding one of the steps are decoded — a batch of two steps far apart costs two chunks, not all between.
  */
 export async function foldedAmong(
   c: Queryable,
   runNum: string,
   points: readonly { keyId: number; step: number }[],
 ): Promise<Set<string>> {
-  const byKey = new Map<number, { keyId: number; lo: number; hi: number }>();
-  for (const p of points) {
-    const r = byKey.get(p.keyId);
-    if (!r) byKey.set(p.keyId, { keyId: p.keyId, lo: p.step, hi: p.step });
-    else {
-      if (p.step < r.lo) r.lo = p.step;
-      if (p.step > r.hi) r.hi = p.step;
-    }
-  }
-  const ranges = [...byKey.values()];
-  const rows = await overlapping(c, runNum, ranges);
   const out = new Set<string>();
-  if (!rows.length) return out;
-  const wanted = new Set(points.map((p) => `${p.keyId}:${p.step}`));
-  for (const row of rows) {
-    const keyId = ranges[row.i]!.keyId;
+  const keys = [...new Set(points.map((p) => p.keyId))];
+  if (!keys.length) return out;
+  const ends = await c.query<{ key_id: number; last_step: number | null }>(CHUNK_END_SQL, [runNum, keys]);
+  const end = new Map(ends.rows.map((r) => [r.key_id, r.last_step]));
+  const inside = points.filter((p) => {
+    const e = end.get(p.keyId);
+    return e !== null && e !== undefined && p.step <= e;
+  });
+  if (!inside.length) return out;
+  const holders = await c.query<{ key_id: number; payload: Buffer }>(HOLDERS_SQL, [
+    runNum,
+    inside.map((p) => p.keyId),
+    inside.map((p) => p.step),
+  ]);
+  const wanted = new Set(inside.map((p) => `${p.keyId}:${p.step}`));
+  for (const row of holders.rows)
     for (const s of decodeChunk(row.payload).steps) {
-      const id = `${keyId}:${s}`;
+      const id = `${row.key_id}:${s}`;
       if (wanted.has(id)) out.add(id);
     }
-  }
   return out;
 }
 
@@ -124,7 +107,11 @@ function decodeRange(rows: readonly ChunkRow[], lo: number, hi: number): PointCo
   return out;
 }
 
-/** OVERLAP_SQL over many (run, key, lo, hi) at once; a range with `sum` takes the summary, not the payload. */
+/**
+ * For each (run, key, lo, hi), the chunks whose step range meets [lo, hi]: the last chunk starting before lo (it
+ * may reach into the range) and those starting inside it — both index probes, since ranges are disjoint. A range
+ * with `sum` takes the summary, not the payload.
+ */
 const OVERLAP_MANY_SQL = `
   SELECT u.i, c.first_step, CASE WHEN u.sum AND length(c.summary) > 0 THEN c.summary END AS summary,
          CASE WHEN NOT u.sum OR coalesce(length(c.summary), 0) = 0 THEN c.payload END AS payload

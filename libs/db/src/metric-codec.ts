@@ -12,7 +12,7 @@
 export interface ChunkPoints {
   steps: ArrayLike<number>;
   values: ArrayLike<number>;
-  /** Wall times, integer milliseconds since the epoch, in [0, MAX_TIME). */
+  /** Wall times, integer milliseconds since the epoch, in [MIN_TIME, MAX_TIME). */
   times: ArrayLike<number>;
 }
 
@@ -37,6 +37,12 @@ export interface ChunkHeader {
 const TWO32 = 2 ** 32;
 /** Times below 2^48 ms (year 10889): a delta-of-delta then stays a safe integer. */
 export const MAX_TIME = 2 ** 48;
+/**
+ * Times from -2^47 ms (before year 1, as far back as MLflow's timestamps go): the first time is written as a 64-bit
+ * two's complement, which reads the same as before for the non-negative times older chunks hold, and a delta of
+ * delta stays under 2^51 in magnitude, a safe integer.
+ */
+export const MIN_TIME = -(2 ** 47);
 
 class BitWriter {
   private buf = new Uint8Array(1024);
@@ -172,7 +178,7 @@ export function chunkHeader(p: ChunkPoints): ChunkHeader {
 }
 
 /**
- * Encodes points whose steps strictly increase (int32), with integer ms times in [0, MAX_TIME). Throws RangeError otherwise —
+ * Encodes points whose steps strictly increase (int32), with integer ms times in [MIN_TIME, MAX_TIME). Throws RangeError otherwise —
  * the store dedupes and orders before it encodes, so a repeat or an out-of-order step here is a bug upstream.
  */
 export function encodeChunk(p: ChunkPoints): Uint8Array {
@@ -187,10 +193,10 @@ export function encodeChunk(p: ChunkPoints): Uint8Array {
     if (!Number.isInteger(s) || s < -(2 ** 31) || s >= 2 ** 31) throw new RangeError(`metric chunk: step ${s}`);
     if (i > 0 && s <= p.steps[i - 1]!)
       throw new RangeError(`metric chunk: steps must strictly increase (${p.steps[i - 1]} then ${s})`);
-    if (!Number.isInteger(t) || t < 0 || t >= MAX_TIME) throw new RangeError(`metric chunk: time ${t}`);
+    if (!Number.isInteger(t) || t < MIN_TIME || t >= MAX_TIME) throw new RangeError(`metric chunk: time ${t}`);
   }
   w.write(p.steps[0]! >>> 0, 32);
-  w.write(Math.floor(p.times[0]! / TWO32), 32);
+  w.write(Math.floor(p.times[0]! / TWO32) >>> 0, 32);
   w.write(p.times[0]! >>> 0, 32);
   f64[0] = p.values[0]!;
   let prevHi = u32[HI]!;
@@ -259,7 +265,7 @@ export function decodeChunk(bytes: Uint8Array): DecodedChunk {
   const values = new Float64Array(n);
   const times = new Float64Array(n);
   steps[0] = r.read(32) | 0;
-  times[0] = r.read(32) * TWO32 + r.read(32);
+  times[0] = (r.read(32) | 0) * TWO32 + r.read(32);
   let hi = r.read(32);
   let lo = r.read(32);
   u32[HI] = hi;

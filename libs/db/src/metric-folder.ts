@@ -56,17 +56,17 @@ class MetricFolder {
 
   private async drain(): Promise<void> {
     try {
-      for (;;) {
+      // the two queues take turns, so ended runs are not held back behind steady ingest
+      for (let turn = 0; this.keys.size || this.ended.size; turn++) {
         const [num, ks] = this.keys.entries().next().value ?? [];
-        if (num !== undefined) {
+        const runId = this.ended.values().next().value;
+        if (num !== undefined && (turn % 2 === 0 || runId === undefined)) {
           this.keys.delete(num);
           await this.quietly(`run ${num}`, () => foldKeys(this.pool, num, [...ks!]));
-          continue;
+        } else if (runId !== undefined) {
+          this.ended.delete(runId);
+          await this.quietly(`ended run ${runId}`, () => foldEndedRun(this.pool, runId));
         }
-        const runId = this.ended.values().next().value;
-        if (runId === undefined) return;
-        this.ended.delete(runId);
-        await this.quietly(`ended run ${runId}`, () => foldEndedRun(this.pool, runId));
       }
     } finally {
       this.loop = null;
@@ -132,7 +132,14 @@ export async function foldPending(pool: Pool, opts: { chunkPoints?: number } = {
     [size],
   );
   let moved = 0;
-  for (const t of todo.rows) moved += await foldKeys(pool, t.run_num, t.keys, { force: t.ended, chunkPoints: size });
+  for (const t of todo.rows) {
+    try {
+      moved += await foldKeys(pool, t.run_num, t.keys, { force: t.ended, chunkPoints: size });
+    } catch (e) {
+      // one run's failure (a lock timeout, say) must not stop the pass: its points stay in the tail for the next
+      console.warn(`[metrics] sweep: folding run ${t.run_num} failed: ${(e as Error).message}`);
+    }
+  }
   await summarizeChunks(pool);
   return moved;
 }
@@ -168,6 +175,11 @@ const SWEEP_LOCK = 0x61667466; // 'aftf'
  */
 export function startMetricSweep(pool: Pool, opts: { everyMs?: number; firstMs?: number } = {}): () => void {
   const every = opts.everyMs ?? Number(process.env['AFT_METRIC_SWEEP_S'] ?? 300) * 1000;
+  // the sweep holds one connection for its lock and folds on others: with fewer than 3 it would starve requests
+  if ((pool.options.max ?? 10) < 3) {
+    console.warn('[metrics] fold sweep off: it needs a database pool of 3 or more (AFT_DB_POOL)');
+    return () => undefined;
+  }
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const once = async () => {

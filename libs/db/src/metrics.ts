@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { foldedAmong } from './metric-chunks';
+import { chunkFromBatch } from './metric-direct';
 import { CHUNK_POINTS, foldKeys } from './metric-fold';
 import { metricFoldMode, metricFolder } from './metric-folder';
 import { touchRun, withTransaction } from './touch';
@@ -227,7 +228,8 @@ const STEP_SPAN = 2 ** 31; // steps are int4: (key index, step) packs into one e
  * which costs more than the insert itself at 10,000 points. NaN/Infinity/-Infinity print as Postgres reads them.
  */
 function numArray(a: readonly (number | null)[]): string {
-  return `{${a.map((v) => (v === null ? 'NULL' : v)).join(',')}}`;
+  // String(-0) is "0": a value of -0 would not be stored exactly
+  return `{${a.map((v) => (v === null ? 'NULL' : v === 0 && 1 / v < 0 ? '-0' : v)).join(',')}}`;
 }
 
 /**
@@ -263,6 +265,17 @@ export async function insertMetricPoints(
   const keyIds = await resolveKeyIds(pool, names);
   const idOf = cols.keys.map((k) => keyIds.get(k)!);
   let rows = distinctRows(cols);
+  const mode = opts.fold === undefined ? metricFoldMode() : opts.fold ? 'write' : 'off';
+  const byKey = (rs: readonly number[]) => {
+    const m = new Map<number, number[]>();
+    for (const i of rs) {
+      const k = idOf[cols.key[i]!]!;
+      const l = m.get(k);
+      if (l) l.push(i);
+      else m.set(k, [i]);
+    }
+    return [...m].map(([keyId, r]) => ({ keyId, rows: r }));
+  };
   const result = await withTransaction(pool, async (c) => {
     const { num, writeSeq } = await touchRun(c, runId, opts.teamId);
     // checked under the run's lock, so concurrent batches of one run cannot together pass the cap
@@ -274,14 +287,18 @@ export async function insertMetricPoints(
       rows.map((i) => ({ keyId: idOf[cols.key[i]!]!, step: cols.step[i]! })),
     );
     if (folded.size) rows = rows.filter((i) => !folded.has(`${idOf[cols.key[i]!]!}:${cols.step[i]!}`));
-    const ks = numArray(rows.map((i) => idOf[cols.key[i]!]!));
-    const steps = numArray(rows.map((i) => cols.step[i]!));
-    const values = numArray(rows.map((i) => cols.value[i]!));
-    const times = numArray(cols.time ? rows.map((i) => cols.time![i] ?? null) : rows.map(() => null));
+    // whole chunks of fresh points go straight to chunks (metric-direct.ts); the rest to the tail
+    const direct = mode === 'off' ? null : await chunkFromBatch(c, num, byKey(rows), cols);
+    const chunked = direct?.rows ?? new Set<number>();
+    const tailRows = chunked.size ? rows.filter((i) => !chunked.has(i)) : rows;
+    const ks = numArray(tailRows.map((i) => idOf[cols.key[i]!]!));
+    const steps = numArray(tailRows.map((i) => cols.step[i]!));
+    const values = numArray(tailRows.map((i) => cols.value[i]!));
+    const times = numArray(cols.time ? tailRows.map((i) => cols.time![i] ?? null) : tailRows.map(() => null));
     let inserted = rows;
     await c.query('SAVEPOINT points');
     try {
-      await c.query(PLAIN_INSERT, [num, ks, steps, values, times]);
+      if (tailRows.length) await c.query(PLAIN_INSERT, [num, ks, steps, values, times]);
     } catch (e) {
       if ((e as { code?: string }).code !== '23505') throw e;
       await c.query('ROLLBACK TO SAVEPOINT points');
@@ -290,14 +307,14 @@ export async function insertMetricPoints(
         [num, ks, steps, values, times],
       );
       const fresh = new Set(res.rows.map((r) => r.key_id * STEP_SPAN + r.step));
-      inserted = rows.filter((i) => fresh.has(idOf[cols.key[i]!]! * STEP_SPAN + cols.step[i]!));
+      inserted = rows.filter((i) => chunked.has(i) || fresh.has(idOf[cols.key[i]!]! * STEP_SPAN + cols.step[i]!));
     }
-    const full = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
+    const filled = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
+    const full = filled.filter((k) => !direct?.keys.has(k));
     return { inserted: inserted.length, skipped: total - inserted.length, writeSeq, num, full };
   });
   // a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting (metric-folder.ts)
   if (result.full.length) {
-    const mode = opts.fold === undefined ? metricFoldMode() : opts.fold ? 'write' : 'off';
     if (mode === 'write') await foldKeys(pool, result.num, result.full);
     else if (mode === 'background') metricFolder(pool).keysFilled(result.num, result.full);
   }

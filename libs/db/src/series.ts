@@ -234,7 +234,7 @@ async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi:
     return got.get(0) ?? { steps: [], count: [], nan: [], min: [], max: [], first: [], last: [] };
   } else {
     const per = w / level;
-    source = `SELECT bucket / $6::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,
+    source = `SELECT floor(bucket::float8 / $6::int)::int AS b, sum(count) AS count, sum(nan_count) AS nan, min(min) AS min, max(max) AS max,
                      (array_agg(first_value ORDER BY first_step))[1] AS first,
                      (array_agg(last_value ORDER BY last_step DESC))[1] AS last
               FROM metric_rollup WHERE run_num = $1 AND key_id = $2 AND width = $7 AND bucket BETWEEN $4 AND $5

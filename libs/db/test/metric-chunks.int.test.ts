@@ -320,24 +320,37 @@ describe('metric chunks: crashes and races', () => {
     expect(await tailCount(offNum, keyId)).toBe(CHUNK_POINTS + 300);
   });
 
-  it('by default folds in the background, after the request: chunks as they fill, the rest when the run ends', async () => {
+  it('by default writes whole chunks of a batch straight away, folds the rest in the background and at run end', async () => {
     const { run, team } = await seedRun(t.db);
     const num = (await t.db.pool.query('SELECT num::text AS num FROM run WHERE id = $1', [run.id])).rows[0].num;
-    const b = batch('ends', 0, CHUNK_POINTS + 300);
-    await insertMetricPoints(t.db.pool, run.id, b);
+    const b = batch('ends', 0, 2100);
+    const part = (from: number, to: number): PointColumns => ({
+      keys: b.keys,
+      key: b.key.slice(from, to),
+      step: b.step.slice(from, to),
+      value: b.value.slice(from, to),
+      time: b.time!.slice(from, to),
+    });
+    await insertMetricPoints(t.db.pool, run.id, part(0, 1300));
     const keyId = (await resolveKeyIds(t.db.pool, ['ends'])).get('ends')!;
-    // the request returned before folding: the whole batch is still in the tail
-    expect(await tailCount(num, keyId)).toBe(CHUNK_POINTS + 300);
-    await metricFolder(t.db.pool).idle();
-    expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: CHUNK_POINTS - 1, count: CHUNK_POINTS }]);
+    // a batch of fresh points: its whole chunk is written by the request itself, the rest waits in the tail
+    expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: 999, count: 1000 }]);
     expect(await tailCount(num, keyId)).toBe(300);
+    // small batches go to the tail; the one that fills a chunk queues a background fold, after the request
+    for (let from = 1300; from < 2100; from += 100) await insertMetricPoints(t.db.pool, run.id, part(from, from + 100));
+    expect(await tailCount(num, keyId)).toBe(1100);
+    await metricFolder(t.db.pool).idle();
+    expect(await tailCount(num, keyId)).toBe(100);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
     await metricFolder(t.db.pool).idle();
     expect(await tailCount(num, keyId)).toBe(0);
     // the short rest joined the last chunk: forced folds leave no small chunks behind
     expect(await chunkRows(num, keyId)).toEqual([
-      { first_step: 0, last_step: CHUNK_POINTS + 299, count: CHUNK_POINTS + 300 },
+      { first_step: 0, last_step: 999, count: 1000 },
+      { first_step: 1000, last_step: 2099, count: 1100 },
     ]);
     expectExact(await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX), b);
+    // a batch sent again stores nothing twice
+    expect(await insertMetricPoints(t.db.pool, run.id, part(0, 1300))).toMatchObject({ inserted: 0, skipped: 1300 });
   });
 });

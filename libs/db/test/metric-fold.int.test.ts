@@ -4,6 +4,7 @@ import {
   foldKey,
   foldKeys,
   insertMetricPoints,
+  metricFolder,
   metricHistory,
   querySeries,
   readPoints,
@@ -96,6 +97,53 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     expect(p.values[p.steps.indexOf(699)]).toBe(-699);
   });
 
+  it('re-encodes at most SLICE_CHUNKS chunks per slice when late points scatter over many chunks', async () => {
+    const b = cols('scatter', range(0, 400, 2), (x) => x);
+    const s = await seeded('scatter', b);
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 10 });
+    expect(await chunks(s.num, s.keyId)).toHaveLength(40);
+    // one late (odd) step in each of the 40 chunks: 40 chunks to re-encode, SLICE_CHUNKS per slice
+    const late = cols('scatter', range(1, 40, 20), (x) => -x);
+    await insertMetricPoints(t.db.pool, s.run.id, late, { fold: false });
+    let slices = 0;
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 10, beforeTailDelete: async () => void slices++ });
+    expect(slices).toBe(Math.ceil(40 / SLICE_CHUNKS));
+    const after = await chunks(s.num, s.keyId);
+    expect(after).toHaveLength(40);
+    for (let i = 1; i < after.length; i++) expect(after[i]!.first_step).toBeGreaterThan(after[i - 1]!.last_step);
+    const p = await readPoints(t.db.pool, s.num, s.keyId, STEP_MIN, STEP_MAX);
+    expect(p.steps).toEqual([...b.step, ...late.step].sort((x, y) => x - y));
+  });
+
+  it('leaves a key whose tail holds a time the codec cannot hold in the tail, and folds the other keys', async () => {
+    const { run } = await seedRun(t.db);
+    const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
+      .rows[0]!.num;
+    const two: PointColumns = {
+      keys: ['good', 'bad'],
+      key: [...range(0, 300).map(() => 0), ...range(0, 300).map(() => 1)],
+      step: [...range(0, 300), ...range(0, 300)],
+      value: range(0, 600),
+      time: range(0, 600).map(() => T0),
+    };
+    await insertMetricPoints(t.db.pool, run.id, two, { fold: false });
+    // stored before times were bounded: a year no chunk can hold
+    await t.db.pool.query(
+      `UPDATE metric_point SET wall_time = '4000-01-01 BC' WHERE run_num = $1 AND step = 7
+       AND key_id = (SELECT id FROM metric_key WHERE name = 'bad')`,
+      [num],
+    );
+    const ids = await resolveKeyIds(t.db.pool, ['good', 'bad']);
+    const moved = await foldKeys(t.db.pool, num, [ids.get('bad')!, ids.get('good')!], {
+      force: true,
+      chunkPoints: 100,
+    });
+    expect(moved).toBe(300);
+    expect(await chunks(num, ids.get('bad')!)).toEqual([]);
+    expect((await chunks(num, ids.get('good')!)).map((r) => r.count)).toEqual([100, 100, 100]);
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 600, distinct: 600 });
+  });
+
   it('joins fresh points to a short last chunk instead of leaving small chunks behind', async () => {
     const s = await seeded(
       'short',
@@ -116,6 +164,57 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     // the forced rest (under half a chunk) joins the last chunk
     expect((await chunks(s.num, s.keyId)).map((r) => [r.first_step, r.last_step, r.count])).toEqual([[0, 149, 150]]);
     expect((await readPoints(t.db.pool, s.num, s.keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 150));
+  });
+});
+
+describe('metric fold: chunks written by the batch', () => {
+  it('chunks the tail and a fresh batch together, keeps the rest in the tail, and takes the time of the insert', async () => {
+    const { run } = await seedRun(t.db);
+    const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
+      .rows[0]!.num;
+    const t0 = Date.now();
+    await insertMetricPoints(
+      t.db.pool,
+      run.id,
+      cols('direct', range(0, 300), (x) => x / 3),
+    );
+    const keyId = (await resolveKeyIds(t.db.pool, ['direct'])).get('direct')!;
+    expect(await chunks(num, keyId)).toEqual([]);
+    // no times: the server's, as for tail rows
+    const untimed = { ...cols('direct', range(300, 900), (x) => x / 3), time: undefined };
+    expect(await insertMetricPoints(t.db.pool, run.id, untimed)).toMatchObject({ inserted: 900, skipped: 0 });
+    const t1 = Date.now();
+    expect((await chunks(num, keyId)).map((r) => [r.first_step, r.last_step, r.count])).toEqual([[0, 999, 1000]]);
+    const p = await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX);
+    expect(p.steps).toEqual(range(0, 1200));
+    expect(p.values).toEqual(range(0, 1200).map((x) => x / 3));
+    expect(p.times.slice(0, 300)).toEqual(range(0, 300).map((x) => T0 + x));
+    for (const ms of p.times.slice(300)) expect(ms >= t0 - 1000 && ms <= t1 + 1000).toBe(true);
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 1200, distinct: 1200 });
+    // a batch that reaches back before what is stored goes to the tail (it may hold repeats)
+    const back = cols('direct', [...range(1100, 1000), 5], (x) => -x);
+    expect(await insertMetricPoints(t.db.pool, run.id, back)).toMatchObject({ inserted: 900, skipped: 101 });
+    expect((await chunks(num, keyId)).map((r) => r.count)).toEqual([1000]);
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 2100, distinct: 2100 });
+  });
+  it('leaves a batch to the tail while a late point waits there, so no chunk spans another (a retried first batch)', async () => {
+    const { run } = await seedRun(t.db);
+    const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
+      .rows[0]!.num;
+    const part = (from: number) => cols('late-first', range(from, 500), (x) => x);
+    // the first batch fails and is resent last: the second and third make a chunk, the first waits in the tail
+    for (const from of [500, 1000, 0, 1500, 2000]) await insertMetricPoints(t.db.pool, run.id, part(from));
+    await metricFolder(t.db.pool).idle();
+    const keyId = (await resolveKeyIds(t.db.pool, ['late-first'])).get('late-first')!;
+    const disjoint = async () => {
+      const rows = await chunks(num, keyId);
+      for (let i = 1; i < rows.length; i++) expect(rows[i]!.first_step).toBeGreaterThan(rows[i - 1]!.last_step);
+    };
+    await disjoint();
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 2500, distinct: 2500 });
+    await foldKey(t.db.pool, num, keyId, { force: true });
+    await disjoint();
+    expect((await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 2500));
   });
 });
 

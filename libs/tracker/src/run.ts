@@ -100,7 +100,8 @@ export class Run {
       throw new TypeError(`step must be an integer in [0, ${LIMITS.maxStep}], got ${step}`);
     }
     const t = Math.round(time);
-    if (!(t >= 0 && t <= 8.64e15)) throw new TypeError(`time must be milliseconds since the epoch, got ${time}`);
+    if (!(t >= 0 && t <= LIMITS.maxTimeMs))
+      throw new TypeError(`time must be milliseconds since the epoch, got ${time}`);
     const buf = this.points;
     for (const key in metrics) {
       const value = metrics[key]!;

@@ -1,0 +1,129 @@
+/**
+ * Chunks written straight from a batch (docs/architecture.md, "The metric store"). A trainer's batch usually holds
+ * a thousand or more new steps of each key, all past anything stored: those points become chunks in the batch's
+ * own transaction and never touch the row-per-point tail — one row instead of a thousand inserted, then read back,
+ * deleted and vacuumed by a fold (bench:ingest: Postgres CPU per point about a quarter). What is left over (under a
+ * chunk) goes to the tail as before. Runs under the run's row lock, which the insert holds.
+ */
+import type { PoolClient } from 'pg';
+import type { PointCols } from './metric-chunks';
+import { MAX_TIME, MIN_TIME } from './metric-codec';
+import { CHUNK_POINTS, writeChunks, type NewChunk } from './metric-fold';
+
+/** One key's fresh points of a batch, in the batch's order: indices into the batch's columns. */
+export interface KeyRows {
+  keyId: number;
+  rows: number[];
+}
+
+interface KeyState {
+  key_id: number;
+  chunk_last: number | null;
+  tail_first: number | null;
+  tail_last: number | null;
+  tail_n: number;
+  now_ms: number;
+}
+
+// per key: the end of its chunks, of its tail and the tail's size (index probes); now() as the tail's insert has it
+const STATE_SQL = `
+  SELECT k.key_id,
+    (SELECT last_step FROM metric_chunk WHERE run_num = $1 AND key_id = k.key_id ORDER BY first_step DESC LIMIT 1)
+      AS chunk_last,
+    (SELECT step FROM metric_point WHERE run_num = $1 AND key_id = k.key_id ORDER BY step LIMIT 1) AS tail_first,
+    (SELECT step FROM metric_point WHERE run_num = $1 AND key_id = k.key_id ORDER BY step DESC LIMIT 1) AS tail_last,
+    (SELECT count(*)::int FROM metric_point WHERE run_num = $1 AND key_id = k.key_id) AS tail_n,
+    (extract(epoch FROM now()) * 1000)::bigint::float8 AS now_ms
+  FROM unnest($2::int[]) AS k(key_id)`;
+
+const TAIL_SQL = `
+  SELECT key_id, step, value, (extract(epoch FROM wall_time) * 1000)::bigint::float8 AS t
+  FROM metric_point WHERE run_num = $1 AND key_id = ANY($2::int[]) ORDER BY key_id, step`;
+
+/**
+ * Writes as chunks the points of each key that can be: the key's tail plus this batch's points when every batch
+ * step lies past all it has stored (so none can be a repeat), every tail step past its chunks (so the new chunk's
+ * range meets no other), and together they fill at least one chunk. Returns the
+ * batch rows now in chunks (the caller inserts the rest into the tail, and counts these as inserted) and the keys
+ * it chunked, whose tail now holds less than a chunk.
+ */
+export async function chunkFromBatch(
+  c: PoolClient,
+  runNum: string,
+  keys: readonly KeyRows[],
+  cols: { step: readonly number[]; value: readonly number[]; time?: readonly (number | null)[] | undefined },
+  size = CHUNK_POINTS,
+): Promise<{ rows: Set<number>; keys: Set<number> }> {
+  const done = new Set<number>();
+  const none = { rows: done, keys: new Set<number>() };
+  const sorted = (k: KeyRows) => {
+    const r = [...k.rows];
+    for (let i = 1; i < r.length; i++)
+      if (cols.step[r[i]!]! < cols.step[r[i - 1]!]!) return r.sort((a, b) => cols.step[a]! - cols.step[b]!);
+    return r;
+  };
+  // a key whose batch and tail together fill no chunk is not worth a look
+  const maybe = keys.filter((k) => k.rows.length >= size / 2);
+  if (!maybe.length) return none;
+  const state = await c.query<KeyState>(STATE_SQL, [runNum, maybe.map((k) => k.keyId)]);
+  const byId = new Map(state.rows.map((s) => [s.key_id, s]));
+  const fresh = maybe.flatMap((k) => {
+    const s = byId.get(k.keyId)!;
+    const rows = sorted(k);
+    const first = cols.step[rows[0]!]!;
+    const past = (s.chunk_last === null || first > s.chunk_last) && (s.tail_last === null || first > s.tail_last);
+    // a late point waiting in the tail (at or before the chunks' end) belongs in an existing chunk: the fold's
+    const tailFresh = s.tail_first === null || s.chunk_last === null || s.tail_first > s.chunk_last;
+    // a tail of many chunks (folding off or far behind) is the fold's to do, not this request's
+    return past && tailFresh && s.tail_n + rows.length >= size && s.tail_n <= 2 * size ? [{ ...k, rows, s }] : [];
+  });
+  if (!fresh.length) return none;
+  const withTail = fresh.filter((k) => k.s.tail_n > 0).map((k) => k.keyId);
+  const tail = withTail.length
+    ? (await c.query<{ key_id: number; step: number; value: number; t: number }>(TAIL_SQL, [runNum, withTail])).rows
+    : [];
+  const made: NewChunk[] = [];
+  const untouched = new Set<number>();
+  const cut: { keyId: number; upTo: number }[] = [];
+  for (const k of fresh) {
+    const p: PointCols = { steps: [], values: [], times: [] };
+    for (const r of tail)
+      if (r.key_id === k.keyId) {
+        p.steps.push(r.step);
+        p.values.push(r.value);
+        p.times.push(r.t);
+      }
+    const fromTail = p.steps.length;
+    for (const i of k.rows) {
+      p.steps.push(cols.step[i]!);
+      p.values.push(cols.value[i]!);
+      p.times.push(cols.time?.[i] ?? k.s.now_ms);
+    }
+    // a time the codec cannot hold (stored before the API bounded times) leaves the key to the tail, as before
+    if (p.times.some((t) => !(Number.isInteger(t) && t >= MIN_TIME && t < MAX_TIME))) {
+      untouched.add(k.keyId);
+      continue;
+    }
+    const take = Math.floor(p.steps.length / size) * size;
+    for (let b = 0; b < take; b += size)
+      made.push({
+        keyId: k.keyId,
+        p: {
+          steps: p.steps.slice(b, b + size),
+          values: p.values.slice(b, b + size),
+          times: p.times.slice(b, b + size),
+        },
+      });
+    if (fromTail) cut.push({ keyId: k.keyId, upTo: p.steps[Math.min(take, fromTail) - 1]! });
+    for (let j = fromTail; j < take; j++) done.add(k.rows[j - fromTail]!);
+  }
+  if (!made.length) return none;
+  await writeChunks(c, runNum, [], made);
+  if (cut.length)
+    await c.query(
+      `DELETE FROM metric_point p USING unnest($2::int[], $3::int[]) AS d(k, s)
+       WHERE p.run_num = $1 AND p.key_id = d.k AND p.step <= d.s`,
+      [runNum, cut.map((x) => x.keyId), cut.map((x) => x.upTo)],
+    );
+  return { rows: done, keys: new Set(fresh.map((k) => k.keyId).filter((k) => !untouched.has(k))) };
+}
