@@ -137,12 +137,14 @@ try {
         nanRate: 1e-5,
         spikeRate: 1e-5,
       });
-      await insertMetricPoints(
-        db.pool,
-        id,
-        { keys: ['loss'], key: c.steps.map(() => 0), step: c.steps, value: c.values, time: c.times },
-        { fold: false },
-      );
+      // as the API stores a trainer's batch: whole chunks straight away
+      await insertMetricPoints(db.pool, id, {
+        keys: ['loss'],
+        key: c.steps.map(() => 0),
+        step: c.steps,
+        value: c.values,
+        time: c.times,
+      });
     }
     await foldRun(db.pool, num.rows[0]!.num, { force: true });
     longIds.push(id);

@@ -8,7 +8,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { chunkHeader, decodeChunk, encodeChunk } from './metric-codec';
 import { encodeSummary } from './metric-summary';
-import { floatArray, type PointCols } from './metric-chunks';
+import { floatArray, STEP_MIN, type PointCols } from './metric-chunks';
 import { withTransaction } from './touch';
 
 /** Points a fold packs into one chunk (a chunk that absorbs late points may hold up to 1.5× as many). */
@@ -38,11 +38,13 @@ export interface NewChunk {
   p: PointCols;
 }
 
+// from a step on: a continuing slice starts past what the last one folded, not at the dead rows it left behind
+// (their index entries stay until a vacuum, and walking them each slice made a long fold quadratic)
 const TAIL_SLICE_SQL = `
   SELECT k.key_id, p.step, p.value, p.t
-  FROM unnest($2::int[]) AS k(key_id) CROSS JOIN LATERAL (
+  FROM unnest($2::int[], $4::int[]) AS k(key_id, lo) CROSS JOIN LATERAL (
     SELECT step, value, (extract(epoch FROM wall_time) * 1000)::bigint::float8 AS t FROM metric_point
-    WHERE run_num = $1 AND key_id = k.key_id ORDER BY step LIMIT $3) p
+    WHERE run_num = $1 AND key_id = k.key_id AND step >= k.lo ORDER BY step LIMIT $3) p
   ORDER BY 1, 2`;
 
 // the last chunk of each key: the one fresh points may join when it is short
@@ -126,11 +128,12 @@ async function foldSlice(
   runNum: string,
   keyIds: readonly number[],
   opts: FoldOptions,
-): Promise<{ moved: number; more: number[] }> {
+  from: ReadonlyMap<number, number>,
+): Promise<{ moved: number; more: number[]; resume: Map<number, number> }> {
   const size = opts.chunkPoints ?? CHUNK_POINTS;
   const limit = SLICE_CHUNKS * size;
   const lock = await c.query('SELECT 1 FROM run WHERE num = $1 FOR NO KEY UPDATE', [runNum]);
-  if (!lock.rowCount) return { moved: 0, more: [] };
+  if (!lock.rowCount) return { moved: 0, more: [], resume: new Map() };
   // a run newer than the statistics looks tiny to the planner, which then reads all of a key's tail (a bitmap scan)
   // and sorts it, for every slice: the primary key's order is the plan wanted (32 s → 5 s for 1M points)
   await c.query('SET LOCAL enable_bitmapscan = off');
@@ -139,6 +142,7 @@ async function foldSlice(
     runNum,
     [...keyIds],
     limit + 1,
+    keyIds.map((k) => from.get(k) ?? STEP_MIN),
   ]);
   const byKey = new Map<number, PointCols>();
   for (const r of tail.rows) {
@@ -202,7 +206,7 @@ async function foldSlice(
     : [];
   const gone: { keyId: number; firstStep: number }[] = [];
   const made: NewChunk[] = [];
-  const cut: { keyId: number; upTo: number }[] = [];
+  const cut: { keyId: number; from: number; upTo: number }[] = [];
   for (const [keyId, t] of byKey) {
     const l = last.get(keyId);
     const mine = owners.filter((o) => o.key_id === keyId).sort((a, b) => a.first_step - b.first_step);
@@ -256,17 +260,18 @@ async function foldSlice(
     }
     const lateMax = toOwner.reduce((m, p) => Math.max(m, ...p.steps), -Infinity);
     const upTo = freshTaken > 0 ? fresh.steps[freshTaken - 1]! : lateMax;
-    if (upTo !== -Infinity) cut.push({ keyId, upTo });
+    if (upTo !== -Infinity) cut.push({ keyId, from: t.steps[0]!, upTo });
   }
-  if (!made.length) return { moved: 0, more };
+  const resume = new Map(cut.filter((x) => more.includes(x.keyId)).map((x) => [x.keyId, x.upTo + 1]));
+  if (!made.length) return { moved: 0, more, resume };
   await writeChunks(c, runNum, gone, made);
   await opts.beforeTailDelete?.();
   const del = await c.query(
-    `DELETE FROM metric_point p USING unnest($2::int[], $3::int[]) AS d(k, s)
-     WHERE p.run_num = $1 AND p.key_id = d.k AND p.step <= d.s`,
-    [runNum, cut.map((x) => x.keyId), cut.map((x) => x.upTo)],
+    `DELETE FROM metric_point p USING unnest($2::int[], $3::int[], $4::int[]) AS d(k, lo, s)
+     WHERE p.run_num = $1 AND p.key_id = d.k AND p.step BETWEEN d.lo AND d.s`,
+    [runNum, cut.map((x) => x.keyId), cut.map((x) => x.from), cut.map((x) => x.upTo)],
   );
-  return { moved: del.rowCount ?? 0, more };
+  return { moved: del.rowCount ?? 0, more, resume };
 }
 
 async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep: number): Promise<Buffer | null> {
@@ -326,12 +331,14 @@ export async function foldKeys(
   let moved = 0;
   const todo = [...new Set(keyIds)];
   const alone: number[] = [];
+  const from = new Map<number, number>();
   while (todo.length || alone.length) {
     const single = !todo.length;
     const group = single ? [alone.shift()!] : todo.splice(0, SLICE_KEYS);
     try {
-      const r = await withTransaction(pool, (c) => foldSlice(c, runNum, group, opts));
+      const r = await withTransaction(pool, (c) => foldSlice(c, runNum, group, opts, from));
       moved += r.moved;
+      for (const [k, f] of r.resume) from.set(k, f);
       (single ? alone : todo).push(...r.more);
     } catch (e) {
       // a point the codec refuses (stored before the API bounded times) keeps its key in the tail, where reads
