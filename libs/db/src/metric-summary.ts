@@ -4,11 +4,13 @@
  * 64 to 512 steps merges these instead of decoding the points: 16 entries for a 1,000-point chunk instead of 1,000
  * points, at about 0.3 bytes a point — where rollup rows at those widths cost 4.8 (bench:scale, 10M points).
  *
- * Layout per non-empty sub-bucket, in step order: bucket delta (varint; the first from floor(first step / 64)), first
- * and last step's offsets in the bucket (a byte each), count and NaN count (varints), a flags byte and the values.
- * Each of min, max, first, last is stored as float64, or float32 when that is exact (a float32 training metric),
- * and first/last as "same as min/max" when equal; min/max are absent when every value is NaN. Exact: a summary
- * gives back the same numbers as aggregating the points.
+ * Layout per non-empty sub-bucket, in step order: a varint holding the bucket delta (the first from floor(first
+ * step / 64)) and two shape bits — the bucket is full (first and last step at its edges: their offsets are left
+ * out) and it holds no NaN (its NaN count is left out) — then the offsets, count and NaN count as needed, a flags
+ * byte and the values. Bucket values travel as float32 (series.ts), so min, max, first and last are kept at
+ * float32 wherever the wire would round them so (float64 only outside float32's range, where it sends them whole);
+ * first/last are "same as min/max" when equal; min/max are absent when every value is NaN. Exact on the wire: a
+ * series from summaries is the same JSON as one from the points (tests compare them).
  */
 export const SUMMARY_WIDTH = 64;
 
@@ -67,12 +69,19 @@ class ByteWriter {
   }
 }
 
-const exactF32 = (v: number) => Object.is(Math.fround(v), v) || Number.isNaN(v);
+/**
+ * Whether a value is sent as float32 (series-narrow.ts f4: 0, or a magnitude from 1.2e-38 to 3.4e38), or is a
+ * float32 already (±Infinity, NaN, a float32 metric): then float32 keeps all the wire shows of it.
+ */
+const asF32 = (v: number) =>
+  v === 0 || Number.isNaN(v) || Object.is(Math.fround(v), v) || (Math.abs(v) >= 1.2e-38 && Math.abs(v) <= 3.4e38);
+/** A value as the summary keeps it. */
+const kept = (v: number) => (asF32(v) ? Math.fround(v) : v);
 
 function valueCode(v: number, min: number | null, max: number | null): number {
-  if (min !== null && Object.is(v, min)) return IS_MIN;
-  if (max !== null && Object.is(v, max)) return IS_MAX;
-  return exactF32(v) ? F32 : F64;
+  if (min !== null && Object.is(kept(v), kept(min))) return IS_MIN;
+  if (max !== null && Object.is(kept(v), kept(max))) return IS_MAX;
+  return asF32(v) ? F32 : F64;
 }
 
 /**
@@ -110,16 +119,21 @@ export function encodeSummary(steps: ArrayLike<number>, values: ArrayLike<number
     const first = values[i]!;
     const last = values[j - 1]!;
     const codes = [
-      min === null ? NONE : exactF32(min) ? F32 : F64,
-      max === null ? NONE : exactF32(max) ? F32 : F64,
+      min === null ? NONE : asF32(min) ? F32 : F64,
+      max === null ? NONE : asF32(max) ? F32 : F64,
       valueCode(first, min, max),
       valueCode(last, min, max),
     ];
-    w.varint(b - prevBucket);
-    w.byte(steps[i]! - b * SUMMARY_WIDTH);
-    w.byte(steps[j - 1]! - b * SUMMARY_WIDTH);
+    const fs = steps[i]! - b * SUMMARY_WIDTH;
+    const ls = steps[j - 1]! - b * SUMMARY_WIDTH;
+    const full = fs === 0 && ls === SUMMARY_WIDTH - 1;
+    w.varint((b - prevBucket) * 4 + (full ? 1 : 0) + (nan === 0 ? 2 : 0));
+    if (!full) {
+      w.byte(fs);
+      w.byte(ls);
+    }
     w.varint(j - i);
-    w.varint(nan);
+    if (nan) w.varint(nan);
     w.byte(codes[0]! | (codes[1]! << 2) | (codes[2]! << 4) | (codes[3]! << 6));
     [min, max, first, last].forEach((v, k) => {
       if (codes[k] === F32) w.f32(v!);
@@ -161,11 +175,13 @@ export function readSummary(
     code === IS_MIN ? min! : code === IS_MAX ? max! : float(code);
   let b = Math.floor(firstStep / SUMMARY_WIDTH);
   while (p < summary.length) {
-    b += varint();
-    const fs = b * SUMMARY_WIDTH + summary[p++]!;
-    const ls = b * SUMMARY_WIDTH + summary[p++]!;
+    const head = varint();
+    b += Math.floor(head / 4);
+    const full = (head & 1) === 1;
+    const fs = b * SUMMARY_WIDTH + (full ? 0 : summary[p++]!);
+    const ls = b * SUMMARY_WIDTH + (full ? SUMMARY_WIDTH - 1 : summary[p++]!);
     const count = varint();
-    const nan = varint();
+    const nan = head & 2 ? 0 : varint();
     const flags = summary[p++]!;
     const min = bound(flags & 3);
     const max = bound((flags >> 2) & 3);

@@ -216,6 +216,25 @@ describe('metric fold: chunks written by the batch', () => {
     await disjoint();
     expect((await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 2500));
   });
+  it('gives the same series JSON from chunk summaries as from the points, for any value (widths 64 to 512)', async () => {
+    const specials = [0, -0, NaN, Infinity, -Infinity, 3.5e38, -3.5e38, 1e-39, 1.2e-38, 3.4e38, 1e300, 5e-324];
+    const b = cols('wire', range(0, 3000), (x, i) =>
+      i % 17 === 0 ? specials[(i / 17) % specials.length]! : i % 2 ? Math.fround(Math.sin(x)) : Math.sin(x) * 1e-3 + x,
+    );
+    const s = await seeded('wire', b);
+    const series = () =>
+      querySeries(
+        t.db.pool,
+        [32, 16, 8, 5].map((buckets) => ({ runId: s.run.id, key: 'wire', buckets, minStep: 0, maxStep: 2047 })),
+      );
+    const before = await series();
+    expect(before.map((x) => (x.mode === 'buckets' ? x.width : 0))).toEqual([64, 128, 256, 512]);
+    await foldKey(t.db.pool, s.num, s.keyId, { force: true });
+    expect(
+      await t.db.pool.query('SELECT 1 FROM metric_point WHERE run_num = $1', [s.num]).then((r) => r.rowCount),
+    ).toBe(0);
+    expect(await series()).toEqual(before);
+  });
 });
 
 describe('metric fold: MLflow history pages', () => {
