@@ -32,8 +32,11 @@ const CHUNK_END_SQL = `
   FROM unnest($2::int[]) AS k(key_id)`;
 
 // the chunks holding some of the steps (the last chunk starting at or before each, if it reaches it)
+// a dense chunk (a step for every step of its range) holds them all: no payload needed
 const HOLDERS_SQL = `
-  SELECT m.key_id, m.payload FROM metric_chunk m JOIN (
+  SELECT m.key_id, m.first_step, m.last_step,
+         CASE WHEN m.count <> m.last_step - m.first_step + 1 THEN m.payload END AS payload
+  FROM metric_chunk m JOIN (
     SELECT DISTINCT u.k, c.first_step FROM unnest($2::int[], $3::int[]) AS u(k, s)
     CROSS JOIN LATERAL (SELECT first_step, last_step FROM metric_chunk
                         WHERE run_num = $1 AND key_id = u.k AND first_step <= u.s
@@ -60,17 +63,37 @@ export async function foldedAmong(
     return e !== null && e !== undefined && p.step <= e;
   });
   if (!inside.length) return out;
-  const holders = await c.query<{ key_id: number; payload: Buffer }>(HOLDERS_SQL, [
-    runNum,
-    inside.map((p) => p.keyId),
-    inside.map((p) => p.step),
-  ]);
+  const holders = await c.query<{ key_id: number; first_step: number; last_step: number; payload: Buffer | null }>(
+    HOLDERS_SQL,
+    [runNum, inside.map((p) => p.keyId), inside.map((p) => p.step)],
+  );
   const wanted = new Set(inside.map((p) => `${p.keyId}:${p.step}`));
-  for (const row of holders.rows)
+  const dense = new Map<number, { f: number; l: number }[]>();
+  for (const row of holders.rows) {
+    if (!row.payload) {
+      const d = dense.get(row.key_id) ?? [];
+      dense.set(row.key_id, d);
+      d.push({ f: row.first_step, l: row.last_step });
+      continue;
+    }
     for (const s of decodeChunk(row.payload).steps) {
       const id = `${row.key_id}:${s}`;
       if (wanted.has(id)) out.add(id);
     }
+  }
+  for (const d of dense.values()) d.sort((x, y) => x.f - y.f);
+  for (const p of inside) {
+    const d = dense.get(p.keyId);
+    if (!d) continue;
+    let lo = 0;
+    let hi = d.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (d[mid]!.f <= p.step) lo = mid;
+      else hi = mid - 1;
+    }
+    if (d[lo]!.f <= p.step && p.step <= d[lo]!.l) out.add(`${p.keyId}:${p.step}`);
+  }
   return out;
 }
 

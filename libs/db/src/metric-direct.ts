@@ -10,7 +10,7 @@ import type { PointCols } from './metric-chunks';
 import { MAX_TIME, MIN_TIME } from './metric-codec';
 import { CHUNK_POINTS, writeChunks, type NewChunk } from './metric-fold';
 
-/** One key's fresh points of a batch, in the batch's order: indices into the batch's columns. */
+/** One key's fresh points of a batch, in the batch's order: indices into the batch's columns. Each key once. */
 export interface KeyRows {
   keyId: number;
   rows: number[];
@@ -25,14 +25,16 @@ interface KeyState {
   now_ms: number;
 }
 
-// per key: the end of its chunks, of its tail and the tail's size (index probes); now() as the tail's insert has it
+// per key: the end of its chunks, of its tail and the tail's size up to what matters (index probes); now() as the
+// tail's insert has it
 const STATE_SQL = `
   SELECT k.key_id,
     (SELECT last_step FROM metric_chunk WHERE run_num = $1 AND key_id = k.key_id ORDER BY first_step DESC LIMIT 1)
       AS chunk_last,
     (SELECT step FROM metric_point WHERE run_num = $1 AND key_id = k.key_id ORDER BY step LIMIT 1) AS tail_first,
     (SELECT step FROM metric_point WHERE run_num = $1 AND key_id = k.key_id ORDER BY step DESC LIMIT 1) AS tail_last,
-    (SELECT count(*)::int FROM metric_point WHERE run_num = $1 AND key_id = k.key_id) AS tail_n,
+    (SELECT count(*)::int FROM (SELECT 1 FROM metric_point WHERE run_num = $1 AND key_id = k.key_id LIMIT $3) x)
+      AS tail_n,
     (extract(epoch FROM now()) * 1000)::bigint::float8 AS now_ms
   FROM unnest($2::int[]) AS k(key_id)`;
 
@@ -65,7 +67,7 @@ export async function chunkFromBatch(
   // a key whose batch and tail together fill no chunk is not worth a look
   const maybe = keys.filter((k) => k.rows.length >= size / 2);
   if (!maybe.length) return none;
-  const state = await c.query<KeyState>(STATE_SQL, [runNum, maybe.map((k) => k.keyId)]);
+  const state = await c.query<KeyState>(STATE_SQL, [runNum, maybe.map((k) => k.keyId), 2 * size + 1]);
   const byId = new Map(state.rows.map((s) => [s.key_id, s]));
   const fresh = maybe.flatMap((k) => {
     const s = byId.get(k.keyId)!;

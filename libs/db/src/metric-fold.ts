@@ -135,9 +135,10 @@ async function foldSlice(
   const lock = await c.query('SELECT 1 FROM run WHERE num = $1 FOR NO KEY UPDATE', [runNum]);
   if (!lock.rowCount) return { moved: 0, more: [], resume: new Map() };
   // a run newer than the statistics looks tiny to the planner, which then reads all of a key's tail (a bitmap scan)
-  // and sorts it, for every slice: the primary key's order is the plan wanted (32 s → 5 s for 1M points)
+  // and sorts it, for every slice: the primary key's order is the plan wanted
+  // (and no JIT: a slice's queries are small, and compiling them costs 100 ms each)
   await c.query('SET LOCAL enable_bitmapscan = off');
-  await c.query('SET LOCAL enable_sort = off');
+  await c.query('SET LOCAL jit = off');
   const tail = await c.query<{ key_id: number; step: number; value: number; t: number }>(TAIL_SLICE_SQL, [
     runNum,
     [...keyIds],
@@ -165,15 +166,27 @@ async function foldSlice(
     const l = last.get(k);
     if (l) for (const s of p.steps) if (s <= l.last_step) late.push({ k, s });
   }
-  const ownerSteps = late.length
-    ? (
-        await c.query<{ key_id: number; first_step: number }>(OWNERS_SQL, [
-          runNum,
-          late.map((x) => x.k),
-          late.map((x) => x.s),
-        ])
-      ).rows
-    : [];
+  // owners of the late steps, a growing prefix of each key's at a time: a backfill scattered over many chunks
+  // stops being looked up once it has more owners than a slice takes (one lookup per late step made it quadratic)
+  const ownerSteps: { key_id: number; first_step: number }[] = [];
+  const pending = new Map<number, number[]>();
+  for (const x of late) pending.set(x.k, [...(pending.get(x.k) ?? []), x.s]);
+  const found = new Map<number, Set<number>>();
+  for (let n = 64; pending.size; n *= 4) {
+    const ask = [...pending].flatMap(([k, steps]) => steps.splice(0, n).map((st) => ({ k, s: st })));
+    const got = await c.query<{ key_id: number; first_step: number }>(OWNERS_SQL, [
+      runNum,
+      ask.map((x) => x.k),
+      ask.map((x) => x.s),
+    ]);
+    for (const o of got.rows) {
+      const f = found.get(o.key_id) ?? new Set<number>();
+      found.set(o.key_id, f);
+      if (!f.has(o.first_step)) ownerSteps.push(o);
+      f.add(o.first_step);
+    }
+    for (const [k, steps] of pending) if (!steps.length || (found.get(k)?.size ?? 0) > SLICE_CHUNKS) pending.delete(k);
+  }
   // at most SLICE_CHUNKS chunks re-encoded per key: late points scattered over many chunks (a backfill of one
   // step in each) take several slices, so a slice's work stays bounded
   const chosen: { k: number; f: number }[] = [];

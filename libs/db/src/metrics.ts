@@ -221,7 +221,11 @@ export function pointsToColumns(points: readonly MetricPoint[]): PointColumns {
   return { keys, ...cols };
 }
 
-const STEP_SPAN = 2 ** 31; // steps are int4: (key index, step) packs into one exact double
+/**
+ * A (key index in the batch, int4 step or bucket) as one exact double: the step offset to be non-negative, so a
+ * negative step cannot collide with another key's (a batch holds at most 1,000 keys, far under 2^21).
+ */
+const pack = (k: number, x: number) => k * 2 ** 32 + (x + 2 ** 31);
 
 /**
  * A Postgres array literal for numbers, built with one join: node-postgres would escape element by element,
@@ -306,8 +310,9 @@ export async function insertMetricPoints(
         `${PLAIN_INSERT} ON CONFLICT DO NOTHING RETURNING key_id, step`,
         [num, ks, steps, values, times],
       );
-      const fresh = new Set(res.rows.map((r) => r.key_id * STEP_SPAN + r.step));
-      inserted = rows.filter((i) => chunked.has(i) || fresh.has(idOf[cols.key[i]!]! * STEP_SPAN + cols.step[i]!));
+      // by key id (the database's, any size) and step
+      const fresh = new Set(res.rows.map((r) => `${r.key_id}:${r.step}`));
+      inserted = rows.filter((i) => chunked.has(i) || fresh.has(`${idOf[cols.key[i]!]!}:${cols.step[i]!}`));
     }
     const filled = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
     const full = filled.filter((k) => !direct?.keys.has(k));
@@ -336,7 +341,7 @@ function distinctRows(cols: PointColumns): number[] {
   if (increasing) return all;
   const seen = new Set<number>();
   return all.filter((i) => {
-    const id = cols.key[i]! * STEP_SPAN + cols.step[i]!;
+    const id = pack(cols.key[i]!, cols.step[i]!);
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
@@ -362,7 +367,7 @@ async function foldAggregates(
     const step = cols.step[i]!;
     const value = cols.value[i]!;
     const bucket = Math.floor(step / finest);
-    const id = k * STEP_SPAN + bucket;
+    const id = pack(k, bucket);
     const a = level.get(id);
     if (a) fold(a, step, value);
     else level.set(id, { ...fold(undefined, step, value), keyId: idOf[k]!, width: finest, bucket });

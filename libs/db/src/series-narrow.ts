@@ -47,58 +47,48 @@ interface Flat {
 function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly ChunkPart[]): void {
   let bucket: number | null = null;
   let k = out.b.length - 1;
+  /** Starts bucket `b` at its first point (step `fs`, value `first`) unless it is the open one; returns its index. */
+  const at = (b: number, fs: number, first: number) => {
+    if (b === bucket) return k;
+    bucket = b;
+    out.i.push(r.i);
+    out.b.push(b);
+    out.count.push(0);
+    out.nan.push(0);
+    out.min.push(null);
+    out.max.push(null);
+    out.first.push(first);
+    out.fs.push(fs);
+    return ++k;
+  };
   const add = (s: SubBucket) => {
-    const b = Math.floor(s.fs / r.w);
-    if (b !== bucket) {
-      bucket = b;
-      k++;
-      out.i.push(r.i);
-      out.b.push(b);
-      out.count.push(0);
-      out.nan.push(0);
-      out.min.push(null);
-      out.max.push(null);
-      out.first.push(s.first);
-      out.fs.push(s.fs);
-    }
-    out.count[k]! += s.count;
-    out.nan[k]! += s.nan;
-    out.last[k] = s.last;
-    out.ls[k] = s.ls;
-    if (s.min !== null && (out.min[k] === null || s.min < out.min[k]!)) out.min[k] = s.min;
-    if (s.max !== null && (out.max[k] === null || s.max > out.max[k]!)) out.max[k] = s.max;
+    const i = at(Math.floor(s.fs / r.w), s.fs, s.first);
+    out.count[i]! += s.count;
+    out.nan[i]! += s.nan;
+    out.last[i] = s.last;
+    out.ls[i] = s.ls;
+    if (s.min !== null && (out.min[i] === null || s.min < out.min[i]!)) out.min[i] = s.min;
+    if (s.max !== null && (out.max[i] === null || s.max > out.max[i]!)) out.max[i] = s.max;
   };
   for (const c of chunks) {
     if (c.summary) {
       readSummary(c.summary, c.firstStep, r.lo, r.hi, add);
       continue;
     }
-    // points one by one, inline: a zoom decodes up to 64 × buckets of them per series
+    // points one by one, with no object per point: a zoom decodes up to 64 × buckets of them per series
     const { steps, values } = c.points!;
     for (let j = 0; j < steps.length; j++) {
       const s = steps[j]!;
       if (s < r.lo || s > r.hi) continue;
       const v = values[j]!;
-      const b = Math.floor(s / r.w);
-      if (b !== bucket) {
-        bucket = b;
-        k++;
-        out.i.push(r.i);
-        out.b.push(b);
-        out.count.push(0);
-        out.nan.push(0);
-        out.min.push(null);
-        out.max.push(null);
-        out.first.push(v);
-        out.fs.push(s);
-      }
-      out.count[k]!++;
-      out.last[k] = v;
-      out.ls[k] = s;
-      if (Number.isNaN(v)) out.nan[k]!++;
+      const i = at(Math.floor(s / r.w), s, v);
+      out.count[i]!++;
+      out.last[i] = v;
+      out.ls[i] = s;
+      if (Number.isNaN(v)) out.nan[i]!++;
       else {
-        if (out.min[k] === null || v < out.min[k]!) out.min[k] = v;
-        if (out.max[k] === null || v > out.max[k]!) out.max[k] = v;
+        if (out.min[i] === null || v < out.min[i]!) out.min[i] = v;
+        if (out.max[i] === null || v > out.max[i]!) out.max[i] = v;
       }
     }
   }

@@ -235,6 +235,29 @@ describe('metric fold: chunks written by the batch', () => {
     ).toBe(0);
     expect(await series()).toEqual(before);
   });
+  it('keeps points of different keys apart at any steps, negative ones included (MLflow steps reach -2^31)', async () => {
+    const { run } = await seedRun(t.db);
+    const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
+      .rows[0]!.num;
+    // (key 0, step 5) and (key 1, step 5 - 2^31) once packed into the same number: the repeat check (a batch
+    // whose steps go back) dropped the second
+    const b: PointColumns = { keys: ['nx', 'ny'], key: [0, 1, 0], step: [5, 5 - 2 ** 31, 1], value: [1, 2, 3] };
+    expect(await insertMetricPoints(t.db.pool, run.id, b)).toMatchObject({ inserted: 3, skipped: 0 });
+    // and the count after a conflict took a stored point for the new one it collided with (key ids in a row)
+    const ids = await resolveKeyIds(t.db.pool, ['na', 'nb']);
+    expect(ids.get('nb')! - ids.get('na')!).toBe(1);
+    await insertMetricPoints(t.db.pool, run.id, { keys: ['na'], key: [0], step: [5], value: [1] });
+    const mixed: PointColumns = { keys: ['na', 'nb'], key: [0, 1], step: [5, 5 - 2 ** 31], value: [1, 2] };
+    expect(await insertMetricPoints(t.db.pool, run.id, mixed)).toMatchObject({ inserted: 1, skipped: 1 });
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 5, distinct: 5 });
+    const counts = await t.db.pool.query('SELECT key, count FROM run_metric WHERE run_id = $1 ORDER BY key', [run.id]);
+    expect(counts.rows).toEqual([
+      { key: 'na', count: 1 },
+      { key: 'nb', count: 1 },
+      { key: 'nx', count: 2 },
+      { key: 'ny', count: 1 },
+    ]);
+  });
 });
 
 describe('metric fold: MLflow history pages', () => {
