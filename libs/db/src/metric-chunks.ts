@@ -32,10 +32,11 @@ const CHUNK_END_SQL = `
   FROM unnest($2::int[]) AS k(key_id)`;
 
 // the chunks holding some of the steps (the last chunk starting at or before each, if it reaches it)
-// a dense chunk (a step for every step of its range) holds them all: no payload needed
+// a dense chunk (a step for every step of its range) holds them all: no payload needed (in bigint: a chunk's range
+// can span all of int4)
 const HOLDERS_SQL = `
   SELECT m.key_id, m.first_step, m.last_step,
-         CASE WHEN m.count <> m.last_step - m.first_step + 1 THEN m.payload END AS payload
+         CASE WHEN m.count::bigint <> m.last_step::bigint - m.first_step + 1 THEN m.payload END AS payload
   FROM metric_chunk m JOIN (
     SELECT DISTINCT u.k, c.first_step FROM unnest($2::int[], $3::int[]) AS u(k, s)
     CROSS JOIN LATERAL (SELECT first_step, last_step FROM metric_chunk

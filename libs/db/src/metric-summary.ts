@@ -73,8 +73,10 @@ class ByteWriter {
  * Whether a value is sent as float32 (series-narrow.ts f4: 0, or a magnitude from 1.2e-38 to 3.4e38), or is a
  * float32 already (±Infinity, NaN, a float32 metric): then float32 keeps all the wire shows of it.
  */
+const onWireAsF32 = (v: number) => v === 0 || (Math.abs(v) >= 1.2e-38 && Math.abs(v) <= 3.4e38);
+// the rounded value must be one the wire rounds too: 1.2e-38 itself rounds to a float32 just under the bound
 const asF32 = (v: number) =>
-  v === 0 || Number.isNaN(v) || Object.is(Math.fround(v), v) || (Math.abs(v) >= 1.2e-38 && Math.abs(v) <= 3.4e38);
+  Number.isNaN(v) || Object.is(Math.fround(v), v) || (onWireAsF32(v) && onWireAsF32(Math.fround(v)));
 /** A value as the summary keeps it. */
 const kept = (v: number) => (asF32(v) ? Math.fround(v) : v);
 

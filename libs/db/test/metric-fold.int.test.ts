@@ -258,6 +258,34 @@ describe('metric fold: chunks written by the batch', () => {
       { key: 'ny', count: 1 },
     ]);
   });
+  it('answers a resend into a chunk spanning all of int4 (the dense-chunk check in bigint)', async () => {
+    const s = await seeded(
+      'span',
+      cols('span', [0, 2 ** 31 - 1], (x) => x),
+    );
+    await foldKey(t.db.pool, s.num, s.keyId, { force: true });
+    expect((await chunks(s.num, s.keyId)).map((r) => [r.first_step, r.last_step])).toEqual([[0, 2 ** 31 - 1]]);
+    const again = await insertMetricPoints(
+      t.db.pool,
+      s.run.id,
+      cols('span', [0, 5], (x) => x),
+    );
+    expect(again).toMatchObject({ inserted: 1, skipped: 1 });
+  });
+
+  it('gives the same series JSON from summaries as from points at the edge of float32 (±1.2e-38)', async () => {
+    const edge = [1.2e-38, -1.2e-38, 1.20000001e-38, 1.19999999e-38, 3.4e38, -3.4e38, 3.40000001e38];
+    const s = await seeded(
+      'edge',
+      cols('edge', range(0, 640), (_, i) => edge[i % edge.length]! * (1 + (i % 3) * 1e-12)),
+    );
+    const series = () =>
+      querySeries(t.db.pool, [{ runId: s.run.id, key: 'edge', buckets: 10, minStep: 0, maxStep: 639 }]);
+    const before = await series();
+    expect(before[0]!.mode === 'buckets' && before[0]!.width).toBe(64);
+    await foldKey(t.db.pool, s.num, s.keyId, { force: true });
+    expect(await series()).toEqual(before);
+  });
 });
 
 describe('metric fold: MLflow history pages', () => {

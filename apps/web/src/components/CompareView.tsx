@@ -102,11 +102,18 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
   // VFT parents count their own steps (hundreds) while alignment runs count theirs from 0: shown apart by default
   const mixed = allRuns.some((r) => r.parentRunId === null) && allRuns.some((r) => r.parentRunId !== null);
   // the chart's choices live in the URL (chart, show, band, parents), so a link or a saved view keeps them
-  const params = useSearchParams();
+  const urlParams = useSearchParams();
+  // Next hands the replaced URL to useSearchParams a render later: the choices are kept here too, so a control
+  // shows its new state at once (a checkbox flipped back until then); a navigation to another query drops them
+  const [chosen, setChosen] = useState<URLSearchParams | null>(null);
+  const urlQuery = urlParams.toString();
+  useEffect(() => setChosen(null), [urlQuery]);
+  const params = chosen ?? urlParams;
   const setParam = (k: string, v: string | null) => {
     const q = new URLSearchParams(window.location.search);
     if (v === null) q.delete(k);
     else q.set(k, v);
+    setChosen(q);
     // replaceState, not router.replace: a choice redraws the chart, not the server-rendered page
     window.history.replaceState(null, '', `${window.location.pathname}?${q.toString()}`);
   };
