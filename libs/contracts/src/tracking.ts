@@ -40,19 +40,35 @@ export const jsonObject = z.record(z.string().max(200), z.unknown()).superRefine
   }
 });
 
+const time = z.number().int().min(0).max(LIMITS.maxTimeMs, `time is at most ${LIMITS.maxTimeMs} (ms since the epoch)`);
+
 export const metricPointInput = z.object({
   key: metricKey,
   step,
   value: wireNumber,
   /** Milliseconds since the epoch; the server's clock when absent. */
-  time: z
-    .number()
-    .int()
-    .min(0)
-    .max(LIMITS.maxTimeMs, `time is at most ${LIMITS.maxTimeMs} (ms since the epoch)`)
-    .optional(),
+  time: time.optional(),
 });
 export type MetricPointInput = z.infer<typeof metricPointInput>;
+
+const intIn = (lo: number, hi: number) => (v: unknown) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+
+/**
+ * `z.array(item)` for a 10,000-entry column: one plain loop checks it (`ok` accepts exactly what `item` accepts),
+ * and zod parses it element by element only when that loop finds a bad entry, to word the error as always (its
+ * index, the item's message). zod's own per-element parse was about 12% of the server's work per ingested point.
+ */
+function column<T extends z.ZodType>(item: T, ok: (v: unknown) => boolean, max = Infinity, tooMany = '') {
+  const full = max === Infinity ? z.array(item) : z.array(item).max(max, tooMany);
+  return z.unknown().transform((v, ctx) => {
+    if (Array.isArray(v) && v.length <= max && v.every(ok)) return v as z.output<T>[];
+    const r = full.safeParse(v);
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message });
+    return z.NEVER;
+  }) as unknown as z.ZodType<z.output<T>[], z.input<T>[]>;
+}
 
 /**
  * The compact form of a batch, which the SDK sends: each key name once, then one column per field.
@@ -62,15 +78,19 @@ export const metricColumns = z
   .object({
     keys: z.array(metricKey).min(1).max(1000, 'at most 1000 distinct keys per batch'),
     /** Index into `keys` for each point. */
-    key: z
-      .array(z.number().int().min(0))
-      .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`),
-    step: z.array(step),
-    value: z.array(wireNumber),
+    key: column(
+      z.number().int().min(0),
+      intIn(0, Number.MAX_SAFE_INTEGER),
+      LIMITS.pointsPerBatch,
+      `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`,
+    ),
+    step: column(step, intIn(0, LIMITS.maxStep)),
+    value: column(
+      wireNumber,
+      (v) => (typeof v === 'number' && Number.isFinite(v)) || v === 'NaN' || v === 'Infinity' || v === '-Infinity',
+    ),
     /** Milliseconds since the epoch for each point; the server's clock when absent. */
-    time: z
-      .array(z.number().int().min(0).max(LIMITS.maxTimeMs, `time is at most ${LIMITS.maxTimeMs} (ms since the epoch)`))
-      .optional(),
+    time: column(time, intIn(0, LIMITS.maxTimeMs)).optional(),
   })
   .superRefine((c, ctx) => {
     const n = c.key.length;
