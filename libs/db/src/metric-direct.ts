@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 import type { PointCols } from './metric-chunks';
 import { MAX_TIME, MIN_TIME } from './metric-codec';
-import { CHUNK_POINTS, writeChunks, type NewChunk } from './metric-fold';
+import { CHUNK_POINTS, cutTail, writeChunks, type NewChunk } from './metric-fold';
 
 /** One key's fresh points of a batch, in the batch's order: indices into the batch's columns. Each key once. */
 export interface KeyRows {
@@ -86,7 +86,7 @@ export async function chunkFromBatch(
     : [];
   const made: NewChunk[] = [];
   const untouched = new Set<number>();
-  const cut: { keyId: number; upTo: number }[] = [];
+  const cut: { keyId: number; from: number; upTo: number }[] = [];
   for (const k of fresh) {
     const p: PointCols = { steps: [], values: [], times: [] };
     for (const r of tail)
@@ -116,16 +116,11 @@ export async function chunkFromBatch(
           times: p.times.slice(b, b + size),
         },
       });
-    if (fromTail) cut.push({ keyId: k.keyId, upTo: p.steps[Math.min(take, fromTail) - 1]! });
+    if (fromTail) cut.push({ keyId: k.keyId, from: p.steps[0]!, upTo: p.steps[Math.min(take, fromTail) - 1]! });
     for (let j = fromTail; j < take; j++) done.add(k.rows[j - fromTail]!);
   }
   if (!made.length) return none;
   await writeChunks(c, runNum, [], made);
-  if (cut.length)
-    await c.query(
-      `DELETE FROM metric_point p USING unnest($2::int[], $3::int[]) AS d(k, s)
-       WHERE p.run_num = $1 AND p.key_id = d.k AND p.step <= d.s`,
-      [runNum, cut.map((x) => x.keyId), cut.map((x) => x.upTo)],
-    );
+  await cutTail(c, runNum, cut);
   return { rows: done, keys: new Set(fresh.map((k) => k.keyId).filter((k) => !untouched.has(k))) };
 }

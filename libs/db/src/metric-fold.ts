@@ -170,7 +170,11 @@ async function foldSlice(
   // stops being looked up once it has more owners than a slice takes (one lookup per late step made it quadratic)
   const ownerSteps: { key_id: number; first_step: number }[] = [];
   const pending = new Map<number, number[]>();
-  for (const x of late) pending.set(x.k, [...(pending.get(x.k) ?? []), x.s]);
+  for (const x of late) {
+    const steps = pending.get(x.k);
+    if (steps) steps.push(x.s);
+    else pending.set(x.k, [x.s]);
+  }
   const found = new Map<number, Set<number>>();
   for (let n = 64; pending.size; n *= 4) {
     const ask = [...pending].flatMap(([k, steps]) => steps.splice(0, n).map((st) => ({ k, s: st })));
@@ -279,12 +283,22 @@ async function foldSlice(
   if (!made.length) return { moved: 0, more, resume };
   await writeChunks(c, runNum, gone, made);
   await opts.beforeTailDelete?.();
+  return { moved: await cutTail(c, runNum, cut), more, resume };
+}
+
+/** Deletes the tail rows now in chunks: per key, the steps from `from` to `upTo`. Returns how many. */
+export async function cutTail(
+  c: PoolClient,
+  runNum: string,
+  cut: readonly { keyId: number; from: number; upTo: number }[],
+): Promise<number> {
+  if (!cut.length) return 0;
   const del = await c.query(
     `DELETE FROM metric_point p USING unnest($2::int[], $3::int[], $4::int[]) AS d(k, lo, s)
      WHERE p.run_num = $1 AND p.key_id = d.k AND p.step BETWEEN d.lo AND d.s`,
     [runNum, cut.map((x) => x.keyId), cut.map((x) => x.from), cut.map((x) => x.upTo)],
   );
-  return { moved: del.rowCount ?? 0, more, resume };
+  return del.rowCount ?? 0;
 }
 
 async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep: number): Promise<Buffer | null> {
