@@ -2,10 +2,10 @@
  * The metric chunk codec (docs/architecture.md, "The metric store"): up to a few thousand points of one (run, key)
  * in strictly increasing step order → bytes, and back, exactly (NaN, ±Infinity and -0 included). Pure: no database.
  *
- * Layout, one bit stream: count (32 bits), first step (32), first wall time (64, ms), first value (64, float64 bits);
- * then per further point its step and time as delta-of-delta (Gorilla's variable-width buckets, zigzagged) and its
- * value as Gorilla XOR against the previous value (leading/trailing zero windows). Steps start from an expected
- * delta of 1 and times from 0, the common cases. The chunk's header (min/max/first/last/NaN count) is computed
+ * Layout, one bit stream (or several end to end: decodeChunk): count (32 bits), first step (32), first wall time
+ * (64, ms), first value (64, float64 bits); then per further point its step and time as delta-of-delta (Gorilla's
+ * variable-width buckets, zigzagged) and its value as Gorilla XOR against the previous value (leading/trailing zero
+ * windows). Steps start from an expected delta of 1 and times from 0, the common cases. The chunk's header (min/max/first/last/NaN count) is computed
  * here but stored in table columns, not in the payload, so reads that need only headers never touch the bytes.
  */
 
@@ -99,6 +99,15 @@ class BitReader {
   private byte = 0;
   private bit = 0;
   constructor(private readonly buf: Uint8Array) {}
+
+  /** Skips to the next byte boundary (where an encoder's output ends); false when no byte is left after it. */
+  nextByte(): boolean {
+    if (this.bit > 0) {
+      this.bit = 0;
+      this.byte++;
+    }
+    return this.byte < this.buf.length;
+  }
 
   /** Reads `n` (≤ 32) bits as an unsigned number. */
   read(n: number): number {
@@ -266,8 +275,32 @@ export function encodeChunk(p: ChunkPoints): Uint8Array {
   return w.bytes();
 }
 
+/**
+ * Decodes a payload: one encoder output, or several laid end to end (a sealed chunk, metric-seal.ts, is its small
+ * chunks' payloads joined as they are: each starts on a byte boundary with its own count and first point).
+ */
 export function decodeChunk(bytes: Uint8Array): DecodedChunk {
   const r = new BitReader(bytes);
+  const first = decodeSegment(r);
+  if (!r.nextByte()) return first;
+  const parts = [first];
+  do parts.push(decodeSegment(r));
+  while (r.nextByte());
+  const n = parts.reduce((a, p) => a + p.steps.length, 0);
+  const out: DecodedChunk = { steps: new Int32Array(n), values: new Float64Array(n), times: new Float64Array(n) };
+  let at = 0;
+  for (const p of parts) {
+    if (at > 0 && p.steps[0]! <= out.steps[at - 1]!)
+      throw new RangeError('metric chunk: joined payloads out of step order');
+    out.steps.set(p.steps, at);
+    out.values.set(p.values, at);
+    out.times.set(p.times, at);
+    at += p.steps.length;
+  }
+  return out;
+}
+
+function decodeSegment(r: BitReader): DecodedChunk {
   const n = r.read(32);
   const steps = new Int32Array(n);
   const values = new Float64Array(n);

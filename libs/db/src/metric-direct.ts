@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 import type { PointCols } from './metric-chunks';
 import { MAX_TIME, MIN_TIME } from './metric-codec';
-import { CHUNK_POINTS, cutTail, writeChunks, type NewChunk } from './metric-fold';
+import { CHUNK_POINTS, cutTail, writeChunks, type NewChunk } from './metric-write';
 
 /** One key's fresh points of a batch, in the batch's order: indices into the batch's columns. Each key once. */
 export interface KeyRows {

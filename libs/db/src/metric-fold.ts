@@ -6,22 +6,28 @@
  * so a fold's time and memory are bounded however long the run; a key with more waiting takes further slices.
  */
 import type { Pool, PoolClient } from 'pg';
-import { chunkHeader, decodeChunk, encodeChunk } from './metric-codec';
-import { encodeSummary } from './metric-summary';
-import { floatArray, STEP_MIN, type PointCols } from './metric-chunks';
+import { decodeChunk } from './metric-codec';
+import { STEP_MIN, type PointCols } from './metric-chunks';
+import { sealedPoints, sealKeys } from './metric-seal';
+import { noteTailDeletes } from './metric-tail-vacuum';
+import {
+  CHUNK_POINTS,
+  cutTail,
+  PAYLOADS_SQL,
+  SLICE_CHUNKS,
+  SLICE_KEYS,
+  writeChunks,
+  type NewChunk,
+} from './metric-write';
 import { withTransaction } from './touch';
-
-/** Points a fold packs into one chunk (a chunk that absorbs late points may hold up to 1.5× as many). */
-export const CHUNK_POINTS = 1000;
-/** Chunks' worth of each key's tail one slice folds at most. */
-export const SLICE_CHUNKS = 8;
-/** Keys one slice folds at most: with SLICE_CHUNKS, at most 32,000 points decoded and encoded per transaction. */
-export const SLICE_KEYS = 4;
 
 export interface FoldOptions {
   /** Fold every tail point, however few (a finished run); otherwise only whole chunks. */
   force?: boolean;
+  /** Points a chunk is cut at (CHUNK_POINTS); sealing merges four of them (metric-seal.ts). */
   chunkPoints?: number;
+  /** false: no sealing after a forced fold (the fold's own tests). */
+  seal?: boolean;
   /** Test hook: called after the chunks are written and before the tail rows are deleted, inside the transaction. */
   beforeTailDelete?: () => Promise<void>;
 }
@@ -31,11 +37,6 @@ interface OldChunk {
   last_step: number;
   count: number;
   payload: Buffer | null;
-}
-
-export interface NewChunk {
-  keyId: number;
-  p: PointCols;
 }
 
 // from a step on: a continuing slice starts past what the last one folded, not at the dead rows it left behind
@@ -61,11 +62,6 @@ const OWNERS_SQL = `
      ORDER BY first_step DESC LIMIT 1),
     (SELECT first_step FROM metric_chunk WHERE run_num = $1 AND key_id = u.k ORDER BY first_step LIMIT 1)) AS first_step
   FROM unnest($2::int[], $3::int[]) AS u(k, s)`;
-
-const PAYLOADS_SQL = `
-  SELECT m.key_id, m.first_step, m.last_step, m.count, m.payload
-  FROM unnest($2::int[], $3::int[]) AS u(k, f)
-  JOIN metric_chunk m ON m.run_num = $1 AND m.key_id = u.k AND m.first_step = u.f`;
 
 const cols = (): PointCols => ({ steps: [], values: [], times: [] });
 const push = (p: PointCols, q: PointCols, i: number) => {
@@ -273,7 +269,9 @@ async function foldSlice(
     }
     for (const [firstStep, p] of rewritten) {
       gone.push({ keyId, firstStep });
-      for (const q of p.steps.length > 1.5 * size ? pieces(p, size) : [p]) made.push({ keyId, p: q });
+      // a sealed chunk keeps its size: cut into fold-sized pieces it would only be sealed again
+      const cap = Math.max(size, mine.find((o) => o.first_step === firstStep)!.count);
+      for (const q of p.steps.length > 1.5 * cap ? pieces(p, cap) : [p]) made.push({ keyId, p: q });
     }
     const lateMax = toOwner.reduce((m, p) => Math.max(m, ...p.steps), -Infinity);
     const upTo = freshTaken > 0 ? fresh.steps[freshTaken - 1]! : lateMax;
@@ -286,21 +284,6 @@ async function foldSlice(
   return { moved: await cutTail(c, runNum, cut), more, resume };
 }
 
-/** Deletes the tail rows now in chunks: per key, the steps from `from` to `upTo`. Returns how many. */
-export async function cutTail(
-  c: PoolClient,
-  runNum: string,
-  cut: readonly { keyId: number; from: number; upTo: number }[],
-): Promise<number> {
-  if (!cut.length) return 0;
-  const del = await c.query(
-    `DELETE FROM metric_point p USING unnest($2::int[], $3::int[], $4::int[]) AS d(k, lo, s)
-     WHERE p.run_num = $1 AND p.key_id = d.k AND p.step BETWEEN d.lo AND d.s`,
-    [runNum, cut.map((x) => x.keyId), cut.map((x) => x.from), cut.map((x) => x.upTo)],
-  );
-  return del.rowCount ?? 0;
-}
-
 async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep: number): Promise<Buffer | null> {
   const r = await c.query<{ payload: Buffer }>(
     'SELECT payload FROM metric_chunk WHERE run_num = $1 AND key_id = $2 AND first_step = $3',
@@ -309,45 +292,11 @@ async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep
   return r.rows[0]?.payload ?? null;
 }
 
-export async function writeChunks(
-  c: PoolClient,
-  runNum: string,
-  gone: readonly { keyId: number; firstStep: number }[],
-  made: readonly NewChunk[],
-): Promise<void> {
-  if (gone.length)
-    await c.query(
-      `DELETE FROM metric_chunk c USING unnest($2::int[], $3::int[]) AS g(k, s)
-       WHERE c.run_num = $1 AND c.key_id = g.k AND c.first_step = g.s`,
-      [runNum, gone.map((g) => g.keyId), gone.map((g) => g.firstStep)],
-    );
-  const h = made.map((m) => chunkHeader(m.p));
-  await c.query(
-    `INSERT INTO metric_chunk (run_num, key_id, first_step, last_step, count, nan_count, min, max,
-                               first_value, last_value, payload, summary)
-     SELECT $1, * FROM unnest($2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::float8[], $8::float8[],
-                              $9::float8[], $10::float8[], $11::bytea[], $12::bytea[])`,
-    [
-      runNum,
-      made.map((m) => m.keyId),
-      h.map((x) => x.firstStep),
-      h.map((x) => x.lastStep),
-      h.map((x) => x.count),
-      h.map((x) => x.nanCount),
-      floatArray(h.map((x) => x.min)),
-      floatArray(h.map((x) => x.max)),
-      floatArray(h.map((x) => x.firstValue)),
-      floatArray(h.map((x) => x.lastValue)),
-      made.map((m) => Buffer.from(encodeChunk(m.p))),
-      made.map((m) => encodeSummary(m.p.steps, m.p.values)),
-    ],
-  );
-}
-
 /**
  * Folds keys of one run, SLICE_KEYS keys and SLICE_CHUNKS chunks' worth of each per transaction, until what is
- * left is under a chunk (or, with `force`, nothing). Idempotent: a second call finds less than a chunk waiting and
- * does nothing. Returns the points moved out of the tail.
+ * left is under a chunk (or, with `force`, nothing); with `force` (a run that has ended) then seals them
+ * (metric-seal.ts). Idempotent: a second call finds less than a chunk waiting and nothing to seal, and does nothing. Returns
+ * the points moved out of the tail.
  */
 export async function foldKeys(
   pool: Pool,
@@ -356,7 +305,8 @@ export async function foldKeys(
   opts: FoldOptions = {},
 ): Promise<number> {
   let moved = 0;
-  const todo = [...new Set(keyIds)];
+  const todoKeys = [...new Set(keyIds)];
+  const todo = [...todoKeys];
   const alone: number[] = [];
   const from = new Map<number, number>();
   while (todo.length || alone.length) {
@@ -376,6 +326,9 @@ export async function foldKeys(
     }
   }
   if (moved) noteTailDeletes(pool, moved);
+  // a run that has ended grows no more: its small chunks are sealed now (a live run's, by the sweep)
+  if (opts.force && opts.seal !== false)
+    await sealKeys(pool, runNum, todoKeys, { final: true, sealed: sealedPoints(opts.chunkPoints) });
   return moved;
 }
 
@@ -383,10 +336,11 @@ export function foldKey(pool: Pool, runNum: string, keyId: number, opts: FoldOpt
   return foldKeys(pool, runNum, [keyId], opts);
 }
 
-/** Folds every key of a run with tail points (`force`: all of them, for a run that has ended). */
+/** Folds and seals every key of a run (`force`: all of its tail, for a run that has ended). */
 export async function foldRun(pool: Pool, runNum: string, opts: FoldOptions = {}): Promise<number> {
   const keys = await pool.query<{ key_id: number }>(
-    'SELECT DISTINCT key_id FROM metric_point WHERE run_num = $1 ORDER BY key_id',
+    `SELECT key_id FROM metric_point WHERE run_num = $1 UNION SELECT key_id FROM metric_chunk WHERE run_num = $1
+     ORDER BY key_id`,
     [runNum],
   );
   return foldKeys(
@@ -396,49 +350,3 @@ export async function foldRun(pool: Pool, runNum: string, opts: FoldOptions = {}
     opts,
   );
 }
-
-/**
- * Folded tail rows leave dead tuples, and the tail's primary-key index keeps every page it ever grew to until a
- * vacuum marks them free: without one (autovacuum off, or behind a burst of ingest) the tail's table and index grow
- * as if nothing were ever folded (33 of 43 bytes a point after 10M points, autovacuum off). So each process
- * vacuums the tail itself after every tailVacuumRows() rows its folds deleted (AFT_METRIC_TAIL_VACUUM_ROWS, default
- * 250,000). Plain VACUUM blocks no reader or writer; it runs on its own connection, with a session advisory lock
- * so one runs at a time across processes, SKIP_LOCKED so it never waits for a table lock, and TRUNCATE false so it
- * never takes the exclusive lock that cutting the file's end needs. A failure only leaves it to the next one.
- */
-export const tailVacuumRows = () => Number(process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] ?? 250_000);
-const tailVacuum = new WeakMap<Pool, { deleted: number; running: Promise<void> | null }>();
-const VACUUM_LOCK = 0x61667476; // 'aftv'
-
-function noteTailDeletes(pool: Pool, n: number): void {
-  let v = tailVacuum.get(pool);
-  if (!v) tailVacuum.set(pool, (v = { deleted: 0, running: null }));
-  v.deleted += n;
-  if (v.deleted < tailVacuumRows() || v.running) return;
-  v.deleted = 0;
-  const state = v;
-  state.running = vacuumTail(pool)
-    .catch(() => undefined)
-    .finally(() => (state.running = null));
-}
-
-async function vacuumTail(pool: Pool): Promise<void> {
-  const c = await pool.connect();
-  try {
-    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [VACUUM_LOCK]);
-    if (!got.rows[0]?.ok) return;
-    try {
-      // a request's statement_timeout would cut a long vacuum short, and its work with it
-      await c.query('SET statement_timeout = 0');
-      await c.query('VACUUM (SKIP_LOCKED, TRUNCATE false) metric_point');
-    } finally {
-      await c.query('RESET statement_timeout');
-      await c.query('SELECT pg_advisory_unlock($1)', [VACUUM_LOCK]);
-    }
-  } finally {
-    c.release();
-  }
-}
-
-/** The tail vacuum this process has under way for `pool`, if any (tests and benches wait for it). */
-export const tailVacuumDone = (pool: Pool): Promise<void> => tailVacuum.get(pool)?.running ?? Promise.resolve();

@@ -94,13 +94,12 @@ export const SUMMARY_MIN_FILL = 16;
 
 /** The summary of points whose steps strictly increase; empty when they are too sparse to be worth one. */
 export function encodeSummary(steps: ArrayLike<number>, values: ArrayLike<number>): Buffer {
-  const w = new ByteWriter();
   const n = steps.length;
   let occupied = 1;
   for (let i = 1; i < n; i++)
     if (Math.floor(steps[i]! / SUMMARY_WIDTH) !== Math.floor(steps[i - 1]! / SUMMARY_WIDTH)) occupied++;
   if (n < SUMMARY_MIN_FILL * occupied) return Buffer.alloc(0);
-  let prevBucket = Math.floor(steps[0]! / SUMMARY_WIDTH);
+  const subs: SubBucket[] = [];
   let i = 0;
   while (i < n) {
     const b = Math.floor(steps[i]! / SUMMARY_WIDTH);
@@ -118,23 +117,63 @@ export function encodeSummary(steps: ArrayLike<number>, values: ArrayLike<number
       }
       j++;
     }
-    const first = values[i]!;
-    const last = values[j - 1]!;
+    subs.push({
+      b,
+      count: j - i,
+      nan,
+      min,
+      max,
+      first: values[i]!,
+      last: values[j - 1]!,
+      fs: steps[i]!,
+      ls: steps[j - 1]!,
+    });
+    i = j;
+  }
+  return writeSummary(subs);
+}
+
+/**
+ * The summary of chunks joined end to end (a sealed chunk, metric-seal.ts), from theirs: a sub-bucket two of them
+ * share is merged. Null when one of them has none (too sparse, or stored before summaries): then the points decide.
+ */
+export function joinSummaries(parts: readonly { summary: Uint8Array | null; firstStep: number }[]): Buffer | null {
+  const subs: SubBucket[] = [];
+  for (const part of parts) {
+    if (!part.summary?.length) return null;
+    readSummary(part.summary, part.firstStep, -Infinity, Infinity, (x) => {
+      const prev = subs.at(-1);
+      if (prev?.b !== x.b) return void subs.push({ ...x });
+      prev.count += x.count;
+      prev.nan += x.nan;
+      if (x.min !== null && (prev.min === null || x.min < prev.min)) prev.min = x.min;
+      if (x.max !== null && (prev.max === null || x.max > prev.max)) prev.max = x.max;
+      prev.last = x.last;
+      prev.ls = x.ls;
+    });
+  }
+  return writeSummary(subs);
+}
+
+function writeSummary(subs: readonly SubBucket[]): Buffer {
+  const w = new ByteWriter();
+  let prevBucket = subs[0]?.b ?? 0;
+  for (const { b, count, nan, min, max, first, last, fs: firstStep, ls: lastStep } of subs) {
     const codes = [
       min === null ? NONE : asF32(min) ? F32 : F64,
       max === null ? NONE : asF32(max) ? F32 : F64,
       valueCode(first, min, max),
       valueCode(last, min, max),
     ];
-    const fs = steps[i]! - b * SUMMARY_WIDTH;
-    const ls = steps[j - 1]! - b * SUMMARY_WIDTH;
+    const fs = firstStep - b * SUMMARY_WIDTH;
+    const ls = lastStep - b * SUMMARY_WIDTH;
     const full = fs === 0 && ls === SUMMARY_WIDTH - 1;
     w.varint((b - prevBucket) * 4 + (full ? 1 : 0) + (nan === 0 ? 2 : 0));
     if (!full) {
       w.byte(fs);
       w.byte(ls);
     }
-    w.varint(j - i);
+    w.varint(count);
     if (nan) w.varint(nan);
     w.byte(codes[0]! | (codes[1]! << 2) | (codes[2]! << 4) | (codes[3]! << 6));
     [min, max, first, last].forEach((v, k) => {
@@ -142,7 +181,6 @@ export function encodeSummary(steps: ArrayLike<number>, values: ArrayLike<number
       else if (codes[k] === F64) w.f64(v!);
     });
     prevBucket = b;
-    i = j;
   }
   return Buffer.from(w.buf.buffer, 0, w.len);
 }

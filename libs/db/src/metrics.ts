@@ -1,7 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { foldedAmong } from './metric-chunks';
 import { chunkFromBatch } from './metric-direct';
-import { CHUNK_POINTS, foldKeys } from './metric-fold';
+import { foldKeys } from './metric-fold';
+import { CHUNK_POINTS } from './metric-write';
 import { metricFoldMode, metricFolder } from './metric-folder';
 import { touchRun, withTransaction } from './touch';
 

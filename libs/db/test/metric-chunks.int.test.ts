@@ -256,6 +256,8 @@ describe('metric chunks: crashes and races', () => {
     const ids = await resolveKeyIds(t.db.pool, keys);
     const p = await readPoints(t.db.pool, num, ids.get('k7')!, STEP_MIN, STEP_MAX);
     expect(p.values).toEqual(Array.from({ length: n }, (_, i) => 7 + i / n));
+    // the loop sealed too (four 100-point chunks into one), and was killed at random moments of that as well
+    expect((await chunkRows(num, ids.get('k7')!)).map((r) => r.count)).toEqual([400, 400, 100, 100]);
   });
 
   it('stores each point once when a fold races a late retry of an old batch', async () => {
@@ -321,6 +323,7 @@ describe('metric chunks: crashes and races', () => {
   });
 
   it('by default writes whole chunks of a batch straight away, folds the rest in the background and at run end', async () => {
+    await metricFolder(t.db.pool).idle(); // nothing of an earlier test still folding
     const { run, team } = await seedRun(t.db);
     const num = (await t.db.pool.query('SELECT num::text AS num FROM run WHERE id = $1', [run.id])).rows[0].num;
     const b = batch('ends', 0, 2100);
@@ -336,19 +339,19 @@ describe('metric chunks: crashes and races', () => {
     // a batch of fresh points: its whole chunk is written by the request itself, the rest waits in the tail
     expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: 999, count: 1000 }]);
     expect(await tailCount(num, keyId)).toBe(300);
-    // small batches go to the tail; the one that fills a chunk queues a background fold, after the request
-    for (let from = 1300; from < 2100; from += 100) await insertMetricPoints(t.db.pool, run.id, part(from, from + 100));
-    expect(await tailCount(num, keyId)).toBe(1100);
+    // small batches go to the tail; the one that fills a chunk queues a background fold, which starts only after the
+    // request has answered (a macrotask later: the count read at once sees the tail whole)
+    for (let from = 1300; from < 2000; from += 100) await insertMetricPoints(t.db.pool, run.id, part(from, from + 100));
+    expect(await tailCount(num, keyId)).toBe(1000);
     await metricFolder(t.db.pool).idle();
+    expect(await tailCount(num, keyId)).toBe(0);
+    await insertMetricPoints(t.db.pool, run.id, part(2000, 2100));
     expect(await tailCount(num, keyId)).toBe(100);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
     await metricFolder(t.db.pool).idle();
     expect(await tailCount(num, keyId)).toBe(0);
-    // the short rest joined the last chunk: forced folds leave no small chunks behind
-    expect(await chunkRows(num, keyId)).toEqual([
-      { first_step: 0, last_step: 999, count: 1000 },
-      { first_step: 1000, last_step: 2099, count: 1100 },
-    ]);
+    // the short rest joined the last chunk, and the run's end sealed its chunks into one (metric-seal.ts)
+    expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: 2099, count: 2100 }]);
     expectExact(await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX), b);
     // a batch sent again stores nothing twice
     expect(await insertMetricPoints(t.db.pool, run.id, part(0, 1300))).toMatchObject({ inserted: 0, skipped: 1300 });

@@ -40,6 +40,32 @@ describe('metric chunk codec', () => {
     );
   });
 
+  it('decodes payloads joined end to end as their points in order (a sealed chunk), and refuses them out of order', () => {
+    fc.assert(
+      fc.property(chunkArb, fc.integer({ min: 1, max: 5 }), (p, parts) => {
+        const n = p.steps.length;
+        const cuts = [0, ...Array.from({ length: parts - 1 }, (_, i) => Math.floor(((i + 1) * n) / parts)), n];
+        const pieces = cuts
+          .slice(1)
+          .map((e, i) => ({ b: cuts[i]!, e }))
+          .filter((x) => x.e > x.b)
+          .map((x) =>
+            encodeChunk({
+              steps: p.steps.slice(x.b, x.e),
+              values: p.values.slice(x.b, x.e),
+              times: p.times.slice(x.b, x.e),
+            }),
+          );
+        const d = decodeChunk(Buffer.concat(pieces));
+        sameBits(p.steps, d.steps);
+        sameBits(p.times, d.times);
+        sameBits(p.values, d.values);
+        if (pieces.length > 1) expect(() => decodeChunk(Buffer.concat([...pieces].reverse()))).toThrow(RangeError);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('round-trips the extreme times, swinging between them (the largest delta of delta)', () => {
     const times = [MIN_TIME, MAX_TIME - 1, MIN_TIME, MAX_TIME - 1, -1, 0, MIN_TIME + 1];
     roundTrip({ steps: times.map((_, i) => i), values: times.map(() => 1), times });

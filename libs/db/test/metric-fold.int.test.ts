@@ -61,6 +61,7 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     const moved = await foldKey(t.db.pool, s.num, s.keyId, {
       force: true,
       chunkPoints: 100,
+      seal: false,
       beforeTailDelete: async () => void slices++,
     });
     expect(moved).toBe(n);
@@ -77,13 +78,13 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     // even steps 100..2098 in ten chunks of 100
     const b = cols('late', range(100, 1000, 2), (x) => x / 7);
     const s = await seeded('late', b);
-    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100 });
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100, seal: false });
     const before = await chunks(s.num, s.keyId);
     expect(before).toHaveLength(10);
     // step 5 precedes every chunk; 301 lies inside chunk 1; 699 lies in the gap between chunks 2 and 3 (even steps)
     const late = cols('late', [5, 301, 699], (x) => -x);
     await insertMetricPoints(t.db.pool, s.run.id, late, { fold: false });
-    expect(await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100 })).toBe(3);
+    expect(await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100, seal: false })).toBe(3);
     const after = await chunks(s.num, s.keyId);
     expect(after).toHaveLength(10);
     const changed = after.filter((r, i) => r.x !== before[i]!.x).map((r) => r.first_step);
@@ -100,13 +101,17 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
   it('re-encodes at most SLICE_CHUNKS chunks per slice when late points scatter over many chunks', async () => {
     const b = cols('scatter', range(0, 400, 2), (x) => x);
     const s = await seeded('scatter', b);
-    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 10 });
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 10, seal: false });
     expect(await chunks(s.num, s.keyId)).toHaveLength(40);
     // one late (odd) step in each of the 40 chunks: 40 chunks to re-encode, SLICE_CHUNKS per slice
     const late = cols('scatter', range(1, 40, 20), (x) => -x);
     await insertMetricPoints(t.db.pool, s.run.id, late, { fold: false });
     let slices = 0;
-    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 10, beforeTailDelete: async () => void slices++ });
+    await foldKey(t.db.pool, s.num, s.keyId, {
+      chunkPoints: 10,
+      seal: false,
+      beforeTailDelete: async () => void slices++,
+    });
     expect(slices).toBe(Math.ceil(40 / SLICE_CHUNKS));
     const after = await chunks(s.num, s.keyId);
     expect(after).toHaveLength(40);
@@ -137,6 +142,7 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
     const moved = await foldKeys(t.db.pool, num, [ids.get('bad')!, ids.get('good')!], {
       force: true,
       chunkPoints: 100,
+      seal: false,
     });
     expect(moved).toBe(300);
     expect(await chunks(num, ids.get('bad')!)).toEqual([]);
@@ -158,7 +164,7 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
       { fold: false },
     );
     // 150 points waiting with the short chunk: one whole chunk of 100, the other 50 stay in the tail
-    expect(await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100 })).toBe(70);
+    expect(await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100, seal: false })).toBe(70);
     expect((await chunks(s.num, s.keyId)).map((r) => [r.first_step, r.count])).toEqual([[0, 100]]);
     expect(await foldKey(t.db.pool, s.num, s.keyId, { force: true, chunkPoints: 100 })).toBe(50);
     // the forced rest (under half a chunk) joins the last chunk
@@ -292,7 +298,7 @@ describe('metric fold: MLflow history pages', () => {
   it('reads only the chunks a page needs and gives the same page as slicing every point', async () => {
     const b = cols('hist', range(0, 1000, 2), (x) => x * 1.5);
     const s = await seeded('hist', b);
-    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100 });
+    await foldKey(t.db.pool, s.num, s.keyId, { chunkPoints: 100, seal: false });
     // late points inside chunk ranges, and a tail after the last chunk
     const late = cols('hist', [301, 303, 999, 2000, 2001], (x) => -x);
     await insertMetricPoints(t.db.pool, s.run.id, late, { fold: false });

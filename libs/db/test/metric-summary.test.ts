@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeSummary, readSummary, SUMMARY_WIDTH, type SubBucket } from '../src/metric-summary';
+import { encodeSummary, joinSummaries, readSummary, SUMMARY_WIDTH, type SubBucket } from '../src/metric-summary';
 
 /** Sub-bucket aggregates computed the plain way, for comparison. */
 function reference(steps: number[], values: number[]): SubBucket[] {
@@ -31,32 +31,38 @@ const read = (sum: Buffer, first: number, lo = -(2 ** 31), hi = 2 ** 31 - 1) => 
   return out;
 };
 
+/** 1,500 points over every kind of value, with a gap or two in the steps and a sub-bucket of NaN only. */
+function mixed() {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const steps: number[] = [];
+  for (let s = -300; steps.length < 1500; s += 1 + Math.floor(rnd() * 2)) steps.push(s);
+  const values = steps.map((s, i) =>
+    i % 97 === 0
+      ? NaN
+      : i % 211 === 0
+        ? Infinity
+        : i % 223 === 0
+          ? -Infinity
+          : i % 50 === 0
+            ? -0
+            : i % 3 === 0
+              ? Math.fround(rnd())
+              : i % 7 === 0
+                ? (rnd() - 0.5) * 1e39
+                : i % 11 === 0
+                  ? rnd() * 1e-39
+                  : rnd() * 1e-3 - s,
+  );
+  // a sub-bucket of NaN only
+  for (let i = 0; i < steps.length; i++)
+    if (Math.floor(steps[i]! / 64) === Math.floor(steps[660]! / 64)) values[i] = NaN;
+  return { steps, values };
+}
+
 describe('chunk summaries', () => {
   it('give back the aggregates of the points as the wire carries them: float64, float32, NaN, ±Inf, -0, huge, tiny', () => {
-    let seed = 7;
-    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-    const steps: number[] = [];
-    for (let s = -300; steps.length < 1500; s += 1 + Math.floor(rnd() * 2)) steps.push(s);
-    const values = steps.map((s, i) =>
-      i % 97 === 0
-        ? NaN
-        : i % 211 === 0
-          ? Infinity
-          : i % 223 === 0
-            ? -Infinity
-            : i % 50 === 0
-              ? -0
-              : i % 3 === 0
-                ? Math.fround(rnd())
-                : i % 7 === 0
-                  ? (rnd() - 0.5) * 1e39
-                  : i % 11 === 0
-                    ? rnd() * 1e-39
-                    : rnd() * 1e-3 - s,
-    );
-    // a sub-bucket of NaN only
-    for (let i = 0; i < steps.length; i++)
-      if (Math.floor(steps[i]! / 64) === Math.floor(steps[660]! / 64)) values[i] = NaN;
+    const { steps, values } = mixed();
     const sum = encodeSummary(steps, values);
     const got = read(sum, steps[0]!);
     const want = reference(steps, values);
@@ -80,6 +86,25 @@ describe('chunk summaries', () => {
       range(1000).map((s) => 1e300 / (s + 1)),
     );
     expect(huge.length).toBeGreaterThan(dense.length * 1.5);
+  });
+
+  it('joins the summaries of chunks laid end to end into the summary of all their points, byte for byte', () => {
+    const { steps, values } = mixed();
+    for (const cuts of [[1000], [100, 700, 1299], [64, 128, 500, 1400]]) {
+      const ends = [0, ...cuts, steps.length];
+      const parts = ends.slice(1).map((e, i) => ({
+        summary: encodeSummary(steps.slice(ends[i], e), values.slice(ends[i], e)),
+        firstStep: steps[ends[i]!]!,
+      }));
+      expect(joinSummaries(parts)?.equals(encodeSummary(steps, values))).toBe(true);
+    }
+    // a part too sparse for a summary leaves the join to the points
+    expect(
+      joinSummaries([
+        { summary: encodeSummary(range(100), range(100)), firstStep: 0 },
+        { summary: Buffer.alloc(0), firstStep: 200 },
+      ]),
+    ).toBe(null);
   });
 
   it('visits only the sub-buckets inside the asked range', () => {
