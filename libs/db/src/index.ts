@@ -5,7 +5,7 @@ export * from './metric-chunks';
 export * from './metric-fold';
 export * from './metric-write';
 export * from './metric-seal';
-export * from './metric-tail-vacuum';
+export * from './metric-vacuum';
 export * from './metric-folder';
 export * from './metric-summary';
 export * from './metric-codec';

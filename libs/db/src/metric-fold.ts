@@ -9,7 +9,7 @@ import type { Pool, PoolClient } from 'pg';
 import { decodeChunk } from './metric-codec';
 import { STEP_MIN, type PointCols } from './metric-chunks';
 import { sealedPoints, sealKeys } from './metric-seal';
-import { noteTailDeletes } from './metric-tail-vacuum';
+import { noteChurn } from './metric-vacuum';
 import {
   CHUNK_POINTS,
   cutTail,
@@ -236,6 +236,9 @@ async function foldSlice(
     // fresh points join the last chunk when it is short, and a forced fold's short rest joins it too, so small
     // chunks do not pile up
     const force = opts.force && !more.includes(keyId);
+    // a sealed chunk (bigger than a fold makes one) that is re-encoded keeps a sealed chunk's size, so it is neither
+    // cut back into fold-sized pieces (only to be sealed again) nor let grow without bound by late points
+    const capOf = (count: number) => (count > 1.5 * size ? sealedPoints(size) : size);
     let base: PointCols = cols();
     let lastJoins = false;
     if (l && fresh.steps.length && (l.count < size || (force && fresh.steps.length <= size / 2))) {
@@ -258,7 +261,7 @@ async function foldSlice(
         values: pool.values.slice(0, take),
         times: pool.times.slice(0, take),
       };
-      for (const p of pieces(head, size)) made.push({ keyId, p });
+      for (const p of pieces(head, capOf(l!.count))) made.push({ keyId, p });
     } else if (freshTaken > 0) {
       const head = {
         steps: fresh.steps.slice(0, freshTaken),
@@ -269,8 +272,7 @@ async function foldSlice(
     }
     for (const [firstStep, p] of rewritten) {
       gone.push({ keyId, firstStep });
-      // a sealed chunk keeps its size: cut into fold-sized pieces it would only be sealed again
-      const cap = Math.max(size, mine.find((o) => o.first_step === firstStep)!.count);
+      const cap = capOf(mine.find((o) => o.first_step === firstStep)!.count);
       for (const q of p.steps.length > 1.5 * cap ? pieces(p, cap) : [p]) made.push({ keyId, p: q });
     }
     const lateMax = toOwner.reduce((m, p) => Math.max(m, ...p.steps), -Infinity);
@@ -325,7 +327,7 @@ export async function foldKeys(
       else console.warn(`[metrics] run ${runNum}, key id ${group[0]}: left in the tail: ${e.message}`);
     }
   }
-  if (moved) noteTailDeletes(pool, moved);
+  if (moved) noteChurn(pool, 'metric_point', moved);
   // a run that has ended grows no more: its small chunks are sealed now (a live run's, by the sweep)
   if (opts.force && opts.seal !== false)
     await sealKeys(pool, runNum, todoKeys, { final: true, sealed: sealedPoints(opts.chunkPoints) });

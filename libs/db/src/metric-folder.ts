@@ -128,27 +128,16 @@ export async function foldEndedRun(pool: Pool, runId: string): Promise<number> {
 
 /**
  * One resumable pass over the whole store (the migration step for points stored before chunks, and the periodic
- * sweep): folds every (run, key) holding a chunk's worth of tail, and seals every one with a sealed chunk's worth
- * of small chunks; of runs that have ended, all of both. Then gives chunks stored before summaries theirs. Each
+ * sweep): folds every (run, key) holding a chunk's worth of tail, and seals every one with neighbouring small chunks
+ * holding a sealed chunk's worth; of runs that have ended, all of both. Then gives chunks stored before summaries theirs. Each
  * slice is its own transaction, so an interrupted pass loses nothing. Finding the work reads every chunk's header
  * row (not its payload): about 20 ms per 100,000 chunks.
  */
 export async function foldPending(pool: Pool, opts: { chunkPoints?: number } = {}): Promise<number> {
   const size = opts.chunkPoints ?? CHUNK_POINTS;
-  const todo = await pool.query<{ run_num: string; keys: number[]; ended: boolean }>(
-    `SELECT t.run_num::text AS run_num, array_agg(DISTINCT t.key_id ORDER BY t.key_id) AS keys,
-            r.status NOT IN ('queued', 'running') AS ended
-     FROM (SELECT run_num, key_id, count(*) >= $1 AS due FROM metric_point GROUP BY 1, 2
-           UNION ALL
-           SELECT run_num, key_id, sum(count) >= $2 FROM metric_chunk WHERE count < $2 GROUP BY 1, 2
-           HAVING count(*) > 1) t
-     JOIN run r ON r.num = t.run_num
-     WHERE t.due OR r.status NOT IN ('queued', 'running')
-     GROUP BY t.run_num, r.status`,
-    [size, sealedPoints(size)],
-  );
+  const todo = await pendingWork(pool, size);
   let moved = 0;
-  for (const t of todo.rows) {
+  for (const t of todo) {
     try {
       moved += await foldKeys(pool, t.run_num, t.keys, { force: t.ended, chunkPoints: size });
       if (!t.ended) await sealKeys(pool, t.run_num, t.keys, { sealed: sealedPoints(size) });
@@ -159,6 +148,28 @@ export async function foldPending(pool: Pool, opts: { chunkPoints?: number } = {
   }
   await summarizeChunks(pool);
   return moved;
+}
+
+/** The runs with work for the sweep, and their keys that have it: tail to fold or chunks to seal. */
+export async function pendingWork(pool: Pool, size = CHUNK_POINTS) {
+  const r = await pool.query<{ run_num: string; keys: number[]; ended: boolean }>(
+    `SELECT t.run_num::text AS run_num, array_agg(DISTINCT t.key_id ORDER BY t.key_id) AS keys,
+            r.status NOT IN ('queued', 'running') AS ended
+     FROM (SELECT run_num, key_id, count(*) >= $1 AS due FROM metric_point GROUP BY 1, 2
+           UNION ALL
+           -- neighbouring small chunks, which sealing leaves nowhere but at a live key's end
+           SELECT run_num, key_id, sum(count) FILTER (WHERE small) >= $2 FROM (
+             SELECT run_num, key_id, count, count <= $2 / 2 AS small,
+                    count <= $2 / 2 AND lag(count) OVER (PARTITION BY run_num, key_id ORDER BY first_step) <= $2 / 2
+                      AS pair
+             FROM metric_chunk) c
+           GROUP BY 1, 2 HAVING bool_or(pair)) t
+     JOIN run r ON r.num = t.run_num
+     WHERE t.due OR r.status NOT IN ('queued', 'running')
+     GROUP BY t.run_num, r.status`,
+    [size, sealedPoints(size)],
+  );
+  return r.rows;
 }
 
 /** Gives chunks written before summaries existed theirs, a few hundred per statement. */

@@ -2,9 +2,9 @@
  * Sealing: a key's small chunks merged into big ones (docs/architecture.md, "The metric store"). A batch writes
  * chunks of CHUNK_POINTS, the size a trainer's batch fills (metric-direct.ts), but every chunk has fixed costs: its
  * row, its TOAST rows and their index entries, and the part-filled TOAST page its last piece leaves. At 1,000
- * points those are about 0.4 bytes a point, a tenth of all the store takes. So when a run ends its chunks are
- * merged into chunks of about SEALED_POINTS (a rest of at most half of that joins the chunk before it, as the fold
- * cuts its pieces); a live run's, by the periodic sweep, once they hold SEALED_POINTS.
+ * points those are about 0.4 bytes a point, a tenth of all the store takes. So a key's neighbouring small chunks (at
+ * most half of SEALED_POINTS each) are merged into chunks of about SEALED_POINTS: a live run's by the periodic sweep
+ * once they hold that many, the rest when the run ends (sealGroups has the rules).
  *
  * A merge decodes nothing: the payloads are laid end to end by Postgres (the codec reads them so), the headers are
  * combined there, and only the summaries are joined here. So it costs little more than the rows' rewrite (bench:
@@ -12,12 +12,14 @@
  *
  * Each slice is one transaction under the run's row lock, like the fold's: readers see the small chunks or the big
  * one, never both or neither, and a crash loses nothing. A slice merges at most GROUPS groups a key (each under
- * 1.5 × SEALED_POINTS points) and reads at most HEADS chunk headers a key. */
+ * 1.5 × SEALED_POINTS points) and reads at most HEADS chunk headers a key.
+ */
 import type { Pool, PoolClient } from 'pg';
 import { decodeChunk } from './metric-codec';
 import { STEP_MIN } from './metric-chunks';
 import { encodeSummary, joinSummaries } from './metric-summary';
 import { CHUNK_POINTS } from './metric-write';
+import { noteChurn } from './metric-vacuum';
 import { withTransaction } from './touch';
 
 /** Points of a sealed chunk for chunks cut at `chunkPoints`: small chunks are merged once they hold this many. */
@@ -28,15 +30,12 @@ const HEADS = 256;
 /** Keys one slice seals at most: the merge is Postgres' (no payload is read here), so a slice can take many. */
 const SEAL_KEYS = 16;
 
-// a key's chunk headers from `lo` on; with no `lo`, from its last sealed chunk (a live run's small chunks trail it)
+// a key's chunk headers from `lo` on
 const HEADS_SQL = `
   SELECT k.key_id, h.first_step, h.count
   FROM unnest($2::int[], $3::int[]) AS k(key_id, lo) CROSS JOIN LATERAL (
     SELECT first_step, count FROM metric_chunk
-    WHERE run_num = $1 AND key_id = k.key_id AND first_step >= COALESCE(k.lo,
-      (SELECT first_step FROM metric_chunk WHERE run_num = $1 AND key_id = k.key_id AND count >= $4
-       ORDER BY first_step DESC LIMIT 1), $5)
-    ORDER BY first_step LIMIT $6) h
+    WHERE run_num = $1 AND key_id = k.key_id AND first_step >= k.lo ORDER BY first_step LIMIT $4) h
   ORDER BY 1, 2`;
 
 // the parts' step ranges and summaries: all of a merge that is read into this process
@@ -75,10 +74,12 @@ function joinedSummary(parts: readonly PartRow[]): Buffer | null {
 }
 
 /**
- * Which consecutive chunks to merge, as index lists into `counts` (a key's chunks in step order). Small chunks
- * (under `sealed` points) gather until they hold `sealed`. With `final` (the run has ended) a gathering that stops
- * (at a big chunk, or at the key's end when `atEnd`) is merged as it is, or joins the chunk before it when it holds
- * at most half of `sealed` and the two stay within 1.5 × `sealed`.
+ * Which consecutive chunks to merge, as index lists into `counts` (a key's chunks in step order). Small chunks (at
+ * most half of `sealed` points) gather until they hold `sealed`, so a merged chunk stays under 1.5 × `sealed`. A
+ * gathering a bigger chunk stops, which cannot grow any more, is merged as it is (two or more chunks) or joins the
+ * chunk before it (when it holds at most half of `sealed` and the two stay within 1.5 × `sealed`); so is the one at
+ * the key's end once the run has ended (`final`, `atEnd`). Afterwards no two small chunks are neighbours, except at
+ * a live key's end: the sweep looks for neighbours (foldPending).
  */
 export function sealGroups(counts: readonly number[], final: boolean, atEnd: boolean, sealed = SEALED_POINTS) {
   const groups: number[][] = [];
@@ -86,11 +87,11 @@ export function sealGroups(counts: readonly number[], final: boolean, atEnd: boo
   let sum = 0;
   const size = (g: readonly number[]) => g.reduce((a, i) => a + counts[i]!, 0);
   const rest = () => {
-    if (final && cur.length) {
+    if (cur.length) {
       const prev = cur[0]! - 1;
       const last = groups.at(-1);
       const joinsLast = last?.at(-1) === prev;
-      const before = joinsLast ? size(last!) : prev >= 0 && counts[prev]! >= sealed ? counts[prev]! : null;
+      const before = joinsLast ? size(last!) : prev >= 0 ? counts[prev]! : null;
       if (before !== null && sum <= sealed / 2 && before + sum <= 1.5 * sealed) {
         if (joinsLast) last!.push(...cur);
         else groups.push([prev, ...cur]);
@@ -100,7 +101,7 @@ export function sealGroups(counts: readonly number[], final: boolean, atEnd: boo
     sum = 0;
   };
   for (let i = 0; i < counts.length; i++) {
-    if (counts[i]! >= sealed) {
+    if (counts[i]! > sealed / 2) {
       rest();
       continue;
     }
@@ -112,14 +113,14 @@ export function sealGroups(counts: readonly number[], final: boolean, atEnd: boo
       sum = 0;
     }
   }
-  if (atEnd) rest();
+  if (atEnd && final) rest();
   return { groups, open: cur };
 }
 
 interface KeyCursor {
   keyId: number;
-  /** The first chunk start to look at; null: from the key's last sealed chunk. */
-  lo: number | null;
+  /** The first chunk start to look at. */
+  lo: number;
 }
 
 async function sealSlice(
@@ -136,8 +137,6 @@ async function sealSlice(
     runNum,
     keys.map((k) => k.keyId),
     keys.map((k) => k.lo),
-    sealed,
-    STEP_MIN,
     HEADS + 1,
   ]);
   const more: KeyCursor[] = [];
@@ -157,7 +156,7 @@ async function sealSlice(
     // a final rest may join; it must lie past where this one started, or the key is done
     const next = groups.length > GROUPS ? groups[GROUPS]![0]! : atEnd ? null : Math.max(0, (open[0] ?? h.length) - 1);
     const lo = next === null ? null : h[next]!.first_step;
-    if (lo !== null && (groups.length > 0 || lo > (k.lo ?? STEP_MIN))) more.push({ keyId: k.keyId, lo });
+    if (lo !== null && (groups.length > 0 || lo > k.lo)) more.push({ keyId: k.keyId, lo });
   }
   if (!chosen.length) return { merged: 0, more };
   const flat = chosen.flatMap((g, grp) => g.starts.map((s) => ({ k: g.keyId, s, grp })));
@@ -202,7 +201,7 @@ export async function sealKeys(pool: Pool, runNum: string, keyIds: readonly numb
   const final = opts.final ?? false;
   const sealed = opts.sealed ?? SEALED_POINTS;
   let merged = 0;
-  const todo: KeyCursor[] = [...new Set(keyIds)].map((keyId) => ({ keyId, lo: final ? STEP_MIN : null }));
+  const todo: KeyCursor[] = [...new Set(keyIds)].map((keyId) => ({ keyId, lo: STEP_MIN }));
   const alone: KeyCursor[] = [];
   while (todo.length || alone.length) {
     const single = !todo.length;
@@ -218,5 +217,6 @@ export async function sealKeys(pool: Pool, runNum: string, keyIds: readonly numb
       else console.warn(`[metrics] run ${runNum}, key id ${group[0]!.keyId}: chunks left unsealed: ${e.message}`);
     }
   }
+  if (merged) noteChurn(pool, 'metric_chunk', merged);
   return merged;
 }

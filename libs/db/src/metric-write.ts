@@ -7,11 +7,17 @@ import { chunkHeader, encodeChunk } from './metric-codec';
 import { encodeSummary } from './metric-summary';
 import { floatArray, type PointCols } from './metric-chunks';
 
-/** Points a fold packs into one chunk (a chunk that absorbs late points may hold up to 1.5× as many). */
+/**
+ * Points a fold packs into one chunk (a chunk that absorbs late points may hold up to 1.5× as many; a sealed one,
+ * metric-seal.ts, up to 1.5 × SEALED_POINTS).
+ */
 export const CHUNK_POINTS = 1000;
 /** Chunks' worth of each key's tail one slice folds at most. */
 export const SLICE_CHUNKS = 8;
-/** Keys one slice folds at most: with SLICE_CHUNKS, at most 32,000 points decoded and encoded per transaction. */
+/**
+ * Keys one slice folds at most: with SLICE_CHUNKS, at most 32,000 tail points a transaction, and SLICE_CHUNKS chunks
+ * a key re-encoded for late points (sealed ones: up to 6,000 points each).
+ */
 export const SLICE_KEYS = 4;
 
 export interface NewChunk {

@@ -3,6 +3,7 @@ import { foldedAmong } from './metric-chunks';
 import { chunkFromBatch } from './metric-direct';
 import { foldKeys } from './metric-fold';
 import { CHUNK_POINTS } from './metric-write';
+import { noteChurn } from './metric-vacuum';
 import { metricFoldMode, metricFolder } from './metric-folder';
 import { touchRun, withTransaction } from './touch';
 
@@ -315,15 +316,23 @@ export async function insertMetricPoints(
       const fresh = new Set(res.rows.map((r) => `${r.key_id}:${r.step}`));
       inserted = rows.filter((i) => chunked.has(i) || fresh.has(`${idOf[cols.key[i]!]!}:${cols.step[i]!}`));
     }
-    const filled = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : [];
-    const full = filled.filter((k) => !direct?.keys.has(k));
-    return { inserted: inserted.length, skipped: total - inserted.length, writeSeq, num, full };
+    const agg = inserted.length ? await foldAggregates(c, runId, num, cols, inserted, idOf) : null;
+    const full = (agg?.filled ?? []).filter((k) => !direct?.keys.has(k));
+    return {
+      inserted: inserted.length,
+      skipped: total - inserted.length,
+      writeSeq,
+      num,
+      full,
+      rollups: agg?.rollups ?? 0,
+    };
   });
   // a key whose count just crossed a multiple of CHUNK_POINTS has a chunk's worth waiting (metric-folder.ts)
   if (result.full.length) {
     if (mode === 'write') await foldKeys(pool, result.num, result.full);
     else if (mode === 'background') metricFolder(pool).keysFilled(result.num, result.full);
   }
+  noteChurn(pool, 'metric_rollup', result.rollups);
   return { inserted: result.inserted, skipped: result.skipped, writeSeq: result.writeSeq };
 }
 
@@ -349,7 +358,10 @@ function distinctRows(cols: PointColumns): number[] {
   });
 }
 
-/** Folds the inserted points into rollups and key stats; returns the key ids whose count crossed a chunk boundary. */
+/**
+ * Folds the inserted points into rollups and key stats; returns the key ids whose count crossed a chunk boundary,
+ * and how many rollup rows it wrote.
+ */
 async function foldAggregates(
   c: PoolClient,
   runId: string,
@@ -357,7 +369,7 @@ async function foldAggregates(
   cols: PointColumns,
   rows: readonly number[],
   idOf: readonly number[],
-): Promise<number[]> {
+): Promise<{ filled: number[]; rollups: number }> {
   type Rollup = Agg & { keyId: number; width: number; bucket: number };
   // finest level from the points, then each level from the one below (a bucket of 2w is two buckets of w)
   let level = new Map<number, Rollup>();
@@ -415,7 +427,8 @@ async function foldAggregates(
     ks.map((k) => perKey.get(k)!.lastValue),
   ]);
   const added = new Map(ks.map((k) => [idOf[k]!, perKey.get(k)!.count]));
-  return after.rows
+  const filled = after.rows
     .filter((r) => Math.floor(r.count / CHUNK_POINTS) > Math.floor((r.count - added.get(r.key_id)!) / CHUNK_POINTS))
     .map((r) => r.key_id);
+  return { filled, rollups: agg.length };
 }

@@ -10,6 +10,7 @@ import {
   foldKeys,
   foldPending,
   foldRun,
+  pendingWork,
   insertMetricPoints,
   metricFolder,
   querySeries,
@@ -69,9 +70,15 @@ describe('sealGroups', () => {
   it('gathers consecutive small chunks until they hold a sealed chunk, skipping big ones', () => {
     expect(sealGroups([1000, 1000, 1000, 1000, 1000], false, true, S).groups).toEqual([[0, 1, 2, 3]]);
     expect(sealGroups([4000, 1000, 1500, 1500, 500], false, false, S)).toEqual({ groups: [[1, 2, 3]], open: [4] });
-    // small chunks before a big one wait for the run's end
-    expect(sealGroups([1000, 1000, 5000, 1000], false, true, S).groups).toEqual([]);
+    // small chunks before a bigger one cannot grow: merged at once; those at a live key's end wait for its end
+    expect(sealGroups([1000, 1000, 5000, 1000], false, true, S)).toEqual({ groups: [[0, 1]], open: [3] });
     expect(sealGroups([1000, 1000, 5000, 1000], true, true, S).groups).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+    // chunks over half a sealed chunk are left as they are, so a merge stays under 1.5 × sealed
+    expect(sealGroups([3999, 3999, 2100, 4000, 2100], true, true, S).groups).toEqual([]);
+    expect(sealGroups([2000, 2000, 2000, 2000], true, true, S).groups).toEqual([
       [0, 1],
       [2, 3],
     ]);
@@ -178,6 +185,90 @@ describe('sealing', () => {
       [0, 1, 2, 4],
       [0, -1, 4, 8],
     ]);
+  });
+
+  it('keeps chunks that late points grow within 1.5 × a sealed chunk, and a forced fold keeps a sealed last chunk whole', async () => {
+    const { run, team, num } = await live();
+    // 4,000 points 100 steps apart, sealed at the run's end
+    const base = Array.from({ length: 4000 }, (_, i) => i * 100);
+    const pts = (steps: number[], value: (s: number) => number): PointColumns => ({
+      keys: ['a'],
+      key: steps.map(() => 0),
+      step: steps,
+      value: steps.map(value),
+      time: steps.map((s) => T0 + s),
+    });
+    await insertMetricPoints(
+      t.db.pool,
+      run.id,
+      pts(base, (s) => s),
+    );
+    await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
+    await metricFolder(t.db.pool).idle();
+    const a = (await resolveKeyIds(t.db.pool, ['a'])).get('a')!;
+    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([4000]);
+    // a backfill of 12,000 steps in between, a fold after each batch: chunks are cut at a sealed chunk's size, where
+    // they once grew by half each fold, without bound
+    for (let off = 1; off <= 3; off++)
+      for (let b = 0; b < 4; b++) {
+        const late = base.slice(b * 1000, (b + 1) * 1000).map((s) => s + off);
+        await insertMetricPoints(
+          t.db.pool,
+          run.id,
+          pts(late, (s) => -s),
+          { fold: false },
+        );
+        await foldRun(t.db.pool, num, { seal: false });
+      }
+    const grown = await chunkRows(num, a);
+    // (the 3 steps past the last chunk's end wait in the tail: they fill no chunk)
+    expect(grown.reduce((x, r) => x + r.count, 0)).toBe(16_000 - 3);
+    expect(Math.max(...grown.map((r) => r.count))).toBeLessThanOrEqual(1.5 * SEALED_POINTS);
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 16_000, distinct: 16_000 });
+    // two steps more, folded with the run's rest: they and the 3 join the sealed last chunk, which stays one chunk
+    const last = grown.at(-1)!;
+    await insertMetricPoints(
+      t.db.pool,
+      run.id,
+      pts([last.last_step + 10, last.last_step + 20], (s) => s),
+      {
+        fold: false,
+      },
+    );
+    await foldRun(t.db.pool, num, { force: true, seal: false });
+    const after = await chunkRows(num, a);
+    expect(after.length).toBe(grown.length);
+    expect(after.at(-1)!.count).toBe(last.count + 3 + 2);
+  });
+
+  it('leaves the sweep nothing to do once an ended run is sealed, however late points cut its chunks', async () => {
+    const { run, team, num } = await live();
+    const only = (b: PointColumns, keep: (step: number) => boolean): PointColumns => ({
+      ...b,
+      key: b.key.filter((_, i) => keep(b.step[i]!)),
+      step: b.step.filter(keep),
+      value: b.value.filter((_, i) => keep(b.step[i]!)),
+      time: b.time!.filter((_, i) => keep(b.step[i]!)),
+    });
+    await insertMetricPoints(
+      t.db.pool,
+      run.id,
+      only(batch(0, 16_000), (s) => s % 2 === 0),
+    );
+    await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
+    await metricFolder(t.db.pool).idle();
+    const a = (await resolveKeyIds(t.db.pool, ['a'])).get('a')!;
+    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([4000, 4000]);
+    // 2,100 late odd steps into each of the sealed chunks: each cut into a sealed chunk and a rest of 2,100
+    await insertMetricPoints(
+      t.db.pool,
+      run.id,
+      only(batch(0, 16_000), (s) => s % 2 === 1 && s % 8000 < 4200),
+      { fold: false },
+    );
+    await foldRun(t.db.pool, num, { force: true });
+    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([4000, 2100, 4000, 2100]);
+    expect((await pendingWork(t.db.pool)).filter((w) => w.run_num === num)).toEqual([]);
   });
 
   it('never shows a reader a point missing or twice while chunks are sealed', async () => {
