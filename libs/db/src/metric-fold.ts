@@ -125,11 +125,11 @@ async function foldSlice(
   keyIds: readonly number[],
   opts: FoldOptions,
   from: ReadonlyMap<number, number>,
-): Promise<{ moved: number; more: number[]; resume: Map<number, number> }> {
+): Promise<{ moved: number; more: number[]; resume: Map<number, number>; replaced: number }> {
   const size = opts.chunkPoints ?? CHUNK_POINTS;
   const limit = SLICE_CHUNKS * size;
   const lock = await c.query('SELECT 1 FROM run WHERE num = $1 FOR NO KEY UPDATE', [runNum]);
-  if (!lock.rowCount) return { moved: 0, more: [], resume: new Map() };
+  if (!lock.rowCount) return { moved: 0, more: [], resume: new Map(), replaced: 0 };
   // a run newer than the statistics looks tiny to the planner, which then reads all of a key's tail (a bitmap scan)
   // and sorts it, for every slice: the primary key's order is the plan wanted
   // (and no JIT: a slice's queries are small, and compiling them costs 100 ms each)
@@ -280,10 +280,10 @@ async function foldSlice(
     if (upTo !== -Infinity) cut.push({ keyId, from: t.steps[0]!, upTo });
   }
   const resume = new Map(cut.filter((x) => more.includes(x.keyId)).map((x) => [x.keyId, x.upTo + 1]));
-  if (!made.length) return { moved: 0, more, resume };
+  if (!made.length) return { moved: 0, more, resume, replaced: 0 };
   await writeChunks(c, runNum, gone, made);
   await opts.beforeTailDelete?.();
-  return { moved: await cutTail(c, runNum, cut), more, resume };
+  return { moved: await cutTail(c, runNum, cut), more, resume, replaced: gone.length };
 }
 
 async function payloadOf(c: PoolClient, runNum: string, keyId: number, firstStep: number): Promise<Buffer | null> {
@@ -307,6 +307,7 @@ export async function foldKeys(
   opts: FoldOptions = {},
 ): Promise<number> {
   let moved = 0;
+  let replaced = 0;
   const todoKeys = [...new Set(keyIds)];
   const todo = [...todoKeys];
   const alone: number[] = [];
@@ -317,6 +318,7 @@ export async function foldKeys(
     try {
       const r = await withTransaction(pool, (c) => foldSlice(c, runNum, group, opts, from));
       moved += r.moved;
+      replaced += r.replaced;
       for (const [k, f] of r.resume) from.set(k, f);
       (single ? alone : todo).push(...r.more);
     } catch (e) {
@@ -328,6 +330,7 @@ export async function foldKeys(
     }
   }
   if (moved) noteChurn(pool, 'metric_point', moved);
+  if (replaced) noteChurn(pool, 'metric_chunk', replaced);
   // a run that has ended grows no more: its small chunks are sealed now (a live run's, by the sweep)
   if (opts.force && opts.seal !== false)
     await sealKeys(pool, runNum, todoKeys, { final: true, sealed: sealedPoints(opts.chunkPoints) });

@@ -157,11 +157,16 @@ export async function pendingWork(pool: Pool, size = CHUNK_POINTS) {
             r.status NOT IN ('queued', 'running') AS ended
      FROM (SELECT run_num, key_id, count(*) >= $1 AS due FROM metric_point GROUP BY 1, 2
            UNION ALL
-           -- neighbouring small chunks, which sealing leaves nowhere but at a live key's end
-           SELECT run_num, key_id, sum(count) FILTER (WHERE small) >= $2 FROM (
-             SELECT run_num, key_id, count, count <= $2 / 2 AS small,
+           -- neighbouring small chunks, which sealing leaves nowhere but at a live key's end; a live key is due
+           -- when a pair lies before its last bigger chunk, or its small chunks after that hold a sealed chunk
+           SELECT run_num, key_id,
+                  bool_or(pair AND first_step < last_big)
+                  OR sum(count) FILTER (WHERE small AND (last_big IS NULL OR first_step > last_big)) >= $2
+           FROM (
+             SELECT run_num, key_id, first_step, count, count <= $2 / 2 AS small,
                     count <= $2 / 2 AND lag(count) OVER (PARTITION BY run_num, key_id ORDER BY first_step) <= $2 / 2
-                      AS pair
+                      AS pair,
+                    max(first_step) FILTER (WHERE count > $2 / 2) OVER (PARTITION BY run_num, key_id) AS last_big
              FROM metric_chunk) c
            GROUP BY 1, 2 HAVING bool_or(pair)) t
      JOIN run r ON r.num = t.run_num

@@ -11,7 +11,7 @@
  * about 0.1 CPU-seconds a million points, where decoding and encoding them took 0.6).
  *
  * Each slice is one transaction under the run's row lock, like the fold's: readers see the small chunks or the big
- * one, never both or neither, and a crash loses nothing. A slice merges at most GROUPS groups a key (each under
+ * one, never both or neither, and a crash loses nothing. A slice merges at most GROUPS groups a key (each at most
  * 1.5 × SEALED_POINTS points) and reads at most HEADS chunk headers a key.
  */
 import type { Pool, PoolClient } from 'pg';
@@ -145,16 +145,27 @@ async function sealSlice(
     const all = heads.rows.filter((h) => h.key_id === k.keyId);
     const atEnd = all.length <= HEADS;
     const h = all.slice(0, HEADS);
-    const { groups, open } = sealGroups(
+    const { groups, open: gathering } = sealGroups(
       h.map((x) => x.count),
       final,
       atEnd,
       sealed,
     );
+    // a page of tiny chunks that together hold under a sealed chunk (stored before sealing, say) would never reach
+    // the next page: merged now, the merged chunk gathers on in the next slice
+    const whole = !atEnd && !groups.length && gathering.length > 1 && gathering[0]! <= 1;
+    if (whole) groups.push(gathering);
     for (const g of groups.slice(0, GROUPS)) chosen.push({ keyId: k.keyId, starts: g.map((i) => h[i]!.first_step) });
     // the next slice starts at the first group left, or (a full page) at the chunk before the open gathering, which
-    // a final rest may join; it must lie past where this one started, or the key is done
-    const next = groups.length > GROUPS ? groups[GROUPS]![0]! : atEnd ? null : Math.max(0, (open[0] ?? h.length) - 1);
+    // a final rest may join, or at the page merged whole; it must lie past where this one started, or the key is done
+    const next =
+      groups.length > GROUPS
+        ? groups[GROUPS]![0]!
+        : atEnd
+          ? null
+          : whole
+            ? gathering[0]!
+            : Math.max(0, (gathering[0] ?? h.length) - 1);
     const lo = next === null ? null : h[next]!.first_step;
     if (lo !== null && (groups.length > 0 || lo > k.lo)) more.push({ keyId: k.keyId, lo });
   }

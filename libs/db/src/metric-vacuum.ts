@@ -1,4 +1,6 @@
-import type { Pool } from 'pg';
+import pg, { type Pool } from 'pg';
+
+const { Client } = pg;
 
 /**
  * The metric store's own vacuums (docs/architecture.md, "The metric store"). Three tables churn: folded tail rows
@@ -7,8 +9,9 @@ import type { Pool } from 'pg';
  * pages that point at them, are reused only once a vacuum has marked them free: without one (autovacuum off, or
  * behind a burst of ingest) the tail grows as if nothing were ever folded (33 of 43 bytes a point after 10M points)
  * and the chunks as if each point were stored twice. So each process vacuums a table itself once the rows it
- * deleted or rewrote there pass the table's threshold. Plain VACUUM blocks no reader or writer; it runs on its own
- * connection, with a session advisory lock so one per table runs at a time across processes, SKIP_LOCKED so it
+ * deleted or rewrote there pass the table's threshold. Plain VACUUM blocks no reader or writer; it runs on a
+ * connection of its own (not one of the pool's), with a session advisory lock so one per table runs at a time
+ * across processes, SKIP_LOCKED so it
  * never waits for a table lock, and TRUNCATE false so it never takes the exclusive lock that cutting the file's end
  * needs. A failure only leaves it to the next one.
  */
@@ -43,20 +46,15 @@ export function noteChurn(pool: Pool, table: ChurnedTable, n: number): void {
 }
 
 async function vacuum(pool: Pool, table: ChurnedTable): Promise<void> {
-  const c = await pool.connect();
+  // a connection of its own, not the pool's: a vacuum of a big table takes minutes, and requests need the pool
+  const c = new Client({ ...pool.options, statement_timeout: 0 });
+  await c.connect();
   try {
+    // the lock is the session's, so it goes when the connection does
     const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [TABLES[table].lock]);
-    if (!got.rows[0]?.ok) return;
-    try {
-      // a request's statement_timeout would cut a long vacuum short, and its work with it
-      await c.query('SET statement_timeout = 0');
-      await c.query(`VACUUM (SKIP_LOCKED, TRUNCATE false) ${table}`);
-    } finally {
-      await c.query('RESET statement_timeout');
-      await c.query('SELECT pg_advisory_unlock($1)', [TABLES[table].lock]);
-    }
+    if (got.rows[0]?.ok) await c.query(`VACUUM (SKIP_LOCKED, TRUNCATE false) ${table}`);
   } finally {
-    c.release();
+    await c.end();
   }
 }
 

@@ -22,6 +22,8 @@ import {
   setRunStatus,
   STEP_MAX,
   STEP_MIN,
+  withTransaction,
+  writeChunks,
   type PointColumns,
 } from '../src';
 import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
@@ -269,6 +271,41 @@ describe('sealing', () => {
     await foldRun(t.db.pool, num, { force: true });
     expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([4000, 2100, 4000, 2100]);
     expect((await pendingWork(t.db.pool)).filter((w) => w.run_num === num)).toEqual([]);
+  });
+
+  it('merges a page of tiny chunks (a full page of headers under a sealed chunk), and the sweep is then done', async () => {
+    const { run, team, num } = await live();
+    await insertMetricPoints(t.db.pool, run.id, batch(0, 1500), { fold: false });
+    const ids = [...(await resolveKeyIds(t.db.pool, ['a', 'b'])).values()];
+    // 300 chunks of 5 points, as a fold with a tiny chunk size (or an old store) leaves them
+    await foldKeys(t.db.pool, num, ids, { force: true, chunkPoints: 5, seal: false });
+    expect((await chunkRows(num, ids[0]!)).length).toBe(300);
+    await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
+    await metricFolder(t.db.pool).idle();
+    expect((await chunkRows(num, ids[0]!)).map((r) => r.count)).toEqual([1500]);
+    expect((await pendingWork(t.db.pool)).filter((w) => w.run_num === num)).toEqual([]);
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 3000, distinct: 3000 });
+  });
+
+  it('picks a live key for the sweep only when sealing has something to do', async () => {
+    const layout = async (counts: number[]) => {
+      const { run, num } = await live();
+      const keyId = (await resolveKeyIds(t.db.pool, ['a'])).get('a')!;
+      let step = 0;
+      const made = counts.map((n) => {
+        const steps = Array.from({ length: n }, () => step++);
+        return { keyId, p: { steps, values: steps.map((s) => s / 3), times: steps.map((s) => T0 + s) } };
+      });
+      await withTransaction(t.db.pool, (c) => writeChunks(c, num, [], made));
+      await t.db.pool.query("UPDATE run SET status = 'running' WHERE id = $1", [run.id]);
+      return num;
+    };
+    const picked = async (num: string) => (await pendingWork(t.db.pool)).some((w) => w.run_num === num);
+    // lone small chunks that cannot join their neighbours, and a pair at the end still filling: nothing to do
+    expect(await picked(await layout([5000, 1500, 5000, 1500, 5000, 1000, 1000]))).toBe(false);
+    // a pair before a bigger chunk, or small chunks at the end holding a sealed chunk: work
+    expect(await picked(await layout([5000, 1000, 1000, 5000]))).toBe(true);
+    expect(await picked(await layout([5000, 1000, 1000, 1000, 1000]))).toBe(true);
   });
 
   it('never shows a reader a point missing or twice while chunks are sealed', async () => {
