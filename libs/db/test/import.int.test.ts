@@ -6,17 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countStoredPoints, createTestDatabase, type TestDatabase } from '../src/testing';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
+import { countStoredPoints } from '../src/testing';
 import { EXPORT_FORMAT, importArchive, TAR_END, tarEntry, tarHeader, TarError, type ImportLimits } from '../src';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const MiB = 1024 * 1024;
 const RUN = 'r-old-1';

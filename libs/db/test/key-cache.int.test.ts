@@ -1,15 +1,9 @@
 /** The in-process cache of metric key ids stays bounded however many key names the server sees. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../src/testing';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import { KEY_CACHE_SIZE, keyCacheSize, resolveKeyIds } from '../src';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 describe('resolveKeyIds', () => {
   it('keeps at most KEY_CACHE_SIZE names and still answers every name', async () => {

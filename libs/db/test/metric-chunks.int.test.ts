@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
   countStoredPoints,
@@ -20,15 +21,9 @@ import {
   type PointColumns,
 } from '../src';
 import { curve } from '../src/metric-curves';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { seedRun } from '../src/testing';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const T0 = 1_750_000_000_000;
 

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import {
   countStoredPoints,
   foldKey,
@@ -14,15 +15,9 @@ import {
   STEP_MIN,
   type PointColumns,
 } from '../src';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { seedRun } from '../src/testing';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const T0 = 1_750_000_000_000;
 

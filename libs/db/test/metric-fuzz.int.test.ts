@@ -3,7 +3,8 @@
  * chunks written by the batch, background and forced folds, in random order. After every step each point is
  * stored exactly once and a key's chunks cover disjoint step ranges; at the end every key reads back its model.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import {
   countStoredPoints,
   foldKeys,
@@ -15,15 +16,9 @@ import {
   STEP_MIN,
   type PointColumns,
 } from '../src';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { seedRun } from '../src/testing';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 function rng(seed: number) {
   let s = seed >>> 0;

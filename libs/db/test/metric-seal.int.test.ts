@@ -1,8 +1,9 @@
 /**
- * Sealing (libs/db/src/metric-seal.ts): a key's small chunks merged into chunks of SEALED_POINTS, in the background
+ * Sealing (libs/db/src/metric-seal.ts): a key's small chunks merged into chunks of SEALED_POINTS, by the sweep
  * as a live run grows and at its end; exact through it, and never a point missing or twice for a reader meanwhile.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
   countStoredPoints,
@@ -26,15 +27,9 @@ import {
   writeChunks,
   type PointColumns,
 } from '../src';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { seedRun } from '../src/testing';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const T0 = 1_750_000_000_000;
 

@@ -1,5 +1,6 @@
 /** The metric store's own vacuums (libs/db/src/metric-vacuum.ts), at thresholds a test reaches. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
   createDb,
@@ -10,19 +11,13 @@ import {
   tailVacuumRows,
   type Db,
 } from '../src';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { seedRun } from '../src/testing';
 
 process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] = '2500';
 process.env['AFT_METRIC_CHUNK_VACUUM_ROWS'] = '16';
 process.env['AFT_METRIC_ROLLUP_VACUUM_ROWS'] = '60';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 /** A pool of its own: what a process counts towards its vacuums is per pool, so each test starts from nothing. */
 async function ownPool<T>(f: (db: Db) => Promise<T>): Promise<T> {

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countPoints, countStoredPoints, createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
+import { countPoints, countStoredPoints, seedRun } from '../src/testing';
 import {
   bucketWidth,
   deleteRun,
@@ -12,13 +13,7 @@ import {
   type MetricPoint,
 } from '../src';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const count = async (runId: string) => (await countPoints(t.db, runId)).n;
 

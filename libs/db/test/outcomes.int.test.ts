@@ -1,14 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
+import { seedRun } from '../src/testing';
 import { insertSamples, readRunOutcomes, SPLIT_SCAN_DEPTH, type StoredSample } from '../src';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 const RULES = ['%/greedy', '%/rerank', '%/majority'];
 const outcome = (step: number, split: string, questionId: string, correct: boolean | null): StoredSample => ({

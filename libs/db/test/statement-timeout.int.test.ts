@@ -1,15 +1,10 @@
 /** A pool's statement_timeout stops slow statements, except where a write must be allowed to finish. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './test-db';
+import { seedRun } from '../src/testing';
 import { createDb, deleteRun, insertMetricPoints, isStatementTimeout } from '../src';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase();
 
 /** Locks metric_point for `ms` from another connection: statements that write it wait that long. */
 async function holdPointsLock(ms: number) {
