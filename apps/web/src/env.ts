@@ -31,6 +31,10 @@ const schema = z.object({
   AFT_METRIC_FOLD: z.enum(METRIC_FOLD_VALUES).default(''),
   /** Seconds between sweeps that fold what the background folder missed (one process of the cluster at a time). */
   AFT_METRIC_SWEEP_S: z.coerce.number().int().min(5).max(86_400).default(300),
+  /** Rows the metric store deletes or rewrites in a table before the process vacuums it (libs/db metric-vacuum.ts). */
+  AFT_METRIC_TAIL_VACUUM_ROWS: z.coerce.number().int().min(1).max(1e9).optional(),
+  AFT_METRIC_CHUNK_VACUUM_ROWS: z.coerce.number().int().min(1).max(1e9).optional(),
+  AFT_METRIC_ROLLUP_VACUUM_ROWS: z.coerce.number().int().min(1).max(1e9).optional(),
 });
 
 let cached: z.infer<typeof schema> | null = null;

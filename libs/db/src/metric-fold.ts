@@ -13,6 +13,7 @@ import { noteChurn } from './metric-vacuum';
 import {
   CHUNK_POINTS,
   cutTail,
+  inSlices,
   PAYLOADS_SQL,
   SLICE_CHUNKS,
   SLICE_KEYS,
@@ -309,26 +310,20 @@ export async function foldKeys(
   let moved = 0;
   let replaced = 0;
   const todoKeys = [...new Set(keyIds)];
-  const todo = [...todoKeys];
-  const alone: number[] = [];
   const from = new Map<number, number>();
-  while (todo.length || alone.length) {
-    const single = !todo.length;
-    const group = single ? [alone.shift()!] : todo.splice(0, SLICE_KEYS);
-    try {
+  // a point the codec refuses (stored before the API bounded times) keeps its key in the tail, where reads find it
+  await inSlices(
+    todoKeys,
+    SLICE_KEYS,
+    async (group) => {
       const r = await withTransaction(pool, (c) => foldSlice(c, runNum, group, opts, from));
       moved += r.moved;
       replaced += r.replaced;
       for (const [k, f] of r.resume) from.set(k, f);
-      (single ? alone : todo).push(...r.more);
-    } catch (e) {
-      // a point the codec refuses (stored before the API bounded times) keeps its key in the tail, where reads
-      // find it, and must not hold up the other keys: a group that fails is retried key by key
-      if (!(e instanceof RangeError)) throw e;
-      if (!single) alone.push(...group);
-      else console.warn(`[metrics] run ${runNum}, key id ${group[0]}: left in the tail: ${e.message}`);
-    }
-  }
+      return r.more;
+    },
+    (key, e) => console.warn(`[metrics] run ${runNum}, key id ${key}: left in the tail: ${e.message}`),
+  );
   if (moved) noteChurn(pool, 'metric_point', moved);
   if (replaced) noteChurn(pool, 'metric_chunk', replaced);
   // a run that has ended grows no more: its small chunks are sealed now (a live run's, by the sweep)

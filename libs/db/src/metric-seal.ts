@@ -18,7 +18,7 @@ import type { Pool, PoolClient } from 'pg';
 import { decodeChunk } from './metric-codec';
 import { STEP_MIN } from './metric-chunks';
 import { encodeSummary, joinSummaries } from './metric-summary';
-import { CHUNK_POINTS } from './metric-write';
+import { CHUNK_POINTS, inSlices } from './metric-write';
 import { noteChurn } from './metric-vacuum';
 import { withTransaction } from './touch';
 
@@ -212,22 +212,17 @@ export async function sealKeys(pool: Pool, runNum: string, keyIds: readonly numb
   const final = opts.final ?? false;
   const sealed = opts.sealed ?? SEALED_POINTS;
   let merged = 0;
-  const todo: KeyCursor[] = [...new Set(keyIds)].map((keyId) => ({ keyId, lo: STEP_MIN }));
-  const alone: KeyCursor[] = [];
-  while (todo.length || alone.length) {
-    const single = !todo.length;
-    const group = single ? [alone.shift()!] : todo.splice(0, SEAL_KEYS);
-    try {
+  // chunks that do not merge (steps out of order: a bug) are left as they are
+  await inSlices(
+    [...new Set(keyIds)].map((keyId): KeyCursor => ({ keyId, lo: STEP_MIN })),
+    SEAL_KEYS,
+    async (group) => {
       const r = await withTransaction(pool, (c) => sealSlice(c, runNum, group, final, sealed));
       merged += r.merged;
-      (single ? alone : todo).push(...r.more);
-    } catch (e) {
-      // chunks that do not merge (steps out of order: a bug) are left as they are, and hold up no other key
-      if (!(e instanceof RangeError)) throw e;
-      if (!single) alone.push(...group);
-      else console.warn(`[metrics] run ${runNum}, key id ${group[0]!.keyId}: chunks left unsealed: ${e.message}`);
-    }
-  }
+      return r.more;
+    },
+    (key, e) => console.warn(`[metrics] run ${runNum}, key id ${key.keyId}: chunks left unsealed: ${e.message}`),
+  );
   if (merged) noteChurn(pool, 'metric_chunk', merged);
   return merged;
 }

@@ -17,13 +17,22 @@ const { Client } = pg;
  */
 const TABLES = {
   // rows folded out of the tail
-  metric_point: { lock: 0x61667476, every: () => Number(process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] ?? 250_000) },
-  // chunk rows merged away by sealing (about 5M points' worth)
-  metric_chunk: { lock: 0x61667463, every: () => Number(process.env['AFT_METRIC_CHUNK_VACUUM_ROWS'] ?? 5_000) },
+  metric_point: { lock: 0x61667476, every: () => threshold('AFT_METRIC_TAIL_VACUUM_ROWS', 250_000) },
+  // chunk rows merged away by sealing or replaced by a fold (about 5M points' worth)
+  metric_chunk: { lock: 0x61667463, every: () => threshold('AFT_METRIC_CHUNK_VACUUM_ROWS', 5_000) },
   // rollup rows a batch inserted or updated (about 70 for a 10,000-point batch of 10 keys)
-  metric_rollup: { lock: 0x61667472, every: () => Number(process.env['AFT_METRIC_ROLLUP_VACUUM_ROWS'] ?? 50_000) },
+  metric_rollup: { lock: 0x61667472, every: () => threshold('AFT_METRIC_ROLLUP_VACUUM_ROWS', 50_000) },
 } as const;
 export type ChurnedTable = keyof typeof TABLES;
+
+/**
+ * A threshold from the environment: a whole number from 1 to 10^9, else the default (the web app refuses such a
+ * value at start, apps/web/src/env.ts; a NaN here would start a vacuum after every batch).
+ */
+function threshold(name: string, fallback: number): number {
+  const v = Number(process.env[name] ?? fallback);
+  return Number.isInteger(v) && v >= 1 && v <= 1e9 ? v : fallback;
+}
 
 /** Rows a table's folds deleted before this process vacuums it (metric_point: AFT_METRIC_TAIL_VACUUM_ROWS). */
 export const tailVacuumRows = () => TABLES.metric_point.every();

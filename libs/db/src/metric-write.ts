@@ -79,3 +79,29 @@ export async function writeChunks(
     ],
   );
 }
+
+/**
+ * Runs `slice` over keys, `per` at a time, each call its own transaction (the caller's), until no call returns
+ * more keys to do. A RangeError (a point or chunk the codec refuses) must not hold up the other keys: a group that
+ * throws one is retried key by key, and a key that throws alone is passed to `gaveUp` and dropped.
+ */
+export async function inSlices<K>(
+  keys: readonly K[],
+  per: number,
+  slice: (group: K[]) => Promise<K[]>,
+  gaveUp: (key: K, e: RangeError) => void,
+): Promise<void> {
+  const todo = [...keys];
+  const alone: K[] = [];
+  while (todo.length || alone.length) {
+    const single = !todo.length;
+    const group = single ? [alone.shift()!] : todo.splice(0, per);
+    try {
+      (single ? alone : todo).push(...(await slice(group)));
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      if (!single) alone.push(...group);
+      else gaveUp(group[0]!, e);
+    }
+  }
+}

@@ -44,6 +44,18 @@ const batch = (from: number, n: number, keys = ['v']) => {
 };
 
 describe('metric vacuums', () => {
+  it('takes a threshold only as a whole number from 1 to 10^9: anything else is the default, not a vacuum a batch', () => {
+    const was = process.env['AFT_METRIC_TAIL_VACUUM_ROWS'];
+    try {
+      for (const bad of ['abc', '0', '-5', '2.5', '1e12', '']) {
+        process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] = bad;
+        expect([bad, tailVacuumRows()]).toEqual([bad, 250_000]);
+      }
+    } finally {
+      process.env['AFT_METRIC_TAIL_VACUUM_ROWS'] = was;
+    }
+  });
+
   it('vacuums the tail once its folds have deleted TAIL_VACUUM_ROWS rows, not before', () =>
     ownPool(async ({ pool }) => {
       expect(tailVacuumRows()).toBe(2500);
