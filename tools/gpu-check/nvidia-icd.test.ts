@@ -38,7 +38,7 @@ function layout(files: Record<string, string>): { icd: string; lib: string } {
 }
 
 describe('nvidia-icd.sh', () => {
-  it("leaves the loader to find NVIDIA's own ICD file", () => {
+  it("leaves the loader to NVIDIA's own ICD file when the driver has no EGL library", () => {
     const { icd, lib } = layout({
       'icd.d/lvp_icd.json': '{"ICD": {"library_path": "libvulkan_lvp.so"}}',
       'icd.d/nvidia_icd.json': '{"ICD": {"library_path": "libGLX_nvidia.so.0"}}',
@@ -47,6 +47,38 @@ describe('nvidia-icd.sh', () => {
     const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
     expect(r.env['VK_ICD_FILENAMES']).toBeUndefined();
     expect(r.stderr).toContain(join(icd, 'nvidia_icd.json'));
+  });
+
+  it("names the driver's EGL library in place of an ICD file naming the GLX one (headless, the GLX one has no vkCreateInstance)", () => {
+    const { icd, lib } = layout({
+      'icd.d/nvidia_icd.json': '{\n  "ICD": {\n    "library_path" : "libGLX_nvidia.so.0"\n  }\n}',
+      'lib/libGLX_nvidia.so.0': '',
+      'lib/libEGL_nvidia.so.0': '',
+    });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    const written = join(dir, 'written', 'nvidia_icd.json');
+    expect(r.env['VK_ICD_FILENAMES']).toBe(written);
+    const json = JSON.parse(readFileSync(written, 'utf8')) as { ICD: Record<string, string> };
+    expect(json.ICD['library_path']).toBe(join(lib, 'libEGL_nvidia.so.0'));
+    expect(r.stderr).toContain(`in place of ${join(icd, 'nvidia_icd.json')}`);
+  });
+
+  it('keeps an ICD file that names a library other than the GLX one', () => {
+    const { icd, lib } = layout({
+      'icd.d/nvidia_icd.json': '{"ICD": {"library_path": "libnvidia-vulkan.so.1"}}',
+      'lib/libEGL_nvidia.so.0': '',
+    });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    expect(r.env['VK_ICD_FILENAMES']).toBeUndefined();
+    expect(r.stderr).toContain('libnvidia-vulkan.so.1');
+  });
+
+  it('prefers the EGL library when the container got the libraries without an ICD file', () => {
+    const { icd, lib } = layout({ 'lib/libGLX_nvidia.so.0': '', 'lib/libEGL_nvidia.so.0': '' });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    const written = join(dir, 'written', 'nvidia_icd.json');
+    expect(r.env['VK_ICD_FILENAMES']).toBe(written);
+    expect(readFileSync(written, 'utf8')).toContain(join(lib, 'libEGL_nvidia.so.0'));
   });
 
   it('writes an ICD file naming the driver library when the container got the library without one', () => {
