@@ -80,6 +80,8 @@ try {
   const q = (path: string, input: unknown) =>
     `${app.baseUrl}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`;
   const series = await measure(() => q('metrics.series', { runIds, keys: ['loss'], buckets: 1000 }));
+  // the dashboard's read: the same series in binary columns (libs/db/src/series-packed.ts)
+  const packed = await measure(() => q('metrics.seriesPacked', { runIds, keys: ['loss'], buckets: 1000 }));
   const check = (await timeGet(q('metrics.series', { runIds, keys: ['loss'], buckets: 1000 }))).body as {
     result: { data: { mode: string; steps: number[]; count: number[] }[] };
   };
@@ -116,6 +118,7 @@ try {
           bucketsPerSeries: shape[0]?.buckets,
           pointsPerSeries: shape[0]?.points,
         },
+        seriesQuery20x100kPacked: { ...packed, targetP95: 100 },
         runsList10kSortedBySummary: { ...list, targetP95: 100 },
         runsList10kPage22ByCursor: deepPage,
         runsList10kFilteredSorted: filtered,

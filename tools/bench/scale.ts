@@ -104,6 +104,7 @@ try {
   );
   const runIds = runs.rows.map((r) => r.id);
   const series = await measure('metrics.series', () => ({ runIds, keys: ['loss'], buckets: 1000 }));
+  const seriesPacked = await measure('metrics.seriesPacked', () => ({ runIds, keys: ['loss'], buckets: 1000 }));
   const zoom = await measure('metrics.series', () => {
     const lo = Math.floor(Math.random() * (STEPS - 2000));
     return {
@@ -153,6 +154,8 @@ try {
   // settled, as a lab's finished runs are: autovacuum's first pass over the new rows would otherwise run meanwhile
   await db.pool.query('VACUUM ANALYZE metric_point, metric_chunk, metric_rollup, run_metric');
   const longSeries = await measure('metrics.series', () => ({ runIds: longIds, keys: ['loss'], buckets: 1000 }));
+  // what the dashboard reads (binary columns, libs/db/src/series-packed.ts)
+  const longPacked = await measure('metrics.seriesPacked', () => ({ runIds: longIds, keys: ['loss'], buckets: 1000 }));
 
   const l0 = performance.now();
   await db.pool.query(
@@ -192,6 +195,7 @@ try {
           chunkPayloadOnly: Number((Number(chunkPayload.rows[0]!.b) / Number(chunkPayload.rows[0]!.n)).toFixed(3)),
         },
         series20Runs: { ...series, pointsPerSeries: STEPS, buckets: 1000 },
+        series20RunsPacked: { ...seriesPacked, pointsPerSeries: STEPS, buckets: 1000 },
         series20LongRuns: {
           ...longSeries,
           pointsPerSeries: LONG_STEPS,
@@ -199,6 +203,7 @@ try {
           seedSeconds: Number(longSeed.toFixed(1)),
           goalP95: 50,
         },
+        series20LongRunsPacked: { ...longPacked, pointsPerSeries: LONG_STEPS, buckets: 1000, goalP95: 50 },
         zoom2000Raw: { ...zoom, mode: zoomCheck[0]?.mode, points: zoomCheck[0]?.steps.length, goalP95: 30 },
         runsListSortedBySummary: { ...list, runs: LIST_RUNS, seedSeconds: Number(listSeed.toFixed(1)), goalP95: 100 },
       },

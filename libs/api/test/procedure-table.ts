@@ -128,6 +128,7 @@ export const INPUTS: Record<string, { need: string; input: (f: Fx) => unknown; c
   'sweeps.cancel': { need: 'launch', input: (f) => ({ id: f.sweepId }) },
   'metrics.log': { need: 'log*', input: (f) => ({ runId: f.runId, points: [{ key: 'loss', step: 1, value: 0.5 }] }) },
   'metrics.series': { need: 'read', input: (f) => ({ runIds: [f.runId], keys: ['loss'] }) },
+  'metrics.seriesPacked': { need: 'read', input: (f) => ({ runIds: [f.runId], keys: ['loss'] }) },
   'metrics.keys': { need: 'read', input: (f) => ({ runIds: [f.runId] }) },
   'samples.log': {
     need: 'log*',

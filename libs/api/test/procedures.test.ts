@@ -5,7 +5,13 @@
  * serves it. The type assertions fail the typecheck (`tsc -p libs/api/tsconfig.json`, in `npm run typecheck`).
  */
 import { describe, expectTypeOf, it } from 'vitest';
-import type { TrackingInput, TrackingOutput, TrackingProcedure, TrackingProcedures } from '@aft/contracts';
+import type {
+  PackedSeries,
+  TrackingInput,
+  TrackingOutput,
+  TrackingProcedure,
+  TrackingProcedures,
+} from '@aft/contracts';
 import type { AppRouter, RouterInputs, RouterOutputs } from '../src';
 
 /** `T['runs']['get']` for the path 'runs.get'; never for a path the router does not have. */
@@ -48,5 +54,10 @@ describe("the SDK's procedure table", () => {
     expectTypeOf<TrackingInput<'samples.log'>>().toEqualTypeOf<RouterInputs['samples']['log']>();
     expectTypeOf<TrackingInput<'artifacts.register'>>().toEqualTypeOf<RouterInputs['artifacts']['register']>();
     expectTypeOf<TrackingInput<'events.log'>>().toEqualTypeOf<RouterInputs['events']['log']>();
+  });
+
+  it("reads metrics.seriesPacked as the router writes it (the dashboard's unpackSeries, @aft/contracts)", () => {
+    expectTypeOf<PackedSeries[]>().toEqualTypeOf<RouterOutputs['metrics']['seriesPacked']>();
+    expectTypeOf<RouterInputs['metrics']['seriesPacked']>().toEqualTypeOf<RouterInputs['metrics']['series']>();
   });
 });

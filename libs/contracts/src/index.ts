@@ -7,3 +7,4 @@ export * from './procedures';
 export * from './outcomes';
 export * from './alerts';
 export * from './saved-views';
+export * from './packed-series';

@@ -10,6 +10,7 @@ export * from './metric-folder';
 export * from './metric-summary';
 export * from './metric-codec';
 export * from './series';
+export * from './series-packed';
 export * from './runs-query';
 export * from './run-writes';
 export * from './notifier';

@@ -26,7 +26,7 @@ export interface NarrowRead {
 }
 
 /** Per-bucket aggregates of chunk points, in flat columns over many series (`i`: the series). */
-interface Flat {
+export interface Flat {
   i: number[];
   b: number[];
   count: number[];
@@ -44,7 +44,7 @@ interface Flat {
  * with lo ≤ step ≤ hi: from a chunk's summary when it has one (w a multiple of its sub-bucket width), else from
  * its decoded points.
  */
-function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly ChunkPart[]): void {
+export function aggregateChunks(out: Flat, r: NarrowRead, chunks: readonly ChunkPart[]): void {
   let bucket: number | null = null;
   let k = out.b.length - 1;
   /** Starts bucket `b` at its first point (step `fs`, value `first`) unless it is the open one; returns its index. */

@@ -51,7 +51,7 @@ export interface BucketSeries {
 
 export type Series = RawSeries | BucketSeries;
 
-interface KeyStats {
+export interface KeyStats {
   run_id: string;
   key: string;
   num: string;
@@ -80,14 +80,7 @@ export function bucketWidth(lo: number, hi: number, n: number): number {
  */
 export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): Promise<Series[]> {
   if (reqs.length === 0) return [];
-  const stats = await pool.query<KeyStats>(
-    `SELECT m.run_id, m.key, r.num::text AS num, m.key_id, m.count, m.min_step, m.last_step
-     FROM run_metric m JOIN run r ON r.id = m.run_id
-     WHERE (m.run_id, m.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [reqs.map((r) => r.runId), reqs.map((r) => r.key)],
-  );
-  const byId = new Map(stats.rows.map((s) => [`${s.run_id}\u0000${s.key}`, s]));
-  const plans = reqs.map((r) => plan(r, byId.get(`${r.runId}\u0000${r.key}`)));
+  const plans = await planSeries(pool, reqs);
   // Buckets that are exactly a rollup width — the usual case — are read a few series per query: a handful of
   // concurrent queries keeps every core busy without a round trip per series.
   const direct = plans.flatMap((p, i) => (p.kind === 'rollup' ? [{ i, p }] : []));
@@ -146,7 +139,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
   );
 }
 
-const SERIES_QUERY_PARALLELISM = 4;
+export const SERIES_QUERY_PARALLELISM = 4;
 
 // The aggregates read an index-ordered subquery: one ordered scan instead of a sort per column (2× faster).
 // A plain aggregate over an ordered subquery with no join or grouping keeps that order; the tests check it.
@@ -161,7 +154,7 @@ const ROLLUP_BATCH_SQL = `
                      ORDER BY bucket) q) AS j
   FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)`;
 
-type Plan =
+export type Plan =
   | { kind: 'empty'; s: undefined }
   | { kind: 'raw'; s: KeyStats; lo: number; hi: number }
   | { kind: 'rollup' | 'aggregate'; s: KeyStats; lo: number; hi: number; width: number };
@@ -176,6 +169,18 @@ function plan(r: SeriesRequest, s: KeyStats | undefined): Plan {
   const width = bucketWidth(lo, hi, r.buckets);
   const kind = (ROLLUP_WIDTHS as readonly number[]).includes(width) ? 'rollup' : 'aggregate';
   return { kind, s, lo, hi, width };
+}
+
+/** Each request's plan: its key's stats, and raw points, a rollup read or an aggregate (series-packed.ts too). */
+export async function planSeries(pool: Pool, reqs: readonly SeriesRequest[]): Promise<Plan[]> {
+  const stats = await pool.query<KeyStats>(
+    `SELECT m.run_id, m.key, r.num::text AS num, m.key_id, m.count, m.min_step, m.last_step
+     FROM run_metric m JOIN run r ON r.id = m.run_id
+     WHERE (m.run_id, m.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [reqs.map((r) => r.runId), reqs.map((r) => r.key)],
+  );
+  const byId = new Map(stats.rows.map((s) => [`${s.run_id}\u0000${s.key}`, s]));
+  return reqs.map((r) => plan(r, byId.get(`${r.runId}\u0000${r.key}`)));
 }
 
 async function jsonRow<T>(pool: Pool, sql: string, params: unknown[]): Promise<T> {
@@ -194,7 +199,7 @@ async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
 }
 
 /** The wall time of each non-empty bucket's last point (the same buckets the counts come in). */
-async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<number[]> {
+export async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<number[]> {
   const p = await readPoints(pool, s.num, s.key_id, Math.floor(lo / w) * w, (Math.floor(hi / w) + 1) * w - 1);
   const out: number[] = [];
   let bucket: number | null = null;
@@ -213,13 +218,13 @@ const BUCKET_JSON = `json_build_object(
   'min', json_agg(${f4('min')} ORDER BY b), 'max', json_agg(${f4('max')} ORDER BY b),
   'first', json_agg(${f4('first')} ORDER BY b), 'last', json_agg(${f4('last')} ORDER BY b))::text AS j`;
 
-type BucketCols = Omit<BucketSeries, 'runId' | 'key' | 'mode' | 'width'>;
+export type BucketCols = Omit<BucketSeries, 'runId' | 'key' | 'mode' | 'width'>;
 
 /**
  * Buckets of width `w` over [lo, hi] when `w` is not a rollup width (those are read in one batch by querySeries):
  * narrower buckets aggregate the raw points, wider ones merge 65,536-step rollups.
  */
-async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<BucketCols> {
+export async function bucketColumns(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<BucketCols> {
   const first = Math.floor(lo / w);
   const last = Math.floor(hi / w);
   const level = [...ROLLUP_WIDTHS].reverse().find((l) => l <= w);

@@ -6,7 +6,7 @@ import { colorAt } from '../lib/group-series';
 import { inApiBatches } from '../lib/batch';
 import { recordOf } from '../lib/json';
 import type { ResultRun } from '../lib/results';
-import { trpc } from '../lib/trpc';
+import { fetchSeries } from '../lib/trpc';
 
 type ScatterRun = Pick<ResultRun, 'id' | 'name' | 'method' | 'constraint' | 'summary'>;
 export interface ScatterPoint {
@@ -61,7 +61,7 @@ export function AssessmentScatter({ runs }: { runs: ScatterRun[] }) {
     if (!ids.length) return;
     Promise.all(
       inApiBatches(ids).map((c) =>
-        trpc.metrics.series.query({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 }),
+        fetchSeries({ runIds: c, keys: ['val/task_accuracy', 'val/assessment_accuracy'], buckets: 200 }),
       ),
     )
       .then((p) => setSeries(p.flat()))

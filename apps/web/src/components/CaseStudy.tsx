@@ -8,7 +8,7 @@ import type { RouterOutputs } from '@aft/api';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import type { Degradation, Example } from '../lib/degradation';
 import { fmtNumber } from '../lib/format';
-import { trpc } from '../lib/trpc';
+import { fetchSeries, trpc } from '../lib/trpc';
 import { MetricChart } from './MetricChart';
 
 /** The run the case study is about, with its config read as an object and its project's name. */
@@ -282,8 +282,7 @@ export function CaseStudy({
       setSeries([]);
       return;
     }
-    trpc.metrics.series
-      .query({ runIds: [run.id], keys, buckets: 1000 })
+    fetchSeries({ runIds: [run.id], keys, buckets: 1000 })
       .then((s) => setSeries(s))
       .catch((e: Error) => setError(e.message));
   }, [run.id, chartKeys, distKeys]);

@@ -9,7 +9,7 @@ import { recordOf } from '../lib/json';
 import { colorAt, groupSeries, withAlpha } from '../lib/group-series';
 import { groupOf, RESULT_METRICS, resultRows, toCsv, toLatex, toMarkdown, type ResultRun } from '../lib/results';
 import { inApiBatches } from '../lib/batch';
-import { trpc } from '../lib/trpc';
+import { fetchSeries } from '../lib/trpc';
 import { StatusBadge } from './ui';
 
 const AXIS = { stroke: '#8b93a3', grid: { stroke: '#2a303b', width: 1 }, ticks: { stroke: '#2a303b' } };
@@ -140,9 +140,7 @@ export function CompareChart({ runs: allRuns, metricKeys }: { runs: ResultRun[];
     let stale = false;
     setSeries(null);
     Promise.all(
-      inApiBatches(runs.map((r) => r.id)).map((ids) =>
-        trpc.metrics.series.query({ runIds: ids, keys: [metric], buckets: 400 }),
-      ),
+      inApiBatches(runs.map((r) => r.id)).map((ids) => fetchSeries({ runIds: ids, keys: [metric], buckets: 400 })),
     )
       .then((parts) => {
         if (!stale) {

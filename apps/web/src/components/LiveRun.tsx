@@ -2,7 +2,7 @@
 import { usePathname, useSearchParams } from 'next/navigation';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { RouterOutputs } from '@aft/api';
-import { trpc } from '../lib/trpc';
+import { fetchSeries, trpc } from '../lib/trpc';
 import { toColumns, type WireSeries } from '../lib/chart-math';
 import { PROGRESS_PREFIX, progressOf } from '@aft/contracts';
 import { fmtDuration, fmtNumber } from '../lib/format';
@@ -75,7 +75,7 @@ export function LiveRun({
     );
     if (!stale.length) return;
     try {
-      const res = await trpc.metrics.series.query({
+      const res = await fetchSeries({
         runIds: [runId],
         keys: stale.map((m) => m.key),
         buckets: 1000,
@@ -123,7 +123,7 @@ export function LiveRun({
     async (key: string, range: [number, number] | null) => {
       setZoom((z) => ({ ...z, [key]: range }));
       try {
-        const [s] = await trpc.metrics.series.query({
+        const [s] = await fetchSeries({
           runIds: [runId],
           keys: [key],
           buckets: 1000,

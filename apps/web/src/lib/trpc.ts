@@ -1,7 +1,7 @@
 'use client';
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
-import type { AppRouter } from '@aft/api';
-import { LIMITS } from '@aft/contracts';
+import type { AppRouter, WireSeries } from '@aft/api';
+import { LIMITS, unpackSeries, type SeriesQuery } from '@aft/contracts';
 
 /** The browser's tRPC client: queries batched over HTTP, subscriptions over SSE (native EventSource). */
 export const trpc = createTRPCClient<AppRouter>({
@@ -14,3 +14,11 @@ export const trpc = createTRPCClient<AppRouter>({
     }),
   ],
 });
+
+/**
+ * Series for the charts: metrics.seriesPacked (binary columns, nothing formatted or parsed per number; libs/contracts
+ * packed-series.ts) unpacked into the columns metrics.series sends, with exact values.
+ */
+export async function fetchSeries(input: SeriesQuery): Promise<WireSeries[]> {
+  return (await trpc.metrics.seriesPacked.query(input)).map(unpackSeries);
+}

@@ -5,13 +5,15 @@ import {
   insertMetricPoints,
   missingRuns,
   querySeries,
+  querySeriesPacked,
+  type SeriesRequest,
   runMetricKeys,
   type Db,
   type MetricPoint,
   type PointColumns,
   type Series,
 } from '@aft/db';
-import { chargeRate, logProcedure, readProcedure, type Context } from '../trpc';
+import { chargeRate, logProcedure, readProcedure, type Actor, type Context } from '../trpc';
 import { alertOnMetrics } from '../alerts/fire';
 
 /** Throws NOT_FOUND naming the runs that are not the team's. */
@@ -40,6 +42,45 @@ function chargeReads(ctx: Context, points: number) {
   ctx.reads.points = total;
 }
 
+const seriesInput = z
+  .object({
+    runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery, `at most ${LIMITS.runsPerSeriesQuery} runs`),
+    keys: z.array(metricKey).min(1).max(LIMITS.keysPerSeriesQuery, `at most ${LIMITS.keysPerSeriesQuery} keys`),
+    buckets: z.number().int().min(10).max(LIMITS.maxBuckets).default(1000),
+    minStep: step.optional(),
+    maxStep: step.optional(),
+    /** Bucketed series also get each bucket's wall time (raw ones always have theirs). */
+    withTimes: z.boolean().default(false),
+  })
+  .refine((v) => v.runIds.length * v.keys.length <= LIMITS.seriesPerQuery, {
+    message: `runs × keys is at most ${LIMITS.seriesPerQuery}`,
+  })
+  .refine((v) => v.minStep === undefined || v.maxStep === undefined || v.minStep <= v.maxStep, {
+    message: 'minStep must be <= maxStep',
+    path: ['minStep'],
+  });
+
+/** A series request's reads, once its budget is charged and its runs are checked to be the team's. */
+async function seriesReads(
+  ctx: Context & { actor: Actor },
+  input: z.output<typeof seriesInput>,
+): Promise<SeriesRequest[]> {
+  const runIds = [...new Set(input.runIds)];
+  const keys = [...new Set(input.keys)];
+  chargeReads(ctx, runIds.length * keys.length * input.buckets);
+  await assertRuns(ctx.db, ctx.actor.teamId, runIds);
+  return runIds.flatMap((runId) =>
+    keys.map((key) => ({
+      runId,
+      key,
+      buckets: input.buckets,
+      minStep: input.minStep,
+      maxStep: input.maxStep,
+      withTimes: input.withTimes,
+    })),
+  );
+}
+
 /** A series as the API returns it: columns (what uPlot draws), non-finite values as "NaN"/"Infinity"/"-Infinity". */
 export type WireSeries = Series;
 
@@ -60,42 +101,16 @@ export const metricsRouter = {
 
   /** Downsampled series for runs × keys: raw points when few, else min/max/first/last/count buckets. */
   series: readProcedure
-    .input(
-      z
-        .object({
-          runIds: z.array(id).min(1).max(LIMITS.runsPerSeriesQuery, `at most ${LIMITS.runsPerSeriesQuery} runs`),
-          keys: z.array(metricKey).min(1).max(LIMITS.keysPerSeriesQuery, `at most ${LIMITS.keysPerSeriesQuery} keys`),
-          buckets: z.number().int().min(10).max(LIMITS.maxBuckets).default(1000),
-          minStep: step.optional(),
-          maxStep: step.optional(),
-          /** Bucketed series also get each bucket's wall time (raw ones always have theirs). */
-          withTimes: z.boolean().default(false),
-        })
-        .refine((v) => v.runIds.length * v.keys.length <= LIMITS.seriesPerQuery, {
-          message: `runs × keys is at most ${LIMITS.seriesPerQuery}`,
-        })
-        .refine((v) => v.minStep === undefined || v.maxStep === undefined || v.minStep <= v.maxStep, {
-          message: 'minStep must be <= maxStep',
-          path: ['minStep'],
-        }),
-    )
-    .query(async ({ ctx, input }) => {
-      const runIds = [...new Set(input.runIds)];
-      const keys = [...new Set(input.keys)];
-      chargeReads(ctx, runIds.length * keys.length * input.buckets);
-      await assertRuns(ctx.db, ctx.actor.teamId, runIds);
-      const reqs = runIds.flatMap((runId) =>
-        keys.map((key) => ({
-          runId,
-          key,
-          buckets: input.buckets,
-          minStep: input.minStep,
-          maxStep: input.maxStep,
-          withTimes: input.withTimes,
-        })),
-      );
-      return querySeries(ctx.db.pool, reqs);
-    }),
+    .input(seriesInput)
+    .query(async ({ ctx, input }) => querySeries(ctx.db.pool, await seriesReads(ctx, input))),
+
+  /**
+   * The same series in binary columns (libs/contracts/src/packed-series.ts): what the dashboard draws. No number is
+   * formatted or parsed on the way, and values are exact.
+   */
+  seriesPacked: readProcedure
+    .input(seriesInput)
+    .query(async ({ ctx, input }) => querySeriesPacked(ctx.db.pool, await seriesReads(ctx, input))),
 
   /** The keys each run has logged, with their latest value. */
   keys: readProcedure

@@ -1,0 +1,341 @@
+/**
+ * Series in binary columns (libs/contracts/src/packed-series.ts; docs/architecture.md, "The metric store"): the same
+ * plans, buckets and points as querySeries (series.ts), sent as the values' bytes. No number is formatted anywhere:
+ * rollups leave Postgres as float8send/int4send bytes joined per column, narrow buckets are aggregated here from the
+ * decoded chunks and the tail's rows, raw points are the decoded columns. At 20 series × 1,000 buckets Postgres does
+ * about a third of the work of building the JSON, and the server parses and writes no JSON numbers.
+ */
+import type { Pool } from 'pg';
+import { chunksIn, readPoints } from './metric-chunks';
+import { SUMMARY_WIDTH } from './metric-summary';
+import { ROLLUP_WIDTHS } from './metrics';
+import {
+  bucketColumns,
+  bucketTimes,
+  planSeries,
+  SERIES_QUERY_PARALLELISM,
+  type BucketCols,
+  type KeyStats,
+  type SeriesRequest,
+} from './series';
+import { aggregateChunks, type Flat, type NarrowRead } from './series-narrow';
+import { withSnapshot } from './touch';
+
+/**
+ * The wire form, as libs/contracts/src/packed-series.ts reads it (libs/db may not import contracts; a type test in
+ * libs/api/test/procedures.test.ts holds the two equal): big-endian int32 steps and counts, float64 values and times,
+ * each column base64; `n` points or buckets.
+ */
+export interface PackedRawSeries {
+  runId: string;
+  key: string;
+  mode: 'raw';
+  n: number;
+  steps: string;
+  values: string;
+  times: string;
+}
+
+export interface PackedBucketSeries {
+  runId: string;
+  key: string;
+  mode: 'buckets';
+  width: number;
+  n: number;
+  steps: string;
+  count: string;
+  nan: string;
+  min: string;
+  max: string;
+  first: string;
+  last: string;
+  times?: string;
+}
+
+export type PackedSeries = PackedRawSeries | PackedBucketSeries;
+
+/** Bucket columns before they are packed; min/max NaN where the bucket holds only NaN. */
+interface Buckets {
+  steps: ArrayLike<number>;
+  count: ArrayLike<number>;
+  nan: ArrayLike<number>;
+  min: ArrayLike<number>;
+  max: ArrayLike<number>;
+  first: ArrayLike<number>;
+  last: ArrayLike<number>;
+}
+
+const ints = (a: ArrayLike<number>): string => {
+  const d = new DataView(new ArrayBuffer(a.length * 4));
+  for (let i = 0; i < a.length; i++) d.setInt32(i * 4, a[i]!);
+  return Buffer.from(d.buffer).toString('base64');
+};
+const floats = (a: ArrayLike<number>): string => {
+  const d = new DataView(new ArrayBuffer(a.length * 8));
+  for (let i = 0; i < a.length; i++) d.setFloat64(i * 8, a[i]!);
+  return Buffer.from(d.buffer).toString('base64');
+};
+
+/** A series' packed bucket columns and its number of points (the sparse check reads it). */
+type Cols = Pick<PackedBucketSeries, 'n' | 'steps' | 'count' | 'nan' | 'min' | 'max' | 'first' | 'last'> & {
+  points: number;
+};
+
+function packCols(b: Buckets): Cols {
+  let points = 0;
+  for (let j = 0; j < b.count.length; j++) points += b.count[j]!;
+  return {
+    n: b.steps.length,
+    points,
+    steps: ints(b.steps),
+    count: ints(b.count),
+    nan: ints(b.nan),
+    min: floats(b.min),
+    max: floats(b.max),
+    first: floats(b.first),
+    last: floats(b.last),
+  };
+}
+
+async function packRaw(pool: Pool, r: SeriesRequest, s: KeyStats | undefined, lo: number, hi: number) {
+  const p = s ? await readPoints(pool, s.num, s.key_id, lo, hi) : null;
+  const out: PackedRawSeries = {
+    runId: r.runId,
+    key: r.key,
+    mode: 'raw',
+    n: p?.steps.length ?? 0,
+    steps: ints(p?.steps ?? []),
+    values: floats(p?.values ?? []),
+    times: floats(p?.times ?? []),
+  };
+  return out;
+}
+
+/** The same reads as querySeries (series.ts), in binary columns. */
+export async function querySeriesPacked(pool: Pool, reqs: readonly SeriesRequest[]): Promise<PackedSeries[]> {
+  if (reqs.length === 0) return [];
+  const plans = await planSeries(pool, reqs);
+  const rollup = plans.flatMap((p, i) => (p.kind === 'rollup' ? [{ i, p }] : []));
+  const narrow = plans.flatMap((p, i): NarrowRead[] =>
+    p.kind === 'aggregate' && p.width < ROLLUP_WIDTHS[0]
+      ? [
+          {
+            i,
+            num: p.s.num,
+            keyId: p.s.key_id,
+            w: p.width,
+            lo: Math.floor(p.lo / p.width) * p.width,
+            hi: Math.floor(p.hi / p.width) * p.width + p.width - 1,
+          },
+        ]
+      : [],
+  );
+  const got = new Map<number, Cols>();
+  const per = Math.max(1, Math.ceil(rollup.length / SERIES_QUERY_PARALLELISM));
+  await Promise.all([
+    packedNarrow(pool, narrow, got),
+    ...Array.from({ length: Math.ceil(rollup.length / per) }, async (_, g) => {
+      const part = rollup.slice(g * per, (g + 1) * per);
+      const res = await pool.query<RollupRow>(ROLLUP_PACKED_SQL, [
+        part.map((d) => d.i),
+        part.map((d) => d.p.s.num),
+        part.map((d) => d.p.s.key_id),
+        part.map((d) => d.p.width),
+        part.map((d) => Math.floor(d.p.lo / d.p.width)),
+        part.map((d) => Math.floor(d.p.hi / d.p.width)),
+      ]);
+      const b64 = (b: Buffer) => b.toString('base64');
+      for (const { i, n, points, steps, count, nan, min, max, first, last } of res.rows) {
+        if (n > 0) {
+          got.set(i, {
+            n,
+            points: Number(points),
+            steps: b64(steps),
+            count: b64(count),
+            nan: b64(nan),
+            min: b64(min),
+            max: b64(max),
+            first: b64(first),
+            last: b64(last),
+          });
+        }
+      }
+    }),
+  ]);
+  return Promise.all(
+    plans.map(async (p, i): Promise<PackedSeries> => {
+      const r = reqs[i]!;
+      if (p.kind === 'empty') return packRaw(pool, r, undefined, 0, -1);
+      if (p.kind === 'raw') return packRaw(pool, r, p.s, p.lo, p.hi);
+      const { points, ...cols } = got.get(i) ?? packCols(fromJson(await bucketColumns(pool, p.s, p.width, p.lo, p.hi)));
+      // sparse points: fewer than the budget in the whole range, so send them as they are (as querySeries does)
+      if (points <= r.buckets) return packRaw(pool, r, p.s, p.lo, p.hi);
+      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi) : undefined;
+      return {
+        runId: r.runId,
+        key: r.key,
+        mode: 'buckets',
+        width: p.width,
+        ...cols,
+        ...(times ? { times: floats(times) } : {}),
+      };
+    }),
+  );
+}
+
+interface RollupRow {
+  i: number;
+  n: number;
+  points: string;
+  steps: Buffer;
+  count: Buffer;
+  nan: Buffer;
+  min: Buffer;
+  max: Buffer;
+  first: Buffer;
+  last: Buffer;
+}
+
+// one bytea per column, big-endian values end to end; the ordered subquery keeps each string_agg in bucket order
+const ROLLUP_PACKED_SQL = `
+  SELECT p.i, q.*
+  FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)
+  CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, sum(count)::text AS points, string_agg(int4send(bucket * p.w), '') AS steps, string_agg(int4send(count), '') AS count,
+           string_agg(int4send(nan_count), '') AS nan, string_agg(float8send(coalesce(min, 'NaN')), '') AS min,
+           string_agg(float8send(coalesce(max, 'NaN')), '') AS max, string_agg(float8send(first_value), '') AS first,
+           string_agg(float8send(last_value), '') AS last
+    FROM (SELECT bucket, count, nan_count, min, max, first_value, last_value FROM metric_rollup m
+          WHERE m.run_num = p.num AND m.key_id = p.key_id AND m.width = p.w AND m.bucket BETWEEN p.lo AND p.hi
+          ORDER BY bucket) r) q`;
+
+/** Columns from the JSON path's reader (widths past the widest rollup: ranges of over 65 million steps). */
+function fromJson(c: BucketCols): Buckets {
+  const num = (v: unknown) => (v === null ? NaN : typeof v === 'number' ? v : Number(v));
+  return {
+    steps: c.steps,
+    count: c.count,
+    nan: c.nan,
+    min: c.min.map(num),
+    max: c.max.map(num),
+    first: c.first.map(num),
+    last: c.last.map(num),
+  };
+}
+
+// the tail's buckets of each series, aggregated by Postgres (a finished run's tail is usually empty)
+const TAIL_BUCKETS_SQL = `
+  SELECT p.i, floor(m.step::float8 / p.w)::int AS b, count(*)::int AS count,
+         (count(*) FILTER (WHERE m.value = 'NaN'))::int AS nan,
+         coalesce(min(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN') AS min,
+         coalesce(max(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN') AS max,
+         (array_agg(m.value ORDER BY m.step))[1] AS first, (array_agg(m.value ORDER BY m.step DESC))[1] AS last,
+         min(m.step) AS fs, max(m.step) AS ls
+  FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)
+  JOIN metric_point m ON m.run_num = p.num AND m.key_id = p.key_id AND m.step BETWEEN p.lo AND p.hi
+  GROUP BY 1, 2 ORDER BY 1, 2`;
+
+interface TailRow {
+  i: number;
+  b: number;
+  count: number;
+  nan: number;
+  min: number;
+  max: number;
+  first: number;
+  last: number;
+  fs: number;
+  ls: number;
+}
+
+/**
+ * Narrow buckets (under the finest rollup) of many series into `got`: each group's chunks and tail in one snapshot
+ * (a fold committing between the two reads would otherwise hide its points), the chunks aggregated here, the tail
+ * by Postgres, the two merged by bucket here.
+ */
+async function packedNarrow(pool: Pool, reads: readonly NarrowRead[], got: Map<number, Cols>): Promise<void> {
+  if (!reads.length) return;
+  const per = Math.max(1, Math.ceil(reads.length / SERIES_QUERY_PARALLELISM));
+  await Promise.all(
+    Array.from({ length: Math.ceil(reads.length / per) }, (_, g) =>
+      withSnapshot(pool, async (c) => {
+        const group = reads.slice(g * per, (g + 1) * per);
+        const chunks = await chunksIn(
+          c,
+          group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi, summary: r.w % SUMMARY_WIDTH === 0 })),
+        );
+        const tail = await c.query<TailRow>(TAIL_BUCKETS_SQL, [
+          group.map((r) => r.i),
+          group.map((r) => r.num),
+          group.map((r) => r.keyId),
+          group.map((r) => r.w),
+          group.map((r) => r.lo),
+          group.map((r) => r.hi),
+        ]);
+        const tails = new Map<number, TailRow[]>();
+        for (const t of tail.rows) {
+          const list = tails.get(t.i);
+          if (list) list.push(t);
+          else tails.set(t.i, [t]);
+        }
+        for (const [n, r] of group.entries()) {
+          const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
+          aggregateChunks(f, r, chunks[n]!);
+          const b = mergeTail(f, tails.get(r.i) ?? [], r.w);
+          if (b.steps.length) got.set(r.i, packCols(b));
+        }
+      }),
+    ),
+  );
+}
+
+/**
+ * One series' chunk buckets (in bucket order) and tail buckets (in bucket order) as one column set: a bucket in
+ * both (a late point, or where the tail begins) adds its counts, keeps the smaller min and larger max (NaN: none)
+ * and the first and last of whichever side holds the earlier first and later last step.
+ */
+function mergeTail(f: Flat, tail: readonly TailRow[], w: number): Buckets {
+  const out = { steps: [] as number[], count: [] as number[], nan: [] as number[], min: [] as number[] };
+  const max: number[] = [];
+  const first: number[] = [];
+  const last: number[] = [];
+  const push = (b: number, count: number, nan: number, mn: number, mx: number, fv: number, lv: number) => {
+    out.steps.push(b * w);
+    out.count.push(count);
+    out.nan.push(nan);
+    out.min.push(mn);
+    max.push(mx);
+    first.push(fv);
+    last.push(lv);
+  };
+  const lower = (a: number, b: number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.min(a, b));
+  const upper = (a: number, b: number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.max(a, b));
+  let i = 0;
+  let j = 0;
+  while (i < f.b.length || j < tail.length) {
+    const t = tail[j];
+    const cb = i < f.b.length ? f.b[i]! : Infinity;
+    const cmin = f.min[i] ?? NaN;
+    const cmax = f.max[i] ?? NaN;
+    if (!t || cb < t.b) {
+      push(cb, f.count[i]!, f.nan[i]!, cmin, cmax, f.first[i]!, f.last[i]!);
+      i++;
+    } else if (t.b < cb) {
+      push(t.b, t.count, t.nan, t.min, t.max, t.first, t.last);
+      j++;
+    } else {
+      push(
+        cb,
+        f.count[i]! + t.count,
+        f.nan[i]! + t.nan,
+        lower(cmin, t.min),
+        upper(cmax, t.max),
+        f.fs[i]! < t.fs ? f.first[i]! : t.first,
+        f.ls[i]! > t.ls ? f.last[i]! : t.last,
+      );
+      i++;
+      j++;
+    }
+  }
+  return { ...out, max, first, last };
+}
