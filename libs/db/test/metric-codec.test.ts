@@ -33,6 +33,17 @@ const chunkArb = fc.integer({ min: 1, max: 1500 }).chain((n) =>
 );
 
 describe('metric chunk codec', () => {
+  it('refuses a payload cut short (RangeError), never reading the missing bits as zeros', () => {
+    fc.assert(
+      fc.property(chunkArb, fc.integer({ min: 1, max: 64 }), (p, cut) => {
+        const bytes = encodeChunk(p);
+        const short = bytes.subarray(0, Math.max(0, bytes.length - cut));
+        expect(() => decodeChunk(short)).toThrow(RangeError);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('round-trips any points exactly (random steps, times, doubles, NaN/±Inf/-0)', () => {
     fc.assert(
       fc.property(chunkArb, (p) => roundTrip(p)),
