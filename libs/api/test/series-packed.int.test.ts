@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unpackSeries, type UnpackedSeries } from '@aft/contracts';
 import {
+  bucketTimes,
   foldRun,
   insertMetricPoints,
   querySeries,
@@ -184,6 +185,25 @@ describe('metrics.seriesPacked', () => {
     const bits = (v: unknown) => (typeof v === 'number' ? (Object.is(v, -0) ? '-0' : String(v)) : v);
     expect(raw.values.map(bits)).toEqual(Array.from(exact.values, (v) => bits(Number.isFinite(v) ? v : String(v))));
     expect(un[4]).toMatchObject({ steps: [], values: [], times: [] });
+  });
+
+  it("lines each bucket's wall time up with the buckets read before it, leaving out a bucket opened since", async () => {
+    const { run } = await seedRun(t.db);
+    await log(
+      run.id,
+      Array.from({ length: 4000 }, (_, s) => s),
+      (s) => s,
+    );
+    const num = await runNum(run.id);
+    const keyId = (
+      await t.db.pool.query<{ key_id: number }>(`SELECT key_id FROM run_metric WHERE run_id = $1 AND key = 'loss'`, [
+        run.id,
+      ])
+    ).rows[0]!.key_id;
+    const stats = { run_id: run.id, key: 'loss', num, key_id: keyId, count: 4000, min_step: 0, last_step: 3999 };
+    // buckets 0, 1024 and 3072 as the counts saw them; 2048 was opened by a point logged after
+    const times = await bucketTimes(t.db.pool, stats, 1024, 0, 3999, [0, 1024, 3072]);
+    expect(times).toEqual([T0 + 7 * 1023, T0 + 7 * 2047, T0 + 7 * 3999]);
   });
 
   it('serves the same checks as metrics.series over HTTP: another team reads 404, a bad input 400 naming the field', async () => {

@@ -3,7 +3,9 @@
  * metric store", Reading). metrics.series sends each number as JSON text, which Postgres has to format (float32's
  * shortest decimal, about 2 µs a value with the guards) and the server parses and writes again; 20 series of 1,000
  * buckets are 140,000 numbers. Here each column is the values' bytes, base64: Postgres copies them (float8send) and
- * nothing formats or parses a number on the way. Values are exact float64 (JSON's are rounded to float32).
+ * no bucket value is formatted or parsed on the way. Values are float64 as the store holds them: exact for raw
+ * points, rollup buckets (1,024 to 65,536 steps) and buckets under 64 steps; buckets of 64 to 512 steps come from
+ * the chunk summaries, which keep float32, and wider than 65,536 from the JSON reader (JSON's are float32 throughout).
  *
  * Every column is big-endian (network order, as Postgres' *send functions write): int32 for steps, counts and NaN
  * counts, float64 for values and wall times (ms since the epoch). A bucket's min/max are NaN when all its values
@@ -83,7 +85,7 @@ const bound = (d: DataView, at: number) => {
   return Number.isNaN(v) ? null : encodeNumber(v);
 };
 
-/** The number columns of a packed series: the same shape metrics.series sends, with exact values. */
+/** The number columns of a packed series: the same shape metrics.series sends, at the store's precision. */
 export function unpackSeries(p: PackedSeries): UnpackedSeries {
   const steps = column(p.steps, p.n, 4, int, 'steps');
   if (p.mode === 'raw') {

@@ -70,6 +70,11 @@ const ints = (a: ArrayLike<number>): string => {
   for (let i = 0; i < a.length; i++) d.setInt32(i * 4, a[i]!);
   return Buffer.from(d.buffer).toString('base64');
 };
+/** A packed int32 column's numbers. */
+const int32s = (b64: string): number[] => {
+  const b = Buffer.from(b64, 'base64');
+  return Array.from({ length: b.length / 4 }, (_, k) => b.readInt32BE(k * 4));
+};
 const floats = (a: ArrayLike<number>): string => {
   const d = new DataView(new ArrayBuffer(a.length * 8));
   for (let i = 0; i < a.length; i++) d.setFloat64(i * 8, a[i]!);
@@ -170,7 +175,7 @@ export async function querySeriesPacked(pool: Pool, reqs: readonly SeriesRequest
       const { points, ...cols } = got.get(i) ?? packCols(fromJson(await bucketColumns(pool, p.s, p.width, p.lo, p.hi)));
       // sparse points: fewer than the budget in the whole range, so send them as they are (as querySeries does)
       if (points <= r.buckets) return packRaw(pool, r, p.s, p.lo, p.hi);
-      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi) : undefined;
+      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi, int32s(cols.steps)) : undefined;
       return {
         runId: r.runId,
         key: r.key,
@@ -223,13 +228,15 @@ function fromJson(c: BucketCols): Buckets {
   };
 }
 
-// the tail's buckets of each series, aggregated by Postgres (a finished run's tail is usually empty)
+// the tail's buckets of each series, aggregated by Postgres (a finished run's tail is usually empty); values as
+// their bytes, so they read exactly whatever the server's extra_float_digits
 const TAIL_BUCKETS_SQL = `
   SELECT p.i, floor(m.step::float8 / p.w)::int AS b, count(*)::int AS count,
          (count(*) FILTER (WHERE m.value = 'NaN'))::int AS nan,
-         coalesce(min(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN') AS min,
-         coalesce(max(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN') AS max,
-         (array_agg(m.value ORDER BY m.step))[1] AS first, (array_agg(m.value ORDER BY m.step DESC))[1] AS last,
+         float8send(coalesce(min(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN')) AS min,
+         float8send(coalesce(max(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN')) AS max,
+         float8send((array_agg(m.value ORDER BY m.step))[1]) AS first,
+         float8send((array_agg(m.value ORDER BY m.step DESC))[1]) AS last,
          min(m.step) AS fs, max(m.step) AS ls
   FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)
   JOIN metric_point m ON m.run_num = p.num AND m.key_id = p.key_id AND m.step BETWEEN p.lo AND p.hi
@@ -247,6 +254,7 @@ interface TailRow {
   fs: number;
   ls: number;
 }
+type TailBytes = Omit<TailRow, 'min' | 'max' | 'first' | 'last'> & Record<'min' | 'max' | 'first' | 'last', Buffer>;
 
 /**
  * Narrow buckets (under the finest rollup) of many series into `got`: each group's chunks and tail in one snapshot
@@ -264,7 +272,7 @@ async function packedNarrow(pool: Pool, reads: readonly NarrowRead[], got: Map<n
           c,
           group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi, summary: r.w % SUMMARY_WIDTH === 0 })),
         );
-        const tail = await c.query<TailRow>(TAIL_BUCKETS_SQL, [
+        const tail = await c.query<TailBytes>(TAIL_BUCKETS_SQL, [
           group.map((r) => r.i),
           group.map((r) => r.num),
           group.map((r) => r.keyId),
@@ -273,7 +281,9 @@ async function packedNarrow(pool: Pool, reads: readonly NarrowRead[], got: Map<n
           group.map((r) => r.hi),
         ]);
         const tails = new Map<number, TailRow[]>();
-        for (const t of tail.rows) {
+        for (const row of tail.rows) {
+          const [min, max, first, last] = [row.min, row.max, row.first, row.last].map((b) => b.readDoubleBE(0));
+          const t: TailRow = { ...row, min: min!, max: max!, first: first!, last: last! };
           const list = tails.get(t.i);
           if (list) list.push(t);
           else tails.set(t.i, [t]);

@@ -133,7 +133,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
       const cols = directCols.get(i) ?? narrowCols.get(i) ?? (await bucketColumns(pool, p.s, p.width, p.lo, p.hi));
       // sparse points: fewer than the budget in the whole range, so send them as they are
       if (cols.count.reduce((a, b) => a + b, 0) <= r.buckets) return raw(p.lo, p.hi);
-      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi) : undefined;
+      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi, cols.steps) : undefined;
       return { runId: r.runId, key: r.key, mode: 'buckets', width: p.width, ...cols, ...(times ? { times } : {}) };
     }),
   );
@@ -198,19 +198,26 @@ async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
   return { steps: p.steps, values: p.values.map(jsonNumber), times: p.times };
 }
 
-/** The wall time of each non-empty bucket's last point (the same buckets the counts come in). */
-export async function bucketTimes(pool: Pool, s: KeyStats, w: number, lo: number, hi: number): Promise<number[]> {
+/**
+ * The wall time of the last point of each bucket that starts at `starts` (the buckets the counts came in). Read in
+ * a statement of its own: a point logged meanwhile may open a bucket the counts do not have, which is left out, so
+ * the times always line up with the buckets (a bucket never loses its points, so none is missing).
+ */
+export async function bucketTimes(
+  pool: Pool,
+  s: KeyStats,
+  w: number,
+  lo: number,
+  hi: number,
+  starts: ArrayLike<number>,
+): Promise<number[]> {
   const p = await readPoints(pool, s.num, s.key_id, Math.floor(lo / w) * w, (Math.floor(hi / w) + 1) * w - 1);
-  const out: number[] = [];
-  let bucket: number | null = null;
+  const last = new Map<number, number>();
   for (let i = 0; i < p.steps.length; i++) {
-    const b = Math.floor(p.steps[i]! / w);
-    if (b !== bucket) {
-      bucket = b;
-      out.push(p.times[i]!);
-    } else out[out.length - 1] = Math.max(out[out.length - 1]!, p.times[i]!);
+    const b = Math.floor(p.steps[i]! / w) * w;
+    last.set(b, Math.max(last.get(b) ?? -Infinity, p.times[i]!));
   }
-  return out;
+  return Array.from(starts, (b) => last.get(b) ?? NaN);
 }
 
 const BUCKET_JSON = `json_build_object(

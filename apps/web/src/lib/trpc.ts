@@ -17,7 +17,7 @@ export const trpc = createTRPCClient<AppRouter>({
 
 /**
  * Series for the charts: metrics.seriesPacked (binary columns, nothing formatted or parsed per number; libs/contracts
- * packed-series.ts) unpacked into the columns metrics.series sends, with exact values.
+ * packed-series.ts) unpacked into the columns metrics.series sends.
  */
 export async function fetchSeries(input: SeriesQuery): Promise<WireSeries[]> {
   return (await trpc.metrics.seriesPacked.query(input)).map(unpackSeries);

@@ -106,7 +106,7 @@ export const metricsRouter = {
 
   /**
    * The same series in binary columns (libs/contracts/src/packed-series.ts): what the dashboard draws. No number is
-   * formatted or parsed on the way, and values are exact.
+   * formatted or parsed on the way.
    */
   seriesPacked: readProcedure
     .input(seriesInput)
