@@ -7,6 +7,7 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import type {
   PackedSeries,
+  UnpackedSeries,
   TrackingInput,
   TrackingOutput,
   TrackingProcedure,
@@ -58,6 +59,8 @@ describe("the SDK's procedure table", () => {
 
   it("reads metrics.seriesPacked as the router writes it (the dashboard's unpackSeries, @aft/contracts)", () => {
     expectTypeOf<PackedSeries[]>().toEqualTypeOf<RouterOutputs['metrics']['seriesPacked']>();
+    // unpacked, a series has the columns metrics.series sends
+    expectTypeOf<UnpackedSeries[]>().toEqualTypeOf<RouterOutputs['metrics']['series']>();
     expectTypeOf<RouterInputs['metrics']['seriesPacked']>().toEqualTypeOf<RouterInputs['metrics']['series']>();
   });
 });

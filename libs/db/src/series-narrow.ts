@@ -5,7 +5,7 @@
  * itself, merges the two and formats the JSON — no per-point row crosses the wire, and no float is formatted in JS
  * (finding a float32's shortest decimal costs more in JS than decoding and aggregating the points).
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { chunksIn, floatArray, type ChunkPart } from './metric-chunks';
 import { withSnapshot } from './touch';
 import { readSummary, SUMMARY_WIDTH, type SubBucket } from './metric-summary';
@@ -157,48 +157,62 @@ export async function narrowBuckets(
     const cols = JSON.parse(j ?? 'null') as NarrowCols | null;
     if (cols?.steps) out.set(i, cols);
   };
-  // a few series per group, groups concurrent: one group's chunks decode here while Postgres works on another's
+  await inGroups(pool, reads, parallelism, async (c, group, chunks) => {
+    // a series without chunks in range (a live run's recent steps): its own query over the tail
+    for (const [n, r] of group.entries())
+      if (!chunks[n]!.length) {
+        const res = await c.query<{ j: string | null }>(TAIL_SQL, [r.num, r.keyId, r.w, r.lo, r.hi]);
+        keep(r.i, res.rows[0]?.j ?? null);
+      }
+    const part = group.flatMap((r, n) => (chunks[n]!.length ? [{ r, chunks: chunks[n]! }] : []));
+    if (!part.length) return;
+    const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
+    for (const x of part) aggregateChunks(f, x.r, x.chunks);
+    const res = await c.query<{ i: number; j: string | null }>(NARROW_SQL, [
+      part.map((x) => x.r.i),
+      part.map((x) => x.r.num),
+      part.map((x) => x.r.keyId),
+      part.map((x) => x.r.w),
+      part.map((x) => x.r.lo),
+      part.map((x) => x.r.hi),
+      intArray(f.i),
+      intArray(f.b),
+      intArray(f.count),
+      intArray(f.nan),
+      floatArray(f.min),
+      floatArray(f.max),
+      floatArray(f.first),
+      floatArray(f.last),
+      intArray(f.fs),
+      intArray(f.ls),
+    ]);
+    for (const row of res.rows) keep(row.i, row.j);
+  });
+  return out;
+}
+
+/**
+ * Runs `fn` over `reads` in groups of a few series, `parallelism` groups at once (one group's chunks decode here
+ * while Postgres works on another's), each group in one snapshot with its chunks fetched in one query: its tail read
+ * in the same snapshot, a fold committing between the two reads cannot hide its points.
+ */
+export async function inGroups(
+  pool: Pool,
+  reads: readonly NarrowRead[],
+  parallelism: number,
+  fn: (c: PoolClient, group: readonly NarrowRead[], chunks: ChunkPart[][]) => Promise<void>,
+): Promise<void> {
   const per = Math.max(1, Math.ceil(reads.length / parallelism));
   await Promise.all(
     Array.from({ length: Math.ceil(reads.length / per) }, (_, g) =>
-      // chunks and tail in one snapshot: a fold committing between the two reads would otherwise hide its points
       withSnapshot(pool, async (c) => {
         const group = reads.slice(g * per, (g + 1) * per);
         const chunks = await chunksIn(
           c,
           group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi, summary: r.w % SUMMARY_WIDTH === 0 })),
         );
-        // a series without chunks in range (a live run's recent steps): its own query over the tail
-        for (const [n, r] of group.entries())
-          if (!chunks[n]!.length) {
-            const res = await c.query<{ j: string | null }>(TAIL_SQL, [r.num, r.keyId, r.w, r.lo, r.hi]);
-            keep(r.i, res.rows[0]?.j ?? null);
-          }
-        const part = group.flatMap((r, n) => (chunks[n]!.length ? [{ r, chunks: chunks[n]! }] : []));
-        if (!part.length) return;
-        const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
-        for (const x of part) aggregateChunks(f, x.r, x.chunks);
-        const res = await c.query<{ i: number; j: string | null }>(NARROW_SQL, [
-          part.map((x) => x.r.i),
-          part.map((x) => x.r.num),
-          part.map((x) => x.r.keyId),
-          part.map((x) => x.r.w),
-          part.map((x) => x.r.lo),
-          part.map((x) => x.r.hi),
-          intArray(f.i),
-          intArray(f.b),
-          intArray(f.count),
-          intArray(f.nan),
-          floatArray(f.min),
-          floatArray(f.max),
-          floatArray(f.first),
-          floatArray(f.last),
-          intArray(f.fs),
-          intArray(f.ls),
-        ]);
-        for (const row of res.rows) keep(row.i, row.j);
+        await fn(c, group, chunks);
       }),
     ),
   );
-  return out;
 }

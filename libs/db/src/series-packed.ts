@@ -6,20 +6,18 @@
  * about a third of the work of building the JSON, and the server parses and writes no JSON numbers.
  */
 import type { Pool } from 'pg';
-import { chunksIn, readPoints } from './metric-chunks';
-import { SUMMARY_WIDTH } from './metric-summary';
-import { ROLLUP_WIDTHS } from './metrics';
+import { readPoints } from './metric-chunks';
 import {
   bucketColumns,
   bucketTimes,
+  narrowReads,
   planSeries,
   SERIES_QUERY_PARALLELISM,
   type BucketCols,
   type KeyStats,
   type SeriesRequest,
 } from './series';
-import { aggregateChunks, type Flat, type NarrowRead } from './series-narrow';
-import { withSnapshot } from './touch';
+import { aggregateChunks, inGroups, type Flat, type NarrowRead } from './series-narrow';
 
 /**
  * The wire form, as libs/contracts/src/packed-series.ts reads it (libs/db may not import contracts; a type test in
@@ -121,20 +119,7 @@ export async function querySeriesPacked(pool: Pool, reqs: readonly SeriesRequest
   if (reqs.length === 0) return [];
   const plans = await planSeries(pool, reqs);
   const rollup = plans.flatMap((p, i) => (p.kind === 'rollup' ? [{ i, p }] : []));
-  const narrow = plans.flatMap((p, i): NarrowRead[] =>
-    p.kind === 'aggregate' && p.width < ROLLUP_WIDTHS[0]
-      ? [
-          {
-            i,
-            num: p.s.num,
-            keyId: p.s.key_id,
-            w: p.width,
-            lo: Math.floor(p.lo / p.width) * p.width,
-            hi: Math.floor(p.hi / p.width) * p.width + p.width - 1,
-          },
-        ]
-      : [],
-  );
+  const narrow = narrowReads(plans);
   const got = new Map<number, Cols>();
   const per = Math.max(1, Math.ceil(rollup.length / SERIES_QUERY_PARALLELISM));
   await Promise.all([
@@ -263,40 +248,30 @@ type TailBytes = Omit<TailRow, 'min' | 'max' | 'first' | 'last'> & Record<'min' 
  */
 async function packedNarrow(pool: Pool, reads: readonly NarrowRead[], got: Map<number, Cols>): Promise<void> {
   if (!reads.length) return;
-  const per = Math.max(1, Math.ceil(reads.length / SERIES_QUERY_PARALLELISM));
-  await Promise.all(
-    Array.from({ length: Math.ceil(reads.length / per) }, (_, g) =>
-      withSnapshot(pool, async (c) => {
-        const group = reads.slice(g * per, (g + 1) * per);
-        const chunks = await chunksIn(
-          c,
-          group.map((r) => ({ runNum: r.num, keyId: r.keyId, lo: r.lo, hi: r.hi, summary: r.w % SUMMARY_WIDTH === 0 })),
-        );
-        const tail = await c.query<TailBytes>(TAIL_BUCKETS_SQL, [
-          group.map((r) => r.i),
-          group.map((r) => r.num),
-          group.map((r) => r.keyId),
-          group.map((r) => r.w),
-          group.map((r) => r.lo),
-          group.map((r) => r.hi),
-        ]);
-        const tails = new Map<number, TailRow[]>();
-        for (const row of tail.rows) {
-          const [min, max, first, last] = [row.min, row.max, row.first, row.last].map((b) => b.readDoubleBE(0));
-          const t: TailRow = { ...row, min: min!, max: max!, first: first!, last: last! };
-          const list = tails.get(t.i);
-          if (list) list.push(t);
-          else tails.set(t.i, [t]);
-        }
-        for (const [n, r] of group.entries()) {
-          const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
-          aggregateChunks(f, r, chunks[n]!);
-          const b = mergeTail(f, tails.get(r.i) ?? [], r.w);
-          if (b.steps.length) got.set(r.i, packCols(b));
-        }
-      }),
-    ),
-  );
+  await inGroups(pool, reads, SERIES_QUERY_PARALLELISM, async (c, group, chunks) => {
+    const tail = await c.query<TailBytes>(TAIL_BUCKETS_SQL, [
+      group.map((r) => r.i),
+      group.map((r) => r.num),
+      group.map((r) => r.keyId),
+      group.map((r) => r.w),
+      group.map((r) => r.lo),
+      group.map((r) => r.hi),
+    ]);
+    const tails = new Map<number, TailRow[]>();
+    for (const row of tail.rows) {
+      const [min, max, first, last] = [row.min, row.max, row.first, row.last].map((b) => b.readDoubleBE(0));
+      const t: TailRow = { ...row, min: min!, max: max!, first: first!, last: last! };
+      const list = tails.get(t.i);
+      if (list) list.push(t);
+      else tails.set(t.i, [t]);
+    }
+    for (const [n, r] of group.entries()) {
+      const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
+      aggregateChunks(f, r, chunks[n]!);
+      const b = mergeTail(f, tails.get(r.i) ?? [], r.w);
+      if (b.steps.length) got.set(r.i, packCols(b));
+    }
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { readPoints } from './metric-chunks';
 import { ROLLUP_WIDTHS } from './metrics';
-import { f4, narrowBuckets } from './series-narrow';
+import { f4, narrowBuckets, type NarrowRead } from './series-narrow';
 
 export interface SeriesRequest {
   runId: string;
@@ -87,20 +87,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
   const directCols = new Map<number, BucketCols>();
   const chunk = Math.max(1, Math.ceil(direct.length / SERIES_QUERY_PARALLELISM));
   // buckets under the finest rollup (a zoom, or a short run) come from the points, also a few series per query
-  const narrow = plans.flatMap((p, i) =>
-    p.kind === 'aggregate' && p.width < ROLLUP_WIDTHS[0]
-      ? [
-          {
-            i,
-            num: p.s.num,
-            keyId: p.s.key_id,
-            w: p.width,
-            lo: Math.floor(p.lo / p.width) * p.width,
-            hi: Math.floor(p.hi / p.width) * p.width + p.width - 1,
-          },
-        ]
-      : [],
-  );
+  const narrow = narrowReads(plans);
   const [narrowCols] = await Promise.all([
     narrowBuckets(pool, narrow, SERIES_QUERY_PARALLELISM),
     ...Array.from({ length: Math.ceil(direct.length / chunk) }, async (_, c) => {
@@ -169,6 +156,24 @@ function plan(r: SeriesRequest, s: KeyStats | undefined): Plan {
   const width = bucketWidth(lo, hi, r.buckets);
   const kind = (ROLLUP_WIDTHS as readonly number[]).includes(width) ? 'rollup' : 'aggregate';
   return { kind, s, lo, hi, width };
+}
+
+/** The plans whose buckets are under the finest rollup (a zoom, or a short run), each widened to whole buckets. */
+export function narrowReads(plans: readonly Plan[]): NarrowRead[] {
+  return plans.flatMap((p, i) =>
+    p.kind === 'aggregate' && p.width < ROLLUP_WIDTHS[0]
+      ? [
+          {
+            i,
+            num: p.s.num,
+            keyId: p.s.key_id,
+            w: p.width,
+            lo: Math.floor(p.lo / p.width) * p.width,
+            hi: Math.floor(p.hi / p.width) * p.width + p.width - 1,
+          },
+        ]
+      : [],
+  );
 }
 
 /** Each request's plan: its key's stats, and raw points, a rollup read or an aggregate (series-packed.ts too). */
