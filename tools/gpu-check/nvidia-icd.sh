@@ -25,7 +25,8 @@ nvidia_lib() {
   if [ -z "${NVIDIA_LIB_DIRS:-}" ]; then
     for ldconfig in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
       if command -v "$ldconfig" >/dev/null 2>&1; then
-        lib=$("$ldconfig" -p 2>/dev/null | awk -v n="$name" '$1 == n && /x86-64/ { print $NF; exit }')
+        # the path after "=> ", whole (it may hold spaces)
+        lib=$("$ldconfig" -p 2>/dev/null | awk -v n="$name" '$1 == n && /x86-64/ { sub(/^[^>]*=> /, ""); print; exit }')
         break
       fi
     done
@@ -35,7 +36,8 @@ nvidia_lib() {
     IFS=: read -r -a dirs <<<"$lib_dirs"
     for d in "${dirs[@]}"; do
       if [ -n "$d" ] && [ -e "$d/$name" ]; then
-        lib=$d/$name
+        # absolute: the loader reads a relative library_path against the ICD file's own folder
+        lib=$(cd "$d" && pwd -P)/$name
         break
       fi
     done
@@ -43,13 +45,13 @@ nvidia_lib() {
   echo "$lib"
 }
 
-# write_icd DIR LIB: an ICD file in DIR naming LIB, used from now on
+# write_icd DIR LIB: an ICD file in DIR naming LIB, used from now on; fails (changing nothing) when DIR is not writable
 write_icd() {
   local dir=$1 lib=$2
-  mkdir -p "$dir"
+  mkdir -p "$dir" 2>/dev/null || return 1
   # api_version is the interface the file promises; the device reports its own Vulkan version to the loader
   printf '{\n  "file_format_version": "1.0.0",\n  "ICD": {\n    "library_path": "%s",\n    "api_version": "1.3.0"\n  }\n}\n' \
-    "$lib" >"$dir/nvidia_icd.json"
+    "$lib" 2>/dev/null >"$dir/nvidia_icd.json" || return 1
   export VK_ICD_FILENAMES="$dir/nvidia_icd.json"
   # the driver's own libraries (libnvidia-glcore, …) sit beside it; outside the linker's paths they need this
   export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$(dirname "$lib")"
@@ -72,27 +74,30 @@ nvidia_icd() {
       [ -f "$f" ] || continue
       if [[ "$(basename "$f")" == nvidia* ]] || grep -q 'nvidia' "$f" 2>/dev/null; then
         found=$f
-        named=$(sed -n 's/.*"library_path"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$f" | head -n 1)
+        # the file on one line (JSON may put the value on the next); unreadable: no name, as if it named GLX
+        named=$(tr -d '\n\r' <"$f" 2>/dev/null | sed -n 's/.*"library_path"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p') ||
+          named=""
         break 2
       fi
     done
   done
-  if [ -n "$found" ] && [[ "$(basename "$named")" != libGLX_nvidia* ]]; then
+  if [ -n "$found" ] && [ -n "$named" ] && [[ "$(basename "$named")" != libGLX_nvidia* ]]; then
     GPU_CHECK_NVIDIA_ICD=$found
-    echo "nvidia-icd: the loader finds NVIDIA's driver through $found (${named:-no library named})"
+    echo "nvidia-icd: the loader finds NVIDIA's driver through $found ($named)"
     return 0
   fi
   local egl
   egl=$(nvidia_lib libEGL_nvidia.so.0)
-  if [ -n "$egl" ]; then
-    write_icd "$dir" "$egl"
-    echo "nvidia-icd: wrote $GPU_CHECK_NVIDIA_ICD naming $egl, NVIDIA's Vulkan driver without a display" \
-      "${found:+(in place of $found, whose libGLX_nvidia.so.0 needs an X display)}"
+  if [ -n "$egl" ] && write_icd "$dir" "$egl"; then
+    echo "nvidia-icd: wrote $GPU_CHECK_NVIDIA_ICD naming $egl, NVIDIA's Vulkan driver without a display${found:+ (in place of $found, whose libGLX_nvidia.so.0 needs an X display)}"
     return 0
   fi
+  [ -z "$egl" ] || echo "nvidia-icd: cannot write an ICD file into $dir for $egl"
   if [ -n "$found" ]; then
     GPU_CHECK_NVIDIA_ICD=$found
-    echo "nvidia-icd: the loader finds NVIDIA's driver through $found (no libEGL_nvidia.so.0 to use headless)"
+    local why=" (no libEGL_nvidia.so.0 to use headless)"
+    [ -z "$egl" ] || why=""
+    echo "nvidia-icd: the loader finds NVIDIA's driver through $found$why"
     return 0
   fi
   local glx
@@ -102,8 +107,11 @@ nvidia_icd() {
       "libGLX_nvidia.so.0 (in a container: NVIDIA_DRIVER_CAPABILITIES must include graphics)"
     return 0
   fi
-  write_icd "$dir" "$glx"
-  echo "nvidia-icd: no ICD file for NVIDIA's driver; wrote $GPU_CHECK_NVIDIA_ICD naming $glx"
+  if write_icd "$dir" "$glx"; then
+    echo "nvidia-icd: no ICD file for NVIDIA's driver; wrote $GPU_CHECK_NVIDIA_ICD naming $glx"
+  else
+    echo "nvidia-icd: no ICD file for NVIDIA's driver, and none can be written into $dir for $glx"
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

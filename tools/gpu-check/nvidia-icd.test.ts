@@ -98,6 +98,43 @@ describe('nvidia-icd.sh', () => {
     expect(r.env['LD_LIBRARY_PATH']).toBe(`/opt/x:${lib}`);
   });
 
+  it('reads the library name when the JSON puts it on the next line', () => {
+    const { icd, lib } = layout({
+      'icd.d/nvidia_icd.json': '{"ICD": {"library_path":\n   "libGLX_nvidia.so.0"}}',
+      'lib/libEGL_nvidia.so.0': '',
+    });
+    const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
+    expect(readFileSync(r.env['VK_ICD_FILENAMES']!, 'utf8')).toContain(join(lib, 'libEGL_nvidia.so.0'));
+  });
+
+  it('names the library by an absolute path when it was found through a relative folder', () => {
+    const { icd } = layout({ 'lib/libEGL_nvidia.so.0': '' });
+    const r = execFileSync(
+      'bash',
+      ['-c', `cd "${dir}" && bash ${SCRIPT} "${dir}/written" cat "${dir}/written/nvidia_icd.json"`],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH']!, NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: 'lib' },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    expect(JSON.parse(r).ICD.library_path).toBe(join(dir, 'lib', 'libEGL_nvidia.so.0'));
+  });
+
+  it("keeps NVIDIA's own ICD file, and still runs the command, when no ICD file can be written", () => {
+    const { icd, lib } = layout({
+      'icd.d/nvidia_icd.json': '{"ICD": {"library_path": "libGLX_nvidia.so.0"}}',
+      'lib/libEGL_nvidia.so.0': '',
+      'not-a-folder': '',
+    });
+    const out = execFileSync('bash', ['-c', `bash ${SCRIPT} "${dir}/not-a-folder/icd" env 2>"${dir}/stderr"`], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH']!, NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib },
+    });
+    expect(out).not.toContain('VK_ICD_FILENAMES=');
+    expect(readFileSync(join(dir, 'stderr'), 'utf8')).toMatch(/cannot write[\s\S]*through .*nvidia_icd\.json/);
+  });
+
   it('says there is no NVIDIA driver, and still runs the command', () => {
     const { icd, lib } = layout({});
     const r = entry({ NVIDIA_ICD_DIRS: icd, NVIDIA_LIB_DIRS: lib });
