@@ -12,7 +12,6 @@ export * from './metric-codec';
 export * from './series';
 export * from './series-packed';
 export * from './runs-query';
-export * from './runs-list';
 export * from './run-writes';
 export * from './notifier';
 export * from './api-keys';

@@ -65,10 +65,38 @@ const TEXT_SORTS: Record<string, string> = { name: 'r.name', status: 'r.status::
 const OPS: Record<CompareOp, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
 /**
- * The list's filters as SQL conditions on `run r` (team, project, sweep, columns, tags, name, config and summary
- * values); `p` adds a parameter and returns its placeholder.
+ * The runs list: team-scoped, filtered on columns, tags and JSON config/summary values, sorted by any column or
+ * summary metric, with keyset pagination (stable under inserts). Summary sorts put runs without the metric last.
  */
-export function runFilters(q: RunListQuery, p: (v: unknown) => string): string[] {
+export async function listRuns(
+  pool: Pool,
+  q: RunListQuery,
+): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
+  const { text, values, cursorOf } = runListStatement(q);
+  const res = await pool.query<RunListRow & Record<string, unknown>>(text, values);
+  const rows = res.rows;
+  const more = rows.length > q.limit;
+  if (more) rows.pop();
+  const last = rows[rows.length - 1];
+  const items = rows.map((row) => {
+    const out = { ...row };
+    for (const k of Object.keys(out)) if (k.startsWith('_k')) delete out[k];
+    return out as RunListRow;
+  });
+  return { items, nextCursor: more && last ? encodeCursor(cursorOf(last)) : null };
+}
+
+/** listRuns' statement (one more row than the page, to tell whether there is a next), and a row's cursor. */
+export function runListStatement(q: RunListQuery): {
+  text: string;
+  values: unknown[];
+  cursorOf: (row: Record<string, unknown>) => unknown[];
+} {
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
   // The team's projects as a one-time list rather than a join: with a join the planner may sort every run of the
   // project before joining and only then apply the LIMIT (a full sort, spilling to disk at 100,000 runs); as a plain
   // filter on run, ORDER BY … LIMIT is a top-N heap sort, or an index scan where an index has the order.
@@ -98,27 +126,6 @@ export function runFilters(q: RunListQuery, p: (v: unknown) => string): string[]
       }
     }
   }
-  return where;
-}
-
-/** The list's columns of `run r`, as RunListRow names them. */
-export const RUN_LIST_COLUMNS = `r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId",
-           r.name, r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed, r.backend,
-           r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
-           r.heartbeat_at AS "heartbeatAt"`;
-
-/** listRuns' statement (one more row than the page, to tell whether there is a next), and a row's cursor. */
-export function runListStatement(q: RunListQuery): {
-  text: string;
-  values: unknown[];
-  cursorOf: (row: Record<string, unknown>) => unknown[];
-} {
-  const params: unknown[] = [];
-  const p = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  const where = runFilters(q, p);
 
   const desc = q.sortDir === 'desc';
   let order: string;
@@ -152,10 +159,13 @@ export function runListStatement(q: RunListQuery): {
   }
   const limit = p(q.limit + 1);
   const sql = `
-    SELECT ${RUN_LIST_COLUMNS}, ${keyCols
-      .slice(0, -1)
-      .map((c, i) => `${c} AS _k${i}`)
-      .join(', ')}
+    SELECT r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId", r.name,
+           r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed, r.backend,
+           r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
+           r.heartbeat_at AS "heartbeatAt", ${keyCols
+             .slice(0, -1)
+             .map((c, i) => `${c} AS _k${i}`)
+             .join(', ')}
     FROM run r
     WHERE ${where.join(' AND ')}
     ORDER BY ${order}
@@ -163,11 +173,11 @@ export function runListStatement(q: RunListQuery): {
   return { text: sql, values: params, cursorOf };
 }
 
-export function encodeCursor(v: unknown[]): string {
+function encodeCursor(v: unknown[]): string {
   return Buffer.from(JSON.stringify(v)).toString('base64url');
 }
 
-export type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
+type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
 
 /** Each key of a cursor must be what this sort wrote, or the query's cast fails in Postgres (a 500, not a 400). */
 function cursorValueFits(x: unknown, kind: CursorKind): boolean {
@@ -187,7 +197,7 @@ function cursorValueFits(x: unknown, kind: CursorKind): boolean {
   }
 }
 
-export function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
+function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
     if (Array.isArray(v) && v.length === kinds.length && v.every((x, i) => cursorValueFits(x, kinds[i]!))) return v;
