@@ -1,9 +1,11 @@
 /**
  * Series in binary columns (libs/contracts/src/packed-series.ts; docs/architecture.md, "The metric store"): the same
- * plans, buckets and points as querySeries (series.ts), sent as the values' bytes. No number is formatted anywhere:
+ * plans, buckets and points as querySeries (series.ts), sent as the values' bytes. No value is written as text:
  * rollups leave Postgres as float8send/int4send bytes joined per column, narrow buckets are aggregated here from the
- * decoded chunks and the tail's rows, raw points are the decoded columns. At 20 series × 1,000 buckets Postgres does
- * about a third of the work of building the JSON, and the server parses and writes no JSON numbers.
+ * decoded chunks and the tail's rows (their values as bytes too), raw points are the decoded columns. Only buckets
+ * wider than the widest rollup (ranges of over 65 million steps) come through the JSON reader. At 20 series × 1,000
+ * buckets Postgres does about a third of the work of building the JSON, and the server parses and writes no JSON
+ * numbers.
  */
 import type { Pool } from 'pg';
 import { readPoints } from './metric-chunks';
