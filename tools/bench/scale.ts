@@ -166,7 +166,7 @@ try {
      FROM generate_series(1, $2::int) i`,
     [project.rows[0]!.id, LIST_RUNS],
   );
-  await db.pool.query('ANALYZE run');
+  await db.pool.query('ANALYZE run, run_summary_value');
   const listSeed = (performance.now() - l0) / 1000;
   const list = await measure('runs.list', () => ({
     projectId: project.rows[0]!.id,

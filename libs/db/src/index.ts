@@ -36,3 +36,4 @@ export * from './saved-views';
 export * from './outcomes';
 export * from './mlflow';
 export * from './fleet';
+export * from './runs-list';

@@ -1,6 +1,6 @@
 /**
- * Reads of runs: the runs list (filtered, sorted, paged), one run as its page shows it, its live state, and which
- * of some run ids are the team's.
+ * Reads of runs: the runs list's statement (filtered, sorted, paged: runs-list.ts runs it), one run as its page
+ * shows it, its live state, and which of some run ids are the team's.
  */
 import type { Pool } from 'pg';
 import type { Db } from './client';
@@ -64,27 +64,24 @@ export class BadCursorError extends Error {
 const TEXT_SORTS: Record<string, string> = { name: 'r.name', status: 'r.status::text', method: 'r.method' };
 const OPS: Record<CompareOp, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
+/** The columns of a runs-list row, from `run r`. */
+export const RUN_LIST_COLUMNS = `r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId",
+  r.parent_run_id AS "parentRunId", r.name, r.method, r.constraint, r.status::text AS status, r.tags, r.config,
+  r.summary, r.seed, r.backend, r.created_at AS "createdAt", r.started_at AS "startedAt",
+  r.finished_at AS "finishedAt", r.heartbeat_at AS "heartbeatAt"`;
+
 /**
- * The runs list: team-scoped, filtered on columns, tags and JSON config/summary values, sorted by any column or
- * summary metric, with keyset pagination (stable under inserts). Summary sorts put runs without the metric last.
+ * Runs of the team only. The team's projects as a one-time list rather than a join: with a join the planner may
+ * sort every run of the project before joining and only then apply the LIMIT (a full sort, spilling to disk at
+ * 100,000 runs); as a plain filter on run, ORDER BY … LIMIT is a top-N heap sort, or an index scan where an index
+ * has the order.
  */
-export async function listRuns(
-  pool: Pool,
-  q: RunListQuery,
-): Promise<{ items: RunListRow[]; nextCursor: string | null }> {
-  const { text, values, cursorOf } = runListStatement(q);
-  const res = await pool.query<RunListRow & Record<string, unknown>>(text, values);
-  const rows = res.rows;
-  const more = rows.length > q.limit;
-  if (more) rows.pop();
-  const last = rows[rows.length - 1];
-  const items = rows.map((row) => {
-    const out = { ...row };
-    for (const k of Object.keys(out)) if (k.startsWith('_k')) delete out[k];
-    return out as RunListRow;
-  });
-  return { items, nextCursor: more && last ? encodeCursor(cursorOf(last)) : null };
-}
+export const teamRuns = (teamParam: string) =>
+  `r.project_id = ANY(ARRAY(SELECT pr.id FROM project pr WHERE pr.team_id = ${teamParam}))`;
+
+/** A summary-sort row's cursor: [no value, sort key, id] (the sort key being the value, negated when descending). */
+export const summaryCursorOf = (row: Record<string, unknown>) =>
+  row['_k0'] === Infinity ? [true, 0, row['id']] : [false, row['_k0'], row['id']];
 
 /** listRuns' statement (one more row than the page, to tell whether there is a next), and a row's cursor. */
 export function runListStatement(q: RunListQuery): {
@@ -97,10 +94,7 @@ export function runListStatement(q: RunListQuery): {
     params.push(v);
     return `$${params.length}`;
   };
-  // The team's projects as a one-time list rather than a join: with a join the planner may sort every run of the
-  // project before joining and only then apply the LIMIT (a full sort, spilling to disk at 100,000 runs); as a plain
-  // filter on run, ORDER BY … LIMIT is a top-N heap sort, or an index scan where an index has the order.
-  const where: string[] = [`r.project_id = ANY(ARRAY(SELECT pr.id FROM project pr WHERE pr.team_id = ${p(q.teamId)}))`];
+  const where: string[] = [teamRuns(p(q.teamId))];
   if (q.projectId) where.push(`r.project_id = ${p(q.projectId)}`);
   if (q.sweepId) where.push(`r.sweep_id = ${p(q.sweepId)}`);
   if (q.status?.length) where.push(`r.status::text = ANY(${p(q.status)}::text[])`);
@@ -141,7 +135,7 @@ export function runListStatement(q: RunListQuery): {
     // has no Infinity). The cursor keeps the form it always had: [no value, value, id].
     keyCols = [`COALESCE(${desc ? '-' : ''}${val}, 'Infinity'::float8)`, 'r.id'];
     order = keyCols.map((c) => `${c} ASC`).join(', ');
-    cursorOf = (row) => (row['_k0'] === Infinity ? [true, 0, row['id']] : [false, row['_k0'], row['id']]);
+    cursorOf = summaryCursorOf;
     after = ([none, k, id]) => `(${keyCols.join(', ')}) > (${p(none ? 'Infinity' : k)}::float8, ${p(id)}::text)`;
   } else {
     const col = TEXT_SORTS[q.sortBy] ?? 'r.created_at';
@@ -159,13 +153,10 @@ export function runListStatement(q: RunListQuery): {
   }
   const limit = p(q.limit + 1);
   const sql = `
-    SELECT r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId", r.parent_run_id AS "parentRunId", r.name,
-           r.method, r.constraint, r.status::text AS status, r.tags, r.config, r.summary, r.seed, r.backend,
-           r.created_at AS "createdAt", r.started_at AS "startedAt", r.finished_at AS "finishedAt",
-           r.heartbeat_at AS "heartbeatAt", ${keyCols
-             .slice(0, -1)
-             .map((c, i) => `${c} AS _k${i}`)
-             .join(', ')}
+    SELECT ${RUN_LIST_COLUMNS}, ${keyCols
+      .slice(0, -1)
+      .map((c, i) => `${c} AS _k${i}`)
+      .join(', ')}
     FROM run r
     WHERE ${where.join(' AND ')}
     ORDER BY ${order}
@@ -173,11 +164,11 @@ export function runListStatement(q: RunListQuery): {
   return { text: sql, values: params, cursorOf };
 }
 
-function encodeCursor(v: unknown[]): string {
+export function encodeCursor(v: unknown[]): string {
   return Buffer.from(JSON.stringify(v)).toString('base64url');
 }
 
-type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
+export type CursorKind = 'timestamp' | 'text' | 'number' | 'boolean';
 
 /** Each key of a cursor must be what this sort wrote, or the query's cast fails in Postgres (a 500, not a 400). */
 function cursorValueFits(x: unknown, kind: CursorKind): boolean {
@@ -197,7 +188,7 @@ function cursorValueFits(x: unknown, kind: CursorKind): boolean {
   }
 }
 
-function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
+export function decodeCursor(s: string, kinds: CursorKind[]): unknown[] {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
     if (Array.isArray(v) && v.length === kinds.length && v.every((x, i) => cursorValueFits(x, kinds[i]!))) return v;

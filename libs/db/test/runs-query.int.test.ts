@@ -1,11 +1,13 @@
 /**
  * The runs list sorted by a summary metric: every run exactly once across pages, runs without the metric last in
  * both directions, ties by id, a cursor of the form it has always had still accepted, other teams' runs never in
- * it, and the first page of 100,000 runs read with a bounded (top-N) sort rather than a sort of every run.
+ * it; within a project read from run_summary_value in index order (runs-list.ts), with the same order and cursors as
+ * the statement over every run (runListStatement), which reads the first page of 100,000 runs with a bounded sort.
+ * The trigger and the migration that keep run_summary_value are in runs-summary-index.int.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, seedRun, type TestDatabase } from '../src/testing';
-import { listRuns, runListStatement, type RunListQuery } from '../src';
+import { listRuns, runListStatement, summaryIndexApplies, summaryIndexStatement, type RunListQuery } from '../src';
 
 let t: TestDatabase;
 let teamId = '';
@@ -47,7 +49,8 @@ beforeAll(async () => {
      FROM generate_series(1, 100000) AS i`,
     [bigProjectId],
   );
-  await t.db.pool.query('ANALYZE run');
+  // statistics, as autovacuum keeps them: without, the planner may read a project's every entry to sort them
+  await t.db.pool.query('ANALYZE run, run_summary_value');
 });
 afterAll(async () => {
   await t?.drop();
@@ -118,5 +121,64 @@ describe('listRuns sorted by a summary metric', () => {
     walk((res.rows[0]!['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0]!.Plan);
     expect(sorts.length).toBeGreaterThan(0);
     expect(sorts.every((m) => m === 'top-N heapsort')).toBe(true);
+  });
+
+  it.each(['asc', 'desc'] as const)(
+    'reads the same order from the index as the statement over every run, %s, and their cursors read on each other',
+    async (dir) => {
+      const q: RunListQuery = { ...base(dir), limit: 97 };
+      expect(summaryIndexApplies(q)).toBe(true);
+      const ids: string[] = [];
+      const cursors: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listRuns(t.db.pool, { ...q, cursor });
+        ids.push(...page.items.map((r) => r.id));
+        cursor = page.nextCursor ?? undefined;
+        if (cursor) cursors.push(cursor);
+      } while (cursor);
+      const all = runListStatement({ ...q, limit: N });
+      const statement = (await t.db.pool.query<{ id: string }>(all.text, all.values)).rows.map((r) => r.id);
+      expect(ids).toEqual(statement);
+      // each path's cursors continue the same on the other, also where the runs without the metric begin
+      const onStatement = async (c: string) => {
+        const st = runListStatement({ ...q, cursor: c });
+        return (await t.db.pool.query<{ id: string }>(st.text, st.values)).rows.map((r) => r.id).slice(0, 97);
+      };
+      const firstWithout = ids.findIndex((id) => acc(Number(id.slice(1))) === null);
+      for (const c of [cursors[0]!, cursors[Math.floor(firstWithout / 97) - 1]!, cursors[cursors.length - 1]!]) {
+        expect((await listRuns(t.db.pool, { ...q, cursor: c })).items.map((r) => r.id)).toEqual(await onStatement(c));
+      }
+      const st = await listRuns(t.db.pool, { ...q, search: 'run-' }); // a filter: the statement, and its cursor
+      expect(summaryIndexApplies({ ...q, search: 'run-' })).toBe(false);
+      const idx = summaryIndexStatement({ ...q, cursor: st.nextCursor! });
+      expect((await t.db.pool.query<{ id: string }>(idx.text, idx.values)).rows.map((r) => r.id)).toEqual(
+        ids.slice(97, 97 * 2 + 1),
+      );
+    },
+  );
+
+  it('reads the first page of 100,000 runs from the index: a page of entries, no scan of the runs', async () => {
+    const st = summaryIndexStatement({ ...base('desc'), projectId: bigProjectId, limit: 200 });
+    const res = await t.db.pool.query<{ 'QUERY PLAN': unknown }>(
+      `EXPLAIN (ANALYZE, FORMAT JSON) ${st.text}`,
+      st.values,
+    );
+    const nodes: Record<string, unknown>[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      nodes.push(node);
+      for (const child of (node['Plans'] as Record<string, unknown>[] | undefined) ?? []) walk(child);
+    };
+    walk((res.rows[0]!['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0]!.Plan);
+    // rows each scan of a table read, those its filter removed included
+    const read = (table: string) =>
+      nodes
+        .filter((n) => n['Relation Name'] === table)
+        .map((n) => (Number(n['Actual Rows']) + Number(n['Rows Removed by Filter'] ?? 0)) * Number(n['Actual Loops']));
+    // the page's last value is shared by 1,031 runs (ties every 97), all read to put them in id order
+    expect(read('run_summary_value').length).toBeGreaterThan(0);
+    expect(read('run_summary_value').every((rows) => rows < 1500)).toBe(true);
+    // the runs: one lookup per entry, and the runs without the metric never scanned (the page is full)
+    expect(read('run').reduce((a, b) => a + b, 0)).toBeLessThan(1500);
   });
 });
