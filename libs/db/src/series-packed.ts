@@ -14,6 +14,7 @@ import {
   bucketTimes,
   narrowReads,
   planSeries,
+  rollupParams,
   SERIES_QUERY_PARALLELISM,
   type BucketCols,
   type KeyStats,
@@ -65,34 +66,35 @@ interface Buckets {
   last: ArrayLike<number>;
 }
 
-const ints = (a: ArrayLike<number>): string => {
+const int32Bytes = (a: ArrayLike<number>): Buffer => {
   const d = new DataView(new ArrayBuffer(a.length * 4));
   for (let i = 0; i < a.length; i++) d.setInt32(i * 4, a[i]!);
-  return Buffer.from(d.buffer).toString('base64');
+  return Buffer.from(d.buffer);
 };
-/** A packed int32 column's numbers. */
-const int32s = (b64: string): number[] => {
-  const b = Buffer.from(b64, 'base64');
-  return Array.from({ length: b.length / 4 }, (_, k) => b.readInt32BE(k * 4));
-};
+const ints = (a: ArrayLike<number>): string => int32Bytes(a).toString('base64');
+/** A packed int32 column's numbers, from its bytes. */
+const int32s = (b: Buffer): number[] => Array.from({ length: b.length / 4 }, (_, k) => b.readInt32BE(k * 4));
 const floats = (a: ArrayLike<number>): string => {
   const d = new DataView(new ArrayBuffer(a.length * 8));
   for (let i = 0; i < a.length; i++) d.setFloat64(i * 8, a[i]!);
   return Buffer.from(d.buffer).toString('base64');
 };
 
-/** A series' packed bucket columns and its number of points (the sparse check reads it). */
+/** A series' packed bucket columns, its number of points (the sparse check reads it) and its steps' bytes. */
 type Cols = Pick<PackedBucketSeries, 'n' | 'steps' | 'count' | 'nan' | 'min' | 'max' | 'first' | 'last'> & {
   points: number;
+  stepBytes: Buffer;
 };
 
 function packCols(b: Buckets): Cols {
   let points = 0;
   for (let j = 0; j < b.count.length; j++) points += b.count[j]!;
+  const stepBytes = int32Bytes(b.steps);
   return {
     n: b.steps.length,
     points,
-    steps: ints(b.steps),
+    stepBytes,
+    steps: stepBytes.toString('base64'),
     count: ints(b.count),
     nan: ints(b.nan),
     min: floats(b.min),
@@ -128,20 +130,14 @@ export async function querySeriesPacked(pool: Pool, reqs: readonly SeriesRequest
     packedNarrow(pool, narrow, got),
     ...Array.from({ length: Math.ceil(rollup.length / per) }, async (_, g) => {
       const part = rollup.slice(g * per, (g + 1) * per);
-      const res = await pool.query<RollupRow>(ROLLUP_PACKED_SQL, [
-        part.map((d) => d.i),
-        part.map((d) => d.p.s.num),
-        part.map((d) => d.p.s.key_id),
-        part.map((d) => d.p.width),
-        part.map((d) => Math.floor(d.p.lo / d.p.width)),
-        part.map((d) => Math.floor(d.p.hi / d.p.width)),
-      ]);
+      const res = await pool.query<RollupRow>(ROLLUP_PACKED_SQL, rollupParams(part));
       const b64 = (b: Buffer) => b.toString('base64');
       for (const { i, n, points, steps, count, nan, min, max, first, last } of res.rows) {
         if (n > 0) {
           got.set(i, {
             n,
             points: Number(points),
+            stepBytes: steps,
             steps: b64(steps),
             count: b64(count),
             nan: b64(nan),
@@ -159,10 +155,11 @@ export async function querySeriesPacked(pool: Pool, reqs: readonly SeriesRequest
       const r = reqs[i]!;
       if (p.kind === 'empty') return packRaw(pool, r, undefined, 0, -1);
       if (p.kind === 'raw') return packRaw(pool, r, p.s, p.lo, p.hi);
-      const { points, ...cols } = got.get(i) ?? packCols(fromJson(await bucketColumns(pool, p.s, p.width, p.lo, p.hi)));
+      const { points, stepBytes, ...cols } =
+        got.get(i) ?? packCols(fromJson(await bucketColumns(pool, p.s, p.width, p.lo, p.hi)));
       // sparse points: fewer than the budget in the whole range, so send them as they are (as querySeries does)
       if (points <= r.buckets) return packRaw(pool, r, p.s, p.lo, p.hi);
-      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi, int32s(cols.steps)) : undefined;
+      const times = r.withTimes ? await bucketTimes(pool, p.s, p.width, p.lo, p.hi, int32s(stepBytes)) : undefined;
       return {
         runId: r.runId,
         key: r.key,

@@ -73,6 +73,21 @@ export function bucketWidth(lo: number, hi: number, n: number): number {
 }
 
 /**
+ * The parameters of a batch of rollup reads (ROLLUP_BATCH_SQL here, ROLLUP_PACKED_SQL in series-packed.ts): each
+ * series' index in the request, run, key, width and first and last bucket.
+ */
+export function rollupParams(part: readonly { i: number; p: Extract<Plan, { kind: 'rollup' | 'aggregate' }> }[]) {
+  return [
+    part.map((d) => d.i),
+    part.map((d) => d.p.s.num),
+    part.map((d) => d.p.s.key_id),
+    part.map((d) => d.p.width),
+    part.map((d) => Math.floor(d.p.lo / d.p.width)),
+    part.map((d) => Math.floor(d.p.hi / d.p.width)),
+  ];
+}
+
+/**
  * Downsampled series for many (run, key) pairs. Returns raw points when the range holds at most `buckets`
  * points; otherwise for each bucket min, max, first, last and count, so a one-point spike always survives.
  * A bucketed range is widened to whole buckets. Postgres builds each series' JSON columns itself (one text value
@@ -92,14 +107,7 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
     narrowBuckets(pool, narrow, SERIES_QUERY_PARALLELISM),
     ...Array.from({ length: Math.ceil(direct.length / chunk) }, async (_, c) => {
       const part = direct.slice(c * chunk, (c + 1) * chunk);
-      const res = await pool.query<{ i: number; j: string | null }>(ROLLUP_BATCH_SQL, [
-        part.map((d) => d.i),
-        part.map((d) => d.p.s.num),
-        part.map((d) => d.p.s.key_id),
-        part.map((d) => d.p.width),
-        part.map((d) => Math.floor(d.p.lo / d.p.width)),
-        part.map((d) => Math.floor(d.p.hi / d.p.width)),
-      ]);
+      const res = await pool.query<{ i: number; j: string | null }>(ROLLUP_BATCH_SQL, rollupParams(part));
       for (const row of res.rows) {
         const cols = JSON.parse(row.j ?? 'null') as BucketCols | null;
         if (cols?.steps) directCols.set(row.i, cols);
