@@ -58,9 +58,14 @@ export function summaryIndexApplies(q: RunListQuery): boolean {
 }
 
 /**
- * The index path's statement: up to limit + 1 runs with the metric after the cursor, from the index; then, only when
- * those do not fill the page, runs of the project without it, by id (the `(project_id, id)` index, stopped at the
- * page; `summary_number` is the trigger's own test of a value, in the migration). One statement, one snapshot.
+ * The index path's statement: the page's entries of the index after the cursor, then the page's runs; then, only
+ * when those do not fill the page, runs of the project without the metric, by id. One statement, one snapshot.
+ *
+ * No part reads more than a page of index entries, however many runs share a value (an epoch, a 0/1 success): the
+ * entries at the cursor's value after its id (`at`), the page's last value (`bound`, from the first entries past the
+ * cursor's value in the index's own order), the entries strictly between the two (fewer than a page, as they come
+ * before the bound) and those at the bound, by id (`page` joins the three). Runs are looked up for the page's entries
+ * only.
  */
 export function summaryIndexStatement(q: RunListQuery): {
   text: string;
@@ -80,44 +85,52 @@ export function summaryIndexStatement(q: RunListQuery): {
   const project = p(q.projectId);
   const team = teamRuns(p(q.teamId));
   const n = p(q.limit + 1);
+  const entries = `run_summary_value s WHERE s.project_id = ${project} AND s.key = ${key}`;
+  // the runs without the metric: a primary-key probe each (a subplan, never a join over every entry of the key), and
+  // none at all when every run of the project has the metric (two index-only counts)
   const without = (afterId: string | null, count: string) => `
     SELECT ${RUN_LIST_COLUMNS}, 'Infinity'::float8 AS _k0 FROM run r
-    WHERE r.project_id = ${project} AND ${team} AND summary_number(r.summary -> ${key}) IS NULL
+    WHERE r.project_id = ${project} AND ${team}
+      AND (SELECT 1 FROM run_summary_value m WHERE m.run_id = r.id AND m.key = ${key}) IS NULL
       ${afterId === null ? '' : `AND r.id > ${p(afterId)}::text`}
+      AND (SELECT count(*) FROM run c WHERE c.project_id = ${project}) > (SELECT count(*) FROM ${entries})
     ORDER BY r.id LIMIT ${count}`;
-  let text: string;
-  if (none) {
-    text = without(id, n);
-  } else {
-    const where = [`s.project_id = ${project}`, `s.key = ${key}`];
-    if (k !== null) {
-      // after (k, id) in (sort key, id) order, written on s.value so that the index finds the place
-      const v = p(desc ? -k : k);
-      where.push(
-        desc ? `s.value <= ${v}` : `s.value >= ${v}`,
-        `(s.value ${desc ? '<' : '>'} ${v} OR s.run_id > ${p(id)})`,
-      );
-    }
-    const order = `s.value ${desc ? 'DESC' : 'ASC'}`;
-    // `bound`: the page's last value, from the first limit + 1 entries in the index's own order (no sort, whatever
-    // the planner believes of the table). The page is then the entries up to it, ties included, in (value, id)
-    // order: a range of the index, sorted. `with_value` is read twice, so once (a CTE read twice is materialized).
-    // The runs without the metric are read only when the page has room: under LIMIT 0 their scan never starts.
-    text = `
-      WITH bound AS (
-        SELECT ${desc ? 'min' : 'max'}(value) AS b
-        FROM (SELECT s.value FROM run_summary_value s WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${n}) f
-      ), with_value AS (
-        SELECT ${RUN_LIST_COLUMNS}, ${desc ? '-s.value' : 's.value'} AS _k0
-        FROM run_summary_value s JOIN run r ON r.id = s.run_id
-        WHERE ${where.join(' AND ')} AND s.value ${desc ? '>=' : '<='} (SELECT b FROM bound) AND ${team}
-        ORDER BY ${order}, s.run_id ASC
-        LIMIT ${n}
-      ), room AS (SELECT ${n} - count(*) AS n FROM with_value)
-      SELECT * FROM with_value
-      UNION ALL
-      SELECT * FROM (${without(null, '(SELECT n FROM room)')}) w
-      ORDER BY _k0, id`;
-  }
+  if (none) return { text: without(id, n), values, cursorOf: summaryCursorOf };
+
+  const [past, before, order, last] = desc ? ['<', '>', 'DESC', 'min'] : ['>', '<', 'ASC', 'max'];
+  const v = k === null ? null : p(desc ? -k : k);
+  const pastCursor = v === null ? '' : `AND s.value ${past} ${v}`;
+  const at =
+    v === null
+      ? `SELECT NULL::text AS run_id, NULL::float8 AS value WHERE false`
+      : `SELECT s.run_id, s.value FROM ${entries} AND s.value = ${v} AND s.run_id > ${p(id)} ORDER BY s.run_id LIMIT ${n}`;
+  // `with_value` is read twice, so once (a CTE read twice is materialized). The runs without the metric are read
+  // only when the page has room: under LIMIT 0 their scan never starts.
+  const text = `
+    WITH at AS (${at}),
+    bound AS (
+      SELECT ${last}(value) AS b FROM (
+        SELECT value FROM (SELECT s.value FROM ${entries} ${pastCursor} ORDER BY s.value ${order} LIMIT ${n}) f
+        ORDER BY value ${order} LIMIT greatest(${n} - (SELECT count(*) FROM at), 0)) g
+    ),
+    page AS (
+      SELECT run_id, value FROM (
+        SELECT * FROM at
+        UNION ALL
+        SELECT s.run_id, s.value FROM ${entries} ${pastCursor} AND s.value ${before} (SELECT b FROM bound)
+        UNION ALL
+        (SELECT s.run_id, s.value FROM ${entries} AND s.value = (SELECT b FROM bound) ORDER BY s.run_id LIMIT ${n})
+      ) u
+      ORDER BY value ${order}, run_id LIMIT ${n}
+    ),
+    with_value AS (
+      SELECT ${RUN_LIST_COLUMNS}, ${desc ? '-s.value' : 's.value'} AS _k0
+      FROM page s JOIN run r ON r.id = s.run_id WHERE ${team}
+    ),
+    room AS (SELECT ${n} - count(*) AS n FROM with_value)
+    SELECT * FROM with_value
+    UNION ALL
+    SELECT * FROM (${without(null, '(SELECT n FROM room)')}) w
+    ORDER BY _k0, id`;
   return { text, values, cursorOf: summaryCursorOf };
 }

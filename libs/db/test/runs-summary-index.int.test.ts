@@ -83,6 +83,30 @@ describe('run_summary_value', () => {
       await t.db.pool.query(`UPDATE run SET summary = $1::jsonb WHERE id = 'f1'`, [summary]);
       expect(await rows(['f1'])).toEqual([]);
     }
+    // at the edges of double precision, a value exactly when the list statement's cast reads one (rounding included)
+    for (const x of [
+      '1.7976931348623157e308',
+      '1.7976931348623158e308',
+      '1.797693134862315807937289714053e308',
+      '1.7976931348623159e308',
+      '5e-324',
+      '3e-324',
+      '2.4703282292062328e-324',
+      '2.4703282292062327e-324',
+      '1e-400',
+      '-1e-400',
+      '0',
+      '-0',
+      '1e400',
+    ]) {
+      const cast = await t.db.pool.query<{ v: number }>(`SELECT ($1::jsonb #>> '{}')::float8 AS v`, [x]).then(
+        (r) => r.rows[0]!.v,
+        () => null,
+      );
+      const ours = (await t.db.pool.query<{ v: number | null }>(`SELECT summary_number($1::jsonb) AS v`, [x])).rows[0]!
+        .v;
+      expect([x, ours]).toEqual([x, cast]);
+    }
     // the smallest and largest doubles JavaScript writes are values
     await t.db.pool.query(`UPDATE run SET summary = $1::jsonb WHERE id = 'f1'`, [
       JSON.stringify({ m: Number.MIN_VALUE, n: -Number.MAX_VALUE, z: -0 }),
@@ -108,7 +132,7 @@ describe('run_summary_value', () => {
     expect(await rows(['m1'])).toEqual(before);
     // a run written before the trigger existed is filled by the backfill
     await t.db.pool.query(`DELETE FROM run_summary_value WHERE run_id = 'm1'`);
-    await t.db.pool.query(STATEMENTS.find((s) => s.includes('WITH r AS'))!);
+    await t.db.pool.query(STATEMENTS.find((s) => s.includes('LOCK TABLE'))!);
     expect(await rows(['m1'])).toEqual(before);
   });
 
@@ -128,8 +152,8 @@ describe('run_summary_value', () => {
       await writer.query(`UPDATE run SET summary = '{"m": 2}' WHERE id = 'c1'`); // changed
       await writer.query(`UPDATE run SET summary = '{}' WHERE id = 'c2'`); // removed
       const pid = (await filler.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      const fill = filler.query(STATEMENTS.find((s) => s.includes('WITH r AS'))!);
-      // the backfill waits for the writer (its snapshot holds the old summaries), then the writer commits
+      const fill = filler.query(STATEMENTS.find((s) => s.includes('LOCK TABLE'))!);
+      // the backfill waits for the writer (its table lock), which then commits
       for (let i = 0; i < 100; i++) {
         const w = await t.db.pool.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid]);
         if (w.rows[0]?.wait_event_type === 'Lock') break;
