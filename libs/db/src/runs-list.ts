@@ -125,7 +125,7 @@ export function summaryIndexStatement(q: RunListQuery): {
     ),
     with_value AS (
       SELECT ${RUN_LIST_COLUMNS}, ${desc ? '-s.value' : 's.value'} AS _k0
-      FROM page s JOIN run r ON r.id = s.run_id WHERE ${team}
+      FROM page s JOIN run r ON r.id = s.run_id WHERE r.project_id = ${project} AND ${team}
     ),
     room AS (SELECT ${n} - count(*) AS n FROM with_value)
     SELECT * FROM with_value

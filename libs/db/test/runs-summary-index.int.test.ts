@@ -130,8 +130,13 @@ describe('run_summary_value', () => {
     ]);
     for (const s of STATEMENTS) await t.db.pool.query(s);
     expect(await rows(['m1'])).toEqual(before);
-    // a run written before the trigger existed is filled by the backfill
+    // a run written before the trigger existed is filled by the backfill, and a row its summary no longer has (a
+    // deploy stopped between the two triggers) or in the wrong project is gone
     await t.db.pool.query(`DELETE FROM run_summary_value WHERE run_id = 'm1'`);
+    await t.db.pool.query(
+      `INSERT INTO run_summary_value (run_id, project_id, key, value) VALUES ('m1', $1, 'gone', 1), ('m1', $2, 'a', 1)`,
+      [project, other],
+    );
     await t.db.pool.query(STATEMENTS.find((s) => s.includes('LOCK TABLE'))!);
     expect(await rows(['m1'])).toEqual(before);
   });

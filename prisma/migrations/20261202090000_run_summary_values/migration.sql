@@ -75,16 +75,17 @@ CREATE OR REPLACE TRIGGER "run_summary_values_update" AFTER UPDATE OF "summary",
 FOR EACH ROW WHEN (OLD.summary IS DISTINCT FROM NEW.summary OR OLD.project_id IS DISTINCT FROM NEW.project_id)
 EXECUTE FUNCTION "run_summary_values"();
 
--- The runs already there, after the triggers exist. Run writes wait while it runs (SHARE blocks them, not reads):
--- a summary changed meanwhile would otherwise be read before its change and written after it, stale. One table lock
+-- The runs already there, after the triggers exist, the table filled afresh (a deploy that stopped half-way may have
+-- left rows the triggers' later changes never saw). Run writes wait while it runs (SHARE blocks them, not reads): a
+-- summary changed meanwhile would otherwise be read before its change and written after it, stale. One table lock
 -- rather than a lock per run: a run lock held while waiting for another (a writer of several runs) could deadlock it.
 DO U&'BEGIN
   LOCK TABLE "run" IN SHARE MODE\003B
+  DELETE FROM "run_summary_value"\003B
   INSERT INTO "run_summary_value" ("run_id", "project_id", "key", "value")
   SELECT r.id, r.project_id, e.key, summary_number(e.value)
   FROM "run" r, jsonb_each(CASE WHEN jsonb_typeof(r.summary) = ''object'' THEN r.summary ELSE ''{}''::jsonb END) e
-  WHERE r.summary IS DISTINCT FROM ''{}''::jsonb AND summary_number(e.value) IS NOT NULL
-  ON CONFLICT ("run_id", "key") DO UPDATE SET value = EXCLUDED.value, project_id = EXCLUDED.project_id\003B
+  WHERE r.summary IS DISTINCT FROM ''{}''::jsonb AND summary_number(e.value) IS NOT NULL\003B
 END';
 
 -- Statistics for the planner now, rather than at autovacuum's next pass: without them it may sort a project's
