@@ -6,6 +6,7 @@
  */
 import { createDb, insertMetricPoints, metricFolder } from '@aft/db';
 import { ensureWebBuilt, startApp } from '../lib/app-server';
+import { TIMING_CLIENT, timedGet } from '../lib/http-get';
 
 const ITER = 60;
 const WARMUP = 5;
@@ -27,13 +28,13 @@ async function timeGet(url: string): Promise<{ ms: number; bytes: number; body: 
   return { ms, bytes: text.length, body: JSON.parse(text) };
 }
 
+/** p50/p95 of a GET, timed by TIMING_CLIENT (tools/lib/http-get.ts: curl where installed), and its size. */
 async function measure(url: () => string) {
   const ms: number[] = [];
-  let bytes = 0;
+  const bytes = (await timeGet(url())).bytes;
   for (let i = 0; i < WARMUP + ITER; i++) {
-    const r = await timeGet(url());
-    if (i >= WARMUP) ms.push(r.ms);
-    bytes = r.bytes;
+    const t = await timedGet(url(), { 'x-api-key': apiKey });
+    if (i >= WARMUP) ms.push(t);
   }
   return { ...stats(ms), responseBytes: bytes };
 }
@@ -110,6 +111,7 @@ try {
     JSON.stringify(
       {
         bench: 'query',
+        client: TIMING_CLIENT,
         seedSeconds: Number(seedSeconds.toFixed(1)),
         seriesQuery20x100k: {
           ...series,

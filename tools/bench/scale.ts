@@ -11,6 +11,7 @@ import { fork } from 'node:child_process';
 import { createDb, foldPending, foldRun, insertMetricPoints } from '@aft/db';
 import { curve } from '@aft/db/testing';
 import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
+import { TIMING_CLIENT, timedGet } from '../lib/http-get';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const RUNS = env('SCALE_RUNS', 100);
@@ -40,11 +41,13 @@ const get = async (path: string, input: unknown) => {
   if (!res.ok) throw new Error(`${path} ${res.status}: ${text.slice(0, 300)}`);
   return { ms: performance.now() - t0, body: JSON.parse(text) as { result: { data: unknown } } };
 };
+/** p50/p95 of a procedure's GET, timed by TIMING_CLIENT (tools/lib/http-get.ts: curl where installed). */
 const measure = async (path: string, input: () => unknown) => {
   const ms: number[] = [];
   for (let i = 0; i < ITER + 3; i++) {
-    const r = await get(path, input());
-    if (i >= 3) ms.push(r.ms);
+    const url = `${app.baseUrl}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input()))}`;
+    const t = await timedGet(url, { 'x-api-key': app.apiKey });
+    if (i >= 3) ms.push(t);
   }
   return stats(ms);
 };
@@ -179,6 +182,7 @@ try {
     JSON.stringify(
       {
         bench: 'scale',
+        client: TIMING_CLIENT,
         shape: { runs: RUNS, keys: 10, steps: STEPS, writers: WRITERS },
         points,
         ingest: {

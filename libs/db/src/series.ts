@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Pool } from 'pg';
 import { readPoints } from './metric-chunks';
 import { ROLLUP_WIDTHS } from './metrics';
@@ -134,7 +135,12 @@ export async function querySeries(pool: Pool, reqs: readonly SeriesRequest[]): P
   );
 }
 
-export const SERIES_QUERY_PARALLELISM = 4;
+/**
+ * How many queries one series read runs at once: one per core, up to 4. More than the cores only adds queueing:
+ * on the 2-core machine, 4 at once took p50 16.9 / p95 25.8 ms for 20 series of a million points, 2 at once
+ * 14.5 / 20.4 (in-process, packed).
+ */
+export const SERIES_QUERY_PARALLELISM = Math.min(4, Math.max(1, availableParallelism()));
 
 // The aggregates read an index-ordered subquery: one ordered scan instead of a sort per column (2× faster).
 // A plain aggregate over an ordered subquery with no join or grouping keeps that order; the tests check it.
