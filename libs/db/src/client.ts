@@ -32,7 +32,11 @@ export function createDb({ connectionString, max = 10, statementTimeoutMs }: DbO
     max,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
-    // a startup parameter: every connection of the pool gets it, including Prisma's
+    // startup parameters: every connection of the pool gets them, including Prisma's.
+    // No JIT: compiling a plan took 35 ms of a 5 ms runs-list page (Postgres compiles any plan estimated past
+    // jit_above_cost, and an index path's never-started branch is estimated high), and no query here runs long
+    // enough to win it back. docs/architecture.md, "The runs list".
+    options: '-c jit=off',
     ...(statementTimeoutMs ? { statement_timeout: statementTimeoutMs } : {}),
   });
   // An idle client that errors (database restarted) must not crash the process; the pool replaces it.

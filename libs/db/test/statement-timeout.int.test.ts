@@ -1,4 +1,7 @@
-/** A pool's statement_timeout stops slow statements, except where a write must be allowed to finish. */
+/**
+ * A pool's statement_timeout stops slow statements, except where a write must be allowed to finish; and its
+ * connections never JIT-compile a plan (client.ts says why).
+ */
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from './test-db';
 import { seedRun } from '../src/testing';
@@ -41,6 +44,28 @@ describe('statementTimeoutMs', () => {
       await deleteRun(db.pool, run.id, team.id);
       await lock.released;
       expect(await t.db.prisma.run.count({ where: { id: run.id } })).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('createDb', () => {
+  it('turns JIT off on every connection, Prisma’s included, even where a plan is estimated past its threshold', async () => {
+    const db = createDb({ connectionString: t.url, max: 2 });
+    try {
+      expect((await db.pool.query<{ jit: string }>('SHOW jit')).rows[0]!.jit).toBe('off');
+      expect(await db.prisma.$queryRawUnsafe('SHOW jit')).toEqual([{ jit: 'off' }]);
+      const c = await db.pool.connect();
+      try {
+        await c.query('SET jit_above_cost = 0');
+        const plan = await c.query<{ 'QUERY PLAN': string }>(
+          'EXPLAIN (ANALYZE, FORMAT TEXT) SELECT sum(g) FROM generate_series(1, 1000) g',
+        );
+        expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).not.toMatch(/JIT:/);
+      } finally {
+        c.release();
+      }
     } finally {
       await db.close();
     }
