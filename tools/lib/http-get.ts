@@ -47,10 +47,14 @@ export async function timedGet(url: string, headers: Record<string, string> = {}
     if (r.status < 200 || r.status > 299) throw new Error(`GET ${url}: ${r.status} ${r.text.slice(0, 300)}`);
     return r.ms;
   }
-  const args = ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}'];
+  // -q first: no ~/.curlrc; no proxy from the environment: the same request on every machine
+  const args = ['-q', '-s', '--noproxy', '*', '-o', '/dev/null', '-w', '%{http_code} %{time_total}'];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
   const out = await new Promise<string>((resolve, reject) =>
-    execFile('curl', [...args, url], (e, stdout) => (e ? reject(e) : resolve(stdout))),
+    execFile('curl', [...args, url], (e, stdout) =>
+      // not e itself: its message holds the command line, API key included
+      e ? reject(new Error(`curl GET ${url} failed (exit ${String(e.code)})`)) : resolve(stdout),
+    ),
   );
   const [status, seconds] = out.trim().split(' ').map(Number);
   if (!(status! >= 200 && status! <= 299)) throw new Error(`GET ${url}: ${status}`);

@@ -25,18 +25,37 @@ export interface DbOptions {
   statementTimeoutMs?: number;
 }
 
+/**
+ * The connection string and startup `options` with JIT off, on every connection of the pool (Prisma's included).
+ * Compiling a plan took 35 ms of a 5 ms runs-list page (Postgres compiles any plan estimated past jit_above_cost,
+ * and the index path's never-started branch is estimated high), and no query here runs long enough to win it back
+ * (docs/architecture.md, "The runs list"). Options the URL (`?options=`) or PGOPTIONS already give are kept: pg
+ * would otherwise let the URL's replace ours, or ours hide PGOPTIONS.
+ */
+export function withoutJit(connectionString: string): { connectionString: string; options: string } {
+  let url: URL | null = null;
+  try {
+    url = new URL(connectionString);
+  } catch {
+    // not a URL (a socket path): nothing of its own to keep
+  }
+  const own = url?.searchParams.get('options') ?? null;
+  if (url && own !== null) url.searchParams.delete('options');
+  const given = own ?? process.env['PGOPTIONS'] ?? '';
+  return {
+    connectionString: url && own !== null ? url.toString() : connectionString,
+    options: `${given} -c jit=off`.trim(),
+  };
+}
+
 /** One pg pool shared by Prisma (through the driver adapter) and the raw queries. */
 export function createDb({ connectionString, max = 10, statementTimeoutMs }: DbOptions): Db {
   const pool = new pg.Pool({
-    connectionString,
     max,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
-    // startup parameters: every connection of the pool gets them, including Prisma's.
-    // No JIT: compiling a plan took 35 ms of a 5 ms runs-list page (Postgres compiles any plan estimated past
-    // jit_above_cost, and an index path's never-started branch is estimated high), and no query here runs long
-    // enough to win it back. docs/architecture.md, "The runs list".
-    options: '-c jit=off',
+    ...withoutJit(connectionString),
+    // a startup parameter: every connection of the pool gets it, including Prisma's
     ...(statementTimeoutMs ? { statement_timeout: statementTimeoutMs } : {}),
   });
   // An idle client that errors (database restarted) must not crash the process; the pool replaces it.

@@ -70,4 +70,24 @@ describe('createDb', () => {
       await db.close();
     }
   });
+
+  it('keeps the options a URL gives, and PGOPTIONS, beside JIT off', async () => {
+    const url = new URL(t.url);
+    url.searchParams.set('options', '-c work_mem=5MB');
+    const db = createDb({ connectionString: url.toString(), max: 1 });
+    const before = process.env['PGOPTIONS'];
+    process.env['PGOPTIONS'] = '-c work_mem=7MB';
+    const env = createDb({ connectionString: t.url, max: 1 });
+    try {
+      expect((await db.pool.query('SHOW work_mem')).rows[0]).toEqual({ work_mem: '5MB' });
+      expect((await db.pool.query('SHOW jit')).rows[0]).toEqual({ jit: 'off' });
+      expect((await env.pool.query('SHOW work_mem')).rows[0]).toEqual({ work_mem: '7MB' });
+      expect((await env.pool.query('SHOW jit')).rows[0]).toEqual({ jit: 'off' });
+    } finally {
+      if (before === undefined) delete process.env['PGOPTIONS'];
+      else process.env['PGOPTIONS'] = before;
+      await db.close();
+      await env.close();
+    }
+  });
 });
