@@ -13,6 +13,7 @@ import {
   encodeCursor,
   RUN_LIST_COLUMNS,
   runListStatement,
+  sqlParams,
   summaryCursorOf,
   teamRuns,
   type RunListQuery,
@@ -72,11 +73,7 @@ export function summaryIndexStatement(q: RunListQuery): {
   values: unknown[];
   cursorOf: (row: Record<string, unknown>) => unknown[];
 } {
-  const values: unknown[] = [];
-  const p = (v: unknown) => {
-    values.push(v);
-    return `$${values.length}`;
-  };
+  const { values, p } = sqlParams();
   const desc = q.sortDir === 'desc';
   const [none, k, id] = q.cursor
     ? (decodeCursor(q.cursor, ['boolean', 'number', 'text']) as [boolean, number, string])

@@ -64,6 +64,18 @@ export class BadCursorError extends Error {
 const TEXT_SORTS: Record<string, string> = { name: 'r.name', status: 'r.status::text', method: 'r.method' };
 const OPS: Record<CompareOp, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
+/** A statement's parameter list, and `p(v)`, which adds `v` to it and gives its placeholder (`$1`, `$2`, …). */
+export function sqlParams(): { values: unknown[]; p: (v: unknown) => string } {
+  const values: unknown[] = [];
+  return {
+    values,
+    p: (v) => {
+      values.push(v);
+      return `$${values.length}`;
+    },
+  };
+}
+
 /** The columns of a runs-list row, from `run r`. */
 export const RUN_LIST_COLUMNS = `r.id, r.project_id AS "projectId", r.sweep_id AS "sweepId",
   r.parent_run_id AS "parentRunId", r.name, r.method, r.constraint, r.status::text AS status, r.tags, r.config,
@@ -89,11 +101,7 @@ export function runListStatement(q: RunListQuery): {
   values: unknown[];
   cursorOf: (row: Record<string, unknown>) => unknown[];
 } {
-  const params: unknown[] = [];
-  const p = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const { values: params, p } = sqlParams();
   const where: string[] = [teamRuns(p(q.teamId))];
   if (q.projectId) where.push(`r.project_id = ${p(q.projectId)}`);
   if (q.sweepId) where.push(`r.sweep_id = ${p(q.sweepId)}`);
