@@ -9,7 +9,6 @@ const run = await init({
   apiKey: apiKey!,
   project: 'bench-ingest',
   name: `writer-${idx}`,
-  batchPoints: 10_000,
   maxInFlight: 2,
   finishOnExit: false,
 });

@@ -31,7 +31,6 @@ for (let r = 0; r < runs; r++) {
     apiKey: apiKey!,
     project: 'bench-scale',
     name: `w${idx}-r${r}`,
-    batchPoints: 10_000,
     maxInFlight: 2,
     finishOnExit: false,
   });

@@ -111,7 +111,7 @@ describe('metrics over HTTP', () => {
     expect(badIdx.json.error?.message).toMatch(/key index 3 is not an index into keys/);
     const both = await api.call('metrics.log', { runId }, { key });
     expect(both.status).toBe(400);
-    expect(both.json.error?.message).toMatch(/either as `points`/);
+    expect(both.json.error?.message).toMatch(/in one form: `points` \(objects\), `columns` or `packed`/);
     expect(await stored(runId)).toBe(3);
   });
 

@@ -6,6 +6,8 @@ export const LIMITS = {
    */
   maxTimeMs: 2 ** 48 - 1,
   pointsPerBatch: 10_000,
+  /** Distinct metric keys one batch may name. */
+  keysPerBatch: 1_000,
   samplesPerBatch: 1_000,
   runsPerSeriesQuery: 200,
   keysPerSeriesQuery: 50,

@@ -11,6 +11,7 @@
  * counts, float64 for values and wall times (ms since the epoch). A bucket's min/max are NaN when all its values
  * are NaN (null in the JSON form). `n` is the number of points or buckets.
  */
+import { base64Bytes } from './base64';
 import { encodeNumber, type WireNumber } from './wire';
 
 export interface PackedRawSeries {
@@ -60,16 +61,10 @@ export type UnpackedSeries =
       times?: number[];
     };
 
-function bytesOf(b64: string): DataView {
-  const bin = atob(b64);
-  const u8 = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-  return new DataView(u8.buffer);
-}
-
 /** Reads a column of `n` values of `size` bytes; throws when its length is not n × size (a truncated response). */
 function column<T>(b64: string, n: number, size: 4 | 8, read: (d: DataView, at: number) => T, name: string): T[] {
-  const d = bytesOf(b64);
+  const u8 = base64Bytes(b64);
+  const d = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   if (d.byteLength !== n * size)
     throw new RangeError(`packed series: ${name} holds ${d.byteLength} bytes, not ${n * size}`);
   const out = new Array<T>(n);

@@ -9,7 +9,6 @@ import type { z } from 'zod';
 import type {
   artifactInput,
   eventInput,
-  metricsLogInput,
   runCreateInput,
   runSetStatusInput,
   runSetSummaryInput,
@@ -17,6 +16,7 @@ import type {
   RunStatus,
   samplesLogInput,
 } from './tracking';
+import type { metricsLogInput } from './metrics-log';
 import type { WireNumber } from './wire';
 
 /** A run as runs.create and runs.get return it: what the SDK needs to track it and link to it. */

@@ -76,7 +76,7 @@ function column<T extends z.ZodType>(item: T, ok: (v: unknown) => boolean, max =
  */
 export const metricColumns = z
   .object({
-    keys: z.array(metricKey).min(1).max(1000, 'at most 1000 distinct keys per batch'),
+    keys: z.array(metricKey).min(1).max(LIMITS.keysPerBatch, `at most ${LIMITS.keysPerBatch} distinct keys per batch`),
     /** Index into `keys` for each point. */
     key: column(
       z.number().int().min(0),
@@ -115,23 +115,6 @@ export const metricColumns = z
     }
   });
 export type MetricColumns = z.infer<typeof metricColumns>;
-
-export const metricsLogInput = z
-  .object({
-    runId: id,
-    /** Points as objects: `{ key, step, value, time? }`. */
-    points: z
-      .array(metricPointInput)
-      .min(1, 'a batch holds at least one point')
-      .max(LIMITS.pointsPerBatch, `a batch holds at most ${LIMITS.pointsPerBatch} points; split it`)
-      .optional(),
-    /** Or the same points in columns (what the SDK sends). */
-    columns: metricColumns.optional(),
-  })
-  .refine((v) => (v.points === undefined) !== (v.columns === undefined), {
-    message: 'give the points either as `points` (objects) or as `columns`, not both and not neither',
-  });
-export type MetricsLogInput = z.infer<typeof metricsLogInput>;
 
 export const sampleInput = z.object({
   step,

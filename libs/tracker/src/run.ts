@@ -3,17 +3,17 @@ import {
   encodeNumber,
   LIMITS,
   metricKey,
+  packPoints,
   sampleInput,
   type ArtifactInput,
   type RunStatus,
   type SampleInput,
   type TrackedRun,
-  type WireNumber,
 } from '@aft/contracts';
 import { TrackerError, type Transport } from './http';
 
 export interface BatchOptions {
-  /** Send when this many points are buffered (default 5,000; the server takes up to 10,000 per request). */
+  /** Send when this many points are buffered (default and most: 10,000, what the server takes in one request). */
   batchPoints?: number;
   /** Send buffered points at least this often, in ms (default 1,000). */
   flushIntervalMs?: number;
@@ -34,11 +34,10 @@ interface PointBuffer {
   index: Map<string, number>;
   key: number[];
   step: number[];
-  value: WireNumber[];
+  value: number[];
   time: number[];
 }
 const emptyBuffer = (): PointBuffer => ({ keys: [], index: new Map(), key: [], step: [], value: [], time: [] });
-const MAX_KEYS_PER_BATCH = 1000;
 
 /** A summary with its non-finite numbers as the wire's strings ("NaN", "Infinity", "-Infinity"). */
 const encodeSummary = (summary: Record<string, number | string | boolean | null>) =>
@@ -82,7 +81,7 @@ export class Run {
     this.project = info.project.name;
     this.config = info.config;
     this.url = `${baseUrl.replace(/\/+$/, '')}/runs/${info.id}`;
-    this.batchPoints = Math.min(opts.batchPoints ?? 5_000, LIMITS.pointsPerBatch);
+    this.batchPoints = Math.min(opts.batchPoints ?? LIMITS.pointsPerBatch, LIMITS.pointsPerBatch);
     this.maxInFlight = opts.maxInFlight ?? 4;
     this.onError = opts.onError;
     this.timer = setInterval(() => this.send(), opts.flushIntervalMs ?? 1_000);
@@ -118,10 +117,10 @@ export class Run {
       }
       buf.key.push(k);
       buf.step.push(step);
-      buf.value.push(Number.isFinite(value) ? value : encodeNumber(value));
+      buf.value.push(value);
       buf.time.push(t);
     }
-    if (buf.key.length >= this.batchPoints || buf.keys.length >= MAX_KEYS_PER_BATCH) this.send();
+    if (buf.key.length >= this.batchPoints || buf.keys.length >= LIMITS.keysPerBatch) this.send();
     return this.inFlight.size >= this.maxInFlight ? Promise.race(this.inFlight) : Promise.resolve();
   }
 
@@ -225,14 +224,15 @@ export class Run {
       this.points = emptyBuffer();
       for (let off = 0; off < buf.key.length; off += this.batchPoints) {
         const end = off + this.batchPoints;
-        const columns = {
+        // binary columns (libs/contracts/src/packed-points.ts): no number is formatted here or parsed there
+        const packed = packPoints({
           keys: buf.keys,
           key: buf.key.slice(off, end),
           step: buf.step.slice(off, end),
           value: buf.value.slice(off, end),
           time: buf.time.slice(off, end),
-        };
-        this.track(this.transport.call('metrics.log', { runId: this.id, columns }), `${columns.key.length} points`);
+        });
+        this.track(this.transport.call('metrics.log', { runId: this.id, packed }), `${packed.n} points`);
       }
     }
     while (this.samples.length) {

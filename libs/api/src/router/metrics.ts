@@ -87,10 +87,13 @@ export type WireSeries = Series;
 export const metricsRouter = {
   /** Stores up to 10,000 points; a retried batch stores each (run, key, step) once. */
   log: logProcedure.input(metricsLogInput).mutation(async ({ ctx, input }) => {
-    await chargeRate(ctx, input.columns ? input.columns.key.length : input.points!.length);
-    const batch: PointColumns | MetricPoint[] = input.columns
-      ? { ...input.columns, value: input.columns.value.map(decodeNumber) }
-      : input.points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));
+    const { packed, columns, points } = input;
+    await chargeRate(ctx, packed ? packed.key.length : columns ? columns.key.length : points!.length);
+    const batch: PointColumns | MetricPoint[] = packed
+      ? packed
+      : columns
+        ? { ...columns, value: columns.value.map(decodeNumber) }
+        : points!.map((p) => ({ key: p.key, step: p.step, value: decodeNumber(p.value), time: p.time }));
     const stored = await insertMetricPoints(ctx.db.pool, input.runId, batch, {
       teamId: ctx.actor.teamId,
       maxKeys: LIMITS.metricKeysPerRun,
