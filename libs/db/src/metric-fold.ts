@@ -14,6 +14,7 @@ import {
   CHUNK_POINTS,
   cutTail,
   inSlices,
+  pieces,
   PAYLOADS_SQL,
   SLICE_CHUNKS,
   SLICE_KEYS,
@@ -96,20 +97,6 @@ function mergeInto(payload: Buffer, extra: PointCols): PointCols {
       j++;
     }
     if (i < d.steps.length) push(out, d, i);
-  }
-  return out;
-}
-
-/** Cuts points into pieces of `size`; a rest of at most half a piece joins the piece before it. */
-function pieces(p: PointCols, size: number): PointCols[] {
-  const whole = Math.floor(p.steps.length / size);
-  const rest = p.steps.length - whole * size;
-  const n = whole === 0 ? 1 : rest > size / 2 ? whole + 1 : whole;
-  const out: PointCols[] = [];
-  for (let k = 0; k < n; k++) {
-    const b = k * size;
-    const e = k === n - 1 ? p.steps.length : b + size;
-    out.push({ steps: p.steps.slice(b, e), values: p.values.slice(b, e), times: p.times.slice(b, e) });
   }
   return out;
 }

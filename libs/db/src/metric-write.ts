@@ -19,6 +19,25 @@ export const SLICE_CHUNKS = 8;
  * a key re-encoded for late points (sealed ones: up to 6,000 points each).
  */
 export const SLICE_KEYS = 4;
+/**
+ * Fewest fresh points of a key a batch writes as a chunk of its own (metric-direct.ts); fewer go to the tail. A
+ * chunk's row costs about 120 bytes until sealing merges it, 1.2 bytes a point at this size; a tail row about 50.
+ */
+export const DIRECT_MIN_POINTS = CHUNK_POINTS / 10;
+
+/** Cuts points into pieces of `size`; a rest of at most half a piece joins the piece before it. */
+export function pieces(p: PointCols, size: number): PointCols[] {
+  const whole = Math.floor(p.steps.length / size);
+  const rest = p.steps.length - whole * size;
+  const n = whole === 0 ? 1 : rest > size / 2 ? whole + 1 : whole;
+  const out: PointCols[] = [];
+  for (let k = 0; k < n; k++) {
+    const b = k * size;
+    const e = k === n - 1 ? p.steps.length : b + size;
+    out.push({ steps: p.steps.slice(b, e), values: p.values.slice(b, e), times: p.times.slice(b, e) });
+  }
+  return out;
+}
 
 export interface NewChunk {
   keyId: number;

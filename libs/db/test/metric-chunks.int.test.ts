@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
+  DIRECT_MIN_POINTS,
   countStoredPoints,
   foldKey,
   foldPending,
@@ -32,6 +33,18 @@ function batch(key: string, from: number, n: number, seed = 1): PointColumns {
   const c = curve('loss', { seed, from, count: n, nanRate: 0.01, spikeRate: 0.001, t0: T0 });
   const value = c.values.map((v, i) => (i === 7 ? Infinity : i === 8 ? -Infinity : v));
   return { keys: [key], key: c.steps.map(() => 0), step: c.steps, value, time: c.times };
+}
+
+/** `c` cut into batches of `width` steps each (every key's points in those steps). */
+function byStep(c: PointColumns, width: number): PointColumns[] {
+  const out: PointColumns[] = [];
+  const last = Math.max(...c.step);
+  for (let lo = 0; lo <= last; lo += width) {
+    const rows = c.step.flatMap((s, i) => (s >= lo && s < lo + width ? [i] : []));
+    const pick = <T>(col: readonly T[]) => rows.map((i) => col[i]!);
+    out.push({ keys: c.keys, key: pick(c.key), step: pick(c.step), value: pick(c.value), time: pick(c.time!) });
+  }
+  return out;
 }
 
 async function setup(key: string, n: number) {
@@ -288,7 +301,8 @@ describe('metric chunks: crashes and races', () => {
     };
     process.env['AFT_METRIC_FOLD'] = 'write';
     try {
-      await insertMetricPoints(t.db.pool, run.id, two);
+      // batches under DIRECT_MIN_POINTS a key, so the points go through the tail
+      for (const part of byStep(two, DIRECT_MIN_POINTS / 2)) await insertMetricPoints(t.db.pool, run.id, part);
     } finally {
       delete process.env['AFT_METRIC_FOLD'];
     }
@@ -317,7 +331,7 @@ describe('metric chunks: crashes and races', () => {
     expect(await tailCount(offNum, keyId)).toBe(CHUNK_POINTS + 300);
   });
 
-  it('by default writes whole chunks of a batch straight away, folds the rest in the background and at run end', async () => {
+  it('by default writes a batch’s fresh points as chunks straight away, folds small batches’ in the background', async () => {
     await metricFolder(t.db.pool).idle(); // nothing of an earlier test still folding
     const { run, team } = await seedRun(t.db);
     const num = (await t.db.pool.query('SELECT num::text AS num FROM run WHERE id = $1', [run.id])).rows[0].num;
@@ -329,23 +343,26 @@ describe('metric chunks: crashes and races', () => {
       value: b.value.slice(from, to),
       time: b.time!.slice(from, to),
     });
-    await insertMetricPoints(t.db.pool, run.id, part(0, 1300));
+    await insertMetricPoints(t.db.pool, run.id, part(0, 1000));
     const keyId = (await resolveKeyIds(t.db.pool, ['ends'])).get('ends')!;
-    // a batch of fresh points: its whole chunk is written by the request itself, the rest waits in the tail
+    // a batch of fresh points: written as a chunk by the request itself
     expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: 999, count: 1000 }]);
-    expect(await tailCount(num, keyId)).toBe(300);
-    // small batches go to the tail; the one that fills a chunk queues a background fold, which starts only after the
-    // request has answered (a macrotask later: the count read at once sees the tail whole)
-    for (let from = 1300; from < 2000; from += 100) await insertMetricPoints(t.db.pool, run.id, part(from, from + 100));
+    expect(await tailCount(num, keyId)).toBe(0);
+    // batches under DIRECT_MIN_POINTS go to the tail; the one that fills a chunk queues a background fold, which
+    // starts only after the request has answered (a macrotask later: the count read at once sees the tail whole)
+    const small = DIRECT_MIN_POINTS / 2;
+    for (let from = 1000; from < 2000; from += small)
+      await insertMetricPoints(t.db.pool, run.id, part(from, from + small));
     expect(await tailCount(num, keyId)).toBe(1000);
     await metricFolder(t.db.pool).idle();
     expect(await tailCount(num, keyId)).toBe(0);
+    // a rest of 100 fresh points: a chunk of its own
     await insertMetricPoints(t.db.pool, run.id, part(2000, 2100));
-    expect(await tailCount(num, keyId)).toBe(100);
+    expect(await tailCount(num, keyId)).toBe(0);
+    expect((await chunkRows(num, keyId)).map((r) => r.count)).toEqual([1000, 1000, 100]);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
     await metricFolder(t.db.pool).idle();
-    expect(await tailCount(num, keyId)).toBe(0);
-    // the short rest joined the last chunk, and the run's end sealed its chunks into one (metric-seal.ts)
+    // the run's end sealed its chunks into one (metric-seal.ts)
     expect(await chunkRows(num, keyId)).toEqual([{ first_step: 0, last_step: 2099, count: 2100 }]);
     expectExact(await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX), b);
     // a batch sent again stores nothing twice

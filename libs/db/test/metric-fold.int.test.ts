@@ -42,6 +42,13 @@ const chunks = (num: string, keyId: number) =>
       [num, keyId],
     )
     .then((r) => r.rows);
+const tailRows = (num: string, keyId: number) =>
+  t.db.pool
+    .query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_num = $1 AND key_id = $2', [
+      num,
+      keyId,
+    ])
+    .then((r) => r.rows[0]!.n);
 
 const range = (from: number, n: number, by = 1) => Array.from({ length: n }, (_, i) => from + i * by);
 
@@ -169,53 +176,73 @@ describe('metric fold: bounded slices, late points, small chunks', () => {
 });
 
 describe('metric fold: chunks written by the batch', () => {
-  it('chunks the tail and a fresh batch together, keeps the rest in the tail, and takes the time of the insert', async () => {
+  it('chunks the tail and a fresh batch together, all of them, and takes the time of the insert', async () => {
     const { run } = await seedRun(t.db);
     const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
       .rows[0]!.num;
     const t0 = Date.now();
+    // fewer than DIRECT_MIN_POINTS: the tail
     await insertMetricPoints(
       t.db.pool,
       run.id,
-      cols('direct', range(0, 300), (x) => x / 3),
+      cols('direct', range(0, 60), (x) => x / 3),
     );
     const keyId = (await resolveKeyIds(t.db.pool, ['direct'])).get('direct')!;
     expect(await chunks(num, keyId)).toEqual([]);
     // no times: the server's, as for tail rows
-    const untimed = { ...cols('direct', range(300, 900), (x) => x / 3), time: undefined };
-    expect(await insertMetricPoints(t.db.pool, run.id, untimed)).toMatchObject({ inserted: 900, skipped: 0 });
+    const untimed = { ...cols('direct', range(60, 1140), (x) => x / 3), time: undefined };
+    expect(await insertMetricPoints(t.db.pool, run.id, untimed)).toMatchObject({ inserted: 1140, skipped: 0 });
     const t1 = Date.now();
-    expect((await chunks(num, keyId)).map((r) => [r.first_step, r.last_step, r.count])).toEqual([[0, 999, 1000]]);
+    // the tail's 60 and the batch's 1,140 as one chunk (a rest of at most half a chunk joins the last one)
+    expect((await chunks(num, keyId)).map((r) => [r.first_step, r.last_step, r.count])).toEqual([[0, 1199, 1200]]);
+    expect(await tailRows(num, keyId)).toBe(0);
     const p = await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX);
     expect(p.steps).toEqual(range(0, 1200));
     expect(p.values).toEqual(range(0, 1200).map((x) => x / 3));
-    expect(p.times.slice(0, 300)).toEqual(range(0, 300).map((x) => T0 + x));
-    for (const ms of p.times.slice(300)) expect(ms >= t0 - 1000 && ms <= t1 + 1000).toBe(true);
+    expect(p.times.slice(0, 60)).toEqual(range(0, 60).map((x) => T0 + x));
+    for (const ms of p.times.slice(60)) expect(ms >= t0 - 1000 && ms <= t1 + 1000).toBe(true);
     expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 1200, distinct: 1200 });
-    // a batch that reaches back before what is stored goes to the tail (it may hold repeats)
+    // a batch that reaches back before what is stored (it may hold repeats)
     const back = cols('direct', [...range(1100, 1000), 5], (x) => -x);
     expect(await insertMetricPoints(t.db.pool, run.id, back)).toMatchObject({ inserted: 900, skipped: 101 });
-    expect((await chunks(num, keyId)).map((r) => r.count)).toEqual([1000]);
+    // its repeats skipped, the rest lies past every chunk: a chunk
+    expect((await chunks(num, keyId)).map((r) => r.count)).toEqual([1200, 900]);
+    expect(await tailRows(num, keyId)).toBe(0);
     expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 2100, distinct: 2100 });
   });
-  it('leaves a batch to the tail while a late point waits there, so no chunk spans another (a retried first batch)', async () => {
+  it('writes a batch that arrives late into its gap as a chunk, one that overlaps a chunk to the tail; no chunk spans another', async () => {
     const { run } = await seedRun(t.db);
     const num = (await t.db.pool.query<{ num: string }>('SELECT num::text AS num FROM run WHERE id = $1', [run.id]))
       .rows[0]!.num;
-    const part = (from: number) => cols('late-first', range(from, 500), (x) => x);
-    // the first batch fails and is resent last: the second and third make a chunk, the first waits in the tail
-    for (const from of [500, 1000, 0, 1500, 2000]) await insertMetricPoints(t.db.pool, run.id, part(from));
-    await metricFolder(t.db.pool).idle();
+    const part = (from: number, n = 500) => cols('late-first', range(from, n), (x) => x);
+    // batches in flight together arrive out of order: the one for 0–499 after 500–1,499 — a chunk of its own
+    for (const from of [500, 1000, 0]) await insertMetricPoints(t.db.pool, run.id, part(from));
     const keyId = (await resolveKeyIds(t.db.pool, ['late-first'])).get('late-first')!;
+    expect((await chunks(num, keyId)).map((r) => [r.first_step, r.last_step])).toEqual([
+      [0, 499],
+      [500, 999],
+      [1000, 1499],
+    ]);
+    expect(await tailRows(num, keyId)).toBe(0);
+    // late points within a chunk's steps (the odd steps of a chunk of even ones) wait in the tail for a fold; the
+    // batch after them is fresh, and becomes a chunk without the tail's late points
+    const every2 = (from: number) => cols('late-first', range(from, 250, 2), (x) => x);
+    for (const b of [every2(2500), every2(2501), part(3000)]) await insertMetricPoints(t.db.pool, run.id, b);
+    expect(await tailRows(num, keyId)).toBe(250);
+    expect((await chunks(num, keyId)).map((r) => r.first_step)).toEqual([0, 500, 1000, 2500, 3000]);
+    await insertMetricPoints(t.db.pool, run.id, part(2000));
+    await insertMetricPoints(t.db.pool, run.id, part(1500));
+    await metricFolder(t.db.pool).idle();
     const disjoint = async () => {
       const rows = await chunks(num, keyId);
       for (let i = 1; i < rows.length; i++) expect(rows[i]!.first_step).toBeGreaterThan(rows[i - 1]!.last_step);
     };
     await disjoint();
-    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 2500, distinct: 2500 });
+    expect(await countStoredPoints(t.db.pool, num)).toEqual({ n: 3500, distinct: 3500 });
     await foldKey(t.db.pool, num, keyId, { force: true });
     await disjoint();
-    expect((await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 2500));
+    expect(await tailRows(num, keyId)).toBe(0);
+    expect((await readPoints(t.db.pool, num, keyId, STEP_MIN, STEP_MAX)).steps).toEqual(range(0, 3500));
   });
   it('gives the same series JSON from chunk summaries as from the points, for any value (widths 64 to 512)', async () => {
     const specials = [0, -0, NaN, Infinity, -Infinity, 3.5e38, -3.5e38, 1e-39, 1.2e-38, 3.4e38, 1e300, 5e-324];

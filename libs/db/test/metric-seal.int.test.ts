@@ -116,15 +116,15 @@ describe('sealing', () => {
     await metricFolder(t.db.pool).idle();
     const ids = await resolveKeyIds(t.db.pool, ['a', 'b']);
     const a = ids.get('a')!;
-    // written as 1,000-point chunks by each batch; the sweep seals a live run's whole sealed chunks' worth
-    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual(Array(10).fill(CHUNK_POINTS));
+    // written as chunks by each batch (the last one short); the sweep seals a live run's whole sealed chunks' worth
+    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([...Array(10).fill(CHUNK_POINTS), 300]);
     await foldPending(t.db.pool);
-    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([SEALED_POINTS, SEALED_POINTS, 1000, 1000]);
+    expect((await chunkRows(num, a)).map((r) => r.count)).toEqual([SEALED_POINTS, SEALED_POINTS, 1000, 1000, 300]);
     await setRunStatus(t.db.pool, run.id, team.id, 'succeeded');
     await metricFolder(t.db.pool).idle();
     const rows = await chunkRows(num, a);
-    // the end: the tail's 300 join the last chunk, and the 2,300 after the sealed chunks are merged (more than half a
-    // sealed chunk, so they do not join the one before)
+    // the end: the 2,300 after the sealed chunks are merged (more than half a sealed chunk, so they do not join the
+    // one before)
     expect(rows.map((r) => [r.first_step, r.last_step, r.count])).toEqual([
       [0, 3999, 4000],
       [4000, 7999, 4000],

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
+  DIRECT_MIN_POINTS,
   createDb,
   insertMetricPoints,
   metricVacuumsDone,
@@ -61,15 +62,17 @@ describe('metric vacuums', () => {
       expect(tailVacuumRows()).toBe(2500);
       const { run } = await seedRun(t.db);
       const before = await vacuums('metric_point');
-      // batches of a quarter chunk: too few to be written as a chunk straight away (metric-direct.ts), so they go
-      // through the tail
-      const n = CHUNK_POINTS / 4;
-      // every fourth batch fills a chunk, folded in the write path (asked for: AFT_METRIC_FOLD=write's): 1,000 tail
-      // rows deleted
-      for (let b = 0; b < 8; b++) await insertMetricPoints(pool, run.id, batch(b * n, n), { fold: true });
+      // batches under DIRECT_MIN_POINTS: too few to be written as a chunk straight away (metric-direct.ts), so they
+      // go through the tail
+      const n = DIRECT_MIN_POINTS / 2;
+      const perChunk = CHUNK_POINTS / n;
+      // every perChunk-th batch fills a chunk, folded in the write path (asked for: AFT_METRIC_FOLD=write's): 1,000
+      // tail rows deleted
+      for (let b = 0; b < 2 * perChunk; b++) await insertMetricPoints(pool, run.id, batch(b * n, n), { fold: true });
       await metricVacuumsDone(pool);
       expect(await vacuums('metric_point')).toBe(before);
-      for (let b = 8; b < 12; b++) await insertMetricPoints(pool, run.id, batch(b * n, n), { fold: true });
+      for (let b = 2 * perChunk; b < 3 * perChunk; b++)
+        await insertMetricPoints(pool, run.id, batch(b * n, n), { fold: true });
       await metricVacuumsDone(pool);
       expect(await vacuums('metric_point')).toBe(before + 1);
     }));
