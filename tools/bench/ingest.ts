@@ -5,31 +5,18 @@
  *   npm run bench:ingest -- --points 1000000 --writers 4
  */
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { countStoredPoints } from '@aft/db';
 import pg from 'pg';
 import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
+import { cpuSeconds, postgresCpu } from '../lib/cpu';
 
 const { values } = parseArgs({
   options: { points: { type: 'string', default: '1000000' }, writers: { type: 'string', default: '4' } },
 });
 const totalPoints = Number(values.points);
 const writers = Number(values.writers);
-
-/** CPU seconds (user+sys) of a process and its children so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
-  } catch {
-    return 0;
-  }
-}
-async function postgresCpu(c: pg.Client): Promise<number> {
-  const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  return r.rows.reduce((a, x) => a + cpuSeconds(x.pid), 0);
-}
 
 ensureWebBuilt();
 const app = await startApp('aft_bench');
@@ -80,7 +67,7 @@ try {
       webServer: Number(serverCpu.toFixed(1)),
       postgresBackends: Number(pgCpu.toFixed(1)),
       writers: Number(done.reduce((a, r) => a + r.cpu, 0).toFixed(1)),
-      available: Number((total * 2).toFixed(1)),
+      available: Number((total * availableParallelism()).toFixed(1)),
     },
     perWriterSeconds: done.map((r) => Number((r.ms / 1000).toFixed(2))),
     runEndSeconds: Number((Math.max(...done.map((r) => r.finishMs)) / 1000).toFixed(2)),

@@ -8,9 +8,11 @@
  *   SCALE_RUNS=100 SCALE_STEPS=10000 SCALE_WRITERS=2 SCALE_LIST_RUNS=100000 npm run bench:scale
  */
 import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { createDb, foldPending, foldRun, insertMetricPoints } from '@aft/db';
 import { curve } from '@aft/db/testing';
 import { ensureWebBuilt, ROOT, startApp } from '../lib/app-server';
+import { cpuSeconds, postgresCpu } from '../lib/cpu';
 import { TIMING_CLIENT, timedGet } from '../lib/http-get';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
@@ -69,17 +71,28 @@ try {
     }),
   );
   await Promise.all(children.map((c) => new Promise((r) => c.once('message', r))));
+  const cpu0 = { server: cpuSeconds(app.pid), postgres: await postgresCpu(db.pool) };
+  const writersCpu0 = children.map((c) => cpuSeconds(c.pid!));
   const t0 = performance.now();
   const done = children.map(
     (c) =>
-      new Promise<{ points: number }>((res, rej) => {
-        c.once('message', (m) => res(m as { points: number }));
+      new Promise<{ points: number; cpu: number }>((res, rej) => {
+        c.once('message', (m) => res({ ...(m as { points: number }), cpu: cpuSeconds(c.pid!) }));
         c.once('exit', (code) => code && rej(new Error(`writer exited ${code}`)));
       }),
   );
   for (const c of children) c.send('go');
-  const points = (await Promise.all(done)).reduce((a, r) => a + r.points, 0);
+  const written = await Promise.all(done);
+  const points = written.reduce((a, r) => a + r.points, 0);
   const ingestSeconds = (performance.now() - t0) / 1000;
+  // where the ingest's time went: the web server, the database's backends (the app's pool keeps its connections),
+  // the SDK writers; `available` is every core for the ingest's wall time
+  const ingestCpu = {
+    webServer: Number((cpuSeconds(app.pid) - cpu0.server).toFixed(1)),
+    postgresBackends: Number(((await postgresCpu(db.pool)) - cpu0.postgres).toFixed(1)),
+    writers: Number(written.reduce((a, r, i) => a + r.cpu - writersCpu0[i]!, 0).toFixed(1)),
+    available: Number((availableParallelism() * ingestSeconds).toFixed(1)),
+  };
   await db.pool.query('VACUUM ANALYZE metric_point, metric_rollup, run_metric');
   const beforeFold = await sizes();
 
@@ -189,6 +202,7 @@ try {
           seconds: Number(ingestSeconds.toFixed(1)),
           pointsPerSecond: Math.round(points / ingestSeconds),
           goal: 300_000,
+          cpuSeconds: ingestCpu,
         },
         fold: { seconds: Number(foldSeconds.toFixed(1)), pointsPerSecond: Math.round(folded / foldSeconds), folded },
         bytesPerPoint: {

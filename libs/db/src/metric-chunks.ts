@@ -45,24 +45,27 @@ const HOLDERS_SQL = `
     WHERE c.last_step >= u.s) h ON m.run_num = $1 AND m.key_id = h.k AND m.first_step = h.first_step`;
 
 /**
- * The (key id, step) pairs among `points` that are already folded into chunks: a batch insert drops them (a late
+ * The (key id, step) pairs among the points (`keyIds`, `steps`) that are already folded into chunks: a batch insert drops them (a late
  * retry of a batch whose points were folded since), so a point is stored once across the fold too. Only the chunks
  * holding one of the steps are decoded — a batch of two steps far apart costs two chunks, not all between.
  */
 export async function foldedAmong(
   c: Queryable,
   runNum: string,
-  points: readonly { keyId: number; step: number }[],
+  /** Each point's key id and step (columns: a batch's 10,000 points are not made into objects to be looked at). */
+  keyIds: readonly number[],
+  steps: readonly number[],
 ): Promise<Set<string>> {
   const out = new Set<string>();
-  const keys = [...new Set(points.map((p) => p.keyId))];
+  const keys = [...new Set(keyIds)];
   if (!keys.length) return out;
   const ends = await c.query<{ key_id: number; last_step: number | null }>(CHUNK_END_SQL, [runNum, keys]);
   const end = new Map(ends.rows.map((r) => [r.key_id, r.last_step]));
-  const inside = points.filter((p) => {
-    const e = end.get(p.keyId);
-    return e !== null && e !== undefined && p.step <= e;
-  });
+  const inside: { keyId: number; step: number }[] = [];
+  for (let i = 0; i < keyIds.length; i++) {
+    const e = end.get(keyIds[i]!);
+    if (e !== null && e !== undefined && steps[i]! <= e) inside.push({ keyId: keyIds[i]!, step: steps[i]! });
+  }
   if (!inside.length) return out;
   const holders = await c.query<{ key_id: number; first_step: number; last_step: number; payload: Buffer | null }>(
     HOLDERS_SQL,

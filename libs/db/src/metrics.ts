@@ -242,7 +242,8 @@ function numArray(a: readonly (number | null)[]): string {
  * Stores a batch of points for one run, idempotently and fast:
  * - (run, key, step) is unique, so a retried batch stores each point once; a point repeated within the batch
  *   keeps its first value.
- * - The common case (nothing stored yet) is a plain multi-row INSERT from unnest(), about twice as fast as
+ * - Points already in chunks are dropped first (foldedAmong); a key's fresh points usually become chunks here
+ *   (metric-direct.ts). The rest go to the tail as a plain multi-row INSERT from unnest(), about twice as fast as
  *   ON CONFLICT DO NOTHING; only on a unique violation (a retry) does it roll back to a savepoint and insert
  *   with ON CONFLICT DO NOTHING RETURNING, to learn which points are new.
  * - Rollups and per-key stats are folded here from exactly the points inserted, so a retry never double-counts,
@@ -290,19 +291,21 @@ export async function insertMetricPoints(
     const folded = await foldedAmong(
       c,
       num,
-      rows.map((i) => ({ keyId: idOf[cols.key[i]!]!, step: cols.step[i]! })),
+      rows.map((i) => idOf[cols.key[i]!]!),
+      rows.map((i) => cols.step[i]!),
     );
     if (folded.size) rows = rows.filter((i) => !folded.has(`${idOf[cols.key[i]!]!}:${cols.step[i]!}`));
-    // whole chunks of fresh points go straight to chunks (metric-direct.ts); the rest to the tail
+    // a key's fresh points go straight to chunks (metric-direct.ts); the rest to the tail
     const direct = mode === 'off' ? null : await chunkFromBatch(c, num, byKey(rows), cols);
     const chunked = direct?.rows ?? new Set<number>();
-    const tailRows = chunked.size ? rows.filter((i) => !chunked.has(i)) : rows;
+    const tailRows = chunked.size === rows.length ? [] : chunked.size ? rows.filter((i) => !chunked.has(i)) : rows;
     const ks = numArray(tailRows.map((i) => idOf[cols.key[i]!]!));
     const steps = numArray(tailRows.map((i) => cols.step[i]!));
     const values = numArray(tailRows.map((i) => cols.value[i]!));
     const times = numArray(cols.time ? tailRows.map((i) => cols.time![i] ?? null) : tailRows.map(() => null));
     let inserted = rows;
-    await c.query('SAVEPOINT points');
+    // a round trip a batch saved when nothing goes to the tail (the usual batch, metric-direct.ts)
+    if (tailRows.length) await c.query('SAVEPOINT points');
     try {
       if (tailRows.length) await c.query(PLAIN_INSERT, [num, ks, steps, values, times]);
     } catch (e) {
@@ -339,7 +342,8 @@ export async function insertMetricPoints(
 /** Indices of the batch's points without repeats of a (key, step), keeping the first of each. */
 function distinctRows(cols: PointColumns): number[] {
   const n = cols.key.length;
-  const all = Array.from({ length: n }, (_, i) => i);
+  const all = new Array<number>(n);
+  for (let i = 0; i < n; i++) all[i] = i;
   // fast path: each key's steps strictly increase (what a training loop sends), so nothing can repeat
   const last = new Array<number>(cols.keys.length).fill(-1);
   let increasing = true;
@@ -374,17 +378,26 @@ async function foldAggregates(
   // finest level from the points, then each level from the one below (a bucket of 2w is two buckets of w)
   let level = new Map<number, Rollup>();
   const perKey = new Map<number, Agg>();
+  // each key's bucket of its last point: a batch's points of a key mostly run in step order, so the map is looked
+  // up once a bucket, not once a point
+  const current: (Rollup | undefined)[] = [];
   const finest = ROLLUP_WIDTHS[0];
   for (const i of rows) {
     const k = cols.key[i]!;
     const step = cols.step[i]!;
     const value = cols.value[i]!;
     const bucket = Math.floor(step / finest);
-    const id = pack(k, bucket);
-    const a = level.get(id);
-    if (a) fold(a, step, value);
-    else level.set(id, { ...fold(undefined, step, value), keyId: idOf[k]!, width: finest, bucket });
-    perKey.set(k, fold(perKey.get(k), step, value));
+    let a = current[k];
+    if (a?.bucket !== bucket) {
+      const id = pack(k, bucket);
+      a = level.get(id);
+      if (!a) level.set(id, (a = { ...fold(undefined, step, value), keyId: idOf[k]!, width: finest, bucket }));
+      else fold(a, step, value);
+      current[k] = a;
+    } else fold(a, step, value);
+    const ka = perKey.get(k);
+    if (ka) fold(ka, step, value);
+    else perKey.set(k, fold(undefined, step, value));
   }
   const agg: Rollup[] = [...level.values()];
   for (const width of ROLLUP_WIDTHS.slice(1)) {
