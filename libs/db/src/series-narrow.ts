@@ -121,12 +121,13 @@ const NARROW_SQL = `
     SELECT i, b, c.count + t.count, c.nan + t.nan, LEAST(c.min, t.min), GREATEST(c.max, t.max),
            CASE WHEN c.fs < t.fs THEN c.first ELSE t.first END, CASE WHEN c.ls > t.ls THEN c.last ELSE t.last END
     FROM c JOIN t USING (i, b))
-  -- json_agg over an ordered subquery keeps its order: one sort per series, not one per column
-  SELECT p.i, (SELECT json_build_object('steps', json_agg(s), 'count', json_agg(count), 'nan', json_agg(nan),
-                        'min', json_agg(${f4('min')}), 'max', json_agg(${f4('max')}),
-                        'first', json_agg(${f4('first')}), 'last', json_agg(${f4('last')}))::text
-               FROM (SELECT b * p.w AS s, count, nan, min, max, first, last FROM u WHERE u.i = p.i ORDER BY b) q) AS j
-  FROM p`;
+  -- json_agg over an ordered subquery keeps its order: one sort for all the series, not one per column; grouped,
+  -- not a subquery per series (which scanned every series' buckets for each: a third of the statement's time)
+  SELECT q.i, json_build_object('steps', json_agg(s), 'count', json_agg(count), 'nan', json_agg(nan),
+                                'min', json_agg(${f4('min')}), 'max', json_agg(${f4('max')}),
+                                'first', json_agg(${f4('first')}), 'last', json_agg(${f4('last')}))::text AS j
+  FROM (SELECT u.i, u.b * p.w AS s, count, nan, min, max, first, last FROM u JOIN p USING (i) ORDER BY u.i, u.b) q
+  GROUP BY q.i`;
 
 /** NARROW_SQL's tail side for one series with no chunk in range: the aggregate and JSON in one pass. */
 const TAIL_SQL = `
