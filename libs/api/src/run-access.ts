@@ -19,6 +19,7 @@ export const RUN_TOKEN_PROCEDURES: Readonly<Record<string, Access>> = {
   'artifacts.register': { write: true, field: 'runId' },
   'runs.get': { write: false, field: 'id' },
   'metrics.series': { write: false, field: 'runIds' },
+  'metrics.seriesPacked': { write: false, field: 'runIds' },
   'artifacts.list': { write: false, field: 'runId' },
 };
 

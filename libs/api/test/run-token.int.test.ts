@@ -79,6 +79,13 @@ describe('run tokens', () => {
       { key: token, method: 'GET' },
     );
     expect(series.status).toBe(200);
+    // the same series in binary columns (what the dashboard reads; a job may read it too)
+    const packed = await api.call(
+      'metrics.seriesPacked',
+      { runIds: [runId], keys: ['train/loss'] },
+      { key: token, method: 'GET' },
+    );
+    expect(packed.status).toBe(200);
     expect((await api.call('runs.get', { id: runId }, { key: token, method: 'GET' })).status).toBe(200);
     expect((await api.call('runs.setStatus', { id: runId, status: 'succeeded' }, { key: token })).status).toBe(200);
     // the run has ended: its token is gone, and refused
@@ -107,6 +114,7 @@ describe('run tokens', () => {
     for (const [path, input] of [
       ['runs.get', { id: other.runId }],
       ['metrics.series', { runIds: [runId, other.runId], keys: ['train/loss'] }],
+      ['metrics.seriesPacked', { runIds: [other.runId], keys: ['train/loss'] }],
       ['artifacts.list', { runId: other.runId }],
     ] as const) {
       const r = await api.call(path, input, { key: token, method: 'GET' });
