@@ -20,7 +20,7 @@ import {
   type KeyStats,
   type SeriesRequest,
 } from './series';
-import { aggregateChunks, inGroups, type Flat, type NarrowRead } from './series-narrow';
+import { mergedNarrow, type Buckets, type NarrowRead } from './series-narrow';
 
 /**
  * The wire form, as libs/contracts/src/packed-series.ts reads it (libs/db may not import contracts; a type test in
@@ -54,17 +54,6 @@ export interface PackedBucketSeries {
 }
 
 export type PackedSeries = PackedRawSeries | PackedBucketSeries;
-
-/** Bucket columns before they are packed; min/max NaN where the bucket holds only NaN. */
-interface Buckets {
-  steps: ArrayLike<number>;
-  count: ArrayLike<number>;
-  nan: ArrayLike<number>;
-  min: ArrayLike<number>;
-  max: ArrayLike<number>;
-  first: ArrayLike<number>;
-  last: ArrayLike<number>;
-}
 
 const int32Bytes = (a: ArrayLike<number>): Buffer => {
   const d = new DataView(new ArrayBuffer(a.length * 4));
@@ -212,114 +201,9 @@ function fromJson(c: BucketCols): Buckets {
   };
 }
 
-// the tail's buckets of each series, aggregated by Postgres (a finished run's tail is usually empty); values as
-// their bytes, so they read exactly whatever the server's extra_float_digits
-const TAIL_BUCKETS_SQL = `
-  SELECT p.i, floor(m.step::float8 / p.w)::int AS b, count(*)::int AS count,
-         (count(*) FILTER (WHERE m.value = 'NaN'))::int AS nan,
-         float8send(coalesce(min(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN')) AS min,
-         float8send(coalesce(max(m.value) FILTER (WHERE m.value <> 'NaN'), 'NaN')) AS max,
-         float8send((array_agg(m.value ORDER BY m.step))[1]) AS first,
-         float8send((array_agg(m.value ORDER BY m.step DESC))[1]) AS last,
-         min(m.step) AS fs, max(m.step) AS ls
-  FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int[], $5::int[], $6::int[]) AS p(i, num, key_id, w, lo, hi)
-  JOIN metric_point m ON m.run_num = p.num AND m.key_id = p.key_id AND m.step BETWEEN p.lo AND p.hi
-  GROUP BY 1, 2 ORDER BY 1, 2`;
-
-interface TailRow {
-  i: number;
-  b: number;
-  count: number;
-  nan: number;
-  min: number;
-  max: number;
-  first: number;
-  last: number;
-  fs: number;
-  ls: number;
-}
-type TailBytes = Omit<TailRow, 'min' | 'max' | 'first' | 'last'> & Record<'min' | 'max' | 'first' | 'last', Buffer>;
-
-/**
- * Narrow buckets (under the finest rollup) of many series into `got`: each group's chunks and tail in one snapshot
- * (a fold committing between the two reads would otherwise hide its points), the chunks aggregated here, the tail
- * by Postgres, the two merged by bucket here.
- */
+/** Narrow buckets (under the finest rollup) of many series into `got` (series-narrow.ts merges chunks and tail). */
 async function packedNarrow(pool: Pool, reads: readonly NarrowRead[], got: Map<number, Cols>): Promise<void> {
-  if (!reads.length) return;
-  await inGroups(pool, reads, SERIES_QUERY_PARALLELISM, async (c, group, chunks) => {
-    const tail = await c.query<TailBytes>(TAIL_BUCKETS_SQL, [
-      group.map((r) => r.i),
-      group.map((r) => r.num),
-      group.map((r) => r.keyId),
-      group.map((r) => r.w),
-      group.map((r) => r.lo),
-      group.map((r) => r.hi),
-    ]);
-    const tails = new Map<number, TailRow[]>();
-    for (const row of tail.rows) {
-      const [min, max, first, last] = [row.min, row.max, row.first, row.last].map((b) => b.readDoubleBE(0));
-      const t: TailRow = { ...row, min: min!, max: max!, first: first!, last: last! };
-      const list = tails.get(t.i);
-      if (list) list.push(t);
-      else tails.set(t.i, [t]);
-    }
-    for (const [n, r] of group.entries()) {
-      const f: Flat = { i: [], b: [], count: [], nan: [], min: [], max: [], first: [], last: [], fs: [], ls: [] };
-      aggregateChunks(f, r, chunks[n]!);
-      const b = mergeTail(f, tails.get(r.i) ?? [], r.w);
-      if (b.steps.length) got.set(r.i, packCols(b));
-    }
+  await mergedNarrow(pool, reads, SERIES_QUERY_PARALLELISM, async (_c, merged) => {
+    for (const { r, b } of merged) got.set(r.i, packCols(b));
   });
-}
-
-/**
- * One series' chunk buckets (in bucket order) and tail buckets (in bucket order) as one column set: a bucket in
- * both (a late point, or where the tail begins) adds its counts, keeps the smaller min and larger max (NaN: none)
- * and the first and last of whichever side holds the earlier first and later last step.
- */
-function mergeTail(f: Flat, tail: readonly TailRow[], w: number): Buckets {
-  const out = { steps: [] as number[], count: [] as number[], nan: [] as number[], min: [] as number[] };
-  const max: number[] = [];
-  const first: number[] = [];
-  const last: number[] = [];
-  const push = (b: number, count: number, nan: number, mn: number, mx: number, fv: number, lv: number) => {
-    out.steps.push(b * w);
-    out.count.push(count);
-    out.nan.push(nan);
-    out.min.push(mn);
-    max.push(mx);
-    first.push(fv);
-    last.push(lv);
-  };
-  const lower = (a: number, b: number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.min(a, b));
-  const upper = (a: number, b: number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.max(a, b));
-  let i = 0;
-  let j = 0;
-  while (i < f.b.length || j < tail.length) {
-    const t = tail[j];
-    const cb = i < f.b.length ? f.b[i]! : Infinity;
-    const cmin = f.min[i] ?? NaN;
-    const cmax = f.max[i] ?? NaN;
-    if (!t || cb < t.b) {
-      push(cb, f.count[i]!, f.nan[i]!, cmin, cmax, f.first[i]!, f.last[i]!);
-      i++;
-    } else if (t.b < cb) {
-      push(t.b, t.count, t.nan, t.min, t.max, t.first, t.last);
-      j++;
-    } else {
-      push(
-        cb,
-        f.count[i]! + t.count,
-        f.nan[i]! + t.nan,
-        lower(cmin, t.min),
-        upper(cmax, t.max),
-        f.fs[i]! < t.fs ? f.first[i]! : t.first,
-        f.ls[i]! > t.ls ? f.last[i]! : t.last,
-      );
-      i++;
-      j++;
-    }
-  }
-  return { ...out, max, first, last };
 }
