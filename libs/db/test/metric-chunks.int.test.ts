@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from './test-db';
+import { tailRowCount, useTestDatabase } from './test-db';
 import {
   CHUNK_POINTS,
   DIRECT_MIN_POINTS,
@@ -65,13 +65,7 @@ const chunkRows = (num: string, keyId: number) =>
       [num, keyId],
     )
     .then((r) => r.rows);
-const tailCount = (num: string, keyId: number) =>
-  t.db.pool
-    .query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_num = $1 AND key_id = $2', [
-      num,
-      keyId,
-    ])
-    .then((r) => r.rows[0]!.n);
+const tailCount = (num: string, keyId: number) => tailRowCount(t.db.pool, num, keyId);
 
 function expectExact(p: { steps: number[]; values: number[]; times: number[] }, b: PointColumns) {
   expect(p.steps).toEqual(b.step);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from './test-db';
+import { tailRowCount, useTestDatabase } from './test-db';
 import {
   countStoredPoints,
   foldKey,
@@ -42,13 +42,7 @@ const chunks = (num: string, keyId: number) =>
       [num, keyId],
     )
     .then((r) => r.rows);
-const tailRows = (num: string, keyId: number) =>
-  t.db.pool
-    .query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_num = $1 AND key_id = $2', [
-      num,
-      keyId,
-    ])
-    .then((r) => r.rows[0]!.n);
+const tailRows = (num: string, keyId: number) => tailRowCount(t.db.pool, num, keyId);
 
 const range = (from: number, n: number, by = 1) => Array.from({ length: n }, (_, i) => from + i * by);
 

@@ -1,3 +1,4 @@
+import type { Pool } from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../src/testing';
 
@@ -30,3 +31,12 @@ export function useTestDatabase(): TestDatabase {
     drop: () => get().drop(),
   };
 }
+
+/** Rows a key of a run has in the row-per-point tail (`metric_point`). */
+export const tailRowCount = (pool: Pool, num: string, keyId: number) =>
+  pool
+    .query<{ n: number }>('SELECT count(*)::int AS n FROM metric_point WHERE run_num = $1 AND key_id = $2', [
+      num,
+      keyId,
+    ])
+    .then((r) => r.rows[0]!.n);
