@@ -94,8 +94,8 @@ const columnText = (name: Column) =>
     );
 
 /**
- * A column's bytes as numbers, checked whole (the one base64 spelling of exactly n entries) and entry by entry; an issue
- * names the column and the first bad entry (`packed.step.17`).
+ * A column's bytes as numbers, checked whole (the one base64 spelling of exactly n entries) and entry by entry;
+ * an issue names the column and the first bad entry (`packed.step.17`).
  */
 function readColumn(name: Column, b64: string, n: number, keys: number, ctx: z.RefinementCtx): number[] | null {
   const { width, read, problem } = COLUMNS[name];

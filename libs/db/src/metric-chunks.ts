@@ -45,9 +45,10 @@ const HOLDERS_SQL = `
     WHERE c.last_step >= u.s) h ON m.run_num = $1 AND m.key_id = h.k AND m.first_step = h.first_step`;
 
 /**
- * The (key id, step) pairs among the points (`keyIds`, `steps`) that are already folded into chunks: a batch insert drops them (a late
- * retry of a batch whose points were folded since), so a point is stored once across the fold too. Only the chunks
- * holding one of the steps are decoded — a batch of two steps far apart costs two chunks, not all between.
+ * The (key id, step) pairs among the points (`keyIds`, `steps`) that are already folded into chunks: a batch
+ * insert drops them (a late retry of a batch whose points were folded since), so a point is stored once across the
+ * fold too. Only the chunks holding one of the steps are decoded — a batch of two steps far apart costs two chunks,
+ * not all between.
  */
 export async function foldedAmong(
   c: Queryable,

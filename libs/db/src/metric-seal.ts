@@ -2,9 +2,9 @@
  * Sealing: a key's small chunks merged into big ones (docs/architecture.md, "The metric store"). A batch writes
  * chunks of up to about CHUNK_POINTS, what a trainer's batch holds of a key (metric-direct.ts), but every chunk has
  * fixed costs: its row, its TOAST rows and their index entries, and the part-filled TOAST page its last piece
- * leaves. At 1,000 points those are about 0.4 bytes a point, a tenth of all the store takes. So a key's neighbouring small chunks (at
- * most half of SEALED_POINTS each) are merged into chunks of about SEALED_POINTS: a live run's by the periodic sweep
- * once they hold that many, the rest when the run ends (sealGroups has the rules).
+ * leaves. At 1,000 points those are about 0.4 bytes a point, a tenth of all the store takes. So a key's
+ * neighbouring small chunks (at most half of SEALED_POINTS each) are merged into chunks of about SEALED_POINTS: a
+ * live run's by the periodic sweep once they hold that many, the rest when the run ends (sealGroups has the rules).
  *
  * A merge decodes nothing: the payloads are laid end to end by Postgres (the codec reads them so), the headers are
  * combined there, and only the summaries are joined here. So it costs little more than the rows' rewrite (bench:

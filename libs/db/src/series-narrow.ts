@@ -228,6 +228,10 @@ export async function mergedNarrow(
 /** Bucket columns as the series JSON carries them. */
 export type NarrowCols = Omit<BucketSeries, 'runId' | 'key' | 'mode' | 'width' | 'times'>;
 
+/** A value as JSON carries it: non-finite values as their strings (what Postgres' to_json writes). */
+export const jsonNumber = (v: number): JsonNumber =>
+  Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v;
+
 /** What `f4` casts to float4: zero and magnitudes float32 holds as normals (the rest stay float64, exactly). */
 const asFloat4 = (v: number) => v === 0 || (Math.abs(v) >= 1.2e-38 && Math.abs(v) <= 3.4e38);
 
@@ -260,16 +264,7 @@ export async function narrowBuckets(
         ) as number[])
       : [];
     let k = 0;
-    const value = (v: number): JsonNumber =>
-      asFloat4(v)
-        ? formatted[k++]!
-        : Number.isNaN(v)
-          ? 'NaN'
-          : v === Infinity
-            ? 'Infinity'
-            : v === -Infinity
-              ? '-Infinity'
-              : v;
+    const value = (v: number): JsonNumber => (asFloat4(v) ? formatted[k++]! : jsonNumber(v));
     const bound = (v: number): JsonNumber | null => (Number.isNaN(v) ? null : value(v));
     for (const { r, b } of merged) {
       const n = b.steps.length;

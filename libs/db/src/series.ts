@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Pool } from 'pg';
 import { readPoints } from './metric-chunks';
 import { ROLLUP_WIDTHS } from './metrics';
-import { f4, narrowBuckets, type NarrowRead } from './series-narrow';
+import { f4, jsonNumber, narrowBuckets, type NarrowRead } from './series-narrow';
 
 export interface SeriesRequest {
   runId: string;
@@ -206,10 +206,6 @@ async function jsonRow<T>(pool: Pool, sql: string, params: unknown[]): Promise<T
   const res = await pool.query<{ j: string | null }>(sql, params);
   return JSON.parse(res.rows[0]?.j ?? 'null') as T;
 }
-
-/** A value as JSON carries it: non-finite values as their strings (what Postgres' to_json writes). */
-export const jsonNumber = (v: number): JsonNumber =>
-  Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v;
 
 /** Raw points of [lo, hi], exact: the chunks the range needs are decoded and merged with the tail. */
 async function rawColumns(pool: Pool, s: KeyStats, lo: number, hi: number) {
